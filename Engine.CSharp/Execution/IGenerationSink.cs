@@ -1,0 +1,27 @@
+using OServe.Engine.Scheduling;
+
+namespace OServe.Engine.Execution;
+
+/// <summary>
+/// One thing that happened to a request in a step: a new token (with its text delta), a finish,
+/// or both. <see cref="TokenId"/> is <see cref="IModelRunner.NoToken"/> for an abort or failure.
+/// Times are engine-clock seconds; <see cref="InterTokenLatency"/> is 0 for a first token.
+/// </summary>
+public readonly record struct RequestOutput(
+    Sequence Sequence,
+    int TokenId,
+    string TextDelta,
+    FinishReason FinishReason,
+    double Time,
+    double InterTokenLatency,
+    Exception? Error = null)
+{
+    public bool IsFinished => FinishReason != FinishReason.None;
+    public bool IsFirstToken => TokenId >= 0 && Sequence.NumOutputTokens == 1;
+}
+
+/// <summary>Receives every <see cref="RequestOutput"/> on the engine loop thread; must be quick and must not throw.</summary>
+public interface IGenerationSink
+{
+    void OnOutput(in RequestOutput output);
+}
