@@ -243,7 +243,7 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
         if (output.TokenId >= 0 && !output.IsFirstToken)
             handle.InterTokenLatencies.Add(output.InterTokenLatency);
         handle.Events.Writer.TryWrite(new GenerationEvent(
-            seq.RequestId, output.TokenId, output.TextDelta, output.FinishReason, seq.NumPromptTokens, seq.NumOutputTokens));
+            seq.RequestId, output.TokenId, output.TextDelta, output.FinishReason, seq.NumPromptTokens, output.NumOutputTokens));
         if (!output.IsFinished)
             return;
         Complete(handle, error: null);

@@ -137,7 +137,7 @@ public sealed class EngineCore
         }
         if (reason != FinishReason.None)
             seq.FinishedTime = now;
-        _sink.OnOutput(new RequestOutput(seq, tokenId, delta, reason, now, interTokenLatency));
+        _sink.OnOutput(new RequestOutput(seq, tokenId, seq.NumOutputTokens, delta, reason, now, interTokenLatency));
     }
 
     private void EmitEnd(Sequence seq, FinishReason reason, Exception? error)
@@ -145,7 +145,7 @@ public sealed class EngineCore
         string delta = _texts.Remove(seq.RequestId, out var text) && error is null ? text.Flush() : "";
         double now = Clock.Now;
         seq.FinishedTime = now;
-        _sink.OnOutput(new RequestOutput(seq, IModelRunner.NoToken, delta, reason, now, 0, error));
+        _sink.OnOutput(new RequestOutput(seq, IModelRunner.NoToken, seq.NumOutputTokens, delta, reason, now, 0, error));
     }
 
     private void FailStep(SchedulerOutput output, Exception error)
