@@ -30,8 +30,9 @@ public sealed class PagedKvCache : IDisposable
         long[] shape = [numBlocks, blockSize, NumKvHeads, HeadDim];
         for (int l = 0; l < NumLayers; l++)
         {
-            keys[l] = zeros(shape, dtype, device);
-            values[l] = zeros(shape, dtype, device);
+            // Detached: the cache outlives any dispose scope it happens to be created in.
+            keys[l] = zeros(shape, dtype, device).DetachFromDisposeScope();
+            values[l] = zeros(shape, dtype, device).DetachFromDisposeScope();
         }
     }
 

@@ -9,7 +9,7 @@ public static class RandomWeights
 {
     public static InMemoryWeightSource Create(LlamaConfig config, long seed)
     {
-        var generator = new Generator((ulong)seed);
+        using var generator = new Generator((ulong)seed);
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         // GPT-2-style init (std 0.02, output projections scaled by depth) keeps activations O(1)
         // through the layers, so random models exercise realistic numerics rather than overflow.

@@ -131,4 +131,22 @@ public sealed class PagedForwardTests : IDisposable
         }
         Assert.Equal(before, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount);
     }
+
+    [Fact]
+    public void ModelAndCacheOutliveTheDisposeScopeTheyAreCreatedIn()
+    {
+        LlamaModel scoped;
+        PagedKvCache cache;
+        using (NewDisposeScope())
+        {
+            scoped = TinyModels.Random(seed: 9);
+            cache = new PagedKvCache(scoped.Config, 2, 8, CPU, ScalarType.Float32);
+        }
+        using (scoped)
+        using (cache)
+        {
+            using var logits = scoped.Forward([new SequenceChunk([1, 2, 3], 0, [1])], cache);
+            Assert.False(logits.isnan().any().item<bool>());
+        }
+    }
 }
