@@ -5,7 +5,6 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using OServe.Engine.Execution;
-using Prometheus;
 
 namespace OServe.Engine.Serving;
 
@@ -51,7 +50,7 @@ public static class ServerHost
         app.UseRouting();
         app.MapOpenAIEndpoints();
         app.MapGet("/health", () => TypedResults.Ok(new HealthStatus("ok", modelNames[0])));
-        app.MapMetrics("/metrics", metrics.Registry);
+        app.MapGet("/metrics", () => TypedResults.Text(metrics.Render(), PrometheusText.ContentType));
         return app;
     }
 

@@ -1,5 +1,4 @@
 using OServe.Engine.Execution;
-using Prometheus;
 
 namespace OServe.Engine.Serving;
 
@@ -7,9 +6,9 @@ namespace OServe.Engine.Serving;
 /// vLLM's serving metrics under an "oserve:" prefix, labelled model_name as vLLM does. Latencies are
 /// measured here, at the HTTP edge, from the request's arrival; queue depths, KV usage and token totals
 /// are read from <see cref="IInferenceEngine.Snapshot"/> at each scrape, so the engine stays their one
-/// source. Each server owns its registry, so two servers in one process (tests) never mix figures.
+/// source. Each server owns its figures, so two servers in one process (tests) never mix them.
 /// </summary>
-public sealed class ServingMetrics
+public sealed class ServingMetrics(IInferenceEngine engine, string modelName)
 {
     // vLLM's bucket boundaries, so dashboards built for vLLM read ours unchanged.
     private static readonly double[] TtftBuckets =
@@ -19,46 +18,15 @@ public sealed class ServingMetrics
     private static readonly double[] E2eBuckets =
         [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0];
 
-    private readonly Histogram.Child _timeToFirstToken;
-    private readonly Histogram.Child _interTokenLatency;
-    private readonly Histogram.Child _e2eLatency;
-    private readonly Counter _requestSuccess;
-    private readonly string _modelName;
+    private static readonly FinishReason[] FinishReasons = [FinishReason.Stop, FinishReason.Length, FinishReason.Abort];
 
-    public ServingMetrics(IInferenceEngine engine, string modelName)
-    {
-        _modelName = modelName;
-        Registry = Metrics.NewCustomRegistry();
-        var factory = Metrics.WithCustomRegistry(Registry);
-        string[] model = ["model_name"];
-
-        _timeToFirstToken = factory.CreateHistogram("oserve:time_to_first_token_seconds", "Time from arrival to the first generated token.",
-            new HistogramConfiguration { Buckets = TtftBuckets, LabelNames = model }).WithLabels(modelName);
-        _interTokenLatency = factory.CreateHistogram("oserve:inter_token_latency_seconds", "Time between consecutive generated tokens of a request.",
-            new HistogramConfiguration { Buckets = ItlBuckets, LabelNames = model }).WithLabels(modelName);
-        _e2eLatency = factory.CreateHistogram("oserve:e2e_request_latency_seconds", "Time from arrival to the last token of a finished request.",
-            new HistogramConfiguration { Buckets = E2eBuckets, LabelNames = model }).WithLabels(modelName);
-        _requestSuccess = factory.CreateCounter("oserve:request_success_total", "Requests that finished, by finish reason.",
-            new CounterConfiguration { LabelNames = ["model_name", "finished_reason"] });
-
-        var running = factory.CreateGauge("oserve:num_requests_running", "Requests in the running batch.", model).WithLabels(modelName);
-        var waiting = factory.CreateGauge("oserve:num_requests_waiting", "Requests admitted and waiting to be scheduled.", model).WithLabels(modelName);
-        var kvUsage = factory.CreateGauge("oserve:kv_cache_usage_perc", "Fraction of KV cache blocks in use (1 = full).", model).WithLabels(modelName);
-        var promptTokens = factory.CreateCounter("oserve:prompt_tokens_total", "Prompt tokens processed.", model).WithLabels(modelName);
-        var generationTokens = factory.CreateCounter("oserve:generation_tokens_total", "Tokens generated.", model).WithLabels(modelName);
-
-        Registry.AddBeforeCollectCallback(() =>
-        {
-            var snapshot = engine.Snapshot();
-            running.Set(snapshot.NumRequestsRunning);
-            waiting.Set(snapshot.NumRequestsWaiting);
-            kvUsage.Set(snapshot.KvCacheUsage);
-            promptTokens.IncTo(snapshot.PromptTokensTotal);
-            generationTokens.IncTo(snapshot.GenerationTokensTotal);
-        });
-    }
-
-    public CollectorRegistry Registry { get; }
+    private readonly PrometheusHistogram _timeToFirstToken = new("oserve:time_to_first_token_seconds",
+        "Time from arrival to the first generated token.", TtftBuckets);
+    private readonly PrometheusHistogram _interTokenLatency = new("oserve:inter_token_latency_seconds",
+        "Time between consecutive generated tokens of a request.", ItlBuckets);
+    private readonly PrometheusHistogram _e2eLatency = new("oserve:e2e_request_latency_seconds",
+        "Time from arrival to the last token of a finished request.", E2eBuckets);
+    private readonly long[] _numFinished = new long[FinishReasons.Length];
 
     public void ObserveFirstToken(TimeSpan sinceArrival) => _timeToFirstToken.Observe(sinceArrival.TotalSeconds);
 
@@ -67,6 +35,33 @@ public sealed class ServingMetrics
     public void ObserveFinished(TimeSpan sinceArrival, FinishReason reason)
     {
         _e2eLatency.Observe(sinceArrival.TotalSeconds);
-        _requestSuccess.WithLabels(_modelName, OpenAIFinishReason.From(reason)).Inc();
+        Interlocked.Increment(ref _numFinished[Array.IndexOf(FinishReasons, reason)]);
+    }
+
+    /// <summary>The whole exposition, as GET /metrics answers it.</summary>
+    public string Render()
+    {
+        var snapshot = engine.Snapshot();
+        (string, string)[] model = [("model_name", modelName)];
+        var text = new PrometheusText();
+        void Single(string name, string type, string help, double value)
+        {
+            text.Family(name, type, help);
+            text.Sample(name, model, value);
+        }
+
+        Single("oserve:num_requests_running", "gauge", "Requests in the running batch.", snapshot.NumRequestsRunning);
+        Single("oserve:num_requests_waiting", "gauge", "Requests admitted and waiting to be scheduled.", snapshot.NumRequestsWaiting);
+        Single("oserve:kv_cache_usage_perc", "gauge", "Fraction of KV cache blocks in use (1 = full).", snapshot.KvCacheUsage);
+        Single("oserve:prompt_tokens_total", "counter", "Prompt tokens processed.", snapshot.PromptTokensTotal);
+        Single("oserve:generation_tokens_total", "counter", "Tokens generated.", snapshot.GenerationTokensTotal);
+        text.Family("oserve:request_success_total", "counter", "Requests that finished, by finish reason.");
+        for (var i = 0; i < FinishReasons.Length; i++)
+            text.Sample("oserve:request_success_total", [.. model, ("finished_reason", OpenAIFinishReason.From(FinishReasons[i]))],
+                Interlocked.Read(ref _numFinished[i]));
+        _timeToFirstToken.Write(text, model);
+        _interTokenLatency.Write(text, model);
+        _e2eLatency.Write(text, model);
+        return text.ToString();
     }
 }
