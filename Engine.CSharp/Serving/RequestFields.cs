@@ -82,9 +82,9 @@ public readonly struct RequestFields
         return result;
     }
 
-    /// <summary>A list of token ids (non-negative integers).</summary>
-    public IReadOnlyList<int> TokenIds(string name) =>
-        TryGet(name, out var value) ? AsTokenIds(value, name) : [];
+    /// <summary>A list of token ids: non-negative, and below <paramref name="vocabSize"/> when it is known.</summary>
+    public IReadOnlyList<int> TokenIds(string name, int? vocabSize) =>
+        TryGet(name, out var value) ? AsTokenIds(value, name, vocabSize) : [];
 
     /// <summary>Refuses a field we do not implement unless it holds its do-nothing value.</summary>
     public void RejectUnlessDefault(string name, Func<JsonElement, bool> isDefault, string reason)
@@ -93,14 +93,17 @@ public readonly struct RequestFields
             throw OpenAIErrorException.BadField(name, reason);
     }
 
-    public static IReadOnlyList<int> AsTokenIds(JsonElement value, string name)
+    public static IReadOnlyList<int> AsTokenIds(JsonElement value, string name, int? vocabSize)
     {
+        var (max, rule) = vocabSize is { } size
+            ? (size - 1L, $"must be a token id in 0..{size - 1} (the vocabulary has {size} tokens)")
+            : (int.MaxValue, "must be a token id (a non-negative integer)");
         if (value.ValueKind != JsonValueKind.Array)
             throw OpenAIErrorException.BadField(name, $"must be a list of token ids, got {Describe(value)}");
         var ids = new List<int>(value.GetArrayLength());
         var i = 0;
         foreach (var item in value.EnumerateArray())
-            ids.Add((int)AsInteger(item, $"{name}[{i++}]", 0, int.MaxValue, "must be a token id (a non-negative integer)"));
+            ids.Add((int)AsInteger(item, $"{name}[{i++}]", 0, max, rule));
         return ids;
     }
 

@@ -70,7 +70,7 @@ public sealed class RequestParser(IInferenceEngine engine, IReadOnlyList<string>
         return (stream, Prefixed("stream_options", () => new RequestFields(options).Bool("include_usage")) is true);
     }
 
-    private static SamplingParams Sampling(RequestFields fields)
+    private SamplingParams Sampling(RequestFields fields)
     {
         fields.Integer("n", 1, 1, "only n = 1 is supported");
         foreach (var name in new[] { "presence_penalty", "frequency_penalty" })
@@ -85,7 +85,7 @@ public sealed class RequestParser(IInferenceEngine engine, IReadOnlyList<string>
             TopK = topK is null or 0 ? defaults.TopK : (int)topK.Value,
             Seed = fields.Integer("seed", long.MinValue, long.MaxValue, "must be an integer") is { } seed ? unchecked((ulong)seed) : null,
             Stop = fields.StringOrList("stop"),
-            StopTokenIds = fields.TokenIds("stop_token_ids"),
+            StopTokenIds = fields.TokenIds("stop_token_ids", engine.VocabSize),
             IgnoreEos = fields.Bool("ignore_eos") ?? false,
         };
     }
@@ -115,7 +115,7 @@ public sealed class RequestParser(IInferenceEngine engine, IReadOnlyList<string>
         var tokens = prompt.ValueKind switch
         {
             JsonValueKind.String => engine.Encode(prompt.GetString()!, addBos: true),
-            JsonValueKind.Array => RequestFields.AsTokenIds(prompt, "prompt"),
+            JsonValueKind.Array => RequestFields.AsTokenIds(prompt, "prompt", engine.VocabSize),
             _ => throw OpenAIErrorException.BadField("prompt", $"must be a string or a list of token ids, got {RequestFields.Describe(prompt)}"),
         };
         return tokens.Count > 0 ? tokens : throw OpenAIErrorException.BadField("prompt", "must not be empty");

@@ -37,6 +37,7 @@ public sealed class FakeEngine : IInferenceEngine
 
     public string ModelName { get; init; } = "fake-model";
     public int MaxModelLength { get; init; } = 64;
+    public int? VocabSize { get; init; } = 2000;
     public IReadOnlyList<string> Script { get; init; } = DefaultScript;
     public FakeBehavior Behavior { get; set; } = FakeBehavior.Script;
     public TimeSpan RetryAfter { get; init; } = TimeSpan.FromSeconds(2);

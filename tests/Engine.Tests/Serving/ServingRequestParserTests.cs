@@ -123,4 +123,18 @@ public sealed class ServingRequestParserTests
         Assert.Equal("prompt", error.Param);
         Assert.Equal("prompt: is 64 tokens, which leaves no room to generate within the model's maximum context length of 64 tokens", error.Message);
     }
+
+    [Fact]
+    public void Token_ids_are_range_checked_only_when_the_engine_knows_its_vocabulary()
+    {
+        var parser = new RequestParser(new FakeEngine { VocabSize = null }, ["fake-model"], new PlainChatTemplate(), 16);
+
+        var parsed = parser.ParseCompletion(JsonDocument.Parse("""{"model":"fake-model","prompt":[1000000],"stop_token_ids":[999999]}""").RootElement);
+
+        Assert.Equal([1_000_000], parsed.PromptTokens);
+        Assert.Equal([999_999], parsed.Sampling.StopTokenIds);
+        var error = Assert.Throws<OpenAIErrorException>(() =>
+            parser.ParseCompletion(JsonDocument.Parse("""{"model":"fake-model","prompt":[-1]}""").RootElement));
+        Assert.Equal("prompt[0]: must be a token id (a non-negative integer), got -1", error.Message);
+    }
 }
