@@ -2,6 +2,8 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OServe.Engine.Serving;
 
@@ -26,7 +28,12 @@ public sealed class ServingTestServer : IAsyncDisposable
     public static async Task<ServingTestServer> StartAsync(FakeEngine engine, ServeOptions? options = null)
     {
         options = (options ?? new ServeOptions()) with { Host = "127.0.0.1", Port = 0 };
-        var app = ServerHost.Build(options, engine, configure: builder => builder.Logging.ClearProviders());
+        var app = ServerHost.Build(options, engine, configure: builder =>
+        {
+            builder.Logging.ClearProviders();
+            // A test that fails with a request still blocked in the engine should not wait 30 s to stop.
+            builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(1));
+        });
         await app.StartAsync();
         return new ServingTestServer(app, ServerHost.BoundAddress(app));
     }
