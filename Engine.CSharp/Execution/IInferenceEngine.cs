@@ -12,6 +12,12 @@ public interface IInferenceEngine
     /// <summary>Longest prompt + completion one request may use, in tokens.</summary>
     int MaxModelLength { get; }
 
+    /// <summary>
+    /// Number of token ids the model knows, so the server can refuse an out-of-range id in a prompt or
+    /// stop_token_ids with a 400 instead of failing inside the model. Null (the default) skips that check.
+    /// </summary>
+    int? VocabSize => null;
+
     /// <summary>Tokenizes text with the served model's tokenizer.</summary>
     IReadOnlyList<int> Encode(string text, bool addBos);
 
