@@ -10,10 +10,11 @@ module AzureTrace =
         [| "yyyy-MM-dd HH:mm:ss.FFFFFFF"; "yyyy-MM-dd HH:mm:ss"; "yyyy-MM-ddTHH:mm:ss.FFFFFFF"
            "yyyy-MM-dd HH:mm:ss.FFFFFFFzzz"; "yyyy-MM-ddTHH:mm:ss.FFFFFFFzzz"; "yyyy-MM-ddTHH:mm:ss.FFFFFFFK" |]
 
-    let private parseTimestamp (file: string) (line: int) (text: string) : Result<float, TraceError> =
+    /// UTC ticks (100 ns); kept integral until made relative so sub-microsecond stamps survive.
+    let private parseTimestamp (file: string) (line: int) (text: string) : Result<int64, TraceError> =
         let styles = Globalization.DateTimeStyles.AdjustToUniversal ||| Globalization.DateTimeStyles.AssumeUniversal
         match DateTimeOffset.TryParseExact(text, formats, RowParse.inv, styles) with
-        | true, t -> Ok(float t.UtcTicks / float TimeSpan.TicksPerSecond)
+        | true, t -> Ok t.UtcTicks
         | _ ->
             Error { File = file; Line = line; Field = "TIMESTAMP"
                     Message = sprintf "expected a timestamp like '2023-11-16 18:17:03.9799600', got '%s'" text }
@@ -27,7 +28,7 @@ module AzureTrace =
             match RowParse.column file header "TIMESTAMP", RowParse.column file header "ContextTokens",
                   RowParse.column file header "GeneratedTokens" with
             | Ok ti, Ok ci, Ok gi ->
-                let row (index: int) (text: string) : Result<Request, TraceError> =
+                let row (index: int) (text: string) : Result<struct (int64 * int * int), TraceError> =
                     let line = index + 1
                     let f = RowParse.splitCsv text
                     if f.Length <> header.Length then
@@ -37,7 +38,7 @@ module AzureTrace =
                         match parseTimestamp file line f[ti],
                               RowParse.tokenCount file line "ContextTokens" f[ci],
                               RowParse.tokenCount file line "GeneratedTokens" f[gi] with
-                        | Ok t, Ok i, Ok o -> Ok { Arrival = t; InputTokens = i; OutputTokens = o }
+                        | Ok t, Ok i, Ok o -> Ok(struct (t, i, o))
                         | Error e, _, _ | _, Error e, _ | _, _, Error e -> Error e
                 lines
                 |> Seq.indexed
@@ -45,7 +46,12 @@ module AzureTrace =
                 |> Seq.filter (fun (_, l) -> not (String.IsNullOrWhiteSpace l))
                 |> Seq.map (fun (i, l) -> row i l)
                 |> RowParse.collect
-                |> Result.map (Trace.ofRawArrivals file 0 "")
+                |> Result.map (fun rows ->
+                    let t0 = if rows.Length = 0 then 0L else rows |> Array.map (fun (struct (t, _, _)) -> t) |> Array.min
+                    rows
+                    |> Array.map (fun (struct (t, i, o)) ->
+                        { Arrival = float (t - t0) / float TimeSpan.TicksPerSecond; InputTokens = i; OutputTokens = o })
+                    |> Trace.ofRawArrivals file 0 "")
             | r1, r2, r3 ->
                 Error([ r1; r2; r3 ] |> List.choose (function Error e -> Some e | Ok _ -> None))
 
