@@ -6,10 +6,12 @@ namespace OServe.Engine.Benchmarking;
 /// <summary>Turns transport exceptions into the one-line messages a user reads.</summary>
 public static class HttpFailure
 {
-    /// <summary>True when the request never reached a server (refused, unresolvable, unroutable).</summary>
+    /// <summary>
+    /// True when no connection could be made (refused, unresolvable, unroutable); a connection reset
+    /// after the request went out is a broken stream, not this.
+    /// </summary>
     public static bool IsConnectFailure(Exception e) =>
-        e is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError }
-        || FindSocketException(e) is not null && e is HttpRequestException;
+        e is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError };
 
     public static string Describe(Exception e, Uri url)
     {
