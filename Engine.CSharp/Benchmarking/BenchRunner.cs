@@ -116,8 +116,10 @@ public static class BenchRunner
         for (var i = 0; i < requests.Length; i++)
         {
             // Arrival times are absolute offsets from the start, so a late wake-up never shifts later requests.
-            var wait = requests[i].ArrivalSec - Stopwatch.GetElapsedTime(start).TotalSeconds;
-            if (wait >= 0.001) await Task.Delay(TimeSpan.FromSeconds(wait), ct);
+            // Timers have millisecond resolution: sleep while at least 1 ms early, then send (at most 1 ms early).
+            double wait;
+            while ((wait = requests[i].ArrivalSec - Stopwatch.GetElapsedTime(start).TotalSeconds) >= 0.001)
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Ceiling(wait * 1000)), ct);
             // Like vLLM, a request that arrives while max-concurrency are in flight waits, and its clock starts when it is sent.
             if (slots is not null) await slots.WaitAsync(ct);
             inFlight[i] = SendOne(i);

@@ -33,6 +33,12 @@ public sealed class TrivialSseServer : IAsyncDisposable
 
     public Uri BaseUrl { get; }
 
+    /// <summary>
+    /// Fires on SIGTERM or Ctrl+C: the web host's console lifetime takes those signals for itself, so
+    /// whoever serves until stopped must wait on this as well as on its own token.
+    /// </summary>
+    public CancellationToken Stopping => _app.Lifetime.ApplicationStopping;
+
     /// <summary>Starts on 127.0.0.1:<paramref name="port"/> (0: any free port).</summary>
     public static async Task<TrivialSseServer> StartAsync(int port, CancellationToken cancellationToken = default)
     {

@@ -163,11 +163,20 @@ public static class BenchCommand
         {
             var output = parse.InvocationConfiguration.Output;
             var serve = parse.GetValue(serveOnly);
-            await using var server = await TrivialSseServer.StartAsync(serve ? parse.GetValue(port)!.Value : 0, ct);
+            var listenPort = serve ? parse.GetValue(port)!.Value : 0;
+            TrivialSseServer server;
+            try { server = await TrivialSseServer.StartAsync(listenPort, ct); }
+            catch (IOException e)
+            {
+                parse.InvocationConfiguration.Error.WriteLine($"error --port: cannot listen on 127.0.0.1:{listenPort}: {e.InnerException?.Message ?? e.Message}");
+                return OServeCli.ExitFailure;
+            }
+            await using var _ = server;
             if (serve)
             {
                 output.WriteLine($"trivial SSE server on {server.BaseUrl}; stop with Ctrl+C");
-                try { await Task.Delay(Timeout.Infinite, ct); }
+                using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, server.Stopping);
+                try { await Task.Delay(Timeout.Infinite, stop.Token); }
                 catch (OperationCanceledException) { }
                 return OServeCli.ExitOk;
             }

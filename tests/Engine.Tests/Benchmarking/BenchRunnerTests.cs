@@ -151,7 +151,8 @@ public sealed class BenchRunnerTests
 
         var lastArrival = BenchWorkload.Build(options).Requests[^1].ArrivalSec;
         Assert.True(lastArrival > 0.1, $"last arrival {lastArrival}");
-        Assert.True(result.Duration >= lastArrival, $"duration {result.Duration} < last arrival {lastArrival}");
+        // The dispatcher sends a request due within the next millisecond at once rather than sleep on a coarse timer.
+        Assert.True(result.Duration >= lastArrival - 0.002, $"duration {result.Duration} < last arrival {lastArrival}");
         Assert.Equal(20, result.Completed);
     }
 }
