@@ -1,0 +1,131 @@
+namespace OServe.Planner.CostModel
+
+open System
+open System.Collections.Generic
+open Microsoft.FSharp.Reflection
+
+/// Every calibratable number of the cost model. Defaults are textbook values for H100-class GPUs;
+/// a profile file (written by `oserve profile`) replaces any subset of them. Profile file shape
+/// (YAML, or JSON since YAML reads JSON):
+///
+///     source: oserve profile 2026-11-27 H100   # optional, free text
+///     coefficients:                            # keys are these field names in camelCase
+///       prefillMfu: 0.52
+///       decodeHbmEfficiency: 0.78
+///
+/// Keys not listed here are refused (a typo must not silently keep a default).
+type CostCoefficients =
+    { /// Fraction of GPU memory the engine may use (vLLM's gpu_memory_utilization).
+      MemoryUtilization: float
+      /// Activation/workspace memory reserved per GPU, bytes.
+      WorkspaceBytes: int64
+      /// A replica must hold at least this many KV tokens to count as feasible.
+      MinKvTokens: int64
+      /// Continuous-batching cap on running sequences per replica (vLLM max_num_seqs).
+      MaxNumSeqs: int
+      /// Model FLOPs utilization during prefill (compute-bound).
+      PrefillMfu: float
+      /// FLOPs utilization during decode (rarely binding; decode is bandwidth-bound).
+      DecodeMfu: float
+      /// Achieved fraction of HBM bandwidth when streaming weights and KV in decode.
+      DecodeHbmEfficiency: float
+      /// Multiplies the causal attention FLOPs term 2 * layers * tokens^2 * heads * head_dim.
+      AttentionFlopsFactor: float
+      /// Fixed latency of one all-reduce inside a node, seconds.
+      IntraNodeLatencySec: float
+      /// Fixed latency of one transfer between nodes, seconds.
+      InterNodeLatencySec: float
+      /// Achieved fraction of link bandwidth for collectives and sends.
+      LinkEfficiency: float
+      /// Scheduler and kernel-launch overhead per engine iteration, seconds.
+      IterationOverheadSec: float
+      /// Bandwidth of a cold weight load from storage, bytes/s (switch steps without a source GPU).
+      StorageBytesPerSec: float
+      /// Fraction of memory kept free on a device while a switch moves data onto it.
+      SwitchMemoryHeadroom: float
+      /// Sequences with at most this many remaining output tokens drain instead of moving their KV.
+      DrainMaxRemainingTokens: int }
+
+[<RequireQualifiedAccess>]
+module CostCoefficients =
+    let defaults =
+        { MemoryUtilization = 0.90
+          WorkspaceBytes = 2L * 1024L * 1024L * 1024L
+          MinKvTokens = 4096L
+          MaxNumSeqs = 256
+          PrefillMfu = 0.50
+          DecodeMfu = 0.30
+          DecodeHbmEfficiency = 0.80
+          AttentionFlopsFactor = 1.0
+          IntraNodeLatencySec = 10e-6
+          InterNodeLatencySec = 25e-6
+          LinkEfficiency = 0.70
+          IterationOverheadSec = 2e-3
+          StorageBytesPerSec = 2e9
+          SwitchMemoryHeadroom = 0.15
+          DrainMaxRemainingTokens = 64 }
+
+    let private camel (s: string) = string (Char.ToLowerInvariant s[0]) + s.Substring 1
+
+    let private fields = FSharpType.GetRecordFields(typeof<CostCoefficients>)
+
+    /// Replaces defaults by the values of a key -> text map; errors name the key and the source.
+    let ofMap (source: string) (values: IReadOnlyDictionary<string, string>) : Result<CostCoefficients, string list> =
+        let byName = fields |> Array.map (fun f -> camel f.Name, f) |> dict
+        let current = FSharpValue.GetRecordFields(defaults)
+        let errors = List<string>()
+        let inv = Globalization.CultureInfo.InvariantCulture
+        for KeyValue(key, text) in values do
+            match byName.TryGetValue key with
+            | false, _ ->
+                errors.Add(sprintf "%s: unknown coefficient '%s' (known: %s)" source key (String.Join(", ", byName.Keys)))
+            | true, f ->
+                let i = Array.IndexOf(fields, f)
+                let bad () = errors.Add(sprintf "%s: coefficient '%s' must be a non-negative %s, got '%s'" source key f.PropertyType.Name text)
+                if f.PropertyType = typeof<float> then
+                    match Double.TryParse(text, Globalization.NumberStyles.Float, inv) with
+                    | true, v when Double.IsFinite v && v >= 0.0 -> current[i] <- box v
+                    | _ -> bad ()
+                elif f.PropertyType = typeof<int64> then
+                    match Int64.TryParse(text, Globalization.NumberStyles.Integer, inv) with
+                    | true, v when v >= 0L -> current[i] <- box v
+                    | _ -> bad ()
+                else
+                    match Int32.TryParse(text, Globalization.NumberStyles.Integer, inv) with
+                    | true, v when v >= 0 -> current[i] <- box v
+                    | _ -> bad ()
+        if errors.Count > 0 then Error(List.ofSeq errors)
+        else
+            let c = FSharpValue.MakeRecord(typeof<CostCoefficients>, current) :?> CostCoefficients
+            if c.MemoryUtilization > 1.0 then Error [ sprintf "%s: memoryUtilization must be in (0, 1], got %g" source c.MemoryUtilization ]
+            elif c.PrefillMfu <= 0.0 || c.DecodeMfu <= 0.0 || c.DecodeHbmEfficiency <= 0.0 || c.LinkEfficiency <= 0.0 then
+                Error [ sprintf "%s: efficiency factors (prefillMfu, decodeMfu, decodeHbmEfficiency, linkEfficiency) must be > 0" source ]
+            else Ok c
+
+    /// Reads a profile file (YAML or JSON) with a top-level `coefficients` mapping.
+    let load (path: string) : Result<CostCoefficients, string list> =
+        if not (IO.File.Exists path) then Error [ sprintf "%s: profile file not found" path ]
+        else
+            try
+                let yaml = YamlDotNet.RepresentationModel.YamlStream()
+                use reader = new IO.StreamReader(path)
+                yaml.Load(reader)
+                if yaml.Documents.Count = 0 then Error [ sprintf "%s: empty profile" path ]
+                else
+                    match yaml.Documents[0].RootNode with
+                    | :? YamlDotNet.RepresentationModel.YamlMappingNode as root ->
+                        let key = YamlDotNet.RepresentationModel.YamlScalarNode("coefficients")
+                        match root.Children.TryGetValue key with
+                        | true, (:? YamlDotNet.RepresentationModel.YamlMappingNode as m) ->
+                            let values = Dictionary<string, string>()
+                            let errs = List<string>()
+                            for KeyValue(k, v) in m.Children do
+                                match k, v with
+                                | (:? YamlDotNet.RepresentationModel.YamlScalarNode as ks), (:? YamlDotNet.RepresentationModel.YamlScalarNode as vs) ->
+                                    values[string ks.Value] <- string vs.Value
+                                | _ -> errs.Add(sprintf "%s: line %d: each coefficient must be 'name: number'" path k.Start.Line)
+                            if errs.Count > 0 then Error(List.ofSeq errs) else ofMap path values
+                        | _ -> Error [ sprintf "%s: expected a top-level 'coefficients:' mapping" path ]
+                    | _ -> Error [ sprintf "%s: expected a mapping at the top level" path ]
+            with :? YamlDotNet.Core.YamlException as ex ->
+                Error [ sprintf "%s: line %d: %s" path ex.Start.Line ex.Message ]

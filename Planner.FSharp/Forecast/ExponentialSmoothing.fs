@@ -1,0 +1,102 @@
+namespace OServe.Planner.Forecast
+
+open System
+
+/// A fitted smoothing model. Holt: level + trend. HoltWinters: additive season of SeasonLength.
+type SmoothingModel =
+    | Holt of alpha: float * beta: float
+    | HoltWinters of alpha: float * beta: float * gamma: float * seasonLength: int
+
+/// The state after running a model over a history; Forecast h is the h-step-ahead value (h >= 1).
+type SmoothingState =
+    { Model: SmoothingModel
+      Level: float
+      Trend: float
+      Season: float[] // last SeasonLength seasonal terms, oldest first; empty for Holt
+      OneStepSse: float
+      NumFitted: int }
+
+    member this.Forecast(h: int) =
+        let s = if this.Season.Length = 0 then 0.0 else this.Season[(h - 1) % this.Season.Length]
+        max 0.0 (this.Level + float h * this.Trend + s)
+
+[<RequireQualifiedAccess>]
+module ExponentialSmoothing =
+    /// Runs Holt's linear method; SSE of one-step forecasts from t = 2 (the first two values set
+    /// level and trend).
+    let runHolt (alpha: float) (beta: float) (y: float[]) : SmoothingState =
+        if y.Length = 0 then
+            { Model = Holt(alpha, beta); Level = 0.0; Trend = 0.0; Season = [||]; OneStepSse = 0.0; NumFitted = 0 }
+        elif y.Length = 1 then
+            { Model = Holt(alpha, beta); Level = y[0]; Trend = 0.0; Season = [||]; OneStepSse = 0.0; NumFitted = 0 }
+        else
+            let mutable l = y[0]
+            let mutable b = y[1] - y[0]
+            let mutable sse = 0.0
+            for t in 1 .. y.Length - 1 do
+                let f = l + b
+                if t >= 2 then sse <- sse + (y[t] - f) * (y[t] - f)
+                let l' = alpha * y[t] + (1.0 - alpha) * (l + b)
+                b <- beta * (l' - l) + (1.0 - beta) * b
+                l <- l'
+            { Model = Holt(alpha, beta); Level = l; Trend = b; Season = [||]; OneStepSse = sse; NumFitted = max 0 (y.Length - 2) }
+
+    /// Runs additive Holt-Winters; needs y.Length >= 2 * m. Initial level = mean of season 1, trend =
+    /// (mean of season 2 - mean of season 1) / m, seasonal terms = season 1 minus its mean.
+    let runHoltWinters (alpha: float) (beta: float) (gamma: float) (m: int) (y: float[]) : SmoothingState =
+        let mean1 = Array.averageBy id y[0 .. m - 1]
+        let mean2 = Array.averageBy id y[m .. 2 * m - 1]
+        let mutable l = mean1
+        let mutable b = (mean2 - mean1) / float m
+        let s = Array.init m (fun i -> y[i] - mean1)
+        // Season terms are indexed by t % m; the first season only initialises them.
+        let mutable sse = 0.0
+        for t in m .. y.Length - 1 do
+            let si = t % m
+            let f = l + b + s[si]
+            sse <- sse + (y[t] - f) * (y[t] - f)
+            let l' = alpha * (y[t] - s[si]) + (1.0 - alpha) * (l + b)
+            b <- beta * (l' - l) + (1.0 - beta) * b
+            s[si] <- gamma * (y[t] - l') + (1.0 - gamma) * s[si]
+            l <- l'
+        let n = y.Length
+        let ordered = Array.init m (fun h -> s[(n + h) % m])
+        { Model = HoltWinters(alpha, beta, gamma, m); Level = l; Trend = b; Season = ordered; OneStepSse = sse; NumFitted = n - m }
+
+    let private grid = [| 0.05 .. 0.1 .. 0.95 |]
+
+    /// Grid search then a finer grid (step 0.02) around the best point; parameters stay in [0.01, 0.99].
+    let private refine (dims: int) (score: float[] -> float) : float[] =
+        let mutable best = Array.create dims 0.5
+        let mutable bestScore = Double.MaxValue
+        let rec search (prefix: float list) (values: int -> float[]) =
+            if prefix.Length = dims then
+                let p = prefix |> List.rev |> Array.ofList
+                let s = score p
+                if s < bestScore then
+                    bestScore <- s
+                    best <- p
+            else
+                for v in values prefix.Length do search (v :: prefix) values
+        search [] (fun _ -> grid)
+        let centre = Array.copy best
+        let fine i = [| for d in -0.08 .. 0.02 .. 0.081 -> min 0.99 (max 0.01 (centre[i] + d)) |] |> Array.distinct
+        search [] fine
+        best
+
+    /// Fits by minimizing the one-step squared error on the history. Holt-Winters is used when the
+    /// history holds at least two full seasons of `seasonLength` (> 1) and it fits better per point;
+    /// otherwise Holt.
+    let fit (seasonLength: int option) (y: float[]) : SmoothingState =
+        let holtParams = refine 2 (fun p -> (runHolt p[0] p[1] y).OneStepSse)
+        let holt = runHolt holtParams[0] holtParams[1] y
+        match seasonLength with
+        | Some m when m > 1 && y.Length >= 2 * m ->
+            let hwParams = refine 3 (fun p -> (runHoltWinters p[0] p[1] p[2] m y).OneStepSse)
+            let hw = runHoltWinters hwParams[0] hwParams[1] hwParams[2] m y
+            // Compare mean one-step error over the points both forecast (HW skips the first season).
+            let holtTail = runHolt holtParams[0] holtParams[1] y
+            let holtMse = if holtTail.NumFitted = 0 then Double.MaxValue else holtTail.OneStepSse / float holtTail.NumFitted
+            let hwMse = if hw.NumFitted = 0 then Double.MaxValue else hw.OneStepSse / float hw.NumFitted
+            if hwMse < holtMse then hw else holt
+        | _ -> holt
