@@ -112,6 +112,17 @@ public static class PlannerAdapter
         EstSeconds = schedule.EstSeconds,
     };
 
+    /// <summary>
+    /// <paramref name="to"/> with the planner's switch steps from <paramref name="from"/>: shards from
+    /// the cheapest current holder (hot) or from storage (<paramref name="reload"/>), drains and KV moves.
+    /// </summary>
+    public static Plan WithSwitch(Cluster cluster, ModelCard card, CostCoefficients k, Plan from, Plan to, bool reload, double rho = 0.85, double longShare = 0.5)
+    {
+        var schedule = SwitchPlanner.plan(k, Model(card), Cluster(cluster), cluster.StorageReadGbps * 1e9, reload, rho, longShare,
+            Placed(from, cluster), Placed(to, cluster));
+        return to with { Switch = ToSwitchPlan(cluster, schedule, from.Version) };
+    }
+
     /// <summary>Unwraps an F# Result, turning its errors into one exception with every message.</summary>
     public static T Unwrap<T>(FSharpResult<T, Microsoft.FSharp.Collections.FSharpList<string>> result, string what) =>
         result.IsOk ? result.ResultValue : throw new PlanningException($"{what}: {string.Join("; ", result.ErrorValue)}");

@@ -11,6 +11,7 @@ public enum EventKind
     KvTransferDone = 2,
     StepEnd = 3,
     Arrival = 4,
+    Sample = 5,
 }
 
 /// <summary>
@@ -76,4 +77,17 @@ public sealed class KvTransferDoneEvent(double time, SimReplica target, Scheduli
     public Scheduling.Sequence Sequence { get; } = sequence;
     public override EventKind Kind => EventKind.KvTransferDone;
     public override void Handle(Simulation sim, List<SimEvent> next) => sim.OnKvTransferDone(Target, Sequence, next);
+}
+
+/// <summary>An observer looks at the state (every interval while requests are outstanding).</summary>
+public sealed class SampleEvent(double time, double interval, Action<Simulation> sampler) : SimEvent(time)
+{
+    public override EventKind Kind => EventKind.Sample;
+
+    public override void Handle(Simulation sim, List<SimEvent> next)
+    {
+        sampler(sim);
+        if (sim.Metrics.NumFinished < sim.Setup.Requests.Count)
+            next.Add(new SampleEvent(Time + interval, interval, sampler));
+    }
 }

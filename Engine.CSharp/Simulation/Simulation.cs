@@ -44,12 +44,23 @@ public sealed class Simulation
     internal Dispatcher Dispatcher => _dispatcher ?? throw new InvalidOperationException("no plan is in force yet");
     public List<SwitchRecord> SwitchLog { get; } = [];
 
+    private readonly List<(double Interval, Action<Simulation> Sampler)> _samplers = [];
+
+    /// <summary>Calls <paramref name="sampler"/> every <paramref name="interval"/> seconds of virtual time from 0 until every request has finished.</summary>
+    public void AddSampler(double interval, Action<Simulation> sampler)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(interval);
+        _samplers.Add((interval, sampler));
+    }
+
     /// <param name="progress">Called now and then with the virtual time reached.</param>
     public void Run(Action<double>? progress = null)
     {
         Schedule(new PlanSwitchEvent(0, 0));
         for (int i = 1; i < Setup.Plans.Count; i++)
             Schedule(new PlanSwitchEvent(Math.Max(0, Setup.Plans[i].Window.StartS), i));
+        foreach (var (interval, sampler) in _samplers)
+            Schedule(new SampleEvent(0, interval, sampler));
         if (Setup.Requests.Count > 0)
             Schedule(new ArrivalEvent(Setup.Requests[0].ArrivalS, 0));
 
