@@ -55,13 +55,21 @@ module Planning =
         | PlannerKind.PaperHeuristic -> PaperHeuristic.solve options input
         | _ -> CpSatPlanner.solve options input
 
-    /// Mean E2E latency estimate (s) over the routed traffic.
+    /// Mean E2E latency estimate (s) over the routed traffic, each config at its own utilization.
     let meanLatency (s: Solution) =
         let served = s.ServedRate
         if served <= 0.0 then 0.0
         else
-            (s.Routed |> Array.mapi (fun c row -> row |> Array.mapi (fun j v -> v * float (s.Problem.LatencyMs[c][j])) |> Array.sum) |> Array.sum)
-            / served / 1000.0
+            let p = s.Problem
+            let total =
+                p.Candidates |> Array.sumBy (fun c ->
+                    let row = s.Routed[c.Index]
+                    if s.Counts[c.Index] = 0 || Array.sum row <= 0.0 then 0.0
+                    else
+                        let u = (row |> Array.mapi (fun j v -> if v > 0.0 then v / c.Service[j].Rate else 0.0) |> Array.sum) / float s.Counts[c.Index]
+                        let e = c.EstimateAt(min 0.99 u)
+                        row |> Array.mapi (fun j v -> if v > 0.0 then v * e[j].E2eSec else 0.0) |> Array.sum)
+            total / served
 
     let private utilization (p: ScaledProblem) (d: Deployment) (i: int) =
         let r = d.Replicas[i]

@@ -57,7 +57,7 @@ let bruteForceServed (p: ScaledProblem) =
     best
 
 let smallInput rateFactor =
-    let options = { PlannerOptions.Default with MaxPp = 1; RateResolution = 6 }
+    let options = { PlannerOptions.Default with MaxPp = 1; RateResolution = 4 }
     let types0 = [| demand "short" 500.0 50.0 1.0; demand "long" 2000.0 400.0 1.0 |]
     let input0 = { Cluster = cluster [ h100Node "n0" 4 ]; Model = Hardware.llama2_7b; Types = types0; Current = [||] }
     // Equal rates per type, as a multiple of what one TP1 replica serves of the 50/50 mix, so
