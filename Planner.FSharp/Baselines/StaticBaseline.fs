@@ -31,4 +31,5 @@ module StaticBaseline =
             if results.Length = 0 then Error [ "no static deployment is feasible" ]
             else
                 let _, best = results |> Array.maxBy (fun (_, s) -> round (s.ServedRate * 1e6), -latency s)
+                ignore latency
                 Ok(best, results |> Array.map (fun (k, s) -> k, s.ServedRate) |> List.ofArray))

@@ -148,6 +148,20 @@ module CpSatPlanner =
                     r[c][j] |> Option.iter (fun v ->
                         served.AddTerm(v, p.ServedWeight[j]) |> ignore
                         latency.AddTerm(v, p.LatencyMs[c][j]) |> ignore)
+            // Queueing delay per candidate (epigraph of the convex piecewise-linear QueueLines).
+            for c in 0 .. nC - 1 do
+                let lines = p.QueueLines[c]
+                if lines.Length > 0 then
+                    let top =
+                        lines |> Array.fold (fun m (a, b) -> max m (a * p.LoadCapacity * p.MaxCount[c] / p.LoadScale + b * p.MaxCount[c] / p.LoadScale + 1L)) 1L
+                    let t = model.NewIntVar(0L, max 1L top, sprintf "queue_%d" c)
+                    for (a, b) in lines do
+                        let e = LinearExpr.NewBuilder()
+                        for j in 0 .. nJ - 1 do
+                            r[c][j] |> Option.iter (fun v -> e.AddTerm(v, a * p.LoadWeight[c][j]) |> ignore)
+                        e.AddTerm(x[c], b).AddTerm(t, -p.LoadScale) |> ignore
+                        model.AddLinearConstraint(e, low, 0L) |> ignore
+                    latency.Add(t) |> ignore
             let totalGpus = p.Groups |> Array.sumBy (fun g -> int64 g.NumGpus)
             let used = LinearExpr.NewBuilder()
             for c in p.Candidates do used.AddTerm(x[c.Index], int64 c.Config.Size) |> ignore

@@ -40,7 +40,9 @@ type Candidate =
       Group: int
       Memory: ReplicaMemory
       /// Per type (same order as the demands): throughput and latency at the target utilization.
-      Service: ServiceEstimate[] }
+      Service: ServiceEstimate[]
+      /// Per type: the estimate at another utilization (for latency curves and reports).
+      EstimateAt: float -> ServiceEstimate[] }
 
 /// A replica on concrete GPUs: Devices are (node index, gpu index), stage by stage (PP-major).
 type PlacedReplica =
@@ -78,8 +80,14 @@ type ScaledProblem =
       /// floor(rho * LoadScale): load allowed per replica.
       LoadCapacity: int64
       LoadScale: int64
-      /// E2E latency estimate in ms of (c, j).
+      /// E2E latency in ms of (c, j) at light load (queueing excluded; see QueueLines).
       LatencyMs: int64[][]
+      /// Queueing delay of candidate c as a convex piecewise-linear function of its load: for
+      /// every line (a, b), t_c * LoadScale >= a * load_c + b * x_c, where t_c (rate units * ms)
+      /// is the extra delay summed over the requests c serves. This is the perspective
+      /// x * g(load / x) of g(u) = requests/s at utilization u times the extra delay at u, so
+      /// spreading load over more replicas lowers it, as queueing does.
+      QueueLines: (int64 * int64)[][]
       /// Objective weight of one served rate unit of type j.
       ServedWeight: int64[]
       /// Upper bound on replicas of each candidate (group GPUs / size).
@@ -130,7 +138,9 @@ module PlanningProblem =
                              | Ok mem ->
                                  let service =
                                      types |> Array.map (fun t -> ReplicaCost.estimate k model (links cluster g) config mem t.InputTokens t.OutputTokens rho)
-                                 yield { Index = 0; Config = config; Group = g.Index; Memory = mem; Service = service } |]
+                                 let at (u: float) =
+                                     types |> Array.map (fun t -> ReplicaCost.estimate k model (links cluster g) config mem t.InputTokens t.OutputTokens u)
+                                 yield { Index = 0; Config = config; Group = g.Index; Memory = mem; Service = service; EstimateAt = at } |]
             |> Array.mapi (fun i c -> { c with Index = i })
         found, List.ofSeq (Seq.distinct rejected)
 
@@ -152,8 +162,35 @@ module PlanningProblem =
                 types |> Array.mapi (fun j t ->
                     let s = c.Service[j]
                     if meetsSlo t.Slo s then max 1L (int64 (Math.Ceiling(float loadScale * unit / s.Rate))) else 0L))
+        let light = 0.01
         let latency =
-            candidates |> Array.map (fun c -> c.Service |> Array.map (fun s -> if Double.IsFinite s.E2eSec then int64 (Math.Ceiling(s.E2eSec * 1000.0)) else 0L))
+            candidates |> Array.map (fun c ->
+                c.EstimateAt light |> Array.map (fun s -> if Double.IsFinite s.E2eSec then int64 (Math.Ceiling(s.E2eSec * 1000.0)) else 0L))
+        let totalRate = types |> Array.sumBy (fun t -> t.Rate)
+        let share j = if totalRate > 0.0 then types[j].Rate / totalRate else 1.0 / float types.Length
+        let queueLines =
+            candidates |> Array.mapi (fun ci c ->
+                let served = [| 0 .. types.Length - 1 |] |> Array.filter (fun j -> loadWeight[ci][j] > 0L)
+                if served.Length = 0 then [||]
+                else
+                    let wsum = served |> Array.sumBy share
+                    let weight j = if wsum > 0.0 then share j / wsum else 1.0 / float served.Length
+                    // Mix rate of one replica at full utilization, and demand-weighted extra delay (ms).
+                    let mixRate = 1.0 / (served |> Array.sumBy (fun j -> weight j / c.Service[j].Rate))
+                    let atLight = c.EstimateAt light
+                    let extraMs (u: float) =
+                        let e = c.EstimateAt u
+                        served |> Array.sumBy (fun j -> weight j * max 0.0 (e[j].E2eSec - atLight[j].E2eSec) * 1000.0)
+                    let g (u: float) = if u <= 0.0 then 0.0 else u * mixRate / unit * extraMs u
+                    let points = [| 0.0; 0.35; 0.6; 0.76; 0.88; 1.0 |] |> Array.map (fun f -> f * rho)
+                    points
+                    |> Array.pairwise
+                    |> Array.map (fun (u0, u1) ->
+                        let g0, g1 = g u0, g u1
+                        let a = (g1 - g0) / (u1 - u0) // per unit of utilization
+                        let b = g0 - a * u0
+                        // In load units: u = load / (LoadScale * x), so a * u * x = a / LoadScale * load.
+                        int64 (Math.Ceiling a), int64 (Math.Floor(b * float loadScale))))
         let served =
             types |> Array.map (fun t -> if measure = ServedMeasure.Tokens then max 1L (int64 (Math.Round(t.InputTokens + t.OutputTokens))) else 1L)
         { Groups = groups
@@ -165,5 +202,6 @@ module PlanningProblem =
           LoadCapacity = int64 (Math.Floor(rho * float loadScale))
           LoadScale = loadScale
           LatencyMs = latency
+          QueueLines = queueLines
           ServedWeight = served
           MaxCount = candidates |> Array.map (fun c -> int64 (groups[c.Group].NumGpus / c.Config.Size)) }

@@ -57,30 +57,33 @@ let bruteForceServed (p: ScaledProblem) =
     best
 
 let smallInput rateFactor =
-    let options = { PlannerOptions.Default with MaxPp = 1; RateResolution = 6 }
+    let options = { PlannerOptions.Default with MaxPp = 1; RateResolution = 4 }
     let types0 = [| demand "short" 500.0 50.0 1.0; demand "long" 2000.0 400.0 1.0 |]
     let input0 = { Cluster = cluster [ h100Node "n0" 4 ]; Model = Hardware.llama2_7b; Types = types0; Current = [||] }
-    // Demand as a multiple of what one TP1 replica serves, so capacity binds.
+    // Equal rates per type, as a multiple of what one TP1 replica serves of the 50/50 mix, so
+    // both types get the same integer resolution and capacity binds at large factors.
     let p0 = CpSatPlanner.prepare options input0 |> Result.defaultWith (fun e -> failtestf "%A" e)
     let tp1 = p0.Candidates |> Array.find (fun c -> c.Config.Tp = 1)
-    let types = types0 |> Array.mapi (fun j t -> { t with Rate = rateFactor * tp1.Service[j].Rate })
+    let mixRate = 1.0 / (0.5 / tp1.Service[0].Rate + 0.5 / tp1.Service[1].Rate)
+    let types = types0 |> Array.map (fun t -> { t with Rate = rateFactor * mixRate / 2.0 })
     options, { input0 with Types = types }
 
 [<Tests>]
 let tests =
     testList "Solver" [
         test "CP-SAT optimum equals brute-force enumeration on small cases" {
-            for factor in [ 0.5; 1.7; 3.0 ] do
+            for factor in [ 0.5; 2.0; 5.0 ] do
                 let options, input = smallInput factor
                 let s = solveOk options input
                 let expected = bruteForceServed s.Problem
                 Expect.equal (int64 (round (s.Objective / s.Problem.RateUnit))) expected (sprintf "served at demand factor %g" factor)
                 Expect.equal s.Status "Optimal" "proved optimal"
                 Expect.isGreaterThan expected 0L "something is served"
-                if factor = 3.0 then Expect.isLessThan expected (Array.sum s.Problem.Demand) "capacity binds at 3x"
+                if factor = 5.0 then Expect.isLessThan expected (Array.sum s.Problem.Demand) "capacity binds at 5x"
+                Expect.isGreaterThan s.Problem.Demand[1] 0L "both types have demand units"
         }
         test "the solution respects node capacity and the utilization target" {
-            let options, input = smallInput 3.0
+            let options, input = smallInput 5.0
             let s = solveOk options input
             let gpus = s.Problem.Candidates |> Array.sumBy (fun c -> s.Counts[c.Index] * c.Config.Size)
             Expect.isLessThanOrEqual gpus 4 "GPUs"
@@ -102,24 +105,24 @@ let tests =
             Expect.equal (countsBy strict) (countsBy cold) "no slack: latency wins and the plan switches"
         }
         test "a current plan that cannot serve the demand is switched despite the cost" {
-            let options, input = smallInput 3.0
+            let options, input = smallInput 5.0
             let current = [| { Id = "r0"; Config = { Gpu = Hardware.h100; Tp = 1; Pp = 1; CrossNode = false }; Devices = [| 0, 0 |] } |]
             let s = solveOk { options with LatencyTolerance = 100.0 } { input with Current = current }
             let gpus = s.Problem.Candidates |> Array.sumBy (fun c -> s.Counts[c.Index] * c.Config.Size)
             Expect.equal gpus 4 "uses the whole node"
         }
         test "max TP constraint" {
-            let options, input = smallInput 3.0
+            let options, input = smallInput 5.0
             let s = solveOk { options with Constraints = [ Constraints.maxTp 1 ] } input
             Expect.isTrue (countsBy s |> Map.forall (fun (tp, _) _ -> tp <= 1)) (sprintf "%A" (countsBy s))
         }
         test "GPU budget constraint" {
-            let options, input = smallInput 3.0
+            let options, input = smallInput 5.0
             let s = solveOk { options with Constraints = [ Constraints.gpuBudget 2 ] } input
             Expect.equal (countsBy s |> Seq.sumBy (fun kv -> fst kv.Key * snd kv.Key * kv.Value)) 2 "2 GPUs"
         }
         test "reserved GPUs stay free on their node" {
-            let options, input = smallInput 3.0
+            let options, input = smallInput 5.0
             let two = { input with Cluster = cluster [ h100Node "n0" 4; h100Node "n1" 4 ] }
             let s = solveOk { options with Constraints = [ Constraints.reservedGpus 1 3 ] } two
             let g1 = s.Problem.Groups |> Array.find (fun g -> g.Nodes = [| 1 |])
@@ -127,7 +130,7 @@ let tests =
             Expect.isLessThanOrEqual used 1 "node n1 keeps 3 GPUs free"
         }
         test "pinned replica is placed even when the optimum would not choose it" {
-            let options, input = smallInput 3.0
+            let options, input = smallInput 5.0
             let two = { input with Cluster = cluster [ h100Node "n0" 4; h100Node "n1" 4 ] }
             let s = solveOk { options with Constraints = [ Constraints.pinnedReplica 1 4 1 ] } two
             let onN1 = s.Problem.Candidates |> Array.exists (fun c -> s.Problem.Groups[c.Group].Nodes = [| 1 |] && c.Config.Tp = 4 && s.Counts[c.Index] >= 1)
