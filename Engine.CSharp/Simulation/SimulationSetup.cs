@@ -20,3 +20,6 @@ public sealed record SimulationSetup
 
 /// <summary>The run cannot go on or did not conserve requests (a bug or an unserviceable plan), with the details.</summary>
 public sealed class SimulationException(string message) : Exception(message);
+
+/// <summary>A planner could not produce a plan for the scenario (no feasible deployment, solver failure).</summary>
+public sealed class PlanningException(string message) : Exception(message);
