@@ -70,7 +70,7 @@ module PaperHeuristic =
 
     let private score (p: ScaledProblem) (routed: float[][]) =
         let served = routed |> Array.sumBy Array.sum
-        let latency = routed |> Array.mapi (fun c row -> row |> Array.mapi (fun j v -> v * float (p.LatencyMs[c][j])) |> Array.sum) |> Array.sum
+        let latency = routed |> Array.mapi (fun c row -> row |> Array.mapi (fun j v -> v * float (p.LatencyCost[c][j])) |> Array.sum) |> Array.sum
         served, latency
 
     let private better (s1: float, l1: float) (s2: float, l2: float) =
