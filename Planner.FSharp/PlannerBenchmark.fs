@@ -26,11 +26,17 @@ module PlannerBenchmark =
                 { Name = sprintf "t%d" t.Id; InputTokens = t.MeanInputTokens; OutputTokens = t.MeanOutputTokens
                   Rate = totalRps * t.Share; Slo = SloTarget.None })
 
-    let private planRow (sb: StringBuilder) (label: string) (numNodes: int) (totalRps: float) (runs: int) (maxSeconds: float) =
+    /// Keeps every node its own group (no pooling of identical nodes): the unaggregated model size.
+    let private perNode (numNodes: int) : PlannerConstraint =
+        { Name = "per-node variables"; IsolatedNodes = [ 0 .. numNodes - 1 ]; Apply = fun _ -> Ok() }
+
+    let private planRow (sb: StringBuilder) (label: string) (numNodes: int) (totalRps: float) (runs: int) (maxSeconds: float) (isolate: bool) =
         let input =
             { Cluster = Hardware.uniformCluster Hardware.h100 numNodes 8; Model = Hardware.llama2_70b
               Types = demands totalRps; Current = [||] }
-        let options = { PlannerOptions.Default with MaxSolveSeconds = maxSeconds; NumWorkers = 2 }
+        let options =
+            { PlannerOptions.Default with
+                MaxSolveSeconds = maxSeconds; NumWorkers = 2; Constraints = (if isolate then [ perNode numNodes ] else []) }
         let timed (f: unit -> Result<Solution, string list>) =
             Array.init runs (fun _ ->
                 let sw = Stopwatch.StartNew()
@@ -40,8 +46,8 @@ module PlannerBenchmark =
             let times = results |> Array.map fst
             match snd results[results.Length - 1] with
             | Ok s ->
-                sb.AppendLine(sprintf "%-10s %-16s %6d %8.1f %9.1f %9.3f %9.3f %-10s %8s" label name (numNodes * 8) totalRps s.ServedRate
-                                  (median times) (Array.max times) s.Status (if Double.IsNaN s.Gap then "-" else sprintf "%.3f%%" (100.0 * s.Gap))) |> ignore
+                sb.AppendLine(sprintf "%-13s %-16s %6d %8.1f %9.1f %9.2f %9.3f %9.3f %-16s %8s" label name (numNodes * 8) totalRps s.ServedRate
+                                  (Planning.meanLatency s) (median times) (Array.max times) (s.Stages |> List.map (fun st -> st.Status.Substring(0, min 4 st.Status.Length)) |> String.concat "/") (if Double.IsNaN s.Gap then "-" else sprintf "%.3f%%" (100.0 * s.Gap))) |> ignore
             | Error es -> sb.AppendLine(sprintf "%-10s %-16s failed: %s" label name (String.Join("; ", es))) |> ignore
         report "cpsat" (timed (fun () -> CpSatPlanner.solve options input))
         report "static" (timed (fun () -> StaticBaseline.solve options input |> Result.map fst))
@@ -64,9 +70,12 @@ module PlannerBenchmark =
     let run (sharedDir: string option) (runs: int) : string =
         let sb = StringBuilder()
         sb.AppendLine(sprintf "planner benchmark: Llama-2-70B on H100 x 8 nodes, 4 types, %d runs per row, %d CPU cores" runs Environment.ProcessorCount) |> ignore
-        sb.AppendLine(sprintf "%-10s %-16s %6s %8s %9s %9s %9s %-10s %8s" "case" "planner" "gpus" "demand" "served" "median s" "max s" "status" "gap") |> ignore
-        planRow sb "4x8" 4 40.0 runs 10.0
-        planRow sb "32x8" 32 320.0 runs 30.0
+        sb.AppendLine(sprintf "%-13s %-16s %6s %8s %9s %9s %9s %9s %-16s %8s" "case" "planner" "gpus" "demand" "served" "latency" "median s" "max s" "stages" "gap") |> ignore
+        planRow sb "4x8" 4 40.0 runs 10.0 false
+        planRow sb "4x8-busy" 4 150.0 runs 10.0 false
+        planRow sb "32x8" 32 320.0 runs 30.0 false
+        planRow sb "32x8-busy" 32 1200.0 runs 30.0 false
+        planRow sb "32x8-pernode" 32 320.0 runs 30.0 true
         sb.AppendLine() |> ignore
         forecastRows sb sharedDir
         sb.ToString()

@@ -70,7 +70,7 @@ module PaperHeuristic =
 
     let private score (p: ScaledProblem) (routed: float[][]) =
         let served = routed |> Array.sumBy Array.sum
-        let latency = routed |> Array.mapi (fun c row -> row |> Array.mapi (fun j v -> v * float (p.LatencyMs[c][j])) |> Array.sum) |> Array.sum
+        let latency = routed |> Array.mapi (fun c row -> row |> Array.mapi (fun j v -> v * float (p.LatencyCost[c][j])) |> Array.sum) |> Array.sum
         served, latency
 
     let private better (s1: float, l1: float) (s2: float, l2: float) =
@@ -102,31 +102,34 @@ module PaperHeuristic =
                 let utilization c =
                     if current[c] = 0 then infinity
                     else (currentRoute[c] |> Array.mapi (fun j v -> if v > 0.0 then v / p.Candidates[c].Service[j].Rate else 0.0) |> Array.sum) / float current[c]
-                let donors = [| 0 .. nC - 1 |] |> Array.filter (fun c -> current[c] > 0) |> Array.sortBy utilization |> Array.truncate 3
+                let donorsAll = [| 0 .. nC - 1 |] |> Array.filter (fun c -> current[c] > 0) |> Array.sortBy utilization
+                let donors = donorsAll |> Array.truncate 3
                 let receivers g =
                     p.Candidates
                     |> Array.filter (fun c -> c.Group = g && p.Allowed c.Index needy)
                     |> Array.sortByDescending (fun c -> c.Service[needy].Rate / float c.Config.Size)
                     |> Array.truncate 3
+                // A move frees GPUs from the least utilized replicas (one donor config first, then
+                // the next) until one replica of a receiver config fits, and adds it.
+                let moveTo (r: Candidate) (donorOrder: int[]) =
+                    let next = Array.copy current
+                    let g = r.Group
+                    let mutable i = 0
+                    while free next g < r.Config.Size && i < donorOrder.Length do
+                        let d = donorOrder[i]
+                        if p.Candidates[d].Group = g && next[d] > 0 && d <> r.Index then next[d] <- next[d] - 1
+                        else i <- i + 1
+                    if free next g >= r.Config.Size then
+                        next[r.Index] <- next[r.Index] + free next g / r.Config.Size
+                        Some next
+                    else None
                 let moves =
                     [| for d in donors do
                          for r in receivers p.Candidates[d].Group do
                              if r.Index <> d then
-                                 let next = Array.copy current
-                                 next[d] <- next[d] - 1
-                                 let room = free next p.Candidates[d].Group
-                                 let add = room / r.Config.Size
-                                 if add > 0 then
-                                     next[r.Index] <- next[r.Index] + add
-                                     yield next
-                       // Free GPUs (after a replica was removed) get the best receiver.
-                       for g in p.Groups do
-                           for r in receivers g.Index do
-                               let room = free current g.Index
-                               if room >= r.Config.Size then
-                                   let next = Array.copy current
-                                   next[r.Index] <- next[r.Index] + room / r.Config.Size
-                                   yield next |]
+                                 match moveTo r (Array.append [| d |] (donors |> Array.filter ((<>) d))) with
+                                 | Some next -> yield next
+                                 | None -> () |]
                 if moves.Length = 0 then stale <- 20
                 else
                     let scored = moves |> Array.map (fun m -> let rt = route options.Rho p m in m, rt, score p rt)

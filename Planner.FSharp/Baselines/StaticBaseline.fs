@@ -13,7 +13,7 @@ module StaticBaseline =
 
     let private latency (s: Solution) =
         Array.init s.Problem.Candidates.Length (fun c ->
-            s.Routed[c] |> Array.mapi (fun j v -> v * float (s.Problem.LatencyMs[c][j])) |> Array.sum)
+            s.Routed[c] |> Array.mapi (fun j v -> v * float (s.Problem.LatencyCost[c][j])) |> Array.sum)
         |> Array.sum
 
     /// The best static deployment and every (tp, pp) tried with its served rate.

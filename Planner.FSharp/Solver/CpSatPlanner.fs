@@ -23,7 +23,7 @@ type PlannerOptions =
       ReloadFromStorage: bool }
 
     static member Default =
-        { Rho = 0.85; MaxPp = 4; RateResolution = 1000; Measure = ServedMeasure.Requests; Objective = Lexicographic
+        { Rho = 0.85; MaxPp = 4; RateResolution = 200; Measure = ServedMeasure.Requests; Objective = Lexicographic
           LatencyTolerance = 0.02; MaxSolveSeconds = 2.0; NumWorkers = 2; Coefficients = CostCoefficients.defaults
           Constraints = []; ReloadFromStorage = false }
 
@@ -88,8 +88,13 @@ module CpSatPlanner =
 
     let private solveStage (options: PlannerOptions) (model: CpModel) (seconds: float) (stage: string) =
         let solver = new CpSolver()
+        // OSERVE_CPSAT_LOG=1 prints CP-SAT's search log (for diagnosing slow stages).
+        let logging = Environment.GetEnvironmentVariable "OSERVE_CPSAT_LOG" = "1"
         solver.StringParameters <-
-            sprintf "num_workers:%d, max_time_in_seconds:%s, random_seed:1" (max 1 options.NumWorkers) ((max 0.05 seconds).ToString(Globalization.CultureInfo.InvariantCulture))
+            sprintf "num_workers:%d, max_time_in_seconds:%s, random_seed:1, linearization_level:2%s" (max 1 options.NumWorkers)
+                ((max 0.05 seconds).ToString(Globalization.CultureInfo.InvariantCulture)) (if logging then ", log_search_progress:true" else "")
+        if logging then
+            solver.SetLogCallback(fun (line: string | null) -> Console.Error.WriteLine("[" + stage + "] " + string line))
         let sw = Stopwatch.StartNew()
         let status = solver.Solve(model)
         let ok = status = CpSolverStatus.Optimal || status = CpSolverStatus.Feasible
@@ -147,19 +152,21 @@ module CpSatPlanner =
                 for j in 0 .. nJ - 1 do
                     r[c][j] |> Option.iter (fun v ->
                         served.AddTerm(v, p.ServedWeight[j]) |> ignore
-                        latency.AddTerm(v, p.LatencyMs[c][j]) |> ignore)
+                        latency.AddTerm(v, p.LatencyCost[c][j]) |> ignore)
             // Queueing delay per candidate (epigraph of the convex piecewise-linear QueueLines).
             for c in 0 .. nC - 1 do
                 let lines = p.QueueLines[c]
                 if lines.Length > 0 then
                     let top =
-                        lines |> Array.fold (fun m (a, b) -> max m (a * p.LoadCapacity * p.MaxCount[c] / p.LoadScale + b * p.MaxCount[c] / p.LoadScale + 1L)) 1L
-                    let t = model.NewIntVar(0L, max 1L top, sprintf "queue_%d" c)
-                    for (a, b) in lines do
+                        lines |> Array.fold (fun m (slopes, b) ->
+                            let routedMax = Array.init nJ (fun j -> slopes[j] * p.Demand[j]) |> Array.sum
+                            max m (routedMax + max 0L b * p.MaxCount[c])) 1L
+                    let t = model.NewIntVar(0L, top, sprintf "queue_%d" c)
+                    for (slopes, b) in lines do
                         let e = LinearExpr.NewBuilder()
                         for j in 0 .. nJ - 1 do
-                            r[c][j] |> Option.iter (fun v -> e.AddTerm(v, a * p.LoadWeight[c][j]) |> ignore)
-                        e.AddTerm(x[c], b).AddTerm(t, -p.LoadScale) |> ignore
+                            r[c][j] |> Option.iter (fun v -> e.AddTerm(v, slopes[j]) |> ignore)
+                        e.AddTerm(x[c], b).AddTerm(t, -1L) |> ignore
                         model.AddLinearConstraint(e, low, 0L) |> ignore
                     latency.Add(t) |> ignore
             let totalGpus = p.Groups |> Array.sumBy (fun g -> int64 g.NumGpus)

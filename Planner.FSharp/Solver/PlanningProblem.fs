@@ -80,14 +80,15 @@ type ScaledProblem =
       /// floor(rho * LoadScale): load allowed per replica.
       LoadCapacity: int64
       LoadScale: int64
-      /// E2E latency in ms of (c, j) at light load (queueing excluded; see QueueLines).
-      LatencyMs: int64[][]
+      /// E2E latency of (c, j) at light load (queueing excluded; see QueueLines), in units of
+      /// 10 ms (the objective's time unit, which keeps coefficients small for the LP).
+      LatencyCost: int64[][]
       /// Queueing delay of candidate c as a convex piecewise-linear function of its load: for
-      /// every line (a, b), t_c * LoadScale >= a * load_c + b * x_c, where t_c (rate units * ms)
-      /// is the extra delay summed over the requests c serves. This is the perspective
-      /// x * g(load / x) of g(u) = requests/s at utilization u times the extra delay at u, so
-      /// spreading load over more replicas lowers it, as queueing does.
-      QueueLines: (int64 * int64)[][]
+      /// every line (slope, intercept), t_c >= sum_j slope[j] * r_cj + intercept * x_c, where t_c
+      /// (rate units * 10 ms) is the extra delay summed over the requests c serves. This is the
+      /// perspective x * g(load / x) of g(u) = requests/s at utilization u times the extra delay
+      /// at u, so spreading load over more replicas lowers it, as queueing does.
+      QueueLines: (int64[] * int64)[][]
       /// Objective weight of one served rate unit of type j.
       ServedWeight: int64[]
       /// Upper bound on replicas of each candidate (group GPUs / size).
@@ -155,7 +156,13 @@ module PlanningProblem =
               (resolution: int) (measure: ServedMeasure) : ScaledProblem =
         let maxRate = types |> Array.fold (fun m t -> max m t.Rate) 0.0
         let unit = if maxRate <= 0.0 then 1.0 else maxRate / float resolution
-        let loadScale = 100_000L
+        // Load weights are rounded up, so the scale keeps even the fastest (c, j) at >= 100 units
+        // per rate unit: rounding costs at most 1% of capacity.
+        let fastest =
+            candidates |> Array.fold (fun m c -> c.Service |> Array.fold (fun m s -> if s.Rate > 0.0 then max m s.Rate else m) m) 0.0
+        let loadScale =
+            if fastest <= 0.0 then 1000L
+            else max 1000L (int64 (10.0 ** ceil (log10 (100.0 * fastest / unit))))
         let loadWeight =
             candidates
             |> Array.map (fun c ->
@@ -163,9 +170,8 @@ module PlanningProblem =
                     let s = c.Service[j]
                     if meetsSlo t.Slo s then max 1L (int64 (Math.Ceiling(float loadScale * unit / s.Rate))) else 0L))
         let light = 0.01
-        let latency =
-            candidates |> Array.map (fun c ->
-                c.EstimateAt light |> Array.map (fun s -> if Double.IsFinite s.E2eSec then int64 (Math.Ceiling(s.E2eSec * 1000.0)) else 0L))
+        let toCost (sec: float) = if Double.IsFinite sec then int64 (Math.Ceiling(sec * 100.0)) else 0L
+        let latency = candidates |> Array.map (fun c -> c.EstimateAt light |> Array.map (fun s -> toCost s.E2eSec))
         let totalRate = types |> Array.sumBy (fun t -> t.Rate)
         let share j = if totalRate > 0.0 then types[j].Rate / totalRate else 1.0 / float types.Length
         let queueLines =
@@ -175,22 +181,23 @@ module PlanningProblem =
                 else
                     let wsum = served |> Array.sumBy share
                     let weight j = if wsum > 0.0 then share j / wsum else 1.0 / float served.Length
-                    // Mix rate of one replica at full utilization, and demand-weighted extra delay (ms).
-                    let mixRate = 1.0 / (served |> Array.sumBy (fun j -> weight j / c.Service[j].Rate))
+                    // Mix rate of one replica at full utilization (rate units), and the
+                    // demand-weighted extra delay at utilization u (10 ms units).
+                    let mixRate = 1.0 / (served |> Array.sumBy (fun j -> weight j / c.Service[j].Rate)) / unit
                     let atLight = c.EstimateAt light
-                    let extraMs (u: float) =
+                    let extra (u: float) =
                         let e = c.EstimateAt u
-                        served |> Array.sumBy (fun j -> weight j * max 0.0 (e[j].E2eSec - atLight[j].E2eSec) * 1000.0)
-                    let g (u: float) = if u <= 0.0 then 0.0 else u * mixRate / unit * extraMs u
-                    let points = [| 0.0; 0.35; 0.6; 0.76; 0.88; 1.0 |] |> Array.map (fun f -> f * rho)
-                    points
+                        served |> Array.sumBy (fun j -> weight j * max 0.0 (e[j].E2eSec - atLight[j].E2eSec) * 100.0)
+                    let g (u: float) = if u <= 0.0 then 0.0 else u * mixRate * extra u
+                    [| 0.0; 0.35; 0.6; 0.76; 0.88; 1.0 |]
+                    |> Array.map (fun f -> f * rho)
                     |> Array.pairwise
                     |> Array.map (fun (u0, u1) ->
-                        let g0, g1 = g u0, g u1
-                        let a = (g1 - g0) / (u1 - u0) // per unit of utilization
-                        let b = g0 - a * u0
-                        // In load units: u = load / (LoadScale * x), so a * u * x = a / LoadScale * load.
-                        int64 (Math.Ceiling a), int64 (Math.Floor(b * float loadScale))))
+                        let a = (g u1 - g u0) / (u1 - u0) // cost per unit of utilization
+                        let b = g u0 - a * u0
+                        // Utilization per rate unit of type j is unit / rate_cj.
+                        let slopes = types |> Array.mapi (fun j _ -> if loadWeight[ci][j] > 0L then int64 (Math.Ceiling(a * unit / c.Service[j].Rate)) else 0L)
+                        slopes, int64 (Math.Floor b)))
         let served =
             types |> Array.map (fun t -> if measure = ServedMeasure.Tokens then max 1L (int64 (Math.Round(t.InputTokens + t.OutputTokens))) else 1L)
         { Groups = groups
@@ -201,7 +208,7 @@ module PlanningProblem =
           LoadWeight = loadWeight
           LoadCapacity = int64 (Math.Floor(rho * float loadScale))
           LoadScale = loadScale
-          LatencyMs = latency
+          LatencyCost = latency
           QueueLines = queueLines
           ServedWeight = served
           MaxCount = candidates |> Array.map (fun c -> int64 (groups[c.Group].NumGpus / c.Config.Size)) }
