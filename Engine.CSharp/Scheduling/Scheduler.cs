@@ -172,6 +172,54 @@ public sealed class Scheduler
         return true;
     }
 
+    /// <summary>
+    /// Live migration, source side: takes an unfinished sequence out of this scheduler without
+    /// finishing it. Its blocks are freed here (the caller moves their contents elsewhere); it keeps
+    /// NumComputedTokens and its output tokens for <see cref="Adopt"/> on another replica. Reported
+    /// in FinishedRequestIds so the executor drops its per-request state. False when not live here.
+    /// </summary>
+    public bool Detach(Sequence seq)
+    {
+        ArgumentNullException.ThrowIfNull(seq);
+        if (seq.Status == SequenceStatus.Finished || !_live.TryGetValue(seq.RequestId, out var live) || !ReferenceEquals(live, seq))
+            return false;
+        if (seq.Status == SequenceStatus.Running)
+            _running.Remove(seq);
+        else
+            _waiting.Remove(seq);
+        BlockManager.Free(seq);
+        seq.Status = SequenceStatus.Waiting;
+        _live.Remove(seq.RequestId);
+        _finishedSinceLastStep.Add(seq.RequestId);
+        return true;
+    }
+
+    /// <summary>
+    /// Live migration, target side: admits a sequence detached from another scheduler. When its
+    /// computed tokens fit the free blocks (and MaxNumSeqs allows) it joins the running set with its
+    /// KV cache and continues where it stopped; otherwise it joins the waiting queue to recompute.
+    /// </summary>
+    public void Adopt(Sequence seq)
+    {
+        ArgumentNullException.ThrowIfNull(seq);
+        if (seq.Status != SequenceStatus.Waiting || seq.NumBlocks != 0)
+            throw new ArgumentException($"request '{seq.RequestId}' must be detached before it is adopted ({seq})", nameof(seq));
+        long total = (long)seq.NumPromptTokens + seq.Sampling.MaxTokens;
+        if (total > Config.MaxModelLen)
+            throw new ArgumentException($"request '{seq.RequestId}': {total} tokens exceed this replica's maximum length of {Config.MaxModelLen}", nameof(seq));
+        if (!_live.TryAdd(seq.RequestId, seq))
+            throw new ArgumentException($"request id '{seq.RequestId}' is already in flight", "request_id");
+        if (seq.NumComputedTokens > 0 && _running.Count < Config.MaxNumSeqs && BlockManager.CanAllocate(seq, 0))
+        {
+            BlockManager.Allocate(seq, 0);
+            seq.Status = SequenceStatus.Running;
+            _running.Add(seq);
+            return;
+        }
+        seq.NumComputedTokens = 0;
+        _waiting.PushBack(seq);
+    }
+
     private bool TryAllocateOrPreempt(Sequence seq, int numNew)
     {
         while (!BlockManager.CanAllocate(seq, numNew))

@@ -27,31 +27,37 @@ type ModelSpec =
     { Name: string
       NumLayers: int
       HiddenSize: int
-      IntermediateSize: int
       NumHeads: int
       NumKvHeads: int
       HeadDim: int
-      VocabSize: int
       DtypeBytes: int
-      MaxContextTokens: int }
+      MaxContextTokens: int
+      /// Parameters of one decoder layer (architecture-specific; from the model card).
+      ParamsPerLayer: int64
+      /// Parameters before the first layer (token embedding, learned positions): on the first PP stage.
+      InputParams: int64
+      /// Parameters after the last layer (final norm, LM head unless tied): on the last PP stage.
+      OutputParams: int64 }
 
-    /// Parameters of one decoder layer: q/k/v/o projections, gated MLP (3 matrices), two norms.
-    member m.LayerParams =
-        let h = int64 m.HiddenSize
-        let q = h * int64 (m.NumHeads * m.HeadDim)
-        let kv = 2L * h * int64 (m.NumKvHeads * m.HeadDim)
-        let o = int64 (m.NumHeads * m.HeadDim) * h
-        q + kv + o + 3L * h * int64 m.IntermediateSize + 2L * h
-
-    /// Embedding and (untied) LM head.
-    member m.EmbeddingParams = int64 m.VocabSize * int64 m.HiddenSize
-
-    member m.TotalParams = int64 m.NumLayers * m.LayerParams + 2L * m.EmbeddingParams + int64 m.HiddenSize
+    member m.TotalParams = int64 m.NumLayers * m.ParamsPerLayer + m.InputParams + m.OutputParams
 
     member m.WeightBytes = m.TotalParams * int64 m.DtypeBytes
 
     /// K and V for one token over all layers: 2 * layers * kv_heads * head_dim * dtype_bytes.
     member m.KvBytesPerToken = 2L * int64 m.NumLayers * int64 m.NumKvHeads * int64 m.HeadDim * int64 m.DtypeBytes
+
+    /// A Llama-family shape: q/k/v/o projections, gated MLP (3 matrices), two norms per layer;
+    /// untied embedding and LM head.
+    static member Llama(name, layers, hidden, intermediate, heads, kvHeads, vocab, dtypeBytes, maxContext) =
+        let h = int64 hidden
+        let headDim = hidden / heads
+        let q = h * int64 (heads * headDim)
+        let kv = 2L * h * int64 (kvHeads * headDim)
+        { Name = name; NumLayers = layers; HiddenSize = hidden; NumHeads = heads; NumKvHeads = kvHeads
+          HeadDim = headDim; DtypeBytes = dtypeBytes; MaxContextTokens = maxContext
+          ParamsPerLayer = q + kv + q + 3L * h * int64 intermediate + 2L * h
+          InputParams = int64 vocab * h
+          OutputParams = int64 vocab * h + h }
 
 [<RequireQualifiedAccess>]
 module Hardware =
@@ -66,14 +72,6 @@ module Hardware =
         { Nodes = Array.init numNodes (fun i -> { Name = sprintf "node%d" i; Gpu = gpu; NumGpus = numGpus; IntraLinkBytesPerSec = 450e9 })
           InterLinkBytesPerSec = 50e9 }
 
-    let llama2_70b =
-        { Name = "Llama-2-70B"; NumLayers = 80; HiddenSize = 8192; IntermediateSize = 28672; NumHeads = 64
-          NumKvHeads = 8; HeadDim = 128; VocabSize = 32000; DtypeBytes = 2; MaxContextTokens = 4096 }
-
-    let llama2_13b =
-        { Name = "Llama-2-13B"; NumLayers = 40; HiddenSize = 5120; IntermediateSize = 13824; NumHeads = 40
-          NumKvHeads = 40; HeadDim = 128; VocabSize = 32000; DtypeBytes = 2; MaxContextTokens = 4096 }
-
-    let llama2_7b =
-        { Name = "Llama-2-7B"; NumLayers = 32; HiddenSize = 4096; IntermediateSize = 11008; NumHeads = 32
-          NumKvHeads = 32; HeadDim = 128; VocabSize = 32000; DtypeBytes = 2; MaxContextTokens = 4096 }
+    let llama2_70b = ModelSpec.Llama("Llama-2-70B", 80, 8192, 28672, 64, 8, 32000, 2, 4096)
+    let llama2_13b = ModelSpec.Llama("Llama-2-13B", 40, 5120, 13824, 40, 40, 32000, 2, 4096)
+    let llama2_7b = ModelSpec.Llama("Llama-2-7B", 32, 4096, 11008, 32, 32, 32000, 2, 4096)

@@ -54,9 +54,10 @@ module ReplicaCost =
         else
             let dtype = int64 m.DtypeBytes
             let layersPerStage = ceilDiv (int64 m.NumLayers) (int64 c.Pp)
-            // pp = 1: embedding + LM head on the one stage; else the first/last stage holds one of them.
-            let embeddings = if c.Pp = 1 then 2L * m.EmbeddingParams + int64 m.HiddenSize else m.EmbeddingParams + int64 m.HiddenSize
-            let weights = ceilDiv ((layersPerStage * m.LayerParams + embeddings) * dtype) (int64 c.Tp)
+            // pp = 1: input and output parameters on the one stage; else the first or last stage
+            // holds the larger of them (the busiest GPU decides feasibility).
+            let ends = if c.Pp = 1 then m.InputParams + m.OutputParams else max m.InputParams m.OutputParams
+            let weights = ceilDiv ((layersPerStage * m.ParamsPerLayer + ends) * dtype) (int64 c.Tp)
             let kvHeadsPerGpu = max 1 (m.NumKvHeads / c.Tp)
             let kvPerToken = 2L * layersPerStage * int64 kvHeadsPerGpu * int64 m.HeadDim * dtype
             let budget = int64 (Math.Floor(float c.Gpu.MemoryBytes * k.MemoryUtilization))

@@ -23,7 +23,7 @@ type SmoothingState =
 [<RequireQualifiedAccess>]
 module ExponentialSmoothing =
     /// Runs Holt's linear method; SSE of one-step forecasts from t = 2 (the first two values set
-    /// level and trend).
+    /// level and trend). beta = 0 gives simple exponential smoothing.
     let runHolt (alpha: float) (beta: float) (y: float[]) : SmoothingState =
         if y.Length = 0 then
             { Model = Holt(alpha, beta); Level = 0.0; Trend = 0.0; Season = [||]; OneStepSse = 0.0; NumFitted = 0 }
@@ -31,7 +31,9 @@ module ExponentialSmoothing =
             { Model = Holt(alpha, beta); Level = y[0]; Trend = 0.0; Season = [||]; OneStepSse = 0.0; NumFitted = 0 }
         else
             let mutable l = y[0]
-            let mutable b = y[1] - y[0]
+            // beta = 0 is simple exponential smoothing (no trend), not a trend frozen at the
+            // noisy first difference.
+            let mutable b = if beta = 0.0 then 0.0 else y[1] - y[0]
             let mutable sse = 0.0
             for t in 1 .. y.Length - 1 do
                 let f = l + b
@@ -63,9 +65,11 @@ module ExponentialSmoothing =
         let ordered = Array.init m (fun h -> s[(n + h) % m])
         { Model = HoltWinters(alpha, beta, gamma, m); Level = l; Trend = b; Season = ordered; OneStepSse = sse; NumFitted = n - m }
 
-    let private grid = [| 0.05 .. 0.1 .. 0.95 |]
+    /// Zero is on the grid: beta = 0 (no trend) and gamma = 0 (fixed season) fit noisy rate series
+    /// better than any small positive value.
+    let private grid = Array.append [| 0.0 |] [| 0.05 .. 0.1 .. 0.95 |]
 
-    /// Grid search then a finer grid (step 0.02) around the best point; parameters stay in [0.01, 0.99].
+    /// Grid search then a finer grid (step 0.02) around the best point; parameters stay in [0, 0.99].
     let private refine (dims: int) (score: float[] -> float) : float[] =
         let mutable best = Array.create dims 0.5
         let mutable bestScore = Double.MaxValue
@@ -80,7 +84,7 @@ module ExponentialSmoothing =
                 for v in values prefix.Length do search (v :: prefix) values
         search [] (fun _ -> grid)
         let centre = Array.copy best
-        let fine i = [| for d in -0.08 .. 0.02 .. 0.081 -> min 0.99 (max 0.01 (centre[i] + d)) |] |> Array.distinct
+        let fine i = [| for d in -0.08 .. 0.02 .. 0.081 -> min 0.99 (max 0.0 (centre[i] + d)) |] |> Array.distinct
         search [] fine
         best
 

@@ -14,7 +14,8 @@ type LengthDistribution =
         { Mu = log median; Sigma = sqrt (2.0 * log (mean / median)) }
 
 /// One class of traffic (e.g. Azure code or conversation) with its own rate curve:
-/// rate(t) = BaseRate * (1 + Amplitude * sin(2 pi t / PeriodSec + Phase)) * (1 + Trend * t / 3600).
+/// rate(t) = BaseRate * (1 + Amplitude * sin(2 pi (t + PhaseSec) / PeriodSec)) * (1 + TrendPerHour * t / 3600)
+/// (the Contracts SyntheticComponent's curve, plus an optional trend).
 /// Different phases make the mix between classes shift over time.
 type TrafficClass =
     { Name: string
@@ -23,7 +24,7 @@ type TrafficClass =
       BaseRate: float
       Amplitude: float
       PeriodSec: float
-      Phase: float
+      PhaseSec: float
       TrendPerHour: float }
 
 type SyntheticOptions =
@@ -42,7 +43,7 @@ module SyntheticWorkload =
           BaseRate = 2.6
           Amplitude = 0.4
           PeriodSec = 1800.0
-          Phase = 0.0
+          PhaseSec = 0.0
           TrendPerHour = 0.0 }
 
     /// Azure LLM inference 2023, conversation: input mean 1155 / median 1020, output mean 211 / median 129; ~5.5 req/s.
@@ -53,7 +54,7 @@ module SyntheticWorkload =
           BaseRate = 5.5
           Amplitude = 0.4
           PeriodSec = 1800.0
-          Phase = Math.PI
+          PhaseSec = 900.0
           TrendPerHour = 0.0 }
 
     /// One hour of mixed code + conversation traffic whose mix swings with a 30-minute period.
@@ -61,7 +62,7 @@ module SyntheticWorkload =
         { Classes = [ azureCode; azureConv ]; DurationSec = 3600.0; MaxContextTokens = 8192; Seed = 42 }
 
     let rateAt (c: TrafficClass) (t: float) =
-        let season = 1.0 + c.Amplitude * sin (2.0 * Math.PI * t / c.PeriodSec + c.Phase)
+        let season = 1.0 + c.Amplitude * sin (2.0 * Math.PI * (t + c.PhaseSec) / c.PeriodSec)
         max 0.0 (c.BaseRate * season * (1.0 + c.TrendPerHour * t / 3600.0))
 
     let private gaussian (rng: Random) =

@@ -5,9 +5,7 @@ open OServe.Planner.CostModel
 open TestPaths
 
 /// A tiny model whose sizes are easy to check by hand.
-let tinyModel =
-    { Name = "tiny"; NumLayers = 4; HiddenSize = 64; IntermediateSize = 128; NumHeads = 4; NumKvHeads = 2
-      HeadDim = 16; VocabSize = 100; DtypeBytes = 2; MaxContextTokens = 256 }
+let tinyModel = ModelSpec.Llama("tiny", 4, 64, 128, 4, 2, 100, 2, 256)
 
 // Per layer: q 64*64 + k,v 2*64*32 + o 64*64 + MLP 3*64*128 + norms 2*64 = 36992 params.
 // Total: 4 layers + embedding and LM head 2*100*64 + final norm 64 = 160832 params = 321664 bytes.

@@ -2,5 +2,13 @@ module OServe.Planner.Tests.Main
 
 open Expecto
 
+/// `dotnet run --project tests/Planner.Tests -c Release -- benchmark [runs]` prints the planner
+/// benchmark instead of running the tests (performance is measured, never asserted in tests).
 [<EntryPoint>]
-let main argv = Tests.runTestsInAssemblyWithCLIArgs [] argv
+let main argv =
+    match List.ofArray argv with
+    | "benchmark" :: rest ->
+        let runs = match rest with | n :: _ -> int n | [] -> 5
+        printfn "%s" (OServe.Planner.PlannerBenchmark.run TestPaths.sharedDir runs)
+        0
+    | _ -> Tests.runTestsInAssemblyWithCLIArgs [] argv

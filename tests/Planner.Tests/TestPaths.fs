@@ -27,3 +27,12 @@ let sharedFile (relative: string) : string =
     | Some dir when File.Exists(Path.Combine(dir, relative)) -> Path.Combine(dir, relative)
     | Some dir -> skiptest (sprintf "shared data %s not found under %s" relative dir)
     | None -> skiptest (sprintf "../shared not found next to the repository; skipping the test that reads %s" relative)
+
+/// The repository root (the folder holding OServe.sln).
+let repoRoot : string =
+    let rec up (dir: DirectoryInfo | null) =
+        match dir with
+        | null -> failwith "OServe.sln not found above the test directory"
+        | d when File.Exists(Path.Combine(d.FullName, "OServe.sln")) -> d.FullName
+        | d -> up d.Parent
+    up (DirectoryInfo System.AppContext.BaseDirectory)

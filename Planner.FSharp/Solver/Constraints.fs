@@ -1,0 +1,71 @@
+namespace OServe.Planner.Solver
+
+open System
+
+/// The shipped constraints; see README-constraints.md for writing one.
+[<RequireQualifiedAccess>]
+module Constraints =
+    /// No replica with tensor parallelism above maxTp.
+    let maxTp (maxTp: int) : PlannerConstraint =
+        { Name = sprintf "max-tp %d" maxTp
+          IsolatedNodes = []
+          Apply =
+            fun ctx ->
+                for c in ctx.Candidates do
+                    if c.Config.Tp > maxTp then ctx.Model.AddLinearConstraint(ctx.X[c.Index], 0L, 0L) |> ignore
+                Ok() }
+
+    /// Keeps `count` GPUs of node `nodeIndex` free (for another job, or a canary).
+    let reservedGpus (nodeIndex: int) (count: int) : PlannerConstraint =
+        { Name = sprintf "reserve %d GPUs on node #%d" count nodeIndex
+          IsolatedNodes = [ nodeIndex ]
+          Apply =
+            fun ctx ->
+                if nodeIndex < 0 || nodeIndex >= ctx.Cluster.Nodes.Length then Error(sprintf "node index %d is out of range" nodeIndex)
+                else
+                    let node = ctx.Cluster.Nodes[nodeIndex]
+                    if count > node.NumGpus then Error(sprintf "cannot reserve %d GPUs on %s, which has %d" count node.Name node.NumGpus)
+                    else
+                        let g = ctx.GroupOfNode nodeIndex
+                        let used = ctx.SumX(fun c -> if c.Group = g.Index then int64 c.Config.Size else 0L)
+                        ctx.Model.AddLinearConstraint(used, 0L, int64 (g.NumGpus - count)) |> ignore
+                        Ok() }
+
+    /// At least one replica of (tp, pp) on node `nodeIndex` (e.g. a warm replica kept for a tenant).
+    let pinnedReplica (nodeIndex: int) (tp: int) (pp: int) : PlannerConstraint =
+        { Name = sprintf "pin tp%d/pp%d on node #%d" tp pp nodeIndex
+          IsolatedNodes = [ nodeIndex ]
+          Apply =
+            fun ctx ->
+                if nodeIndex < 0 || nodeIndex >= ctx.Cluster.Nodes.Length then Error(sprintf "node index %d is out of range" nodeIndex)
+                else
+                    match ctx.CandidatesOnNode nodeIndex |> Array.tryFind (fun c -> c.Config.Tp = tp && c.Config.Pp = pp) with
+                    | Some c ->
+                        ctx.Model.AddLinearConstraint(ctx.X[c.Index], 1L, Int64.MaxValue / 4L) |> ignore
+                        Ok()
+                    | None ->
+                        Error(sprintf "no feasible tp%d/pp%d replica fits on node %s (memory or node size)" tp pp ctx.Cluster.Nodes[nodeIndex].Name) }
+
+    /// Pins by node name (what YAML and the CLI carry); resolved against the cluster.
+    let pinnedReplicaOn (cluster: OServe.Planner.CostModel.ClusterSpec) (node: string) (tp: int) (pp: int) : Result<PlannerConstraint, string> =
+        match cluster.Nodes |> Array.tryFindIndex (fun n -> n.Name = node) with
+        | Some i -> Ok(pinnedReplica i tp pp)
+        | None -> Error(sprintf "no node '%s' in the cluster" node)
+
+    /// At most maxGpus GPUs in use over the whole cluster (a power or cost budget).
+    let gpuBudget (maxGpus: int) : PlannerConstraint =
+        { Name = sprintf "gpu-budget %d" maxGpus
+          IsolatedNodes = []
+          Apply =
+            fun ctx ->
+                ctx.Model.AddLinearConstraint(ctx.SumX(fun c -> int64 c.Config.Size), 0L, int64 maxGpus) |> ignore
+                Ok() }
+
+    /// A node left out entirely (maintenance).
+    let excludedNode (nodeIndex: int) : PlannerConstraint =
+        { Name = sprintf "exclude node #%d" nodeIndex
+          IsolatedNodes = [ nodeIndex ]
+          Apply =
+            fun ctx ->
+                if nodeIndex < 0 || nodeIndex >= ctx.Cluster.Nodes.Length then Error(sprintf "node index %d is out of range" nodeIndex)
+                else (reservedGpus nodeIndex ctx.Cluster.Nodes[nodeIndex].NumGpus).Apply ctx }

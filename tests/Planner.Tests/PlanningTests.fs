@@ -1,0 +1,171 @@
+module OServe.Planner.Tests.PlanningTests
+
+open System.IO
+open System.Collections.Generic
+open Expecto
+open OServe.Contracts
+open OServe.Contracts.Yaml
+open OServe.Planner.CostModel
+open OServe.Planner.Solver
+open OServe.Planner.Switching
+open OServe.Planner.Baselines
+open OServe.Planner.Planning
+open OServe.Planner.Workload
+open TestPaths
+
+let paperCluster () = ContractYaml.ReadCluster(Path.Combine(repoRoot, "scenarios", "clusters", "paper-4x8-h100.yaml"))
+let mixedCluster () = ContractYaml.ReadCluster(Path.Combine(repoRoot, "scenarios", "clusters", "mixed-h100-a100-l40s.yaml"))
+let llama70b () = ContractYaml.ReadModelCard(Path.Combine(repoRoot, "Models", "Cards", "llama-2-70b.yaml"))
+
+let spec name i o rate = RequestTypeSpec(Name = name, InputTokens = i, OutputTokens = o, RateRps = rate)
+
+let convTypes rate =
+    [| spec "short" 300.0 60.0 (0.4 * rate); spec "chat" 1000.0 250.0 (0.3 * rate)
+       spec "long-in" 3000.0 40.0 (0.2 * rate); spec "long-out" 800.0 700.0 (0.1 * rate) |] :> IReadOnlyList<RequestTypeSpec>
+
+let planOk (req: PlanRequest) =
+    match Planning.plan req with
+    | Ok o -> o
+    | Error es -> failtestf "plan failed: %A" (es |> List.map string)
+
+let validate (plan: Plan) cluster model =
+    let errors = PlanChecks.Validate(plan, cluster, model)
+    Expect.isEmpty (errors |> Seq.map string |> List.ofSeq) "Contracts validates the plan"
+
+[<Tests>]
+let tests =
+    testList "Planning" [
+        test "paper cluster, Llama-2-70B: a valid plan with a readable summary" {
+            let cluster, model = paperCluster (), llama70b ()
+            let o = planOk (PlanRequest(cluster, model, convTypes 12.0))
+            validate o.Plan cluster model
+            Expect.stringContains o.Summary "served" "summary"
+            Expect.isGreaterThan o.Plan.Replicas.Count 0 "replicas"
+            Expect.isTrue ((nonNull o.Plan.Predicted).ServedRps > 11.9) "serves the demand"
+            // The plan survives a YAML round trip.
+            let again = ContractYaml.ParsePlan(ContractYaml.Write o.Plan).Value
+            Expect.equal again.Replicas.Count o.Plan.Replicas.Count "round trip"
+            // Cold start loads every shard from storage.
+            Expect.isTrue ((nonNull o.Plan.Switch).Steps |> Seq.forall (fun s -> s.Kind <> SwitchStepKind.CopyShard)) "no copies on a cold start"
+        }
+        test "replanning from the current plan under the same demand keeps it" {
+            let cluster, model = paperCluster (), llama70b ()
+            let first = planOk (PlanRequest(cluster, model, convTypes 12.0))
+            let again = planOk (PlanRequest(cluster, model, convTypes 12.0, Current = first.Plan))
+            validate again.Plan cluster model
+            Expect.equal again.Plan.Version 2 "version"
+            Expect.isTrue ((nonNull again.Plan.Switch).Steps |> Seq.forall (fun s -> s.Kind = SwitchStepKind.Keep)) again.SwitchReason
+        }
+        test "a shifted mix switches with copies from devices that hold the weights" {
+            let cluster, model = paperCluster (), llama70b ()
+            let first = planOk (PlanRequest(cluster, model, [| spec "short" 300.0 60.0 30.0 |]))
+            let second = planOk (PlanRequest(cluster, model, [| spec "long" 3500.0 400.0 6.0 |], Current = first.Plan))
+            validate second.Plan cluster model
+            let sw = nonNull second.Plan.Switch
+            if sw.Steps |> Seq.exists (fun s -> s.Kind = SwitchStepKind.Start) then
+                Expect.isTrue (sw.Steps |> Seq.exists (fun s -> s.Kind = SwitchStepKind.CopyShard)) "hot copies, not storage"
+                Expect.isFalse (sw.Steps |> Seq.exists (fun s -> s.Kind = SwitchStepKind.LoadShard)) "no cold load"
+                Expect.isGreaterThan sw.EstSeconds 0.0 "takes time"
+        }
+        test "mixed GPU cluster plan validates" {
+            let cluster, model = mixedCluster (), llama70b ()
+            let o = planOk (PlanRequest(cluster, model, convTypes 6.0))
+            validate o.Plan cluster model
+        }
+        test "static and paper-heuristic planners produce valid plans that CP-SAT matches or beats" {
+            let cluster, model = paperCluster (), llama70b ()
+            let served kind =
+                let req = PlanRequest(cluster, model, convTypes 60.0)
+                req.Options <- PlannerOptions(Kind = kind)
+                let o = planOk req
+                validate o.Plan cluster model
+                o.Solution.ServedRate
+            let cp, st, ph = served PlannerKind.Cpsat, served PlannerKind.Static, served PlannerKind.PaperHeuristic
+            Expect.isGreaterThanOrEqual (cp * 1.01) st "CP-SAT >= static"
+            Expect.isGreaterThanOrEqual (cp * 1.01) ph "CP-SAT >= heuristic"
+            Expect.isGreaterThan ph 0.0 "heuristic serves"
+        }
+        test "a model that fits nowhere is explained, not an empty plan" {
+            let cluster = ContractYaml.ParseCluster("name: tiny\ngpu_types:\n  - {name: small, memory_gib: 16, tflops: 100, hbm_gbps: 500}\nnodes:\n  - {name: n0, gpu_type: small, gpus: 2, intra_link_gbps: 32}\ninter_node_link_gbps: 10\n").Value
+            match Planning.plan (PlanRequest(cluster, llama70b (), convTypes 1.0)) with
+            | Ok _ -> failtest "70B on 2 x 16 GiB"
+            | Error es -> Expect.stringContains (string es.Head) "fits no replica configuration" "why"
+        }
+        test "an impossible SLO is explained per type" {
+            let req = PlanRequest(paperCluster (), llama70b (), convTypes 1.0, Slo = Slo(TtftS = 0.0001))
+            match Planning.plan req with
+            | Ok _ -> failtest "TTFT 0.1 ms"
+            | Error es -> Expect.stringContains (string es.Head) "can be served by no configuration" "why"
+        }
+        test "demand beyond the cluster is planned with a warning" {
+            let o = planOk (PlanRequest(paperCluster (), llama70b (), convTypes 500.0))
+            Expect.isNonEmpty o.Warnings "warning"
+            Expect.stringContains o.Warnings[0] "exceeds what the cluster serves" "message"
+        }
+        test "bad request types are reported by field" {
+            match Planning.plan (PlanRequest(paperCluster (), llama70b (), [| spec "x" 0.0 10.0 -1.0 |])) with
+            | Ok _ -> failtest "must fail"
+            | Error es ->
+                let text = es |> List.map string |> String.concat "\n"
+                Expect.stringContains text "request_types[0].input_tokens" "input"
+                Expect.stringContains text "request_types[0].rate_rps" "rate"
+        }
+        test "a schedule over synthetic windows forecasts, plans and validates every window" {
+            let cluster, model = paperCluster (), llama70b ()
+            let trace = SyntheticWorkload.generate { SyntheticWorkload.defaults with DurationSec = 600.0 }
+            let req = ScheduleRequest(cluster, model, trace, MaxWindows = 5, WindowS = 60.0)
+            req.Options <- PlannerOptions(MaxSolveSeconds = 0.5)
+            match Scheduling.planSchedule req with
+            | Error es -> failtestf "%A" es
+            | Ok s ->
+                Expect.equal s.Schedule.Plans.Count 5 "windows"
+                for p in s.Schedule.Plans do validate p cluster model
+                Expect.equal (s.Schedule.Plans |> Seq.map (fun p -> p.Version) |> List.ofSeq) [ 1; 2; 3; 4; 5 ] "versions chain"
+                Expect.stringContains s.Summary "switches" "summary"
+        }
+        test "forecast report on a synthetic trace" {
+            let trace = SyntheticWorkload.generate { SyntheticWorkload.defaults with DurationSec = 1800.0 }
+            match Forecasting.report trace 60.0 4 0 with
+            | Error e -> failtest e
+            | Ok r ->
+                Expect.equal r.Rows.Length 4 "types"
+                Expect.isTrue (System.Double.IsFinite r.Overall.SmoothingRrmse) "finite"
+                Expect.stringContains r.Text "mov.avg" "table"
+        }
+    ]
+
+[<Tests>]
+let baselineAndSwitching =
+    testList "Baselines and switching" [
+        test "max-flow finds the known maximum" {
+            // s=0 -> 1 (3), s -> 2 (2), 1 -> 2 (1), 1 -> t=3 (2), 2 -> t (3): max flow 5.
+            let cap = Array2D.zeroCreate<float> 4 4
+            cap[0, 1] <- 3.0; cap[0, 2] <- 2.0; cap[1, 2] <- 1.0; cap[1, 3] <- 2.0; cap[2, 3] <- 3.0
+            let flow = PaperHeuristic.maxFlow cap 0 3
+            Expect.floatClose Accuracy.high (flow[1, 3] + flow[2, 3]) 5.0 "value"
+        }
+        test "switch steps copy shards within the node first, and load from storage cold" {
+            let k = CostCoefficients.defaults
+            let m = Hardware.llama2_70b
+            let c = { Nodes = [| { Name = "n0"; Gpu = Hardware.h100; NumGpus = 8; IntraLinkBytesPerSec = 400e9 }; { Name = "n1"; Gpu = Hardware.h100; NumGpus = 8; IntraLinkBytesPerSec = 400e9 } |]; InterLinkBytesPerSec = 50e9 }
+            let cfg tp = { Gpu = Hardware.h100; Tp = tp; Pp = 1; CrossNode = false }
+            let current = [| { Id = "a"; Config = cfg 4; Devices = [| for i in 0 .. 3 -> 0, i |] } |]
+            let target = [| current[0]; { Id = "b"; Config = cfg 4; Devices = [| for i in 4 .. 7 -> 0, i |] } |]
+            let sw = SwitchPlanner.plan k m c 2e9 false 0.85 0.5 current target
+            let copies = sw.Steps |> Array.filter (fun s -> s.Kind = StepKind.CopyShard)
+            Expect.equal copies.Length 4 "one copy per new GPU"
+            Expect.isTrue (copies |> Array.forall (fun s -> s.Source |> Option.exists (fun (n, _) -> n = 0))) "intra-node sources"
+            Expect.isTrue (sw.Steps |> Array.exists (fun s -> s.Kind = StepKind.Keep && s.Replica = "a")) "a kept"
+            let cold = SwitchPlanner.plan k m c 2e9 false 0.85 0.5 [||] target
+            Expect.isTrue (cold.Steps |> Array.filter (fun s -> s.Kind <> StepKind.Start) |> Array.forall (fun s -> s.Kind = StepKind.LoadShard)) "storage"
+            Expect.isGreaterThan cold.EstSeconds (10.0 * sw.EstSeconds) "cold load is much slower than NVLink"
+        }
+        test "a switch pays only when its gain over the window beats the capacity lost" {
+            let pays = SwitchPlanner.decide 60.0 0.05 (10.0, 1.0) (8.0, 1.0) 5.0 8.0
+            Expect.isTrue pays.Pays "120 more requests vs 40 lost"
+            let short = SwitchPlanner.decide 60.0 0.05 (10.0, 1.0) (9.8, 1.0) 30.0 9.8
+            Expect.isFalse short.Pays "12 more vs 294 lost"
+            let latency = SwitchPlanner.decide 60.0 0.05 (10.0, 0.8) (10.0, 1.0) 2.0 5.0
+            Expect.isTrue latency.Pays "20% faster, short switch"
+        }
+    ]
