@@ -49,6 +49,7 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
 
     public string ModelName => _options.ModelName;
     public int MaxModelLength => _core.Scheduler.Config.MaxModelLen;
+    public int? VocabSize => _tokenizer.VocabSize;
     public IClock Clock { get; }
 
     /// <summary>The loop's fatal error, if it died; in-flight requests got it too.</summary>

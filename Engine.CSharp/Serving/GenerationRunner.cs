@@ -43,6 +43,10 @@ public sealed class GenerationRunner(IInferenceEngine engine, ServingMetrics met
             release();
             if (e is AdmissionRejectedException rejected)
                 throw OpenAIErrorException.Overloaded(options.RejectStatusCode, rejected.Message, rejected.RetryAfter);
+            // The engine refuses what the parser could not know (e.g. a prompt its KV cache can never hold):
+            // its ParamName is the OpenAI field at fault.
+            if (e is ArgumentException { ParamName: { } field } refused)
+                throw OpenAIErrorException.BadField(field, refused.Message.Replace($" (Parameter '{field}')", ""));
             throw;
         }
     }

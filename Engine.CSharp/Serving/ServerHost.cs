@@ -49,6 +49,7 @@ public static class ServerHost
             app.UseMiddleware<ApiKeyMiddleware>(apiKey);
         app.UseRouting();
         app.MapOpenAIEndpoints();
+        app.MapTokenizeEndpoints();
         app.MapGet("/health", () => TypedResults.Ok(new HealthStatus("ok", modelNames[0])));
         app.MapGet("/metrics", () => TypedResults.Text(metrics.Render(), PrometheusText.ContentType));
         return app;

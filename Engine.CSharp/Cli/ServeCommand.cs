@@ -1,0 +1,110 @@
+using System.CommandLine;
+using System.Globalization;
+using OServe.Engine.Execution;
+using OServe.Engine.Serving;
+using OServe.Models;
+using TorchSharp;
+
+namespace OServe.Engine.Cli;
+
+/// <summary>
+/// <c>oserve serve</c>: one replica of a model behind the OpenAI-compatible server. Flags follow
+/// vLLM's where they mean the same (--max-num-seqs, --max-num-batched-tokens, --block-size,
+/// --max-model-len, --served-model-name, --api-key).
+/// </summary>
+public static class ServeCommand
+{
+    private static readonly Option<string?> Model = new("--model") { Description = "A llama2.c .bin checkpoint (tokenizer .bin beside it) or a Hugging Face directory; default: the built-in random-weight model" };
+    private static readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "llama2.c tokenizer .bin, when not beside the checkpoint" };
+    private static readonly Option<string> DType = new("--dtype") { Description = "float32, bfloat16 or float16", DefaultValueFactory = _ => "float32" };
+    private static readonly Option<string> Host = new("--host") { Description = "Address to bind (loopback by default)", DefaultValueFactory = _ => "127.0.0.1" };
+    private static readonly Option<int> Port = new("--port") { Description = "TCP port (0 picks a free one)", DefaultValueFactory = _ => 8000 };
+    private static readonly Option<string?> ApiKey = new("--api-key") { Description = "Require 'Authorization: Bearer KEY' on /v1 (also from OSERVE_API_KEY)" };
+    private static readonly Option<string[]> ServedName = new("--served-model-name") { Description = "Name(s) clients use in 'model'", AllowMultipleArgumentsPerToken = true };
+    private static readonly Option<int> MaxNumSeqs = new("--max-num-seqs") { Description = "Most sequences in one step", DefaultValueFactory = _ => 64 };
+    private static readonly Option<int> MaxBatchedTokens = new("--max-num-batched-tokens") { Description = "Token budget of one step (prefill and decode together)", DefaultValueFactory = _ => 2048 };
+    private static readonly Option<int> BlockSize = new("--block-size") { Description = "Tokens per KV block", DefaultValueFactory = _ => 16 };
+    private static readonly Option<int?> MaxModelLen = new("--max-model-len") { Description = "Longest prompt + output; default: the model's context" };
+    private static readonly Option<double> KvCacheGib = new("--kv-cache-gib") { Description = "Memory for the paged KV cache, GiB", DefaultValueFactory = _ => 1.0 };
+    private static readonly Option<int> AdmissionCapacity = new("--admission-capacity") { Description = "Requests queued before new ones get 429 + Retry-After", DefaultValueFactory = _ => 1024 };
+    private static readonly Option<int?> Threads = new("--threads") { Description = "Torch CPU threads; default: all cores" };
+    private static readonly Option<long> Seed = new("--seed") { Description = "Seed of the built-in model's random weights", DefaultValueFactory = _ => 1234 };
+
+    public static Command Create()
+    {
+        var command = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics).")
+        {
+            Model, Tokenizer, DType, Host, Port, ApiKey, ServedName, MaxNumSeqs, MaxBatchedTokens, BlockSize, MaxModelLen,
+            KvCacheGib, AdmissionCapacity, Threads, Seed,
+        };
+        command.SetAction((parse, cancellationToken) => RunAsync(parse, cancellationToken));
+        return command;
+    }
+
+    private static async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
+    {
+        var output = parse.InvocationConfiguration.Output;
+        var names = parse.GetValue(ServedName) ?? [];
+        var serveOptions = new ServeOptions
+        {
+            Host = parse.GetValue(Host)!,
+            Port = parse.GetValue(Port),
+            ApiKey = parse.GetValue(ApiKey) ?? Environment.GetEnvironmentVariable("OSERVE_API_KEY"),
+            ServedModelNames = names,
+        };
+        var settings = new EngineSettings
+        {
+            MaxNumSeqs = parse.GetValue(MaxNumSeqs),
+            MaxNumBatchedTokens = parse.GetValue(MaxBatchedTokens),
+            BlockSize = parse.GetValue(BlockSize),
+            MaxModelLen = parse.GetValue(MaxModelLen),
+            KvCacheGib = parse.GetValue(KvCacheGib),
+            AdmissionCapacity = parse.GetValue(AdmissionCapacity),
+        };
+        Check(() => serveOptions.Validate());
+        if (parse.GetValue(Threads) is { } threads)
+        {
+            if (threads < 1) throw new CliUsageException($"--threads: must be at least 1, got {threads}");
+            torch.set_num_threads(threads);
+        }
+
+        using var model = LoadModel(parse.GetValue(Model), parse.GetValue(Tokenizer), ParseDType(parse.GetValue(DType)!), parse.GetValue(Seed));
+        output.WriteLine($"model: {model.Description}");
+        var engine = Check(() => LocalEngineBuilder.Create(model, settings, names.Length > 0 ? names[0] : null));
+        await using (engine)
+        {
+            await ServerHost.RunAsync(serveOptions, engine, engineClock: () => engine.Clock.Now, cancellationToken: cancellationToken);
+        }
+        return OServeCli.ExitOk;
+    }
+
+    /// <summary>The model at <paramref name="path"/>, or the built-in random-weight one when no path is given.</summary>
+    public static LoadedModel LoadModel(string? path, string? tokenizer, torch.ScalarType dtype, long seed)
+    {
+        if (path is null) return BuiltInModel.Create(new BuiltInModelOptions { Seed = seed, DType = dtype });
+        try
+        {
+            return ModelLoader.Load(path, torch.CPU, dtype, tokenizer);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or UnauthorizedAccessException)
+        {
+            throw new CliUsageException($"--model {path}: {e.Message}");
+        }
+    }
+
+    public static torch.ScalarType ParseDType(string text) => text.ToLower(CultureInfo.InvariantCulture) switch
+    {
+        "float32" or "fp32" or "float" => torch.ScalarType.Float32,
+        "bfloat16" or "bf16" => torch.ScalarType.BFloat16,
+        "float16" or "fp16" or "half" => torch.ScalarType.Float16,
+        _ => throw new CliUsageException($"--dtype: '{text}' is not one of float32, bfloat16, float16"),
+    };
+
+    private static T Check<T>(Func<T> make)
+    {
+        try { return make(); }
+        catch (ArgumentException e) { throw new CliUsageException(e.Message.Replace($" (Parameter '{e.ParamName}')", "")); }
+    }
+
+    private static void Check(Action validate) => Check(() => { validate(); return 0; });
+}
