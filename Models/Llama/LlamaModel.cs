@@ -124,7 +124,7 @@ public sealed class LlamaModel : IDisposable
         int[][] queryPositions = [Enumerable.Range(0, n).ToArray()];
         var mask = Attention.CausalMask(queryPositions, [n], n, n, Device);
         var logits = Run(ids, positions, outputRows: null, (_, q, k, v) =>
-            Attention.Attend(q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0), mask).squeeze(0));
+            Attention.Attend(q.unsqueeze(0), k.permute(1, 0, 2).unsqueeze(0), v.permute(1, 0, 2).unsqueeze(0), mask).squeeze(0));
         return logits.MoveToOuterDisposeScope();
     }
 
@@ -174,15 +174,19 @@ public sealed class LlamaModel : IDisposable
         keyCache.index_copy_(0, t.WriteSlots, k);
         valueCache.index_copy_(0, t.WriteSlots, v);
 
-        Tensor Gather(Tensor flatCache, Tensor slots, int batch, int context) =>
-            flatCache.index_select(0, slots).view(batch, context, c.NumKvHeads, c.EffectiveHeadDim);
+        // Rows of the [slots * kvHeads, hd] view, ordered (sequence, kv head, position): one gather
+        // yields [B, kvHeads, C, hd], the layout the attention matmuls read without another copy.
+        var keyRows = keyCache.view(-1, c.EffectiveHeadDim);
+        var valueRows = valueCache.view(-1, c.EffectiveHeadDim);
+        Tensor Gather(Tensor rows, Tensor index, int batch, int context) =>
+            rows.index_select(0, index).view(batch, c.NumKvHeads, context, c.EffectiveHeadDim);
 
         if (plan.IsAllDecode)
         {
             int b = plan.Decode.Count;
             var qd = q.view(b, 1, c.NumHeads, c.EffectiveHeadDim);
-            return Attention.Attend(qd, Gather(keyCache, t.DecodeSlots!, b, plan.DecodeContext),
-                Gather(valueCache, t.DecodeSlots!, b, plan.DecodeContext), t.DecodeMask!).view(b, -1);
+            return Attention.Attend(qd, Gather(keyRows, t.DecodeSlots!, b, plan.DecodeContext),
+                Gather(valueRows, t.DecodeSlots!, b, plan.DecodeContext), t.DecodeMask!).view(b, -1);
         }
 
         var output = empty(q.shape[0], c.QueryDim, q.dtype, q.device);
@@ -190,16 +194,16 @@ public sealed class LlamaModel : IDisposable
         {
             int b = plan.Decode.Count;
             var qd = q.index_select(0, t.DecodeRows!).view(b, 1, c.NumHeads, c.EffectiveHeadDim);
-            var od = Attention.Attend(qd, Gather(keyCache, t.DecodeSlots!, b, plan.DecodeContext),
-                Gather(valueCache, t.DecodeSlots!, b, plan.DecodeContext), t.DecodeMask!);
+            var od = Attention.Attend(qd, Gather(keyRows, t.DecodeSlots!, b, plan.DecodeContext),
+                Gather(valueRows, t.DecodeSlots!, b, plan.DecodeContext), t.DecodeMask!);
             output.index_copy_(0, t.DecodeRows!, od.view(b, -1));
         }
         for (int i = 0; i < plan.Prefill.Count; i++)
         {
             var p = plan.Prefill[i];
             var qp = q.narrow(0, p.FirstRow, p.NumTokens).unsqueeze(0);
-            var op = Attention.Attend(qp, Gather(keyCache, t.PrefillSlots[i], 1, p.ContextLength),
-                Gather(valueCache, t.PrefillSlots[i], 1, p.ContextLength), t.PrefillMasks[i]);
+            var op = Attention.Attend(qp, Gather(keyRows, t.PrefillSlots[i], 1, p.ContextLength),
+                Gather(valueRows, t.PrefillSlots[i], 1, p.ContextLength), t.PrefillMasks[i]);
             output.narrow(0, p.FirstRow, p.NumTokens).copy_(op.squeeze(0));
         }
         return output;
