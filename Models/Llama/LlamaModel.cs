@@ -8,17 +8,19 @@ namespace OServe.Models.Llama;
 
 /// <summary>
 /// Llama-family decoder for inference: RMSNorm, rotary embeddings, grouped-query attention,
-/// SwiGLU. Weights live in <see cref="Weights"/> by canonical name; q/k/v and gate/up are stored
-/// fused (one matmul each) and the named entries are row views into the fused tensors.
+/// SwiGLU. Weights live in <see cref="Weights"/> by canonical name in the [out, in] layout; q/k/v
+/// and gate/up are stored fused (one matmul each) and transposed, and the named entries are views
+/// into those tensors.
 /// </summary>
 public sealed class LlamaModel : IDisposable
 {
+    /// <summary>Qkv, Output, GateUp and Down are kernels: [in, out] contiguous.</summary>
     private sealed record Layer(Tensor AttentionNorm, Tensor Qkv, Tensor Output, Tensor FfnNorm, Tensor GateUp, Tensor Down);
 
     private readonly Layer[] layers;
-    private readonly Tensor embedding;
+    private readonly Tensor? embedding;
     private readonly Tensor finalNorm;
-    private readonly Tensor classifier;
+    private readonly Tensor classifier; // kernel [dim, vocab]
     private readonly RotaryEmbedding rotary;
     private readonly Dictionary<string, Tensor> weights = new(StringComparer.Ordinal);
     private readonly List<Tensor> owned = [];
@@ -39,37 +41,43 @@ public sealed class LlamaModel : IDisposable
             owned.Add(t);
             return t;
         }
-        Tensor Fuse(params (string Name, long[] Shape)[] parts)
+        // Matmul weights are kept transposed, [in, out] contiguous: x.mm(Wt) streams them faster
+        // than linear(x, W) on CPU BLAS (measured ~1.5x at batch 1, FP32). The named entries are
+        // [out, in] views of the same storage, so callers still see the checkpoint layout.
+        Tensor Kernel(params (string Name, long[] Shape)[] parts)
         {
             var pieces = parts.Select(p => Take(p.Name, p.Shape)).ToArray();
-            var fused = cat(pieces, 0).DetachFromDisposeScope();
+            using var fused = pieces.Length == 1 ? pieces[0].alias() : cat(pieces, 0);
+            var kernel = fused.t().contiguous().DetachFromDisposeScope();
             foreach (var p in pieces) { owned.Remove(p); p.Dispose(); }
-            owned.Add(fused);
-            long row = 0;
+            owned.Add(kernel);
+            long column = 0;
             foreach (var (name, shape) in parts)
             {
-                weights[name] = fused.narrow(0, row, shape[0]).DetachFromDisposeScope();
-                row += shape[0];
+                weights[name] = kernel.narrow(1, column, shape[0]).t().DetachFromDisposeScope();
+                column += shape[0];
             }
-            return fused;
+            return kernel;
         }
         Tensor Named(string name, long[] shape) => weights[name] = Take(name, shape);
 
         var c = config;
-        embedding = Named(LlamaWeightNames.Embedding, [c.VocabSize, c.Dim]);
+        // Tied models keep one tensor, the classifier kernel [dim, vocab]; embedding rows are gathered from its columns.
+        embedding = c.TieWordEmbeddings ? null : Named(LlamaWeightNames.Embedding, [c.VocabSize, c.Dim]);
+        classifier = c.TieWordEmbeddings ? Kernel((LlamaWeightNames.Embedding, [c.VocabSize, c.Dim])) : null!;
         layers = new Layer[c.NumLayers];
         for (int l = 0; l < c.NumLayers; l++)
         {
             layers[l] = new Layer(
                 Named(LlamaWeightNames.AttentionNorm(l), [c.Dim]),
-                Fuse((LlamaWeightNames.Query(l), [c.QueryDim, c.Dim]), (LlamaWeightNames.Key(l), [c.KvDim, c.Dim]), (LlamaWeightNames.Value(l), [c.KvDim, c.Dim])),
-                Named(LlamaWeightNames.Output(l), [c.Dim, c.QueryDim]),
+                Kernel((LlamaWeightNames.Query(l), [c.QueryDim, c.Dim]), (LlamaWeightNames.Key(l), [c.KvDim, c.Dim]), (LlamaWeightNames.Value(l), [c.KvDim, c.Dim])),
+                Kernel((LlamaWeightNames.Output(l), [c.Dim, c.QueryDim])),
                 Named(LlamaWeightNames.FfnNorm(l), [c.Dim]),
-                Fuse((LlamaWeightNames.Gate(l), [c.HiddenDim, c.Dim]), (LlamaWeightNames.Up(l), [c.HiddenDim, c.Dim])),
-                Named(LlamaWeightNames.Down(l), [c.Dim, c.HiddenDim]));
+                Kernel((LlamaWeightNames.Gate(l), [c.HiddenDim, c.Dim]), (LlamaWeightNames.Up(l), [c.HiddenDim, c.Dim])),
+                Kernel((LlamaWeightNames.Down(l), [c.Dim, c.HiddenDim])));
         }
         finalNorm = Named(LlamaWeightNames.FinalNorm, [c.Dim]);
-        classifier = c.TieWordEmbeddings ? embedding : Named(LlamaWeightNames.Classifier, [c.VocabSize, c.Dim]);
+        if (!c.TieWordEmbeddings) classifier = Kernel((LlamaWeightNames.Classifier, [c.VocabSize, c.Dim]));
         rotary = new RotaryEmbedding(c.EffectiveHeadDim, c.MaxSeqLen, c.RopeTheta, device, dtype);
         attentionScale = 1.0f / MathF.Sqrt(c.EffectiveHeadDim);
     }
@@ -137,26 +145,27 @@ public sealed class LlamaModel : IDisposable
         var c = Config;
         int hd = c.EffectiveHeadDim;
         long n = tokens.shape[0];
-        var x = embedding.index_select(0, tokens);
+        var x = embedding is null ? classifier.index_select(1, tokens).t() : embedding.index_select(0, tokens);
         var (cos, sin) = rotary.At(positions);
         for (int l = 0; l < layers.Length; l++)
         {
             // Per-layer scope: a long prefill must not keep every layer's activations alive.
             using var layerScope = NewDisposeScope();
             var layer = layers[l];
-            var qkv = linear(RmsNorm(x, layer.AttentionNorm), layer.Qkv).view(n, c.NumHeads + 2 * c.NumKvHeads, hd);
+            var qkv = RmsNorm(x, layer.AttentionNorm).mm(layer.Qkv).view(n, c.NumHeads + 2 * c.NumKvHeads, hd);
             var qk = rotary.Apply(qkv.narrow(1, 0, c.NumHeads + c.NumKvHeads), cos, sin);
             var q = qk.narrow(1, 0, c.NumHeads).mul_(attentionScale);
             var k = qk.narrow(1, c.NumHeads, c.NumKvHeads);
             var v = qkv.narrow(1, c.NumHeads + c.NumKvHeads, c.NumKvHeads);
             var attended = attend(l, q, k, v);
-            var h = x.add(linear(attended, layer.Output));
-            var gateUp = linear(RmsNorm(h, layer.FfnNorm), layer.GateUp);
+            var h = x.add(attended.mm(layer.Output));
+            var gateUp = RmsNorm(h, layer.FfnNorm).mm(layer.GateUp);
             var act = silu(gateUp.narrow(1, 0, c.HiddenDim)).mul_(gateUp.narrow(1, c.HiddenDim, c.HiddenDim));
-            x = h.add_(linear(act, layer.Down)).MoveToOuterDisposeScope();
+            x = h.add_(act.mm(layer.Down)).MoveToOuterDisposeScope();
         }
         var last = outputRows is null ? x : x.index_select(0, outputRows);
-        return linear(RmsNorm(last, finalNorm), classifier).to(ScalarType.Float32);
+        var normed = RmsNorm(last, finalNorm);
+        return normed.mm(classifier).to(ScalarType.Float32);
     }
 
     private Tensor RmsNorm(Tensor x, Tensor weight)
