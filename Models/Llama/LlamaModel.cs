@@ -88,6 +88,7 @@ public sealed class LlamaModel : IDisposable
         config.Validate(source.Origin);
         if (dtype is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16))
             throw new ArgumentException($"model dtype must be Float32, BFloat16 or Float16, got {dtype}", nameof(dtype));
+        if (device.type == DeviceType.CPU) NativeMemoryTuning.Apply();
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         return new LlamaModel(config, source, device, dtype);
