@@ -1,1 +1,1 @@
-return 0;
+return await OServe.Engine.Cli.OServeCli.RunAsync(args);

@@ -1,0 +1,31 @@
+namespace OServe.Contracts;
+
+public enum PlannerKind { Cpsat, Static, PaperHeuristic }
+
+public enum SwitchMode { Hot, Reload }
+
+/// <summary>Planner options a scenario may set; every field has a default.</summary>
+public sealed record PlannerOptions
+{
+    public PlannerKind Kind { get; init; } = PlannerKind.Cpsat;
+    /// <summary>Target utilization: routed load stays under rho times capacity.</summary>
+    public double Rho { get; init; } = 0.85;
+    public double MaxSolveSeconds { get; init; } = 1.0;
+    public SwitchMode Switching { get; init; } = SwitchMode.Hot;
+    public int? MaxTp { get; init; }
+}
+
+/// <summary>
+/// A runnable experiment: cluster + model + workload + SLO + planner options. Cluster and model
+/// are references: a path (relative to the scenario file) or a built-in name.
+/// </summary>
+public sealed record Scenario
+{
+    public required string Name { get; init; }
+    public string? Description { get; init; }
+    public required string Cluster { get; init; }
+    public required string Model { get; init; }
+    public required Workload Workload { get; init; }
+    public Slo Slo { get; init; } = new();
+    public PlannerOptions Planner { get; init; } = new();
+}

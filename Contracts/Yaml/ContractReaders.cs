@@ -1,0 +1,247 @@
+namespace OServe.Contracts.Yaml;
+
+/// <summary>Field-by-field readers for every contract; each checks what one file can check alone.</summary>
+internal static class ContractReaders
+{
+    public static GpuType GpuType(MapReader m) => new()
+    {
+        Name = m.String("name"),
+        MemoryGib = m.Double("memory_gib"),
+        Tflops = m.Double("tflops"),
+        HbmGbps = m.Double("hbm_gbps"),
+    };
+
+    public static Node Node(MapReader m) => new()
+    {
+        Name = m.String("name"),
+        GpuType = m.String("gpu_type"),
+        Gpus = m.Int("gpus", min: 1),
+        IntraLinkGbps = m.Double("intra_link_gbps"),
+    };
+
+    public static Cluster Cluster(MapReader m)
+    {
+        var cluster = new Cluster
+        {
+            Name = m.String("name"),
+            Description = m.OptString("description"),
+            GpuTypes = m.List("gpu_types", GpuType),
+            Nodes = m.List("nodes", Node),
+            InterNodeLinkGbps = m.Double("inter_node_link_gbps"),
+            StorageReadGbps = m.OptDouble("storage_read_gbps", positive: true) ?? 2.0,
+        };
+        Unique(m, "gpu_types", cluster.GpuTypes.Select(t => t.Name), "GPU type");
+        Unique(m, "nodes", cluster.Nodes.Select(n => n.Name), "node");
+        var types = cluster.GpuTypes.Select(t => t.Name).ToHashSet();
+        for (var i = 0; i < cluster.Nodes.Count; i++)
+        {
+            var node = cluster.Nodes[i];
+            if (node.Name.Contains('/'))
+                m.Context.Error(null, $"nodes[{i}].name", $"'{node.Name}' must not contain '/' (device ids are node/index)");
+            if (node.GpuType.Length > 0 && !types.Contains(node.GpuType))
+                m.Context.Error(null, $"nodes[{i}].gpu_type", $"'{node.GpuType}' is not a GPU type of this cluster (known: {string.Join(", ", types)})");
+        }
+        if (cluster.Nodes.Count == 0 && m.Context.Errors.Count == 0)
+            m.Error("nodes", "a cluster needs at least one node");
+        return cluster;
+    }
+
+    public static ModelCard ModelCard(MapReader m)
+    {
+        var card = new ModelCard
+        {
+            Name = m.String("name"),
+            Architecture = m.OptEnum("architecture", ModelArchitecture.Llama),
+            Layers = m.Int("layers", min: 1),
+            Hidden = m.Int("hidden", min: 1),
+            Intermediate = m.Int("intermediate", min: 1),
+            Heads = m.Int("heads", min: 1),
+            KvHeads = m.Int("kv_heads", min: 1),
+            Vocab = m.Int("vocab", min: 1),
+            DtypeBytes = m.OptInt("dtype_bytes", min: 1, max: 8) ?? 2,
+            MaxContext = m.Int("max_context", min: 1),
+            TiedEmbeddings = m.OptBool("tied_embeddings", false),
+            Source = m.OptString("source"),
+        };
+        if (card.Heads > 0 && card.Hidden % card.Heads != 0)
+            m.Error("heads", $"{card.Heads} heads do not divide hidden size {card.Hidden}");
+        if (card.KvHeads > 0 && card.Heads % card.KvHeads != 0)
+            m.Error("kv_heads", $"{card.KvHeads} KV heads do not divide {card.Heads} attention heads");
+        return card;
+    }
+
+    public static TraceRef Trace(MapReader m) => new()
+    {
+        Path = m.String("path"),
+        Format = m.OptEnum("format", TraceFormat.Azure),
+        TimeScale = m.OptDouble("time_scale", positive: true) ?? 1.0,
+        StartS = m.OptDouble("start_s") ?? 0,
+        DurationS = m.OptDouble("duration_s", positive: true),
+    };
+
+    public static SyntheticComponent Component(MapReader m) => new()
+    {
+        Profile = m.OptEnum("profile", LengthProfile.AzureConv),
+        RateRps = m.Double("rate_rps"),
+        Amplitude = m.OptDouble("amplitude", max: 1.0) ?? 0,
+        PeriodS = m.OptDouble("period_s", positive: true) ?? 3600,
+        PhaseS = m.OptDouble("phase_s") ?? 0,
+    };
+
+    public static SyntheticSpec Synthetic(MapReader m) => new()
+    {
+        Seed = m.OptInt("seed") ?? 1,
+        DurationS = m.Double("duration_s"),
+        Components = m.List("components", Component),
+    };
+
+    public static Workload Workload(MapReader m)
+    {
+        var trace = m.Map("trace");
+        var synthetic = m.Map("synthetic");
+        var workload = new Workload
+        {
+            Name = m.String("name"),
+            Trace = trace is null ? null : Finish(trace, Trace(trace)),
+            Synthetic = synthetic is null ? null : Finish(synthetic, Synthetic(synthetic)),
+            WindowS = m.OptDouble("window_s", positive: true) ?? 60,
+            NumTypes = m.OptInt("num_types", min: 1, max: 64) ?? 4,
+        };
+        if (workload.Trace is null && workload.Synthetic is null)
+            m.Context.Error(m.Node, m.Field("trace"), "a workload needs a trace, a synthetic spec, or both");
+        return workload;
+    }
+
+    public static Slo Slo(MapReader m) => new()
+    {
+        TtftS = m.OptDouble("ttft_s", positive: true),
+        TpotS = m.OptDouble("tpot_s", positive: true),
+        E2eS = m.OptDouble("e2e_s", positive: true),
+    };
+
+    public static PlannerOptions PlannerOptions(MapReader m) => new()
+    {
+        Kind = m.OptEnum("kind", PlannerKind.Cpsat),
+        Rho = m.OptDouble("rho", positive: true, max: 1.0) ?? 0.85,
+        MaxSolveSeconds = m.OptDouble("max_solve_seconds", positive: true) ?? 1.0,
+        Switching = m.OptEnum("switching", SwitchMode.Hot),
+        MaxTp = m.OptInt("max_tp", min: 1),
+    };
+
+    public static Scenario Scenario(MapReader m)
+    {
+        var workload = m.Map("workload", required: true);
+        var slo = m.Map("slo");
+        var planner = m.Map("planner");
+        return new Scenario
+        {
+            Name = m.String("name"),
+            Description = m.OptString("description"),
+            Cluster = m.String("cluster"),
+            Model = m.String("model"),
+            Workload = workload is null ? new Workload { Name = "", WindowS = 60 } : Finish(workload, Workload(workload)),
+            Slo = slo is null ? new Slo() : Finish(slo, Slo(slo)),
+            Planner = planner is null ? new PlannerOptions() : Finish(planner, PlannerOptions(planner)),
+        };
+    }
+
+    public static RequestTypeSpec RequestType(MapReader m) => new()
+    {
+        Name = m.String("name"),
+        InputTokens = m.Double("input_tokens"),
+        OutputTokens = m.Double("output_tokens"),
+        RateRps = m.OptDouble("rate_rps") ?? 0,
+    };
+
+    public static ReplicaSpec Replica(MapReader m) => new()
+    {
+        Id = m.String("id"),
+        GpuType = m.String("gpu_type"),
+        Devices = m.StringList("devices"),
+        Tp = m.OptInt("tp", min: 1) ?? 1,
+        Pp = m.OptInt("pp", min: 1) ?? 1,
+        MaxNumSeqs = m.OptInt("max_num_seqs", min: 1) ?? 256,
+        MaxNumBatchedTokens = m.OptInt("max_num_batched_tokens", min: 1) ?? 8192,
+    };
+
+    public static RoutingEntry Routing(MapReader m) => new() { Type = m.String("type"), Weights = m.NumberMap("weights") };
+
+    public static SwitchStep Step(MapReader m) => new()
+    {
+        Kind = m.OptEnum("kind", SwitchStepKind.Keep),
+        Replica = m.String("replica"),
+        Device = m.OptString("device"),
+        Source = m.OptString("source"),
+        Bytes = m.OptLong("bytes"),
+        EstSeconds = m.OptDouble("est_seconds") ?? 0,
+    };
+
+    public static Plan Plan(MapReader m)
+    {
+        var window = m.Map("window");
+        var predicted = m.Map("predicted");
+        var sw = m.Map("switch");
+        var plan = new Plan
+        {
+            Version = m.OptInt("version", min: 0) ?? 1,
+            Model = m.String("model"),
+            Cluster = m.String("cluster"),
+            Planner = m.OptString("planner") ?? "cpsat",
+            Window = window is null ? new PlanWindow() : Finish(window, new PlanWindow
+            {
+                StartS = window.OptDouble("start_s") ?? 0,
+                LengthS = window.OptDouble("length_s", positive: true) ?? 60,
+            }),
+            RequestTypes = m.List("request_types", RequestType),
+            Replicas = m.List("replicas", Replica),
+            Routing = m.List("routing", Routing),
+            Predicted = predicted is null ? null : Finish(predicted, new PredictedFigures
+            {
+                DemandRps = predicted.OptDouble("demand_rps") ?? 0,
+                ServedRps = predicted.OptDouble("served_rps") ?? 0,
+                MaxUtilization = predicted.OptDouble("max_utilization") ?? 0,
+                MeanLatencyS = predicted.OptDouble("mean_latency_s"),
+                SolveStatus = predicted.OptString("solve_status"),
+                Objective = predicted.OptDouble("objective"),
+                Bound = predicted.OptDouble("bound"),
+                Gap = predicted.OptDouble("gap"),
+                SolveSeconds = predicted.OptDouble("solve_seconds"),
+            }),
+            Switch = sw is null ? null : Finish(sw, new SwitchPlan
+            {
+                FromVersion = sw.OptInt("from_version", min: 0) ?? 0,
+                Steps = sw.List("steps", Step, required: false),
+                TotalBytes = sw.OptLong("total_bytes"),
+                EstSeconds = sw.OptDouble("est_seconds") ?? 0,
+            }),
+        };
+        PlanChecks.CheckInternal(plan, m.Field("").TrimEnd('.'), (field, message) => m.Context.Error(null, field, message));
+        return plan;
+    }
+
+    public static PlanSchedule Schedule(MapReader m) => new()
+    {
+        Model = m.String("model"),
+        Cluster = m.String("cluster"),
+        WindowS = m.OptDouble("window_s", positive: true) ?? 60,
+        Plans = m.List("plans", Plan),
+    };
+
+    private static T Finish<T>(MapReader reader, T value)
+    {
+        reader.Finish();
+        return value;
+    }
+
+    private static void Unique(MapReader m, string key, IEnumerable<string> names, string what)
+    {
+        var seen = new HashSet<string>();
+        var i = 0;
+        foreach (var name in names)
+        {
+            if (name.Length > 0 && !seen.Add(name))
+                m.Context.Error(null, $"{m.Field(key)}[{i}].name", $"{what} '{name}' is defined twice");
+            i++;
+        }
+    }
+}

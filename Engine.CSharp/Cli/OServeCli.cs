@@ -1,0 +1,47 @@
+using System.CommandLine;
+using OServe.Contracts;
+
+namespace OServe.Engine.Cli;
+
+/// <summary>The <c>oserve</c> command tree. Bad input ends with exit code 2 and one line per problem.</summary>
+public static class OServeCli
+{
+    public const int ExitOk = 0;
+    public const int ExitFailure = 1;
+    public const int ExitBadInput = 2;
+
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("oserve: serve LLMs on a heterogeneous deployment planned for a workload that moves in space and time.");
+        root.Subcommands.Add(ValidateCommand.Create());
+        return root;
+    }
+
+    public static async Task<int> RunAsync(string[] args, TextWriter? output = null, TextWriter? error = null)
+    {
+        var config = new InvocationConfiguration
+        {
+            Output = output ?? Console.Out,
+            Error = error ?? Console.Error,
+            // Our own handler below turns user errors into messages; anything else is a bug and keeps its trace.
+            EnableDefaultExceptionHandler = false,
+        };
+        try
+        {
+            return await Build().Parse(args).InvokeAsync(config);
+        }
+        catch (ContractException e)
+        {
+            foreach (var problem in e.Errors) config.Error.WriteLine($"error {problem}");
+            return ExitBadInput;
+        }
+        catch (CliUsageException e)
+        {
+            config.Error.WriteLine($"error {e.Message}");
+            return ExitBadInput;
+        }
+    }
+}
+
+/// <summary>A command-line value that is well-formed but unusable (names the option and why).</summary>
+public sealed class CliUsageException(string message) : Exception(message);
