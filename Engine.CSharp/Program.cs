@@ -1,1 +1,2 @@
+OServe.Engine.NativeEnvironment.Apply();
 return await OServe.Engine.Cli.OServeCli.RunAsync(args);

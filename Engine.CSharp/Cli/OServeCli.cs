@@ -18,6 +18,8 @@ public static class OServeCli
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(SimulateCommand.Create());
         root.Subcommands.Add(CompareCommand.Create());
+        root.Subcommands.Add(MicroBenchCommands.BenchModel());
+        root.Subcommands.Add(MicroBenchCommands.BenchScheduler());
         return root;
     }
 
