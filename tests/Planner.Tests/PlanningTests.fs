@@ -115,7 +115,7 @@ let tests =
             let trace = SyntheticWorkload.generate { SyntheticWorkload.defaults with DurationSec = 600.0 }
             let req = ScheduleRequest(cluster, model, trace, MaxWindows = 5, WindowS = 60.0)
             req.Options <- PlannerOptions(MaxSolveSeconds = 0.5)
-            match Scheduling.planSchedule req with
+            match Planning.planSchedule req with
             | Error es -> failtestf "%A" es
             | Ok s ->
                 Expect.equal s.Schedule.Plans.Count 5 "windows"
@@ -159,6 +159,20 @@ let baselineAndSwitching =
             let cold = SwitchPlanner.plan k m c 2e9 false 0.85 0.5 [||] target
             Expect.isTrue (cold.Steps |> Array.filter (fun s -> s.Kind <> StepKind.Start) |> Array.forall (fun s -> s.Kind = StepKind.LoadShard)) "storage"
             Expect.isGreaterThan cold.EstSeconds (10.0 * sw.EstSeconds) "cold load is much slower than NVLink"
+        }
+        test "a copy onto a GPU that still holds an old shard without headroom waits for that replica to stop" {
+            let k = CostCoefficients.defaults
+            let c = { Nodes = [| { Name = "n0"; Gpu = Hardware.h100; NumGpus = 8; IntraLinkBytesPerSec = 400e9 } |]; InterLinkBytesPerSec = 50e9 }
+            let cfg tp = { Gpu = Hardware.h100; Tp = tp; Pp = 1; CrossNode = false }
+            let current = [| { Id = "a"; Config = cfg 4; Devices = [| for i in 0 .. 3 -> 0, i |] } |]
+            let target = [| { Id = "b"; Config = cfg 2; Devices = [| 0, 0; 0, 1 |] } |]
+            let sw = SwitchPlanner.plan k Hardware.llama2_70b c 2e9 false 0.85 0.5 current target
+            let index kind replica = sw.Steps |> Array.findIndex (fun s -> s.Kind = kind && s.Replica = replica)
+            let firstCopy = sw.Steps |> Array.findIndex (fun s -> s.Kind = StepKind.CopyShard)
+            Expect.isLessThan (index StepKind.Stop "a") firstCopy "35 GB old + 69 GB new > 85% of 80 GB: copy after stop"
+            Expect.isLessThan firstCopy (index StepKind.Start "b") "start last"
+            // Half of b's first shard already sits on GPU 0 (a's rank-0 slice): no bytes move for it.
+            Expect.isTrue (sw.Steps |> Array.exists (fun s -> s.Kind = StepKind.CopyShard && s.Source = Some(0, 0) && s.Device = Some(0, 0) && s.Bytes = 0L)) "in place"
         }
         test "a switch pays only when its gain over the window beats the capacity lost" {
             let pays = SwitchPlanner.decide 60.0 0.05 (10.0, 1.0) (8.0, 1.0) 5.0 8.0
