@@ -67,6 +67,28 @@ let tests =
                 Expect.isFalse (sw.Steps |> Seq.exists (fun s -> s.Kind = SwitchStepKind.LoadShard)) "no cold load"
                 Expect.isGreaterThan sw.EstSeconds 0.0 "takes time"
         }
+        test "the paper scenario (Azure conv trace or its synthetic fallback) gives a valid plan" {
+            let path = Path.Combine(repoRoot, "scenarios", "llama2-70b-azure-conv.yaml")
+            let scenario = ContractYaml.ReadScenario path
+            let cluster = ContractYaml.ReadCluster(Path.Combine(repoRoot, "scenarios", scenario.Cluster))
+            match WorkloadSource.load scenario.Workload (Path.GetDirectoryName path |> nonNull) with
+            | Error es -> failtestf "%A" es
+            | Ok trace ->
+                let types = Planning.typesOfTrace trace scenario.Workload.NumTypes |> Result.defaultWith (fun es -> failtestf "%A" es)
+                let req = PlanRequest(cluster, llama70b (), types, Slo = scenario.Slo)
+                let o = planOk req
+                validate o.Plan cluster (llama70b ())
+                Expect.isGreaterThan (nonNull o.Plan.Predicted).ServedRps 0.0 "serves"
+        }
+        test "real Azure conv trace: typed, planned, validated" {
+            let file = sharedFile "traces/azure2023/AzureLLMInferenceTrace_conv.csv"
+            let trace = TraceReader.read file |> Result.defaultWith (fun es -> failtestf "%A" es)
+            let types = Planning.typesOfTrace trace 4 |> Result.defaultWith (fun es -> failtestf "%A" es)
+            Expect.floatClose { absolute = 0.3; relative = 0.0 } (types |> Array.sumBy (fun t -> t.RateRps)) 5.5 "about 5.5 req/s in all"
+            let cluster = paperCluster ()
+            let o = planOk (PlanRequest(cluster, llama70b (), types))
+            validate o.Plan cluster (llama70b ())
+        }
         test "mixed GPU cluster plan validates" {
             let cluster, model = mixedCluster (), llama70b ()
             let o = planOk (PlanRequest(cluster, model, convTypes 6.0))
