@@ -65,11 +65,14 @@ module ExponentialSmoothing =
         let ordered = Array.init m (fun h -> s[(n + h) % m])
         { Model = HoltWinters(alpha, beta, gamma, m); Level = l; Trend = b; Season = ordered; OneStepSse = sse; NumFitted = n - m }
 
-    /// Zero is on the grid: beta = 0 (no trend) and gamma = 0 (fixed season) fit noisy rate series
-    /// better than any small positive value.
-    let private grid = Array.append [| 0.0 |] [| 0.05 .. 0.1 .. 0.95 |]
+    /// alpha (dimension 0) stays >= 0.01 so the level always learns; beta = 0 (no trend) and
+    /// gamma = 0 (fixed season) are on the grid because they fit noisy rate series better than any
+    /// small positive value.
+    let private lowest (dim: int) = if dim = 0 then 0.01 else 0.0
 
-    /// Grid search then a finer grid (step 0.02) around the best point; parameters stay in [0, 0.99].
+    let private grid (dim: int) = Array.append (if dim = 0 then [||] else [| 0.0 |]) [| 0.05 .. 0.1 .. 0.95 |]
+
+    /// Grid search then a finer grid (step 0.02) around the best point.
     let private refine (dims: int) (score: float[] -> float) : float[] =
         let mutable best = Array.create dims 0.5
         let mutable bestScore = Double.MaxValue
@@ -82,9 +85,9 @@ module ExponentialSmoothing =
                     best <- p
             else
                 for v in values prefix.Length do search (v :: prefix) values
-        search [] (fun _ -> grid)
+        search [] grid
         let centre = Array.copy best
-        let fine i = [| for d in -0.08 .. 0.02 .. 0.081 -> min 0.99 (max 0.0 (centre[i] + d)) |] |> Array.distinct
+        let fine i = [| for d in -0.08 .. 0.02 .. 0.081 -> min 0.99 (max (lowest i) (centre[i] + d)) |] |> Array.distinct
         search [] fine
         best
 

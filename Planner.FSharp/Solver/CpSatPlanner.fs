@@ -191,7 +191,13 @@ module CpSatPlanner =
             let finish (solver: CpSolver) (stages: StageReport list) =
                 let first = List.head stages
                 let counts = x |> Array.map (fun v -> int (solver.Value(v)))
-                let routed = r |> Array.map (Array.map (function Some v -> float (solver.Value(v)) * p.RateUnit | None -> 0.0))
+                let raw = r |> Array.map (Array.map (function Some v -> float (solver.Value(v)) * p.RateUnit | None -> 0.0))
+                // Demand was rounded to whole rate units; never route more than the real rate.
+                let routed =
+                    let factor = Array.init nJ (fun j ->
+                        let total = raw |> Array.sumBy (fun row -> row[j])
+                        if total > p.Types[j].Rate && total > 0.0 then p.Types[j].Rate / total else 1.0)
+                    raw |> Array.map (Array.mapi (fun j v -> v * factor[j]))
                 let newCost =
                     if hasCurrent then
                         Array.init nC (fun c -> float (max 0 (counts[c] - current[c])) * shardLoadSec options p p.Candidates[c]) |> Array.fold max 0.0
