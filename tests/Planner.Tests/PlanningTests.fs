@@ -56,7 +56,7 @@ let tests =
             Expect.equal again.Plan.Version 2 "version"
             Expect.isTrue ((nonNull again.Plan.Switch).Steps |> Seq.forall (fun s -> s.Kind = SwitchStepKind.Keep)) again.SwitchReason
         }
-        test "a shifted mix switches with copies from devices that hold the weights" {
+        test "a shifted mix either switches with hot copies or keeps the plan and says why" {
             let cluster, model = paperCluster (), llama70b ()
             let first = planOk (PlanRequest(cluster, model, [| spec "short" 300.0 60.0 30.0 |]))
             let second = planOk (PlanRequest(cluster, model, [| spec "long" 3500.0 400.0 6.0 |], Current = first.Plan))
@@ -66,6 +66,9 @@ let tests =
                 Expect.isTrue (sw.Steps |> Seq.exists (fun s -> s.Kind = SwitchStepKind.CopyShard)) "hot copies, not storage"
                 Expect.isFalse (sw.Steps |> Seq.exists (fun s -> s.Kind = SwitchStepKind.LoadShard)) "no cold load"
                 Expect.isGreaterThan sw.EstSeconds 0.0 "takes time"
+            else
+                Expect.stringContains second.SwitchReason "keep the current plan" "a kept plan says why"
+                Expect.isTrue (sw.Steps |> Seq.forall (fun s -> s.Kind = SwitchStepKind.Keep)) "nothing moves"
         }
         test "the paper scenario (Azure conv trace or its synthetic fallback) gives a valid plan" {
             let path = Path.Combine(repoRoot, "scenarios", "llama2-70b-azure-conv.yaml")
