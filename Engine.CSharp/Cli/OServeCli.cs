@@ -14,6 +14,9 @@ public static class OServeCli
     {
         var root = new RootCommand("oserve: serve LLMs on a heterogeneous deployment planned for a workload that moves in space and time.");
         root.Subcommands.Add(ValidateCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(SimulateCommand.Create());
+        root.Subcommands.Add(CompareCommand.Create());
         return root;
     }
 
@@ -34,6 +37,11 @@ public static class OServeCli
         {
             foreach (var problem in e.Errors) config.Error.WriteLine($"error {problem}");
             return ExitBadInput;
+        }
+        catch (OServe.Engine.Simulation.PlanningException e)
+        {
+            config.Error.WriteLine($"error {e.Message}");
+            return ExitFailure;
         }
         catch (CliUsageException e)
         {

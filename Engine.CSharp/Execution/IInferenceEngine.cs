@@ -12,6 +12,12 @@ public interface IInferenceEngine
     /// <summary>Longest prompt + completion one request may use, in tokens.</summary>
     int MaxModelLength { get; }
 
+    /// <summary>
+    /// Number of token ids the model knows, so the server can refuse an out-of-range id in a prompt or
+    /// stop_token_ids with a 400 instead of failing inside the model. Null (the default) skips that check.
+    /// </summary>
+    int? VocabSize => null;
+
     /// <summary>Tokenizes text with the served model's tokenizer.</summary>
     IReadOnlyList<int> Encode(string text, bool addBos);
 
@@ -21,6 +27,12 @@ public interface IInferenceEngine
     /// one event per generated token, then a final event with a finish reason; cancelling the
     /// token aborts the request and frees its KV blocks.
     /// </summary>
+    /// <remarks>
+    /// The final event is the last token's own event (TokenId >= 0, FinishReason set) except for
+    /// an abort, whose final event has TokenId -1. Admission happens at the call, before any
+    /// enumeration: a bad request throws <see cref="ArgumentException"/> there with ParamName set
+    /// to the OpenAI field ("prompt", "max_tokens", "temperature", "top_p", "top_k", "stop").
+    /// </remarks>
     IAsyncEnumerable<GenerationEvent> GenerateAsync(GenerationRequest request, CancellationToken cancellationToken);
 
     /// <summary>Point-in-time figures for /metrics and the live view.</summary>

@@ -1,0 +1,66 @@
+using System.Globalization;
+using OServe.Engine.Simulation;
+
+namespace OServe.Engine.Cli;
+
+/// <summary>Prints simulation results the way vLLM's benchmark_serving does, and comparison tables.</summary>
+public static class ReportPrinter
+{
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    public static void PrintRun(TextWriter o, ScenarioWorkload w, SystemResult result)
+    {
+        var r = result.Report;
+        var all = r.Overall;
+        o.WriteLine($"============ {w.Scenario.Name}: {result.Plans.Label} ============");
+        o.WriteLine(F("Trace", w.Trace.Source));
+        o.WriteLine(F("Requests (clipped to context)", $"{w.Requests.Length} ({w.NumClipped})"));
+        o.WriteLine(F("Plans / switches", $"{result.Plans.Plans.Count} / {r.Switches.Count(s => s.NumNew > 0 || s.NumRemoved > 0)}"));
+        o.WriteLine(F("Planning time total / max (s)", $"{result.Plans.PlanningSeconds:F2} / {result.Plans.MaxPlanningSeconds:F2}"));
+        o.WriteLine(F("Benchmark duration (s)", $"{all.DurationS:F2}"));
+        o.WriteLine(F("Request throughput (req/s)", $"{all.RequestThroughput:F2}"));
+        o.WriteLine(F("Output token throughput (tok/s)", $"{all.OutputTokenThroughput:F2}"));
+        o.WriteLine(F("Total token throughput (tok/s)", $"{all.TotalTokenThroughput:F2}"));
+        o.WriteLine(F("Goodput (req/s)", $"{all.Goodput:F2}"));
+        o.WriteLine(F("SLO attainment", $"{100 * all.SloAttainment:F2}%"));
+        Latency(o, "Time to First Token", "TTFT", all.Ttft);
+        Latency(o, "Time per Output Token (excl. 1st token)", "TPOT", all.Tpot);
+        Latency(o, "Inter-token Latency", "ITL", all.Itl);
+        Latency(o, "End-to-end Latency", "E2EL", all.E2e);
+        o.WriteLine("---------------------- per type ----------------------");
+        o.WriteLine($"{"type",-6} {"requests",9} {"req/s",8} {"P99 TTFT",9} {"P99 TPOT",9} {"P50 E2E",9} {"P99 E2E",9} {"SLO ok",7}");
+        foreach (var t in r.PerType)
+            o.WriteLine(string.Create(Inv, $"{t.Name,-6} {t.NumRequests,9} {t.RequestThroughput,8:F2} {t.Ttft.P99,9:F3} {t.Tpot.P99,9:F4} {t.E2e.Median,9:F2} {t.E2e.P99,9:F2} {100 * t.SloAttainment,6:F1}%"));
+        o.WriteLine(string.Create(Inv, $"simulated {r.NumEvents} events in {r.WallSeconds:F2} s wall; {r.NumPreemptions} preemptions, {r.NumMigrated} requests migrated"));
+        o.WriteLine("==================================================");
+    }
+
+    private static void Latency(TextWriter o, string title, string key, LatencyStats s)
+    {
+        o.WriteLine($"{new string('-', 10)}{title}{new string('-', Math.Max(2, 40 - title.Length))}");
+        o.WriteLine(F($"Mean {key} (ms)", $"{1000 * s.Mean:F2}"));
+        o.WriteLine(F($"Median {key} (ms)", $"{1000 * s.Median:F2}"));
+        o.WriteLine(F($"P90 {key} (ms)", $"{1000 * s.P90:F2}"));
+        o.WriteLine(F($"P99 {key} (ms)", $"{1000 * s.P99:F2}"));
+    }
+
+    private static string F(string label, string value) => string.Create(Inv, $"{label + ":",-40}{value,12}");
+
+    /// <summary>One row per system; ratios are the other system's figure over OServe's (latency) or OServe's over theirs (throughput).</summary>
+    public static void PrintComparison(TextWriter o, IReadOnlyList<SystemResult> results)
+    {
+        var oserve = results.First(r => r.Plans.System == ServingSystem.OServe).Report.Overall;
+        o.WriteLine($"{"system",-22} {"plan s",7} {"switch",6} {"P99 E2E",9} {"mean E2E",9} {"P99 TTFT",9} {"P99 TPOT",9} {"tok/s",9} {"goodput",8} {"SLO ok",7} {"P99 E2E x",10} {"goodput x",10}");
+        foreach (var r in results)
+        {
+            var m = r.Report.Overall;
+            double latencyRatio = m.E2e.P99 / oserve.E2e.P99;
+            double goodputRatio = m.Goodput > 0 ? oserve.Goodput / m.Goodput : double.PositiveInfinity;
+            int switches = r.Report.Switches.Count(s => s.NumNew > 0 || s.NumRemoved > 0);
+            o.WriteLine(string.Create(Inv,
+                $"{r.Plans.Label,-22} {r.Plans.PlanningSeconds,7:F1} {switches,6} {m.E2e.P99,9:F2} {m.E2e.Mean,9:F2} {m.Ttft.P99,9:F2} {m.Tpot.P99,9:F4} {m.OutputTokenThroughput,9:F0} {m.Goodput,8:F2} {100 * m.SloAttainment,6:F1}% {latencyRatio,10:F2} {goodputRatio,10:F2}"));
+        }
+        o.WriteLine("P99 E2E x: that system's P99 end-to-end latency over OServe's (above 1: OServe is faster).");
+        o.WriteLine("goodput x: OServe's goodput (requests/s meeting every SLO) over that system's (above 1: OServe serves more within SLO).");
+    }
+}

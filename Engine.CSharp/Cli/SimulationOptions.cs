@@ -1,0 +1,48 @@
+using System.CommandLine;
+using OServe.Contracts;
+using OServe.Contracts.Yaml;
+using OServe.Engine.Simulation;
+
+namespace OServe.Engine.Cli;
+
+/// <summary>Options shared by <c>simulate</c> and <c>compare</c>: which trace, how much of it, at what rate, where results go.</summary>
+public sealed class SimulationOptions
+{
+    private readonly Option<string?> _trace = new("--trace") { Description = "Trace file to use instead of the scenario's (Azure, BurstGPT or Mooncake format)" };
+    private readonly Option<double> _rateScale = new("--rate-scale") { Description = "Multiply the arrival rate (2 = twice as many requests per second)", DefaultValueFactory = _ => 1.0 };
+    private readonly Option<double?> _duration = new("--duration") { Description = "Use only the first SECONDS of the trace" };
+    private readonly Option<string?> _output = new("--output") { Description = "Directory for JSON results and PNG plots" };
+
+    public static SimulationOptions Create() => new();
+
+    public void AddTo(Command command)
+    {
+        command.Options.Add(_trace);
+        command.Options.Add(_rateScale);
+        command.Options.Add(_duration);
+        command.Options.Add(_output);
+    }
+
+    public string? OutputDir(ParseResult parse) => parse.GetValue(_output);
+
+    public double RateScale(ParseResult parse) => parse.GetValue(_rateScale);
+
+    public ScenarioWorkload Load(ParseResult parse, string scenarioRef, double? rateScale = null)
+    {
+        var path = Catalog.ScenarioPath(scenarioRef);
+        var scenario = ContractYaml.ReadScenario(path);
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        double scale = rateScale ?? parse.GetValue(_rateScale);
+        if (!(scale > 0)) throw new CliUsageException($"--rate-scale must be positive, got {scale}");
+        if (parse.GetValue(_duration) is double d && !(d > 0)) throw new CliUsageException($"--duration must be positive, got {d}");
+        try
+        {
+            return ScenarioWorkload.Load(scenario, dir, (c, rel) => Catalog.Cluster(c, rel), (m, rel) => Catalog.Model(m, rel),
+                parse.GetValue(_trace), scale, parse.GetValue(_duration));
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliUsageException($"{path}: {e.Message}");
+        }
+    }
+}

@@ -1,0 +1,316 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using OServe.Engine.Scheduling;
+
+namespace OServe.Engine.Execution;
+
+/// <summary>
+/// One replica behind <see cref="IInferenceEngine"/>. A single loop thread owns the
+/// <see cref="EngineCore"/> (scheduler, runner); request threads never touch it. Requests cross
+/// in through a bounded admission channel (full = rejection with Retry-After), aborts through a
+/// queue, and each request's events come back through its own channel. Shutdown: complete the
+/// admission writer, let the loop drain every admitted request, await the loop.
+/// </summary>
+public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyncDisposable
+{
+    private readonly AsyncEngineOptions _options;
+    private readonly IEngineTokenizer _tokenizer;
+    private readonly EngineCore _core;
+    private readonly Channel<RequestHandle> _admission;
+    private readonly ConcurrentQueue<RequestHandle> _aborts = new();
+    private readonly ConcurrentDictionary<string, RequestHandle> _live = new(StringComparer.Ordinal);
+    private readonly ManualResetEventSlim _wake = new(false);
+    private readonly TaskCompletionSource _loopDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly int _maxSchedulerWaiting;
+    private volatile EngineSnapshot _snapshot = new(0, 0, 0, 0, 0);
+    private volatile bool _stopping;
+
+    public AsyncEngine(AsyncEngineOptions options, SchedulerConfig schedulerConfig, IModelRunner runner, IEngineTokenizer tokenizer, IClock? clock = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.AdmissionCapacity);
+        _options = options;
+        _tokenizer = tokenizer ?? throw new ArgumentNullException(nameof(tokenizer));
+        Clock = clock ?? new SystemClock();
+        var scheduler = new Scheduler(schedulerConfig, new TokenStopCondition(tokenizer.EosTokenId));
+        _core = new EngineCore(scheduler, runner, Clock, new Sink(this), tokenizer);
+        _maxSchedulerWaiting = options.MaxSchedulerWaiting ?? schedulerConfig.MaxNumSeqs;
+        _admission = Channel.CreateBounded<RequestHandle>(new BoundedChannelOptions(options.AdmissionCapacity)
+        {
+            FullMode = BoundedChannelFullMode.Wait, // TryWrite fails when full: we reject rather than wait
+            SingleReader = true,
+            SingleWriter = false,
+        });
+        var thread = new Thread(RunLoop) { IsBackground = true, Name = "oserve-engine-loop" };
+        thread.Start();
+    }
+
+    public string ModelName => _options.ModelName;
+    public int MaxModelLength => _core.Scheduler.Config.MaxModelLen;
+    public IClock Clock { get; }
+
+    /// <summary>The loop's fatal error, if it died; in-flight requests got it too.</summary>
+    public Exception? Fault { get; private set; }
+
+    public event Action<RequestMetrics>? RequestFinished;
+
+    public IReadOnlyList<int> Encode(string text, bool addBos) => _tokenizer.Encode(text, addBos);
+
+    public EngineSnapshot Snapshot()
+    {
+        var snapshot = _snapshot;
+        return snapshot with { NumRequestsWaiting = snapshot.NumRequestsWaiting + _admission.Reader.Count };
+    }
+
+    /// <summary>
+    /// Admits <paramref name="request"/> now (throws <see cref="AdmissionRejectedException"/> when
+    /// full or shutting down, <see cref="ArgumentException"/> with the OpenAI field as ParamName
+    /// for a bad request) and returns its event stream. Every event but an abort carries one
+    /// token; the last one carries the finish reason. Cancelling either token, or leaving the
+    /// enumeration early, aborts the request and frees its KV blocks.
+    /// </summary>
+    public IAsyncEnumerable<GenerationEvent> GenerateAsync(GenerationRequest request, CancellationToken cancellationToken)
+    {
+        Validate(request);
+        cancellationToken.ThrowIfCancellationRequested();
+        if (request.ArrivalTime <= 0)
+            request = request with { ArrivalTime = Clock.Now };
+        var handle = new RequestHandle(request);
+        if (!_live.TryAdd(request.RequestId, handle))
+            throw new ArgumentException($"request id '{request.RequestId}' is already in flight", "request_id");
+        // Registered before the loop can see the handle, so the loop's Complete always disposes it.
+        handle.Registration = cancellationToken.Register(
+            static state => { var (engine, h) = ((AsyncEngine, RequestHandle))state!; engine.RequestAbort(h); }, (this, handle));
+        if (!_admission.Writer.TryWrite(handle))
+        {
+            handle.Registration.Dispose();
+            _live.TryRemove(request.RequestId, out _);
+            throw new AdmissionRejectedException(
+                Fault is not null ? $"the engine has failed: {Fault.Message}"
+                : _stopping ? "the engine is shutting down"
+                : $"the admission queue is full ({_options.AdmissionCapacity} requests waiting); retry later",
+                _options.RetryAfter);
+        }
+        _wake.Set();
+        return ReadEvents(handle, cancellationToken);
+    }
+
+    /// <summary>Stops admitting, finishes every admitted request, and waits for the loop. Cancelling aborts what is left.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        _stopping = true;
+        _admission.Writer.TryComplete();
+        _wake.Set();
+        using var abortAll = cancellationToken.Register(() =>
+        {
+            foreach (var handle in _live.Values)
+                RequestAbort(handle);
+        });
+        await _loopDone.Task.ConfigureAwait(false);
+    }
+
+    // _wake is deliberately not disposed: a late cancellation callback may still Set it, and it
+    // never allocates a kernel handle (nothing reads its WaitHandle).
+    public async ValueTask DisposeAsync() => await StopAsync().ConfigureAwait(false);
+
+    private async IAsyncEnumerable<GenerationEvent> ReadEvents(
+        RequestHandle handle, CancellationToken admissionToken, [EnumeratorCancellation] CancellationToken enumerationToken = default)
+    {
+        using var linked = enumerationToken.CanBeCanceled && enumerationToken != admissionToken
+            ? CancellationTokenSource.CreateLinkedTokenSource(admissionToken, enumerationToken)
+            : null;
+        var token = linked?.Token ?? admissionToken;
+        bool finished = false;
+        try
+        {
+            await foreach (var ev in handle.Events.Reader.ReadAllAsync(token).ConfigureAwait(false))
+            {
+                finished |= ev.IsFinished;
+                yield return ev;
+            }
+        }
+        finally
+        {
+            if (!finished)
+                RequestAbort(handle); // cancelled, or the consumer stopped reading
+        }
+    }
+
+    private void RequestAbort(RequestHandle handle)
+    {
+        if (handle.IsAbortRequested)
+            return;
+        handle.IsAbortRequested = true;
+        _aborts.Enqueue(handle);
+        _wake.Set();
+    }
+
+    private void RunLoop()
+    {
+        try
+        {
+            while (true)
+            {
+                _wake.Reset(); // before looking for work, so a Set after the look wakes the Wait below
+                ProcessAborts();
+                Admit();
+                if (_core.HasWork)
+                {
+                    _core.Step();
+                    Publish();
+                    continue;
+                }
+                Publish();
+                if (_admission.Reader.Completion.IsCompleted)
+                    break; // writer completed and every admitted request has finished
+                _wake.Wait();
+            }
+        }
+        catch (Exception error)
+        {
+            Fault = error;
+            _stopping = true;
+            _admission.Writer.TryComplete(error);
+            foreach (var handle in _live.Values)
+                Complete(handle, error);
+            while (_admission.Reader.TryRead(out var queued))
+                Complete(queued, error);
+        }
+        finally
+        {
+            _loopDone.TrySetResult();
+        }
+    }
+
+    private void ProcessAborts()
+    {
+        // A request still in the admission queue is dropped by Admit; the identity check keeps a
+        // stale abort from hitting a newer request that reuses the id.
+        while (_aborts.TryDequeue(out var handle))
+            if (_live.TryGetValue(handle.Request.RequestId, out var current) && ReferenceEquals(current, handle))
+                _core.Abort(handle.Request.RequestId);
+    }
+
+    private void Admit()
+    {
+        while (_core.Scheduler.NumWaiting < _maxSchedulerWaiting && _admission.Reader.TryRead(out var handle))
+        {
+            if (handle.IsAbortRequested)
+            {
+                var request = handle.Request;
+                handle.Events.Writer.TryWrite(new GenerationEvent(request.RequestId, IModelRunner.NoToken, "", FinishReason.Abort, request.PromptTokens.Count, 0));
+                Complete(handle, error: null);
+                continue;
+            }
+            try
+            {
+                _core.AddRequest(handle.Request);
+            }
+            catch (ArgumentException error)
+            {
+                Complete(handle, error); // validated at admission; only a scheduler-level rule gets here
+            }
+        }
+    }
+
+    private void Publish()
+    {
+        var scheduler = _core.Scheduler;
+        _snapshot = new EngineSnapshot(
+            scheduler.NumRunning, scheduler.NumWaiting, scheduler.BlockManager.Usage,
+            _core.PromptTokensTotal, _core.GenerationTokensTotal);
+    }
+
+    private void Complete(RequestHandle handle, Exception? error)
+    {
+        handle.Events.Writer.TryComplete(error);
+        _live.TryRemove(new KeyValuePair<string, RequestHandle>(handle.Request.RequestId, handle));
+        handle.Registration.Dispose();
+    }
+
+    private void OnOutput(in RequestOutput output)
+    {
+        var seq = output.Sequence;
+        if (!_live.TryGetValue(seq.RequestId, out var handle))
+            return;
+        if (output.Error is not null)
+        {
+            Complete(handle, output.Error);
+            return;
+        }
+        if (output.TokenId >= 0 && !output.IsFirstToken)
+            handle.InterTokenLatencies.Add(output.InterTokenLatency);
+        handle.Events.Writer.TryWrite(new GenerationEvent(
+            seq.RequestId, output.TokenId, output.TextDelta, output.FinishReason, seq.NumPromptTokens, output.NumOutputTokens));
+        if (!output.IsFinished)
+            return;
+        Complete(handle, error: null);
+        var handler = RequestFinished;
+        if (handler is null)
+            return;
+        try
+        {
+            handler(new RequestMetrics(
+                seq.RequestId, seq.NumPromptTokens, seq.NumOutputTokens, output.FinishReason, seq.ArrivalTime,
+                seq.FirstScheduledTime, seq.FirstTokenTime, seq.LastTokenTime, seq.FinishedTime, seq.NumPreemptions,
+                handle.InterTokenLatencies));
+        }
+        catch (Exception error)
+        {
+            // A metrics bug must not stop generation for everyone.
+            Trace.TraceError($"RequestFinished handler failed for '{seq.RequestId}': {error}");
+        }
+    }
+
+    private void Validate(GenerationRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (string.IsNullOrEmpty(request.RequestId))
+            throw new ArgumentException("the request id is empty", "request_id");
+        var sampling = request.Sampling ?? throw new ArgumentException("sampling parameters are missing", "sampling");
+        var prompt = request.PromptTokens;
+        if (prompt is null || prompt.Count == 0)
+            throw new ArgumentException("the prompt is empty", "prompt");
+        for (int i = 0; i < prompt.Count; i++)
+            if ((uint)prompt[i] >= (uint)_tokenizer.VocabSize)
+                throw new ArgumentException($"prompt token {i} is {prompt[i]}, outside the vocabulary [0, {_tokenizer.VocabSize})", "prompt");
+        if (sampling.MaxTokens < 1)
+            throw new ArgumentException($"max_tokens must be at least 1, got {sampling.MaxTokens}", "max_tokens");
+        if ((long)prompt.Count + sampling.MaxTokens > MaxModelLength)
+            throw new ArgumentException(
+                $"this model's maximum context length is {MaxModelLength} tokens, but {prompt.Count + (long)sampling.MaxTokens} were requested " +
+                $"({prompt.Count} in the prompt, {sampling.MaxTokens} in max_tokens)", "max_tokens");
+        if (!(sampling.Temperature >= 0) || float.IsInfinity(sampling.Temperature))
+            throw new ArgumentException($"temperature must be a finite number >= 0, got {sampling.Temperature}", "temperature");
+        if (!(sampling.TopP > 0 && sampling.TopP <= 1))
+            throw new ArgumentException($"top_p must be in (0, 1], got {sampling.TopP}", "top_p");
+        if (sampling.TopK < -1)
+            throw new ArgumentException($"top_k must be -1 or 0 (disabled) or at least 1, got {sampling.TopK}", "top_k");
+        foreach (var stop in sampling.Stop)
+            if (string.IsNullOrEmpty(stop))
+                throw new ArgumentException("stop strings must not be empty", "stop");
+    }
+
+    private sealed class Sink(AsyncEngine engine) : IGenerationSink
+    {
+        public void OnOutput(in RequestOutput output) => engine.OnOutput(output);
+    }
+
+    private sealed class RequestHandle(GenerationRequest request)
+    {
+        public GenerationRequest Request { get; } = request;
+
+        public Channel<GenerationEvent> Events { get; } = Channel.CreateUnbounded<GenerationEvent>(
+            new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+
+        // Set by request threads, read by the loop.
+        public volatile bool IsAbortRequested;
+
+        public CancellationTokenRegistration Registration { get; set; }
+
+        /// <summary>Loop thread only.</summary>
+        public List<double> InterTokenLatencies { get; } = [];
+    }
+}

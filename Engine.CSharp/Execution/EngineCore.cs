@@ -1,0 +1,164 @@
+using OServe.Engine.Scheduling;
+
+namespace OServe.Engine.Execution;
+
+/// <summary>
+/// One replica's step loop body: schedule, run, update, emit. Single-threaded (the engine loop
+/// thread, or the simulator's event loop). The real engine calls <see cref="Step"/>; a
+/// discrete-event simulator calls <see cref="BeginStep"/>, schedules the step's end from the cost
+/// model, and calls <see cref="CompleteStep"/> when the virtual clock gets there.
+/// </summary>
+public sealed class EngineCore
+{
+    private readonly IModelRunner _runner;
+    private readonly IGenerationSink _sink;
+    private readonly IEngineTokenizer? _tokenizer;
+    private readonly Dictionary<string, OutputText> _texts = new(StringComparer.Ordinal);
+    private int[] _sampled = new int[64];
+    private bool[] _wasLive = new bool[64];
+
+    /// <param name="tokenizer">Null when no text is wanted (the simulator): deltas are empty and stop strings are ignored.</param>
+    public EngineCore(Scheduler scheduler, IModelRunner runner, IClock clock, IGenerationSink sink, IEngineTokenizer? tokenizer = null)
+    {
+        Scheduler = scheduler ?? throw new ArgumentNullException(nameof(scheduler));
+        _runner = runner ?? throw new ArgumentNullException(nameof(runner));
+        Clock = clock ?? throw new ArgumentNullException(nameof(clock));
+        _sink = sink ?? throw new ArgumentNullException(nameof(sink));
+        _tokenizer = tokenizer;
+    }
+
+    public Scheduler Scheduler { get; }
+    public IClock Clock { get; }
+    public bool HasWork => Scheduler.HasUnfinishedSequences;
+    public long NumSteps { get; private set; }
+
+    /// <summary>Prompt tokens of requests that produced their first token (vLLM's prompt_tokens_total).</summary>
+    public long PromptTokensTotal { get; private set; }
+    public long GenerationTokensTotal { get; private set; }
+
+    /// <summary>Queues a request. Throws <see cref="ArgumentException"/> (ParamName = the request field) when it can never run.</summary>
+    public Sequence AddRequest(GenerationRequest request, int typeIndex = -1)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var seq = new Sequence(request.RequestId, request.PromptTokens, request.Sampling, request.ArrivalTime, typeIndex);
+        Scheduler.Add(seq);
+        if (_tokenizer is not null)
+            _texts[seq.RequestId] = new OutputText(_tokenizer.CreateDecoder(request.PromptTokens), request.Sampling.Stop);
+        return seq;
+    }
+
+    /// <summary>Aborts a live request: frees its KV blocks and emits its final (abort) output. False when unknown or done.</summary>
+    public bool Abort(string requestId)
+    {
+        if (!Scheduler.TryGetSequence(requestId, out var seq) || !Scheduler.Finish(seq, FinishReason.Abort))
+            return false;
+        EmitEnd(seq, FinishReason.Abort, error: null);
+        return true;
+    }
+
+    /// <summary>Runs one full step; false when there was nothing to compute.</summary>
+    public bool Step()
+    {
+        var output = BeginStep();
+        if (output.IsEmpty && output.FinishedRequestIds.IsEmpty)
+            return false;
+        var sampled = Buffer(ref _sampled, output.NumChunks);
+        sampled.Fill(IModelRunner.NoToken);
+        try
+        {
+            _runner.Execute(output, sampled);
+        }
+        catch (Exception error)
+        {
+            // The step's requests cannot continue (their KV state is unknown); the others can.
+            FailStep(output, error);
+            return true;
+        }
+        CompleteStep(output, sampled);
+        return !output.IsEmpty;
+    }
+
+    public SchedulerOutput BeginStep()
+    {
+        var output = Scheduler.Schedule();
+        double now = Clock.Now;
+        foreach (var chunk in output.Chunks)
+            if (double.IsNaN(chunk.Sequence.FirstScheduledTime))
+                chunk.Sequence.FirstScheduledTime = now;
+        return output;
+    }
+
+    public void CompleteStep(SchedulerOutput output, ReadOnlySpan<int> sampledTokens)
+    {
+        var chunks = output.Chunks;
+        var wasLive = Buffer(ref _wasLive, chunks.Length);
+        for (int k = 0; k < chunks.Length; k++)
+            wasLive[k] = chunks[k].Sequence.Status == SequenceStatus.Running;
+        Scheduler.Update(output, sampledTokens);
+        NumSteps++;
+
+        double now = Clock.Now;
+        for (int k = 0; k < chunks.Length; k++)
+            if (wasLive[k] && chunks[k].SamplesToken)
+                EmitToken(chunks[k].Sequence, sampledTokens[k], now);
+    }
+
+    private void EmitToken(Sequence seq, int tokenId, double now)
+    {
+        double interTokenLatency = 0;
+        if (double.IsNaN(seq.FirstTokenTime))
+        {
+            seq.FirstTokenTime = now;
+            PromptTokensTotal += seq.NumPromptTokens;
+        }
+        else
+        {
+            interTokenLatency = now - seq.LastTokenTime;
+        }
+        seq.LastTokenTime = now;
+        GenerationTokensTotal++;
+
+        var reason = seq.FinishReason;
+        string delta = "";
+        if (_texts.TryGetValue(seq.RequestId, out var text))
+        {
+            // A token stop (EOS, stop_token_ids) finishes with Stop inside the scheduler; its text is not shown.
+            bool stoppedByToken = reason == FinishReason.Stop;
+            delta = text.Add(tokenId, decodeToken: !stoppedByToken, isLast: reason != FinishReason.None, out bool stopStringHit);
+            if (stopStringHit)
+            {
+                // vLLM: a stop string wins over length; finishing here frees the blocks now.
+                if (reason == FinishReason.None)
+                    Scheduler.Finish(seq, FinishReason.Stop);
+                seq.FinishReason = reason = FinishReason.Stop;
+            }
+            if (reason != FinishReason.None)
+                _texts.Remove(seq.RequestId);
+        }
+        if (reason != FinishReason.None)
+            seq.FinishedTime = now;
+        _sink.OnOutput(new RequestOutput(seq, tokenId, seq.NumOutputTokens, delta, reason, now, interTokenLatency));
+    }
+
+    private void EmitEnd(Sequence seq, FinishReason reason, Exception? error)
+    {
+        string delta = _texts.Remove(seq.RequestId, out var text) && error is null ? text.Flush() : "";
+        double now = Clock.Now;
+        seq.FinishedTime = now;
+        _sink.OnOutput(new RequestOutput(seq, IModelRunner.NoToken, seq.NumOutputTokens, delta, reason, now, 0, error));
+    }
+
+    private void FailStep(SchedulerOutput output, Exception error)
+    {
+        foreach (var chunk in output.Chunks)
+            if (Scheduler.Finish(chunk.Sequence, FinishReason.Abort))
+                EmitEnd(chunk.Sequence, FinishReason.Abort, error);
+    }
+
+    private static Span<T> Buffer<T>(ref T[] buffer, int length)
+    {
+        if (buffer.Length < length)
+            buffer = new T[Math.Max(length, buffer.Length * 2)];
+        return buffer.AsSpan(0, length);
+    }
+}

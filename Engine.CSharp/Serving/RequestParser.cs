@@ -1,0 +1,179 @@
+using System.Text.Json;
+using OServe.Engine.Execution;
+
+namespace OServe.Engine.Serving;
+
+/// <summary>A request that passed validation: what the engine runs and how the answer is shaped.</summary>
+public sealed record ParsedRequest(string Model, IReadOnlyList<int> PromptTokens, SamplingParams Sampling, bool Stream, bool IncludeUsage);
+
+/// <summary>
+/// Turns OpenAI request bodies into <see cref="ParsedRequest"/>s, refusing with a 400 that names the
+/// field. Cheap checks run first; the prompt is tokenized last, then checked against the context length.
+/// Options we do not implement are refused unless they hold their do-nothing value, never silently ignored.
+/// </summary>
+public sealed class RequestParser(IInferenceEngine engine, IReadOnlyList<string> servedModelNames, IChatTemplate chatTemplate, int defaultCompletionMaxTokens)
+{
+    private static readonly string[] ChatRoles = ["system", "developer", "user", "assistant"];
+
+    public ParsedRequest ParseCompletion(JsonElement body)
+    {
+        var fields = new RequestFields(body);
+        var model = ResolveModel(fields);
+        fields.RejectUnlessDefault("echo", v => v.ValueKind == JsonValueKind.False, "echo is not supported");
+        fields.RejectUnlessDefault("suffix", v => v.ValueKind == JsonValueKind.String && v.GetString() == "", "suffix is not supported");
+        fields.RejectUnlessDefault("logprobs", v => v.ValueKind == JsonValueKind.False, "logprobs are not supported");
+        fields.Integer("best_of", 1, 1, "only best_of = 1 is supported");
+        var (stream, includeUsage) = StreamFlags(fields);
+        var sampling = Sampling(fields);
+        var maxTokens = fields.PositiveInt("max_tokens");
+        var prompt = CompletionPrompt(fields);
+        var limit = Math.Min(defaultCompletionMaxTokens, engine.MaxModelLength - prompt.Count);
+        return new ParsedRequest(model, prompt, WithMaxTokens(sampling, prompt, "prompt", maxTokens, "max_tokens", limit), stream, includeUsage);
+    }
+
+    public ParsedRequest ParseChat(JsonElement body)
+    {
+        var fields = new RequestFields(body);
+        var model = ResolveModel(fields);
+        fields.RejectUnlessDefault("logprobs", v => v.ValueKind == JsonValueKind.False, "logprobs are not supported");
+        fields.RejectUnlessDefault("top_logprobs", v => v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var k) && k == 0, "logprobs are not supported");
+        foreach (var name in new[] { "tools", "functions" })
+            fields.RejectUnlessDefault(name, v => v.ValueKind == JsonValueKind.Array && v.GetArrayLength() == 0, "tool calling is not supported");
+        fields.RejectUnlessDefault("response_format",
+            v => v.ValueKind == JsonValueKind.Object && v.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String && t.GetString() == "text",
+            "only {\"type\": \"text\"} is supported");
+        var (stream, includeUsage) = StreamFlags(fields);
+        var sampling = Sampling(fields);
+        // max_completion_tokens replaced max_tokens in OpenAI's chat API; accept either, the new one first.
+        var maxName = fields.TryGet("max_completion_tokens", out _) ? "max_completion_tokens" : "max_tokens";
+        var maxTokens = fields.PositiveInt(maxName);
+        var messages = ChatMessages(fields);
+        var prompt = engine.Encode(chatTemplate.Render(messages), addBos: true);
+        return new ParsedRequest(model, prompt, WithMaxTokens(sampling, prompt, "messages", maxTokens, maxName, engine.MaxModelLength - prompt.Count), stream, includeUsage);
+    }
+
+    private string ResolveModel(RequestFields fields)
+    {
+        var model = fields.RequireString("model");
+        return servedModelNames.Contains(model, StringComparer.Ordinal) ? model : throw OpenAIErrorException.UnknownModel(model, servedModelNames);
+    }
+
+    private static (bool Stream, bool IncludeUsage) StreamFlags(RequestFields fields)
+    {
+        var stream = fields.Bool("stream") ?? false;
+        if (!fields.TryGet("stream_options", out var options))
+            return (stream, false);
+        if (!stream)
+            throw OpenAIErrorException.BadField("stream_options", "is only allowed when stream is true");
+        if (options.ValueKind != JsonValueKind.Object)
+            throw OpenAIErrorException.BadField("stream_options", $"must be an object, got {RequestFields.Describe(options)}");
+        return (stream, Prefixed("stream_options", () => new RequestFields(options).Bool("include_usage")) is true);
+    }
+
+    private SamplingParams Sampling(RequestFields fields)
+    {
+        fields.Integer("n", 1, 1, "only n = 1 is supported");
+        foreach (var name in new[] { "presence_penalty", "frequency_penalty" })
+            fields.Number(name, 0, 0, false, "penalties are not supported; only 0 is accepted");
+        fields.RejectUnlessDefault("logit_bias", v => v.ValueKind == JsonValueKind.Object && !v.EnumerateObject().Any(), "logit_bias is not supported");
+        var topK = fields.Integer("top_k", -1, int.MaxValue, "must be an integer >= -1 (-1 and 0 turn it off)");
+        var defaults = new SamplingParams();
+        return defaults with
+        {
+            Temperature = fields.Number("temperature", 0, 2, false, "must be a number between 0 and 2") ?? defaults.Temperature,
+            TopP = fields.Number("top_p", 0, 1, true, "must be a number in (0, 1]") ?? defaults.TopP,
+            TopK = topK is null or 0 ? defaults.TopK : (int)topK.Value,
+            Seed = fields.Integer("seed", long.MinValue, long.MaxValue, "must be an integer") is { } seed ? unchecked((ulong)seed) : null,
+            Stop = fields.StringOrList("stop"),
+            StopTokenIds = fields.TokenIds("stop_token_ids", engine.VocabSize),
+            IgnoreEos = fields.Bool("ignore_eos") ?? false,
+        };
+    }
+
+    private SamplingParams WithMaxTokens(SamplingParams sampling, IReadOnlyList<int> prompt, string promptName, int? maxTokens, string maxName, int defaultMaxTokens)
+    {
+        var limit = engine.MaxModelLength;
+        if (prompt.Count >= limit)
+            throw OpenAIErrorException.BadField(promptName,
+                $"is {prompt.Count} tokens, which leaves no room to generate within the model's maximum context length of {limit} tokens");
+        if (maxTokens is { } m && prompt.Count + m > limit)
+            throw OpenAIErrorException.BadField(maxName,
+                $"prompt ({prompt.Count} tokens) + {maxName} ({m}) = {prompt.Count + m} tokens exceeds the model's maximum context length of {limit} tokens; use at most {limit - prompt.Count}");
+        return sampling with { MaxTokens = maxTokens ?? defaultMaxTokens };
+    }
+
+    /// <summary>A string, a list of token ids, or a one-element list of either; batches are refused.</summary>
+    private IReadOnlyList<int> CompletionPrompt(RequestFields fields)
+    {
+        var prompt = fields.Require("prompt");
+        if (prompt.ValueKind == JsonValueKind.Array && prompt.GetArrayLength() > 0 && prompt[0].ValueKind != JsonValueKind.Number)
+        {
+            if (prompt.GetArrayLength() > 1)
+                throw OpenAIErrorException.BadField("prompt", $"a list of {prompt.GetArrayLength()} prompts is not supported; send one prompt per request");
+            prompt = prompt[0];
+        }
+        var tokens = prompt.ValueKind switch
+        {
+            JsonValueKind.String => engine.Encode(prompt.GetString()!, addBos: true),
+            JsonValueKind.Array => RequestFields.AsTokenIds(prompt, "prompt", engine.VocabSize),
+            _ => throw OpenAIErrorException.BadField("prompt", $"must be a string or a list of token ids, got {RequestFields.Describe(prompt)}"),
+        };
+        return tokens.Count > 0 ? tokens : throw OpenAIErrorException.BadField("prompt", "must not be empty");
+    }
+
+    private static List<ChatMessage> ChatMessages(RequestFields fields)
+    {
+        var list = fields.Require("messages");
+        if (list.ValueKind != JsonValueKind.Array || list.GetArrayLength() == 0)
+            throw OpenAIErrorException.BadField("messages", $"must be a non-empty list of messages, got {RequestFields.Describe(list)}");
+        var messages = new List<ChatMessage>();
+        var i = 0;
+        foreach (var item in list.EnumerateArray())
+        {
+            var name = $"messages[{i++}]";
+            if (item.ValueKind != JsonValueKind.Object)
+                throw OpenAIErrorException.BadField(name, $"must be an object, got {RequestFields.Describe(item)}");
+            var message = new RequestFields(item);
+            var role = Prefixed(name, () => message.RequireString("role"));
+            if (!ChatRoles.Contains(role))
+                throw OpenAIErrorException.BadField($"{name}.role", $"must be one of {string.Join(", ", ChatRoles)}, got '{role}' (tool calling is not supported)");
+            messages.Add(new ChatMessage(role, MessageText(message, $"{name}.content")));
+        }
+        return messages;
+    }
+
+    /// <summary>Content is a string or a list of {"type":"text","text":...} parts, joined.</summary>
+    private static string MessageText(RequestFields message, string name)
+    {
+        if (!message.TryGet("content", out var content))
+            throw OpenAIErrorException.BadField(name, "is required");
+        if (content.ValueKind == JsonValueKind.String)
+            return content.GetString()!;
+        if (content.ValueKind != JsonValueKind.Array)
+            throw OpenAIErrorException.BadField(name, $"must be a string or a list of text parts, got {RequestFields.Describe(content)}");
+        var texts = new List<string>();
+        var j = 0;
+        foreach (var part in content.EnumerateArray())
+        {
+            var partName = $"{name}[{j++}]";
+            if (part.ValueKind != JsonValueKind.Object)
+                throw OpenAIErrorException.BadField(partName, $"must be an object, got {RequestFields.Describe(part)}");
+            var fields = new RequestFields(part);
+            var type = Prefixed(partName, () => fields.RequireString("type"));
+            if (type != "text")
+                throw OpenAIErrorException.BadField($"{partName}.type", $"only 'text' parts are supported, got '{type}'");
+            texts.Add(Prefixed(partName, () => fields.RequireString("text")));
+        }
+        return string.Concat(texts);
+    }
+
+    /// <summary>Re-raises a nested field's error under its full path (messages[2].role, not role).</summary>
+    private static T Prefixed<T>(string prefix, Func<T> read)
+    {
+        try { return read(); }
+        catch (OpenAIErrorException e) when (e.Param is { } param)
+        {
+            throw OpenAIErrorException.BadField($"{prefix}.{param}", e.Message[(param.Length + 2)..]);
+        }
+    }
+}

@@ -1,0 +1,143 @@
+using System.Diagnostics;
+using OServe.Contracts;
+using OServe.Planner.CostModel;
+using OServe.Planner.Planning;
+
+namespace OServe.Engine.Simulation;
+
+/// <summary>The systems a comparison runs, all on the same trace, cost model and simulator.</summary>
+public enum ServingSystem
+{
+    /// <summary>CP-SAT planner on the smoothing forecast of each window, live hot switching.</summary>
+    OServe,
+    /// <summary>The best single (TP, PP) over every GPU, found by simulating each; never changes.</summary>
+    StaticHomogeneous,
+    /// <summary>The same planner, but every switch reloads weights from storage (cold).</summary>
+    Reload,
+    /// <summary>The paper's two-level heuristic (max-flow routing, greedy GPU moves), hot switching.</summary>
+    PaperHeuristic,
+}
+
+/// <summary>Plans of one system for a workload, and what planning cost in wall time.</summary>
+public sealed record SystemPlans(ServingSystem System, IReadOnlyList<Plan> Plans, double PlanningSeconds, double MaxPlanningSeconds, int NumSwitches, string Label);
+
+/// <summary>One system's simulated run.</summary>
+public sealed record SystemResult(SystemPlans Plans, SimulationReport Report);
+
+/// <summary>Produces each system's plans and runs them through the simulator.</summary>
+public static class SystemRunner
+{
+    public static string Name(ServingSystem s) => s switch
+    {
+        ServingSystem.OServe => "oserve",
+        ServingSystem.StaticHomogeneous => "static",
+        ServingSystem.Reload => "reload",
+        _ => "paper-heuristic",
+    };
+
+    /// <summary>Per-window plans from the planner (forecast, solve, keep-or-switch, switch steps).</summary>
+    public static SystemPlans PlanSchedule(ScenarioWorkload w, ServingSystem system, int numWorkers = 2)
+    {
+        var options = w.Scenario.Planner with
+        {
+            Kind = system == ServingSystem.PaperHeuristic ? PlannerKind.PaperHeuristic : PlannerKind.Cpsat,
+            Switching = system == ServingSystem.Reload ? SwitchMode.Reload : SwitchMode.Hot,
+        };
+        var request = new ScheduleRequest(w.Cluster, w.Model, w.Trace)
+        {
+            NumTypes = w.Scenario.Workload.NumTypes,
+            WindowS = w.Scenario.Workload.WindowS,
+            Slo = w.Scenario.Slo,
+            Options = options,
+            NumWorkers = numWorkers,
+        };
+        var outcome = OServe.Planner.Planning.Scheduling.planSchedule(request);
+        if (outcome.IsError)
+            throw new PlanningException($"{Name(system)} planner: {string.Join("; ", outcome.ErrorValue)}");
+        var o = outcome.ResultValue;
+        var solveSeconds = o.Outcomes.Select(x => x.Solution.WallSeconds).ToList();
+        return new SystemPlans(system, o.Schedule.Plans, solveSeconds.Sum(), solveSeconds.DefaultIfEmpty(0).Max(), o.NumSwitches, Name(system));
+    }
+
+    /// <summary>One (TP, PP) replicated over every GPU of every node, all types routed to all replicas.</summary>
+    public static Plan? Homogeneous(ScenarioWorkload w, int tp, int pp, CostCoefficients k)
+    {
+        var cluster = w.Cluster;
+        int size = tp * pp;
+        var replicas = new List<ReplicaSpec>();
+        foreach (var node in cluster.Nodes)
+        {
+            if (node.Gpus % size != 0) return null;
+            for (int first = 0; first < node.Gpus; first += size)
+                replicas.Add(new ReplicaSpec
+                {
+                    Id = $"r{replicas.Count}",
+                    GpuType = node.GpuType,
+                    Devices = Enumerable.Range(first, size).Select(i => $"{node.Name}/{i}").ToList(),
+                    Tp = tp,
+                    Pp = pp,
+                });
+        }
+        var config = PlannerAdapter.Config(replicas[0], cluster);
+        if (ReplicaCost.memory(k, PlannerAdapter.Model(w.Model), config).IsError) return null;
+        var types = w.Types.Select(t => new RequestTypeSpec { Name = $"t{t.Id}", InputTokens = t.MeanInputTokens, OutputTokens = t.MeanOutputTokens }).ToList();
+        return new Plan
+        {
+            Model = w.Model.Name,
+            Cluster = cluster.Name,
+            Planner = $"static-tp{tp}-pp{pp}",
+            RequestTypes = types,
+            Replicas = replicas,
+            Routing = types.Select(t => new RoutingEntry { Type = t.Name, Weights = replicas.ToDictionary(r => r.Id, _ => 1.0) }).ToList(),
+        };
+    }
+
+    /// <summary>Every feasible homogeneous shape (TP and PP powers of two within a node).</summary>
+    public static IEnumerable<Plan> HomogeneousCandidates(ScenarioWorkload w, CostCoefficients k)
+    {
+        int maxTp = w.Scenario.Planner.MaxTp ?? int.MaxValue;
+        foreach (var tp in new[] { 1, 2, 4, 8 })
+            foreach (var pp in new[] { 1, 2, 4 })
+                if (tp <= maxTp && Homogeneous(w, tp, pp, k) is { } plan)
+                    yield return plan;
+    }
+
+    public static SimulationReport Simulate(ScenarioWorkload w, IReadOnlyList<Plan> plans, CostCoefficients k, Action<double>? progress = null)
+    {
+        var replicas = new CostModelReplicas(w.Cluster, w.Model, k);
+        var setup = new SimulationSetup
+        {
+            Requests = w.Requests,
+            Plans = plans,
+            ReplicaModels = replicas.For,
+            Switching = new SwitchCosts(w.Cluster, w.Model.KvBytesPerToken, k.LinkEfficiency),
+            DrainMaxRemainingTokens = k.DrainMaxRemainingTokens,
+            TypeNames = w.TypeNames,
+        };
+        var sim = new Simulation(setup);
+        var clock = Stopwatch.StartNew();
+        sim.Run(progress);
+        return SimulationReport.Build(sim, w.Scenario.Slo, w.Scenario.Workload.WindowS, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>
+    /// The strongest static deployment: every feasible homogeneous shape is simulated on the trace;
+    /// the best SLO attainment wins, then the lowest P99 end-to-end latency.
+    /// </summary>
+    public static (SystemResult Best, IReadOnlyList<SystemResult> All) BestStatic(ScenarioWorkload w, CostCoefficients k, Action<double>? progress = null)
+    {
+        var clock = Stopwatch.StartNew();
+        var all = new List<SystemResult>();
+        foreach (var plan in HomogeneousCandidates(w, k))
+        {
+            var report = Simulate(w, [plan], k, progress);
+            all.Add(new SystemResult(new SystemPlans(ServingSystem.StaticHomogeneous, [plan], 0, 0, 0, plan.Planner), report));
+        }
+        if (all.Count == 0)
+            throw new PlanningException($"{w.Model.Name} fits no homogeneous replica shape on {w.Cluster.Name}");
+        var best = all.OrderByDescending(r => Math.Round(r.Report.Overall.SloAttainment, 4)).ThenBy(r => r.Report.Overall.E2e.P99).First();
+        // Search time counts as this system's planning time.
+        var plans = best.Plans with { PlanningSeconds = clock.Elapsed.TotalSeconds, MaxPlanningSeconds = clock.Elapsed.TotalSeconds };
+        return (best with { Plans = plans }, all);
+    }
+}

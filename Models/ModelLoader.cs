@@ -1,0 +1,74 @@
+using OServe.Models.Llama;
+using OServe.Models.Loading;
+using OServe.Models.Tokenization;
+using TorchSharp;
+
+namespace OServe.Models;
+
+/// <summary>
+/// Loads a model from a path: a llama2.c checkpoint (.bin, with its tokenizer .bin beside it) or
+/// a Hugging Face directory (config.json + safetensors + tokenizer.model or tokenizer.json).
+/// </summary>
+public static class ModelLoader
+{
+    /// <param name="tokenizerPath">llama2.c only: the tokenizer .bin; default tokenizer.bin beside the checkpoint, else the only tok*.bin there.</param>
+    public static LoadedModel Load(string path, torch.Device device, torch.ScalarType dtype, string? tokenizerPath = null)
+    {
+        if (Directory.Exists(path)) return LoadHuggingFace(path, device, dtype);
+        if (File.Exists(path))
+        {
+            if (path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase)) return LoadLlama2c(path, device, dtype, tokenizerPath);
+            if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) || Path.GetFileName(path) == "config.json")
+                return LoadHuggingFace(Path.GetDirectoryName(Path.GetFullPath(path))!, device, dtype);
+            throw new InvalidDataException(
+                $"{path}: not a model this loader knows (expected a llama2.c .bin checkpoint or a Hugging Face directory with config.json and safetensors)");
+        }
+        throw new FileNotFoundException($"{path}: no such file or directory", path);
+    }
+
+    public static LoadedModel LoadLlama2c(string path, torch.Device device, torch.ScalarType dtype, string? tokenizerPath = null)
+    {
+        var (config, weights) = Llama2cCheckpoint.Read(path);
+        using var _ = weights;
+        string tokPath = tokenizerPath ?? FindLlama2cTokenizer(path);
+        var tokenizer = Llama2cTokenizer.Load(tokPath, config.VocabSize);
+        var model = LlamaModel.Create(config, weights, device, dtype);
+        string name = Path.GetFileNameWithoutExtension(path);
+        return new LoadedModel(model, tokenizer, name, Describe($"llama2.c {path}", config, dtype, tokenizer), isRandom: false);
+    }
+
+    public static LoadedModel LoadHuggingFace(string directory, torch.Device device, torch.ScalarType dtype)
+    {
+        var hf = HuggingFaceConfig.Read(Path.Combine(directory, "config.json"));
+        var tokenizer = LoadHuggingFaceTokenizer(directory, hf);
+        using var weights = SafetensorsWeightSource.OpenDirectory(directory);
+        var model = LlamaModel.Create(hf.Model, weights, device, dtype);
+        string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
+        return new LoadedModel(model, tokenizer, name, Describe($"Hugging Face {directory}", hf.Model, dtype, tokenizer), isRandom: false);
+    }
+
+    private static ITokenizer LoadHuggingFaceTokenizer(string directory, HuggingFaceConfig hf)
+    {
+        string sentencePiece = Path.Combine(directory, "tokenizer.model");
+        if (File.Exists(sentencePiece)) return TokenizerLoader.SentencePiece(sentencePiece);
+        string json = Path.Combine(directory, "tokenizer.json");
+        if (File.Exists(json)) return TokenizerLoader.HuggingFaceJson(json, hf.BosTokenId, hf.EosTokenId);
+        throw new FileNotFoundException($"{directory}: no tokenizer.model or tokenizer.json");
+    }
+
+    private static string FindLlama2cTokenizer(string checkpoint)
+    {
+        string dir = Path.GetDirectoryName(Path.GetFullPath(checkpoint))!;
+        string standard = Path.Combine(dir, "tokenizer.bin");
+        if (File.Exists(standard)) return standard;
+        var candidates = Directory.GetFiles(dir, "tok*.bin");
+        return candidates.Length == 1
+            ? candidates[0]
+            : throw new FileNotFoundException(
+                $"{checkpoint}: no tokenizer given and {(candidates.Length == 0 ? "no" : "several")} tokenizer.bin/tok*.bin files beside it; pass the tokenizer path");
+    }
+
+    private static string Describe(string origin, LlamaConfig c, torch.ScalarType dtype, ITokenizer tokenizer) =>
+        $"{origin}: {c.ParameterCount / 1e6:F2}M parameters, dim {c.Dim}, {c.NumLayers} layers, {c.NumHeads} heads ({c.NumKvHeads} KV), " +
+        $"vocab {c.VocabSize}, context {c.MaxSeqLen}, {dtype}, tokenizer {tokenizer.Name}";
+}

@@ -1,0 +1,39 @@
+using OServe.Models.Kv;
+using OServe.Models.Tests.Llama;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace OServe.Models.Tests;
+
+public sealed class BuiltInModelTests
+{
+    private static readonly BuiltInModelOptions Small = new() { Dim = 64, HiddenDim = 128, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, MaxSeqLen = 64 };
+
+    [Fact]
+    public void SameSeedGivesTheSameModelAndADifferentSeedDoesNot()
+    {
+        using var a = BuiltInModel.Create(Small);
+        using var b = BuiltInModel.Create(Small);
+        using var c = BuiltInModel.Create(Small with { Seed = 99 });
+        var tokens = a.Tokenizer.Encode("Hello there", addBos: true);
+        using var la = a.Model.ForwardFull(tokens);
+        using var lb = b.Model.ForwardFull(tokens);
+        using var lc = c.Model.ForwardFull(tokens);
+        Assert.Equal(0f, Greedy.MaxAbsDiff(la, lb));
+        Assert.True(Greedy.MaxAbsDiff(la, lc) > 1e-3f);
+    }
+
+    [Fact]
+    public void SaysItIsRandomAndUsesTheRealGpt2Tokenizer()
+    {
+        using var m = BuiltInModel.Create(Small);
+        Assert.True(m.IsRandom);
+        Assert.Contains("RANDOM", m.Description);
+        Assert.Equal(50257, m.Config.VocabSize);
+        Assert.Equal("The cat sat.", m.Tokenizer.Decode(m.Tokenizer.Encode("The cat sat.", addBos: true)));
+        using var cache = new PagedKvCache(m.Config, 4, 16, CPU, ScalarType.Float32);
+        using var logits = m.Model.Forward([new SequenceChunk(m.Tokenizer.Encode("Hi", addBos: true), 0, [3])], cache);
+        Assert.Equal(new long[] { 1, 50257 }, logits.shape);
+        Assert.False(logits.isnan().any().item<bool>());
+    }
+}

@@ -1,0 +1,32 @@
+using OServe.Models.Llama;
+using OServe.Models.Tests.Llama;
+using OServe.Models.Tokenization;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace OServe.Models.Tests.Llama;
+
+public sealed class Stories260KTests
+{
+    [SkippableFact]
+    public void GreedyGenerationFromBosReproducesTheDocumentedText()
+    {
+        SharedData.SkipUnlessStories260K();
+        using var loaded = ModelLoader.Load(Path.Combine(SharedData.Stories260K, "stories260K.bin"), CPU, ScalarType.Float32);
+        var generated = Greedy.Generate(loaded.Model, [loaded.Tokenizer.BosId], steps: 256);
+        string text = loaded.Tokenizer.Decode(generated);
+        string documented = DocumentedGreedyText();
+        Assert.StartsWith("Once upon a time", documented);
+        Assert.Equal(documented, text);
+    }
+
+    /// <summary>The text stories260K.md shows for `./run stories260K.bin -z tok512.bin -t 0.0`.</summary>
+    private static string DocumentedGreedyText()
+    {
+        var lines = File.ReadAllLines(Path.Combine(SharedData.Stories260K, "stories260K.md"));
+        int command = Array.FindIndex(lines, l => l.Contains("-t 0.0", StringComparison.Ordinal) && l.StartsWith("$ ./run", StringComparison.Ordinal));
+        Assert.True(command >= 0, "stories260K.md no longer shows the greedy run command");
+        int end = Array.FindIndex(lines, command, l => l.StartsWith("```", StringComparison.Ordinal));
+        return string.Join("\n", lines[(command + 1)..end]);
+    }
+}
