@@ -320,3 +320,8 @@ module Planning =
                 sb.AppendLine(sprintf "%d switches" numSwitches) |> ignore
                 let schedule = PlanSchedule(Model = req.Model.Name, Cluster = req.Cluster.Name, WindowS = req.WindowS, Plans = (outcomes |> Seq.map (fun o -> o.Plan) |> Array.ofSeq :> IReadOnlyList<Plan>))
                 Ok { Schedule = schedule; Summary = sb.ToString(); NumSwitches = numSwitches; Outcomes = outcomes.ToArray() }
+
+/// The schedule entry under its first name (the simulator calls Scheduling.planSchedule).
+[<RequireQualifiedAccess>]
+module Scheduling =
+    let planSchedule (req: ScheduleRequest) : Result<ScheduleOutcome, PlanError list> = Planning.planSchedule req
