@@ -235,7 +235,7 @@ module Planning =
                                     let removed = current |> Array.filter (fun c -> not (d.Replicas |> Array.exists (fun r -> r.Id = c.Id && r.Devices = c.Devices)))
                                     let affected = cur.ServedRate * float removed.Length / float (max 1 current.Length)
                                     let verdict =
-                                        SwitchPlanner.decide req.WindowS 0.05 (fresh.ServedRate, meanLatency fresh) (cur.ServedRate, meanLatency cur) sw.EstSeconds affected
+                                        SwitchPlanner.decide req.WindowS options.SwitchLatencyGain options.MaxSwitchFraction (fresh.ServedRate, meanLatency fresh) (cur.ServedRate, meanLatency cur) sw.EstSeconds affected
                                     if verdict.Pays then Ok(fresh, d, verdict.Reason)
                                     else place cur |> Result.map (fun dc -> cur, dc, verdict.Reason)
                         match chosen with

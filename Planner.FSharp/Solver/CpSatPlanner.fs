@@ -20,12 +20,16 @@ type PlannerOptions =
       Coefficients: CostCoefficients
       Constraints: PlannerConstraint list
       /// Reload mode: new shards always come from storage (the "reload" baseline).
-      ReloadFromStorage: bool }
+      ReloadFromStorage: bool
+      /// When current and new plans serve the same, switch only for this relative mean-latency gain...
+      SwitchLatencyGain: float
+      /// ...and only if the switch takes less than this fraction of the window.
+      MaxSwitchFraction: float }
 
     static member Default =
         { Rho = 0.85; MaxPp = 4; RateResolution = 200; Measure = ServedMeasure.Requests; Objective = Lexicographic
           LatencyTolerance = 0.02; MaxSolveSeconds = 2.0; NumWorkers = 2; Coefficients = CostCoefficients.defaults
-          Constraints = []; ReloadFromStorage = false }
+          Constraints = []; ReloadFromStorage = false; SwitchLatencyGain = 0.05; MaxSwitchFraction = 0.1 }
 
 type PlanInput =
     { Cluster: ClusterSpec

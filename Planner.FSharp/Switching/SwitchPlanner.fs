@@ -147,8 +147,8 @@ module SwitchPlanner =
     /// The switch pays when the extra requests served over the window exceed those lost while the
     /// replaced replicas' capacity is offline (their served rate times the switch time). When both
     /// deployments serve the same (within 0.5%), it pays only for a mean-latency gain above
-    /// `latencyGain` (relative) with a switch shorter than a tenth of the window.
-    let decide (windowSec: float) (latencyGain: float) (newServed: float, newLatency: float)
+    /// `latencyGain` (relative) with a switch shorter than `maxSwitchFraction` of the window.
+    let decide (windowSec: float) (latencyGain: float) (maxSwitchFraction: float) (newServed: float, newLatency: float)
                (curServed: float, curLatency: float) (switchSec: float) (affectedRate: float) : SwitchVerdict =
         let gain = (newServed - curServed) * windowSec
         let lost = affectedRate * switchSec
@@ -156,7 +156,7 @@ module SwitchPlanner =
         if switchSec = 0.0 then { Pays = true; GainRequests = gain; LostRequests = 0.0; Reason = "nothing moves" }
         elif not sameServed && gain > lost then
             { Pays = true; GainRequests = gain; LostRequests = lost; Reason = sprintf "serves %.0f more requests over the window, loses %.0f while switching" gain lost }
-        elif sameServed && curLatency > 0.0 && (curLatency - newLatency) / curLatency > latencyGain && switchSec < 0.1 * windowSec then
+        elif sameServed && curLatency > 0.0 && (curLatency - newLatency) / curLatency > latencyGain && switchSec < maxSwitchFraction * windowSec then
             { Pays = true; GainRequests = gain; LostRequests = lost; Reason = sprintf "mean latency %.3f s -> %.3f s" curLatency newLatency }
         else
             { Pays = false; GainRequests = gain; LostRequests = lost

@@ -200,11 +200,11 @@ let baselineAndSwitching =
             Expect.isTrue (sw.Steps |> Array.exists (fun s -> s.Kind = StepKind.CopyShard && s.Source = Some(0, 0) && s.Device = Some(0, 0) && s.Bytes = 0L)) "in place"
         }
         test "a switch pays only when its gain over the window beats the capacity lost" {
-            let pays = SwitchPlanner.decide 60.0 0.05 (10.0, 1.0) (8.0, 1.0) 5.0 8.0
+            let pays = SwitchPlanner.decide 60.0 0.05 0.1 (10.0, 1.0) (8.0, 1.0) 5.0 8.0
             Expect.isTrue pays.Pays "120 more requests vs 40 lost"
-            let short = SwitchPlanner.decide 60.0 0.05 (10.0, 1.0) (9.8, 1.0) 30.0 9.8
+            let short = SwitchPlanner.decide 60.0 0.05 0.1 (10.0, 1.0) (9.8, 1.0) 30.0 9.8
             Expect.isFalse short.Pays "12 more vs 294 lost"
-            let latency = SwitchPlanner.decide 60.0 0.05 (10.0, 0.8) (10.0, 1.0) 2.0 5.0
+            let latency = SwitchPlanner.decide 60.0 0.05 0.1 (10.0, 0.8) (10.0, 1.0) 2.0 5.0
             Expect.isTrue latency.Pays "20% faster, short switch"
         }
     ]
