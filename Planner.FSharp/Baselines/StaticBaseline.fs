@@ -11,10 +11,9 @@ module StaticBaseline =
         p.Candidates |> Array.map (fun c ->
             if c.Config.Tp = tp && c.Config.Pp = pp then p.Groups[c.Group].NumGpus / c.Config.Size else 0)
 
+    /// The CP-SAT latency objective (light-load latency plus queueing) of the routed deployment.
     let private latency (s: Solution) =
-        Array.init s.Problem.Candidates.Length (fun c ->
-            s.Routed[c] |> Array.mapi (fun j v -> v * float (s.Problem.LatencyCost[c][j])) |> Array.sum)
-        |> Array.sum
+        s.Stages |> List.tryFind (fun st -> st.Stage = "latency") |> Option.map (fun st -> st.Objective) |> Option.defaultValue infinity
 
     /// The best static deployment and every (tp, pp) tried with its served rate.
     let solve (options: PlannerOptions) (input: PlanInput) : Result<Solution * ((int * int) * float) list, string list> =
@@ -31,5 +30,4 @@ module StaticBaseline =
             if results.Length = 0 then Error [ "no static deployment is feasible" ]
             else
                 let _, best = results |> Array.maxBy (fun (_, s) -> round (s.ServedRate * 1e6), -latency s)
-                ignore latency
                 Ok(best, results |> Array.map (fun (k, s) -> k, s.ServedRate) |> List.ofArray))

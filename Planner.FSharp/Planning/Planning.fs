@@ -8,6 +8,8 @@ open OServe.Planner.CostModel
 open OServe.Planner.Solver
 open OServe.Planner.Switching
 open OServe.Planner.Baselines
+open OServe.Planner.Workload
+open OServe.Planner.Forecast
 
 /// Everything `oserve plan` needs; settable properties so C# can use an object initializer.
 type PlanRequest(cluster: Cluster, model: ModelCard, requestTypes: IReadOnlyList<RequestTypeSpec>) =
@@ -34,6 +36,29 @@ type PlanOutcome =
       SwitchReason: string
       Solution: Solution
       Deployment: Deployment }
+
+/// `oserve plan --schedule`: every window of a trace is forecast, planned and switched in turn.
+type ScheduleRequest(cluster: Cluster, model: ModelCard, trace: OServe.Planner.Workload.Trace) =
+    member _.Cluster = cluster
+    member _.Model = model
+    member _.Trace = trace
+    member val NumTypes = 4 with get, set
+    member val WindowS = 60.0 with get, set
+    /// Windows per season for Holt-Winters; 0 for Holt only.
+    member val SeasonLength = 0 with get, set
+    /// Plan at most this many windows (0 = all).
+    member val MaxWindows = 0 with get, set
+    member val Slo = Slo() with get, set
+    member val Options = OServe.Contracts.PlannerOptions() with get, set
+    member val Coefficients = CostCoefficients.defaults with get, set
+    member val Constraints: PlannerConstraint[] = [||] with get, set
+    member val NumWorkers = 2 with get, set
+
+type ScheduleOutcome =
+    { Schedule: PlanSchedule
+      Summary: string
+      NumSwitches: int
+      Outcomes: PlanOutcome[] }
 
 [<RequireQualifiedAccess>]
 module Planning =
@@ -210,7 +235,7 @@ module Planning =
                                     let removed = current |> Array.filter (fun c -> not (d.Replicas |> Array.exists (fun r -> r.Id = c.Id && r.Devices = c.Devices)))
                                     let affected = cur.ServedRate * float removed.Length / float (max 1 current.Length)
                                     let verdict =
-                                        SwitchPlanner.decide req.WindowS 0.05 (fresh.ServedRate, meanLatency fresh) (cur.ServedRate, meanLatency cur) sw.EstSeconds affected
+                                        SwitchPlanner.decide req.WindowS options.SwitchLatencyGain options.MaxSwitchFraction (fresh.ServedRate, meanLatency fresh) (cur.ServedRate, meanLatency cur) sw.EstSeconds affected
                                     if verdict.Pays then Ok(fresh, d, verdict.Reason)
                                     else place cur |> Result.map (fun dc -> cur, dc, verdict.Reason)
                         match chosen with
@@ -243,34 +268,6 @@ module Planning =
                     float n / duration)
             typeSpecs types rates)
 
-/// `oserve plan --schedule`: every window of a trace is forecast, planned and switched in turn.
-type ScheduleRequest(cluster: Cluster, model: ModelCard, trace: OServe.Planner.Workload.Trace) =
-    member _.Cluster = cluster
-    member _.Model = model
-    member _.Trace = trace
-    member val NumTypes = 4 with get, set
-    member val WindowS = 60.0 with get, set
-    /// Windows per season for Holt-Winters; 0 for Holt only.
-    member val SeasonLength = 0 with get, set
-    /// Plan at most this many windows (0 = all).
-    member val MaxWindows = 0 with get, set
-    member val Slo = Slo() with get, set
-    member val Options = OServe.Contracts.PlannerOptions() with get, set
-    member val Coefficients = CostCoefficients.defaults with get, set
-    member val Constraints: PlannerConstraint[] = [||] with get, set
-    member val NumWorkers = 2 with get, set
-
-type ScheduleOutcome =
-    { Schedule: PlanSchedule
-      Summary: string
-      NumSwitches: int
-      Outcomes: PlanOutcome[] }
-
-[<RequireQualifiedAccess>]
-module Scheduling =
-    open OServe.Planner.Workload
-    open OServe.Planner.Forecast
-
     /// Window 0 is planned from its own observed rates (no history yet); window w >= 1 from the
     /// smoothing forecast over windows 0..w-1. Each plan starts from the previous one, so switch
     /// steps and the keep-or-switch decision apply window to window.
@@ -289,7 +286,7 @@ module Scheduling =
             while failure.IsNone && w < n do
                 let rates =
                     series |> Array.map (fun s -> if w = 0 then s[0] else Forecaster.next fopts ForecastMethod.Smoothing s[0 .. w - 1])
-                let specs = Planning.typeSpecs types (rates |> Array.map (fun (r: float) -> Math.Round(r, 6)))
+                let specs = typeSpecs types (rates |> Array.map (fun (r: float) -> Math.Round(r, 6)))
                 let pr = PlanRequest(req.Cluster, req.Model, (specs :> IReadOnlyList<RequestTypeSpec>))
                 pr.Slo <- req.Slo
                 pr.Options <- req.Options
@@ -299,7 +296,7 @@ module Scheduling =
                 pr.Current <- current
                 pr.WindowStartS <- float w * req.WindowS
                 pr.WindowS <- req.WindowS
-                match Planning.plan pr with
+                match plan pr with
                 | Error es -> failure <- Some(es |> List.map (fun e -> { e with Message = sprintf "window %d: %s" w e.Message }))
                 | Ok o ->
                     outcomes.Add o
@@ -323,3 +320,8 @@ module Scheduling =
                 sb.AppendLine(sprintf "%d switches" numSwitches) |> ignore
                 let schedule = PlanSchedule(Model = req.Model.Name, Cluster = req.Cluster.Name, WindowS = req.WindowS, Plans = (outcomes |> Seq.map (fun o -> o.Plan) |> Array.ofSeq :> IReadOnlyList<Plan>))
                 Ok { Schedule = schedule; Summary = sb.ToString(); NumSwitches = numSwitches; Outcomes = outcomes.ToArray() }
+
+/// The schedule entry under its first name (the simulator calls Scheduling.planSchedule).
+[<RequireQualifiedAccess>]
+module Scheduling =
+    let planSchedule (req: ScheduleRequest) : Result<ScheduleOutcome, PlanError list> = Planning.planSchedule req

@@ -20,12 +20,16 @@ type PlannerOptions =
       Coefficients: CostCoefficients
       Constraints: PlannerConstraint list
       /// Reload mode: new shards always come from storage (the "reload" baseline).
-      ReloadFromStorage: bool }
+      ReloadFromStorage: bool
+      /// When current and new plans serve the same, switch only for this relative mean-latency gain...
+      SwitchLatencyGain: float
+      /// ...and only if the switch takes less than this fraction of the window.
+      MaxSwitchFraction: float }
 
     static member Default =
         { Rho = 0.85; MaxPp = 4; RateResolution = 200; Measure = ServedMeasure.Requests; Objective = Lexicographic
           LatencyTolerance = 0.02; MaxSolveSeconds = 2.0; NumWorkers = 2; Coefficients = CostCoefficients.defaults
-          Constraints = []; ReloadFromStorage = false }
+          Constraints = []; ReloadFromStorage = false; SwitchLatencyGain = 0.05; MaxSwitchFraction = 0.1 }
 
 type PlanInput =
     { Cluster: ClusterSpec
@@ -191,7 +195,13 @@ module CpSatPlanner =
             let finish (solver: CpSolver) (stages: StageReport list) =
                 let first = List.head stages
                 let counts = x |> Array.map (fun v -> int (solver.Value(v)))
-                let routed = r |> Array.map (Array.map (function Some v -> float (solver.Value(v)) * p.RateUnit | None -> 0.0))
+                let raw = r |> Array.map (Array.map (function Some v -> float (solver.Value(v)) * p.RateUnit | None -> 0.0))
+                // Demand was rounded to whole rate units; never route more than the real rate.
+                let routed =
+                    let factor = Array.init nJ (fun j ->
+                        let total = raw |> Array.sumBy (fun row -> row[j])
+                        if total > p.Types[j].Rate && total > 0.0 then p.Types[j].Rate / total else 1.0)
+                    raw |> Array.map (Array.mapi (fun j v -> v * factor[j]))
                 let newCost =
                     if hasCurrent then
                         Array.init nC (fun c -> float (max 0 (counts[c] - current[c])) * shardLoadSec options p p.Candidates[c]) |> Array.fold max 0.0

@@ -145,8 +145,11 @@ module PlanningProblem =
             |> Array.mapi (fun i c -> { c with Index = i })
         found, List.ofSeq (Seq.distinct rejected)
 
+    /// A config serves a type only with a finite latency at the target utilization (prefill stalls
+    /// can make decoding unstable before the throughput limit) and within the type's SLO.
     let meetsSlo (slo: SloTarget) (s: ServiceEstimate) =
         s.Rate > 0.0
+        && Double.IsFinite s.E2eSec
         && (slo.TtftSec |> Option.forall (fun v -> s.TtftSec <= v))
         && (slo.TpotSec |> Option.forall (fun v -> s.TpotSec <= v))
         && (slo.E2eSec |> Option.forall (fun v -> s.E2eSec <= v))
@@ -196,8 +199,10 @@ module PlanningProblem =
                         let a = (g u1 - g u0) / (u1 - u0) // cost per unit of utilization
                         let b = g u0 - a * u0
                         // Utilization per rate unit of type j is unit / rate_cj.
-                        let slopes = types |> Array.mapi (fun j _ -> if loadWeight[ci][j] > 0L then int64 (Math.Ceiling(a * unit / c.Service[j].Rate)) else 0L)
-                        slopes, int64 (Math.Floor b)))
+                        // Capped so sums over the demand stay far from int64 overflow.
+                        let cap = 1e12
+                        let slopes = types |> Array.mapi (fun j _ -> if loadWeight[ci][j] > 0L then int64 (min cap (Math.Ceiling(a * unit / c.Service[j].Rate))) else 0L)
+                        slopes, int64 (max -cap (Math.Floor b))))
         let served =
             types |> Array.map (fun t -> if measure = ServedMeasure.Tokens then max 1L (int64 (Math.Round(t.InputTokens + t.OutputTokens))) else 1L)
         { Groups = groups

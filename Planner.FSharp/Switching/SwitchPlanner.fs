@@ -70,9 +70,26 @@ module SwitchPlanner =
             match ReplicaCost.memory { k with MinKvTokens = 0L } model c with
             | Ok m -> m.WeightBytesPerGpu
             | Error _ -> model.WeightBytes / int64 c.Size
+        // A device still holding a removed replica's shard takes the new one only with
+        // SwitchMemoryHeadroom of its memory to spare; otherwise the copy waits for that replica
+        // to stop. Steps are ordered for execution: copies onto free room, starts of replicas
+        // that are complete, drains/KV moves/stops of removed replicas, deferred copies, the
+        // remaining starts.
+        let immediate = List<Step>()
+        let deferred = List<Step>()
+        let waiting = HashSet<string>()
+        let occupant (dst: int * int) = removed |> Array.tryFind (fun o -> Array.contains dst o.Devices)
         for r in fresh do
             let bytes = shardBytes r.Config
             r.Devices |> Array.iteri (fun i dst ->
+                let mustWait =
+                    match occupant dst with
+                    | Some o ->
+                        let memory = float cluster.Nodes[fst dst].Gpu.MemoryBytes
+                        float (shardBytes o.Config + bytes) > (1.0 - k.SwitchMemoryHeadroom) * memory
+                    | None -> false
+                let out = if mustWait then deferred else immediate
+                if mustWait then waiting.Add r.Id |> ignore
                 let stage, rank = position r.Config i
                 let need = span stage r.Config.Pp, span rank r.Config.Tp
                 // Pieces each current replica would send: (source device, bytes).
@@ -96,26 +113,32 @@ module SwitchPlanner =
                         if src <> dst then
                             addLoad linkLoad src sec
                             addLoad linkLoad dst sec
-                        steps.Add { Kind = StepKind.CopyShard; Replica = r.Id; Device = Some dst; Source = Some src; Bytes = (if src = dst then 0L else b); EstSeconds = sec }
+                        out.Add { Kind = StepKind.CopyShard; Replica = r.Id; Device = Some dst; Source = Some src; Bytes = (if src = dst then 0L else b); EstSeconds = sec }
                 | None ->
                     let sec = float bytes / storageBytesPerSec
                     addLoad storageLoad (fst dst) sec
-                    steps.Add { Kind = StepKind.LoadShard; Replica = r.Id; Device = Some dst; Source = None; Bytes = bytes; EstSeconds = sec })
+                    out.Add { Kind = StepKind.LoadShard; Replica = r.Id; Device = Some dst; Source = None; Bytes = bytes; EstSeconds = sec })
+        steps.AddRange immediate
+        let ready = fresh |> Array.filter (fun r -> not (waiting.Contains r.Id))
+        for r in ready do steps.Add { Kind = StepKind.Start; Replica = r.Id; Device = None; Source = None; Bytes = 0L; EstSeconds = 0.0 }
         for r in removed do
             steps.Add { Kind = StepKind.Drain; Replica = r.Id; Device = None; Source = None; Bytes = 0L; EstSeconds = 0.0 }
             let kvBytes =
                 match ReplicaCost.memory k model r.Config with
                 | Ok m -> int64 (float m.KvCapacityTokens * rho * longShare) * model.KvBytesPerToken
                 | Error _ -> 0L
-            if kvBytes > 0L && fresh.Length > 0 then
-                let dst = fresh[0].Devices[0]
+            // Long sequences move to a replica that already runs; with none, everything drains.
+            if kvBytes > 0L && ready.Length > 0 then
+                let dst = ready[0].Devices[0]
                 let src = r.Devices[0]
                 let sec = float kvBytes / linkBw src dst
                 addLoad linkLoad src sec
                 addLoad linkLoad dst sec
                 steps.Add { Kind = StepKind.MoveKv; Replica = r.Id; Device = Some dst; Source = Some src; Bytes = kvBytes; EstSeconds = sec }
             steps.Add { Kind = StepKind.Stop; Replica = r.Id; Device = None; Source = None; Bytes = 0L; EstSeconds = 0.0 }
-        for r in fresh do steps.Add { Kind = StepKind.Start; Replica = r.Id; Device = None; Source = None; Bytes = 0L; EstSeconds = 0.0 }
+        steps.AddRange deferred
+        for r in fresh do
+            if waiting.Contains r.Id then steps.Add { Kind = StepKind.Start; Replica = r.Id; Device = None; Source = None; Bytes = 0L; EstSeconds = 0.0 }
         let busiest (d: Dictionary<'k, float>) = if d.Count = 0 then 0.0 else Seq.max d.Values
         { Steps = steps.ToArray()
           TotalBytes = steps |> Seq.sumBy (fun s -> s.Bytes)
@@ -124,8 +147,8 @@ module SwitchPlanner =
     /// The switch pays when the extra requests served over the window exceed those lost while the
     /// replaced replicas' capacity is offline (their served rate times the switch time). When both
     /// deployments serve the same (within 0.5%), it pays only for a mean-latency gain above
-    /// `latencyGain` (relative) with a switch shorter than a tenth of the window.
-    let decide (windowSec: float) (latencyGain: float) (newServed: float, newLatency: float)
+    /// `latencyGain` (relative) with a switch shorter than `maxSwitchFraction` of the window.
+    let decide (windowSec: float) (latencyGain: float) (maxSwitchFraction: float) (newServed: float, newLatency: float)
                (curServed: float, curLatency: float) (switchSec: float) (affectedRate: float) : SwitchVerdict =
         let gain = (newServed - curServed) * windowSec
         let lost = affectedRate * switchSec
@@ -133,7 +156,7 @@ module SwitchPlanner =
         if switchSec = 0.0 then { Pays = true; GainRequests = gain; LostRequests = 0.0; Reason = "nothing moves" }
         elif not sameServed && gain > lost then
             { Pays = true; GainRequests = gain; LostRequests = lost; Reason = sprintf "serves %.0f more requests over the window, loses %.0f while switching" gain lost }
-        elif sameServed && curLatency > 0.0 && (curLatency - newLatency) / curLatency > latencyGain && switchSec < 0.1 * windowSec then
+        elif sameServed && curLatency > 0.0 && (curLatency - newLatency) / curLatency > latencyGain && switchSec < maxSwitchFraction * windowSec then
             { Pays = true; GainRequests = gain; LostRequests = lost; Reason = sprintf "mean latency %.3f s -> %.3f s" curLatency newLatency }
         else
             { Pays = false; GainRequests = gain; LostRequests = lost

@@ -56,7 +56,7 @@ let tests =
             Expect.equal again.Plan.Version 2 "version"
             Expect.isTrue ((nonNull again.Plan.Switch).Steps |> Seq.forall (fun s -> s.Kind = SwitchStepKind.Keep)) again.SwitchReason
         }
-        test "a shifted mix switches with copies from devices that hold the weights" {
+        test "a shifted mix either switches with hot copies or keeps the plan and says why" {
             let cluster, model = paperCluster (), llama70b ()
             let first = planOk (PlanRequest(cluster, model, [| spec "short" 300.0 60.0 30.0 |]))
             let second = planOk (PlanRequest(cluster, model, [| spec "long" 3500.0 400.0 6.0 |], Current = first.Plan))
@@ -66,6 +66,31 @@ let tests =
                 Expect.isTrue (sw.Steps |> Seq.exists (fun s -> s.Kind = SwitchStepKind.CopyShard)) "hot copies, not storage"
                 Expect.isFalse (sw.Steps |> Seq.exists (fun s -> s.Kind = SwitchStepKind.LoadShard)) "no cold load"
                 Expect.isGreaterThan sw.EstSeconds 0.0 "takes time"
+            else
+                Expect.stringContains second.SwitchReason "keep the current plan" "a kept plan says why"
+                Expect.isTrue (sw.Steps |> Seq.forall (fun s -> s.Kind = SwitchStepKind.Keep)) "nothing moves"
+        }
+        test "the paper scenario (Azure conv trace or its synthetic fallback) gives a valid plan" {
+            let path = Path.Combine(repoRoot, "scenarios", "llama2-70b-azure-conv.yaml")
+            let scenario = ContractYaml.ReadScenario path
+            let cluster = ContractYaml.ReadCluster(Path.Combine(repoRoot, "scenarios", scenario.Cluster))
+            match WorkloadSource.load scenario.Workload (Path.GetDirectoryName path |> nonNull) with
+            | Error es -> failtestf "%A" es
+            | Ok trace ->
+                let types = Planning.typesOfTrace trace scenario.Workload.NumTypes |> Result.defaultWith (fun es -> failtestf "%A" es)
+                let req = PlanRequest(cluster, llama70b (), types, Slo = scenario.Slo)
+                let o = planOk req
+                validate o.Plan cluster (llama70b ())
+                Expect.isGreaterThan (nonNull o.Plan.Predicted).ServedRps 0.0 "serves"
+        }
+        test "real Azure conv trace: typed, planned, validated" {
+            let file = sharedFile "traces/azure2023/AzureLLMInferenceTrace_conv.csv"
+            let trace = TraceReader.read file |> Result.defaultWith (fun es -> failtestf "%A" es)
+            let types = Planning.typesOfTrace trace 4 |> Result.defaultWith (fun es -> failtestf "%A" es)
+            Expect.floatClose { absolute = 0.3; relative = 0.0 } (types |> Array.sumBy (fun t -> t.RateRps)) 5.5 "about 5.5 req/s in all"
+            let cluster = paperCluster ()
+            let o = planOk (PlanRequest(cluster, llama70b (), types))
+            validate o.Plan cluster (llama70b ())
         }
         test "mixed GPU cluster plan validates" {
             let cluster, model = mixedCluster (), llama70b ()
@@ -115,7 +140,7 @@ let tests =
             let trace = SyntheticWorkload.generate { SyntheticWorkload.defaults with DurationSec = 600.0 }
             let req = ScheduleRequest(cluster, model, trace, MaxWindows = 5, WindowS = 60.0)
             req.Options <- PlannerOptions(MaxSolveSeconds = 0.5)
-            match Scheduling.planSchedule req with
+            match Planning.planSchedule req with
             | Error es -> failtestf "%A" es
             | Ok s ->
                 Expect.equal s.Schedule.Plans.Count 5 "windows"
@@ -160,12 +185,26 @@ let baselineAndSwitching =
             Expect.isTrue (cold.Steps |> Array.filter (fun s -> s.Kind <> StepKind.Start) |> Array.forall (fun s -> s.Kind = StepKind.LoadShard)) "storage"
             Expect.isGreaterThan cold.EstSeconds (10.0 * sw.EstSeconds) "cold load is much slower than NVLink"
         }
+        test "a copy onto a GPU that still holds an old shard without headroom waits for that replica to stop" {
+            let k = CostCoefficients.defaults
+            let c = { Nodes = [| { Name = "n0"; Gpu = Hardware.h100; NumGpus = 8; IntraLinkBytesPerSec = 400e9 } |]; InterLinkBytesPerSec = 50e9 }
+            let cfg tp = { Gpu = Hardware.h100; Tp = tp; Pp = 1; CrossNode = false }
+            let current = [| { Id = "a"; Config = cfg 4; Devices = [| for i in 0 .. 3 -> 0, i |] } |]
+            let target = [| { Id = "b"; Config = cfg 2; Devices = [| 0, 0; 0, 1 |] } |]
+            let sw = SwitchPlanner.plan k Hardware.llama2_70b c 2e9 false 0.85 0.5 current target
+            let index kind replica = sw.Steps |> Array.findIndex (fun s -> s.Kind = kind && s.Replica = replica)
+            let firstCopy = sw.Steps |> Array.findIndex (fun s -> s.Kind = StepKind.CopyShard)
+            Expect.isLessThan (index StepKind.Stop "a") firstCopy "35 GB old + 69 GB new > 85% of 80 GB: copy after stop"
+            Expect.isLessThan firstCopy (index StepKind.Start "b") "start last"
+            // Half of b's first shard already sits on GPU 0 (a's rank-0 slice): no bytes move for it.
+            Expect.isTrue (sw.Steps |> Array.exists (fun s -> s.Kind = StepKind.CopyShard && s.Source = Some(0, 0) && s.Device = Some(0, 0) && s.Bytes = 0L)) "in place"
+        }
         test "a switch pays only when its gain over the window beats the capacity lost" {
-            let pays = SwitchPlanner.decide 60.0 0.05 (10.0, 1.0) (8.0, 1.0) 5.0 8.0
+            let pays = SwitchPlanner.decide 60.0 0.05 0.1 (10.0, 1.0) (8.0, 1.0) 5.0 8.0
             Expect.isTrue pays.Pays "120 more requests vs 40 lost"
-            let short = SwitchPlanner.decide 60.0 0.05 (10.0, 1.0) (9.8, 1.0) 30.0 9.8
+            let short = SwitchPlanner.decide 60.0 0.05 0.1 (10.0, 1.0) (9.8, 1.0) 30.0 9.8
             Expect.isFalse short.Pays "12 more vs 294 lost"
-            let latency = SwitchPlanner.decide 60.0 0.05 (10.0, 0.8) (10.0, 1.0) 2.0 5.0
+            let latency = SwitchPlanner.decide 60.0 0.05 0.1 (10.0, 0.8) (10.0, 1.0) 2.0 5.0
             Expect.isTrue latency.Pays "20% faster, short switch"
         }
     ]

@@ -82,6 +82,12 @@ let tests =
                 if factor = 5.0 then Expect.isLessThan expected (Array.sum s.Problem.Demand) "capacity binds at 5x"
                 Expect.isGreaterThan s.Problem.Demand[1] 0L "both types have demand units"
         }
+        test "the weighted objective serves as much as the lexicographic one when served dominates" {
+            let options, input = smallInput 5.0
+            let lex = solveOk options input
+            let weighted = solveOk { options with Objective = Weighted(1_000_000L, 1L, 1L) } input
+            Expect.floatClose { absolute = 1e-9; relative = 1e-9 } weighted.ServedRate lex.ServedRate "served"
+        }
         test "the solution respects node capacity and the utilization target" {
             let options, input = smallInput 5.0
             let s = solveOk options input

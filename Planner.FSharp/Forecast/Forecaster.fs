@@ -42,6 +42,8 @@ module Forecaster =
             | ForecastMethod.MovingAverage ->
                 let w = min options.MovingAverageWindow history.Length
                 Array.averageBy id history[history.Length - w ..]
+            // Fewer than three points give no one-step error to fit on: last value.
+            | _ when history.Length < 3 -> history[history.Length - 1]
             | _ -> (ExponentialSmoothing.fit options.SeasonLength history).Forecast 1
 
     /// Rolling one-step-ahead evaluation: for t >= MinHistory the model is refit on y[0..t-1] and
