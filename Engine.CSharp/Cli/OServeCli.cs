@@ -14,6 +14,8 @@ public static class OServeCli
     {
         var root = new RootCommand("oserve: serve LLMs on a heterogeneous deployment planned for a workload that moves in space and time.");
         root.Subcommands.Add(ValidateCommand.Create());
+        root.Subcommands.Add(PlanCommand.Create());
+        root.Subcommands.Add(ForecastCommand.Create());
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(SimulateCommand.Create());
