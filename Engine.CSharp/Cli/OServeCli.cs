@@ -20,6 +20,7 @@ public static class OServeCli
         root.Subcommands.Add(CompareCommand.Create());
         root.Subcommands.Add(MicroBenchCommands.BenchModel());
         root.Subcommands.Add(MicroBenchCommands.BenchScheduler());
+        root.Subcommands.Add(ProfileCommand.Create());
         return root;
     }
 
@@ -45,6 +46,11 @@ public static class OServeCli
         {
             config.Error.WriteLine($"error {e.Message}");
             return ExitFailure;
+        }
+        catch (OServe.Engine.Profiling.ProfileFileException e)
+        {
+            foreach (var problem in e.Problems) config.Error.WriteLine($"error {problem}");
+            return ExitBadInput;
         }
         catch (CliUsageException e)
         {
