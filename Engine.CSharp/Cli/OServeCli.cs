@@ -21,6 +21,7 @@ public static class OServeCli
         root.Subcommands.Add(MicroBenchCommands.BenchModel());
         root.Subcommands.Add(MicroBenchCommands.BenchScheduler());
         root.Subcommands.Add(ProfileCommand.Create());
+        root.Subcommands.Add(FidelityCommand.Create());
         return root;
     }
 
