@@ -1,5 +1,6 @@
 using OServe.Engine.Profiling;
 using OServe.Engine.Simulation;
+using OServe.Engine.Tests.Simulation;
 using OServe.Planner.CostModel;
 using Xunit;
 
