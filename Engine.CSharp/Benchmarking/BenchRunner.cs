@@ -32,12 +32,19 @@ public static class BenchRunner
     /// <see cref="BenchServerException"/> when the server cannot be reached or fails the test request;
     /// failures during the run are counted in the result instead.
     /// </summary>
-    public static async Task<BenchResult> RunAsync(BenchOptions options, TextWriter? log = null, BenchProgress? progress = null,
+    public static Task<BenchResult> RunAsync(BenchOptions options, TextWriter? log = null, BenchProgress? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        options.Validate();
+        return RunAsync(options, BenchWorkload.Build(options), log, progress, cancellationToken);
+    }
+
+    /// <summary>Runs a workload built by the caller (e.g. the fidelity check's scaled trace); the options' dataset fields are ignored.</summary>
+    public static async Task<BenchResult> RunAsync(BenchOptions options, BenchWorkload workload, TextWriter? log = null, BenchProgress? progress = null,
         CancellationToken cancellationToken = default)
     {
         log ??= TextWriter.Null;
         options.Validate();
-        var workload = BenchWorkload.Build(options);
         var requests = workload.Requests;
         var notes = new List<string>(workload.Notes);
         log.WriteLine($"workload: {workload.Description}");

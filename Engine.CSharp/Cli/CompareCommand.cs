@@ -33,7 +33,7 @@ public static class CompareCommand
             double sloTarget = parse.GetValue(target);
             if (!(sloTarget > 0 && sloTarget <= 1)) throw new CliUsageException($"--slo-target must be in (0, 1], got {sloTarget}");
             var w = common.Load(parse, scenarioRef);
-            var k = CostCoefficientsModule.defaults;
+            var k = common.Coefficients(parse);
             var results = ProgressReporter.Run(output, SystemRunner.Name(Systems[0]), w.DurationS, (next, progress) =>
             {
                 var list = new List<SystemResult>();

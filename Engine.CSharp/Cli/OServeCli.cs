@@ -22,6 +22,8 @@ public static class OServeCli
         root.Subcommands.Add(CompareCommand.Create());
         root.Subcommands.Add(MicroBenchCommands.BenchModel());
         root.Subcommands.Add(MicroBenchCommands.BenchScheduler());
+        root.Subcommands.Add(ProfileCommand.Create());
+        root.Subcommands.Add(FidelityCommand.Create());
         return root;
     }
 
@@ -47,6 +49,11 @@ public static class OServeCli
         {
             config.Error.WriteLine($"error {e.Message}");
             return ExitFailure;
+        }
+        catch (OServe.Engine.Profiling.ProfileFileException e)
+        {
+            foreach (var problem in e.Problems) config.Error.WriteLine($"error {problem}");
+            return ExitBadInput;
         }
         catch (CliUsageException e)
         {

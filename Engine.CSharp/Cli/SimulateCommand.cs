@@ -25,7 +25,7 @@ public static class SimulateCommand
         {
             var output = parse.InvocationConfiguration.Output;
             var w = common.Load(parse, parse.GetValue(scenario)!);
-            var k = CostCoefficientsModule.defaults;
+            var k = common.Coefficients(parse);
             var system = ParseSystem(parse.GetValue(planner)!, parse.GetValue(switching)!);
             var result = ProgressReporter.Run(output, "simulating", w.DurationS, (_, progress) =>
             {

@@ -2,6 +2,7 @@ using System.CommandLine;
 using OServe.Contracts;
 using OServe.Contracts.Yaml;
 using OServe.Engine.Simulation;
+using OServe.Planner.CostModel;
 
 namespace OServe.Engine.Cli;
 
@@ -12,6 +13,7 @@ public sealed class SimulationOptions
     private readonly Option<double> _rateScale = new("--rate-scale") { Description = "Multiply the arrival rate (2 = twice as many requests per second)", DefaultValueFactory = _ => 1.0 };
     private readonly Option<double?> _duration = new("--duration") { Description = "Use only the first SECONDS of the trace" };
     private readonly Option<string?> _output = new("--output") { Description = "Directory for JSON results and PNG plots" };
+    private readonly Option<string?> _profile = new("--profile") { Description = "Cost-model profile (YAML/JSON `coefficients:`, e.g. from `oserve profile`) in place of the defaults" };
 
     public static SimulationOptions Create() => new();
 
@@ -21,7 +23,12 @@ public sealed class SimulationOptions
         command.Options.Add(_rateScale);
         command.Options.Add(_duration);
         command.Options.Add(_output);
+        command.Options.Add(_profile);
     }
+
+    /// <summary>The cost model's coefficients: the defaults, or those of --profile.</summary>
+    public CostCoefficients Coefficients(ParseResult parse) =>
+        parse.GetValue(_profile) is { } path ? OServe.Engine.Profiling.ProfileFile.Load(path) : CostCoefficientsModule.defaults;
 
     public string? OutputDir(ParseResult parse) => parse.GetValue(_output);
 

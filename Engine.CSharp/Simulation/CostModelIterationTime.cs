@@ -8,7 +8,9 @@ namespace OServe.Engine.Simulation;
 /// decodes (continuous batching): max(compute, HBM traffic) + TP all-reduces + PP sends + a fixed
 /// overhead, with the planner's coefficients. A step that is one fresh prefill equals
 /// <c>ReplicaCost.prefillSec</c> for one sequence, and a step of decodes equals
-/// <c>ReplicaCost.decodeCycleSec</c>; tests pin both, so simulator and planner agree.
+/// <c>ReplicaCost.decodeCycleSec</c>; tests pin both, so simulator and planner agree. With a
+/// measured profile (<c>oserve profile</c>) the step time is the profile's linear model over the
+/// same batch totals instead of the roofline (<c>ReplicaCost.measuredStepSec</c>).
 /// </summary>
 public sealed class CostModelIterationTime : IIterationTimeModel
 {
@@ -35,52 +37,33 @@ public sealed class CostModelIterationTime : IIterationTimeModel
         _activationBytesPerToken = (double)model.HiddenSize * model.DtypeBytes;
     }
 
-    public double StepSeconds(SchedulerOutput output)
-    {
-        double prefillTokens = 0, attentionPairs = 0, numDecodes = 0, decodeContext = 0;
-        var chunks = output.Chunks;
-        for (int i = 0; i < chunks.Length; i++)
-        {
-            var chunk = chunks[i];
-            int n = chunk.NumTokens, start = chunk.StartPosition;
-            if (n == 1 && start > 0)
-            {
-                numDecodes++;
-                decodeContext += start + 1;
-            }
-            else
-            {
-                prefillTokens += n;
-                // Chunk [start, start + n) attends to every earlier position: n * (start + n / 2) pairs.
-                attentionPairs += n * (start + n / 2.0);
-            }
-        }
-        return Seconds(prefillTokens, attentionPairs, numDecodes, decodeContext);
-    }
+    public double StepSeconds(SchedulerOutput output) => Seconds(BatchShape.Of(output));
+
+    public double Seconds(BatchShape s) => Seconds(s.PrefillTokens, s.NumPrefills, s.AttentionPairs, s.NumDecodes, s.DecodeContextTokens);
 
     /// <summary>The step time of a batch described by totals (exposed for tests and calibration).</summary>
-    public double Seconds(double prefillTokens, double attentionPairs, double numDecodes, double decodeContextTokens)
+    public double Seconds(double prefillTokens, double numPrefills, double attentionPairs, double numDecodes, double decodeContextTokens)
     {
         if (prefillTokens == 0 && numDecodes == 0) return 0;
         int tp = _c.Tp, pp = _c.Pp;
+        double comm = CommSeconds(prefillTokens, numDecodes);
+        if (CostCoefficientsModule.isMeasured(_k))
+            return ReplicaCost.measuredStepSec(_k, _c, prefillTokens, numPrefills, attentionPairs, numDecodes, decodeContextTokens) + comm;
         double peak = _c.Gpu.PeakFlops;
         // Prefill passes the stages one after another; decodes run as pp micro-batches that overlap.
         double compute = (_paramFlopsPerToken * prefillTokens + _attentionFlopsPerPair * attentionPairs) / (tp * peak * _k.PrefillMfu)
                        + _paramFlopsPerToken * numDecodes / (tp * pp * peak * _k.DecodeMfu);
         double kvBytes = decodeContextTokens * _m.KvBytesPerToken / (tp * pp);
         double memory = (_weightBytesPerTp + kvBytes) / (_c.Gpu.HbmBytesPerSec * _k.DecodeHbmEfficiency);
-        double comm;
-        if (prefillTokens > 0)
-        {
-            double activation = (prefillTokens + numDecodes) * _activationBytesPerToken;
-            comm = 2.0 * _m.NumLayers * ReplicaCost.allReduceSec(_k, _links, tp, activation) + (pp - 1) * SendSec(activation);
-        }
-        else
-        {
-            double activation = numDecodes / pp * _activationBytesPerToken;
-            comm = 2.0 * _m.NumLayers * ReplicaCost.allReduceSec(_k, _links, tp, activation) + (pp - 1) * SendSec(activation);
-        }
         return Math.Max(compute, memory) + comm + _k.IterationOverheadSec;
+    }
+
+    // TP all-reduces and PP sends; a step of decodes only runs as pp micro-batches.
+    private double CommSeconds(double prefillTokens, double numDecodes)
+    {
+        int tp = _c.Tp, pp = _c.Pp;
+        double activation = (prefillTokens > 0 ? prefillTokens + numDecodes : numDecodes / pp) * _activationBytesPerToken;
+        return 2.0 * _m.NumLayers * ReplicaCost.allReduceSec(_k, _links, tp, activation) + (pp - 1) * SendSec(activation);
     }
 
     // Mirrors the planner's stage send: inter-node link when stages sit on different nodes.

@@ -14,6 +14,16 @@ open Microsoft.FSharp.Reflection
 ///       decodeHbmEfficiency: 0.78
 ///
 /// Keys not listed here are refused (a typo must not silently keep a default).
+///
+/// Two forms of step time. The default is the GPU roofline (max of compute and memory traffic,
+/// from the efficiency factors below). A measured profile of a real engine (`oserve profile`, e.g.
+/// of the CPU engine, where compute and weight streaming do not overlap and a fixed per-step cost
+/// dominates) sets the five linear `*Sec*` terms instead: as soon as one of them is > 0, a step
+/// of a TP=1, PP=1 replica takes
+///     iterationOverheadSec + prefillSecPerToken * prefill tokens + prefillSecPerSeq * prefill chunks
+///     + prefillSecPerAttentionPair * causal (query, key) pairs of the prefill chunks
+///     + decodeSecPerSeq * decodes + decodeSecPerContextToken * context tokens the decodes attend to
+/// (see ReplicaCost.measuredStepSec for larger shapes).
 type CostCoefficients =
     { /// Fraction of GPU memory the engine may use (vLLM's gpu_memory_utilization).
       MemoryUtilization: float
@@ -39,6 +49,16 @@ type CostCoefficients =
       LinkEfficiency: float
       /// Scheduler and kernel-launch overhead per engine iteration, seconds.
       IterationOverheadSec: float
+      /// Measured step time per prefill token (0 = roofline model).
+      PrefillSecPerToken: float
+      /// Measured step time per prefill chunk in the batch (LM head row, sampling, bookkeeping).
+      PrefillSecPerSeq: float
+      /// Measured step time per causal (query, key) pair attended by prefill chunks.
+      PrefillSecPerAttentionPair: float
+      /// Measured step time per decoding sequence (one token each).
+      DecodeSecPerSeq: float
+      /// Measured step time per context token a decode attends to (KV read).
+      DecodeSecPerContextToken: float
       /// Bandwidth of a cold weight load from storage, bytes/s (switch steps without a source GPU).
       StorageBytesPerSec: float
       /// Fraction of memory kept free on a device while a switch moves data onto it.
@@ -61,9 +81,19 @@ module CostCoefficients =
           InterNodeLatencySec = 25e-6
           LinkEfficiency = 0.70
           IterationOverheadSec = 2e-3
+          PrefillSecPerToken = 0.0
+          PrefillSecPerSeq = 0.0
+          PrefillSecPerAttentionPair = 0.0
+          DecodeSecPerSeq = 0.0
+          DecodeSecPerContextToken = 0.0
           StorageBytesPerSec = 2e9
           SwitchMemoryHeadroom = 0.15
           DrainMaxRemainingTokens = 64 }
+
+    /// True when a measured (linear) step-time profile replaces the roofline.
+    let isMeasured (k: CostCoefficients) =
+        k.PrefillSecPerToken > 0.0 || k.PrefillSecPerSeq > 0.0 || k.PrefillSecPerAttentionPair > 0.0
+        || k.DecodeSecPerSeq > 0.0 || k.DecodeSecPerContextToken > 0.0
 
     let private camel (s: string) = string (Char.ToLowerInvariant s[0]) + s.Substring 1
 

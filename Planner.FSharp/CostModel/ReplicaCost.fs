@@ -80,6 +80,17 @@ module ReplicaCost =
         if c.CrossNode then k.InterNodeLatencySec + bytes / (links.InterBytesPerSec * k.LinkEfficiency)
         else k.IntraNodeLatencySec + bytes / (links.IntraBytesPerSec * k.LinkEfficiency)
 
+    /// Step time from a measured profile (CostCoefficients.isMeasured) for a batch given by totals.
+    /// The profile is of one unsharded replica; a TP group splits the per-token work (its
+    /// all-reduces are added by the callers, as in the roofline), PP stages run it one after another.
+    let measuredStepSec (k: CostCoefficients) (c: ReplicaConfig) (prefillTokens: float) (prefillSeqs: float)
+                        (attentionPairs: float) (decodes: float) (decodeContextTokens: float) =
+        let work =
+            k.PrefillSecPerToken * prefillTokens + k.PrefillSecPerSeq * prefillSeqs
+            + k.PrefillSecPerAttentionPair * attentionPairs + k.DecodeSecPerSeq * decodes
+            + k.DecodeSecPerContextToken * decodeContextTokens
+        k.IterationOverheadSec + work / float c.Tp
+
     /// Time to prefill numSeqs prompts of `tokens` tokens each in one batch, through all PP stages:
     /// max(compute, weight streaming) + two all-reduces per layer + one send per stage boundary.
     let prefillSec (k: CostCoefficients) (m: ModelSpec) (links: Links) (c: ReplicaConfig) (numSeqs: int) (tokens: float) =
@@ -90,7 +101,9 @@ module ReplicaCost =
         let weights = float m.WeightBytes / (float c.Tp * c.Gpu.HbmBytesPerSec * k.DecodeHbmEfficiency)
         let activation = total * float m.HiddenSize * float m.DtypeBytes
         let comm = 2.0 * float m.NumLayers * allReduceSec k links c.Tp activation + float (c.Pp - 1) * sendSec k links c activation
-        max compute weights + comm + k.IterationOverheadSec
+        if CostCoefficients.isMeasured k then
+            measuredStepSec k c total (float numSeqs) (float numSeqs * tokens * tokens / 2.0) 0.0 0.0 + comm
+        else max compute weights + comm + k.IterationOverheadSec
 
     /// Time for every one of `batch` running sequences (mean context `context`) to gain one token.
     /// With PP the batch runs as Pp micro-batches: each stage streams its weights once per
@@ -103,7 +116,8 @@ module ReplicaCost =
         let microBatch = b / float c.Pp
         let activation = microBatch * float m.HiddenSize * float m.DtypeBytes
         let comm = 2.0 * float m.NumLayers * allReduceSec k links c.Tp activation + float c.Pp * float (c.Pp - 1) / float c.Pp * sendSec k links c activation
-        max memory compute + comm + k.IterationOverheadSec
+        if CostCoefficients.isMeasured k then measuredStepSec k c 0.0 0.0 0.0 b (b * context) + comm
+        else max memory compute + comm + k.IterationOverheadSec
 
     /// Steady state of one replica on a stream of one request type under continuous batching: batch
     /// B = min(MaxNumSeqs, KV capacity / (input + output)) (each request reserves its full length);

@@ -20,16 +20,16 @@ public sealed class CostModelIterationTimeTests
         var config = new ReplicaConfig(Hardware.h100, tp, pp, crossNode);
         var model = new CostModelIterationTime(K, Model, Links, config);
         // A fresh prompt of 1000 tokens: 1000 * 500 (query, key) pairs of the causal triangle.
-        Assert.Equal(ReplicaCost.prefillSec(K, Model, Links, config, 1, 1000), model.Seconds(1000, 1000 * 500.0, 0, 0), 12);
+        Assert.Equal(ReplicaCost.prefillSec(K, Model, Links, config, 1, 1000), model.Seconds(1000, 1, 1000 * 500.0, 0, 0), 12);
         // 32 decodes at context 700 each.
-        Assert.Equal(ReplicaCost.decodeCycleSec(K, Model, Links, config, 32, 700), model.Seconds(0, 0, 32, 32 * 700), 12);
+        Assert.Equal(ReplicaCost.decodeCycleSec(K, Model, Links, config, 32, 700), model.Seconds(0, 0, 0, 32, 32 * 700), 12);
     }
 
     [Fact]
     public void MixedBatch_CostsMoreThanEitherHalf_AndLessThanBoth()
     {
         var model = new CostModelIterationTime(K, Model, Links, new ReplicaConfig(Hardware.h100, 1, 1, false));
-        double prefill = model.Seconds(512, 512 * 256.0, 0, 0), decode = model.Seconds(0, 0, 64, 64 * 1000), both = model.Seconds(512, 512 * 256.0, 64, 64 * 1000);
+        double prefill = model.Seconds(512, 1, 512 * 256.0, 0, 0), decode = model.Seconds(0, 0, 0, 64, 64 * 1000), both = model.Seconds(512, 1, 512 * 256.0, 64, 64 * 1000);
         Assert.True(both > Math.Max(prefill, decode) && both < prefill + decode, $"prefill {prefill}, decode {decode}, mixed {both}");
     }
 }

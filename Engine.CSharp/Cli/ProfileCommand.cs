@@ -1,0 +1,80 @@
+using System.CommandLine;
+using System.Globalization;
+using OServe.Engine.Profiling;
+using TorchSharp;
+
+namespace OServe.Engine.Cli;
+
+/// <summary>
+/// <c>oserve profile</c>: times the real engine's steps on this machine over a grid of batch shapes,
+/// fits the cost model's measured step-time terms and writes a profile file that the simulator and
+/// planner load in place of their defaults (<c>oserve simulate ... --profile FILE</c>).
+/// </summary>
+public static class ProfileCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model") { Description = "A llama2.c .bin checkpoint or Hugging Face directory; default: the built-in random-weight model" };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "llama2.c tokenizer .bin, when not beside the checkpoint" };
+        var dtype = new Option<string>("--dtype") { Description = "float32, bfloat16 or float16", DefaultValueFactory = _ => "float32" };
+        var threads = new Option<int?>("--threads") { Description = "Torch CPU threads; default: all cores (use what `serve` will use)" };
+        var quick = new Option<bool>("--quick") { Description = "A small grid with fewer repeats (seconds, not minutes)" };
+        var output = new Option<string>("--output") { Description = "Profile file to write", DefaultValueFactory = _ => "profile.yaml" };
+        var seed = new Option<long>("--seed") { Description = "Seed of the built-in model's random weights", DefaultValueFactory = _ => 1234 };
+        var command = new Command("profile", "Measure this machine's engine step time over batch shapes and write a cost-model profile (--output profile.yaml).")
+        {
+            model, tokenizer, dtype, threads, quick, output, seed,
+        };
+        command.SetAction(parse =>
+        {
+            var io = parse.InvocationConfiguration.Output;
+            if (parse.GetValue(threads) is { } n)
+            {
+                if (n < 1) throw new CliUsageException($"--threads: must be at least 1, got {n}");
+                torch.set_num_threads(n);
+            }
+            var path = parse.GetValue(output)!;
+            var grid = parse.GetValue(quick) ? ProfileGrid.Quick : ProfileGrid.Default;
+            using var loaded = ServeCommand.LoadModel(parse.GetValue(model), parse.GetValue(tokenizer), ServeCommand.ParseDType(parse.GetValue(dtype)!), parse.GetValue(seed));
+            io.WriteLine($"model: {loaded.Description}");
+            io.WriteLine($"threads: {torch.get_num_threads()}, grid: contexts [{string.Join(", ", grid.Contexts)}], decodes [{string.Join(", ", grid.DecodeCounts)}], " +
+                         $"prefill tokens [{string.Join(", ", grid.PrefillTokens)}], {grid.Repeats} repeats (median)");
+            IReadOnlyList<ProfileSample> samples;
+            try
+            {
+                samples = new StepProfiler(loaded).Run(grid, (done, all) => { if (done % 10 == 0 || done == all) io.WriteLine($"  measured {done}/{all} shapes"); });
+            }
+            catch (ArgumentException e)
+            {
+                throw new CliUsageException($"--model: {e.Message}");
+            }
+            var fit = StepTimeFit.Fit(samples.Select(s => s.Timing).ToList());
+            Print(io, samples, fit);
+            string source = string.Create(CultureInfo.InvariantCulture,
+                $"oserve profile {DateTime.Now:yyyy-MM-dd HH:mm} on {Environment.MachineName}, {Environment.ProcessorCount} cores, {torch.get_num_threads()} threads, {loaded.Name} {parse.GetValue(dtype)}");
+            ProfileFile.Write(path, source, fit, samples);
+            // Read back through the cost model, so a file that it would refuse is caught here.
+            ProfileFile.Load(path);
+            io.WriteLine($"wrote {path}");
+            return OServeCli.ExitOk;
+        });
+        return command;
+    }
+
+    private static void Print(TextWriter io, IReadOnlyList<ProfileSample> samples, StepTimeFitResult fit)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        io.WriteLine();
+        io.WriteLine($"{"decodes",8} {"context",8} {"prefill",8} {"median ms",10} {"fit ms",9} {"error",8}");
+        for (int i = 0; i < samples.Count; i++)
+        {
+            var s = samples[i];
+            io.WriteLine(string.Create(inv,
+                $"{s.Point.NumDecodes,8} {s.Point.Context,8} {s.Point.PrefillTokens,8} {s.MedianSeconds * 1e3,10:F2} {fit.Coefficients.Predict(s.Shape) * 1e3,9:F2} {fit.RelativeErrors[i],8:P1}"));
+        }
+        io.WriteLine();
+        io.WriteLine(string.Create(inv, $"fit: R^2 {fit.RSquared:F4}, max relative error {fit.MaxRelativeError:P1}, mean relative error {fit.MeanRelativeError:P1} over {samples.Count} shapes"));
+        foreach (var (key, value) in fit.Coefficients.Entries())
+            io.WriteLine(string.Create(inv, $"  {key,-28} {value:G4}"));
+    }
+}

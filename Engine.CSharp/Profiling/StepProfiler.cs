@@ -1,0 +1,144 @@
+using System.Diagnostics;
+using OServe.Engine.Execution;
+using OServe.Engine.Scheduling;
+using OServe.Engine.Simulation;
+using OServe.Models;
+using OServe.Models.Kv;
+
+namespace OServe.Engine.Profiling;
+
+/// <summary>One grid point as measured: the shape the scheduler really produced and the step times.</summary>
+public sealed record ProfileSample(ProfilePoint Point, BatchShape Shape, double MedianSeconds, double MinSeconds, int NumRepeats)
+{
+    public StepTiming Timing => new(Shape, MedianSeconds);
+}
+
+/// <summary>
+/// Times whole engine steps of the real engine (<see cref="EngineCore.Step"/>: schedule, the real
+/// <see cref="TorchModelRunner"/> forward and sampling, update, detokenised output) on batch shapes
+/// from a <see cref="ProfileGrid"/>. For each (context, decodes) group, decoding requests are set up
+/// with the model skipped (their KV contents do not change a step's time), then each prefill size is
+/// timed: a fresh prompt of that many tokens and max_tokens 1 joins the decodes, so every timed step
+/// has exactly the grid's shape (checked). Greedy, ignore_eos, as the load generator sends.
+/// </summary>
+public sealed class StepProfiler(LoadedModel model, int blockSize = 16)
+{
+    private readonly Random _tokens = new(7);
+
+    /// <param name="progress">Called after each point with (points done, points in all).</param>
+    public IReadOnlyList<ProfileSample> Run(ProfileGrid grid, Action<int, int>? progress = null)
+    {
+        int maxModelLen = model.Config.MaxSeqLen;
+        grid.Validate(maxModelLen);
+        // Room for the largest group: its decodes growing through every timed step, plus one prompt.
+        int decodeSteps = grid.PrefillTokens.Count * (grid.Repeats + 1);
+        int capacityTokens = Math.Max(maxModelLen,
+            grid.MaxDecodes * (grid.MaxContext + decodeSteps + blockSize) + grid.MaxPrefill + 2 * blockSize);
+        var config = new SchedulerConfig
+        {
+            MaxNumSeqs = grid.MaxDecodes + 1,
+            MaxNumBatchedTokens = Math.Max(2048, grid.MaxPrefill + grid.MaxDecodes),
+            BlockSize = blockSize,
+            NumKvBlocks = (capacityTokens + blockSize - 1) / blockSize,
+            MaxModelLen = maxModelLen,
+        };
+        using var cache = new PagedKvCache(model.Config, config.NumKvBlocks, config.BlockSize, model.Model.Device, model.Model.DType);
+        var runner = new SwitchableRunner(new TorchModelRunner(model.Model, cache));
+        var tokenizer = new ModelTokenizer(model.Tokenizer);
+        var points = grid.Points().ToList();
+        var samples = new List<ProfileSample>(points.Count);
+
+        Warmup(config, runner, tokenizer);
+        foreach (var group in points.GroupBy(p => (p.NumDecodes, p.Context)))
+        {
+            var core = new EngineCore(new Scheduler(config), runner, new SystemClock(), NullSink.Instance, tokenizer);
+            SetUpDecodes(core, runner, group.Key.NumDecodes, group.Key.Context, maxModelLen);
+            foreach (var point in group)
+            {
+                samples.Add(Measure(core, runner, point, grid.Repeats));
+                progress?.Invoke(samples.Count, points.Count);
+            }
+            foreach (var seq in core.Scheduler.Running.ToList())
+                core.Abort(seq.RequestId);
+        }
+        return samples;
+    }
+
+    private void Warmup(SchedulerConfig config, SwitchableRunner runner, ModelTokenizer tokenizer)
+    {
+        // JIT, torch's thread pool and the allocator settle before anything is timed.
+        var core = new EngineCore(new Scheduler(config), runner, new SystemClock(), NullSink.Instance, tokenizer);
+        core.AddRequest(Request("warmup", 64, 8));
+        while (core.HasWork) core.Step();
+    }
+
+    private void SetUpDecodes(EngineCore core, SwitchableRunner runner, int numDecodes, int context, int maxModelLen)
+    {
+        if (numDecodes == 0) return;
+        var seqs = new List<Sequence>();
+        for (int i = 0; i < numDecodes; i++)
+            seqs.Add(core.AddRequest(Request($"decode-{i}", context - 1, maxModelLen - (context - 1))));
+        runner.SkipModel = true;
+        try
+        {
+            // Prefill plus the first token: afterwards every sequence decodes at context `context`.
+            while (seqs.Any(s => s.NumOutputTokens == 0)) core.Step();
+        }
+        finally { runner.SkipModel = false; }
+    }
+
+    private ProfileSample Measure(EngineCore core, SwitchableRunner runner, ProfilePoint point, int repeats)
+    {
+        var times = new double[repeats];
+        BatchShape shape = default;
+        for (int r = -1; r < repeats; r++)
+        {
+            if (point.PrefillTokens > 0)
+                core.AddRequest(Request($"prefill-{point}-{r}", point.PrefillTokens, 1));
+            long start = Stopwatch.GetTimestamp();
+            core.Step();
+            double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            var measured = runner.LastShape;
+            if (measured.NumDecodes != point.NumDecodes || measured.PrefillTokens != point.PrefillTokens)
+                throw new InvalidOperationException($"profile: the scheduler ran '{measured}' for grid point '{point}'");
+            if (r < 0) continue; // the first step of a shape is a warm-up
+            times[r] = seconds;
+            shape = measured;
+        }
+        Array.Sort(times);
+        return new ProfileSample(point, shape, LatencyStats.Percentile(times, 50), times[0], repeats);
+    }
+
+    private GenerationRequest Request(string id, int promptTokens, int maxTokens)
+    {
+        var prompt = new int[promptTokens];
+        for (int i = 0; i < prompt.Length; i++) prompt[i] = _tokens.Next(3, model.Config.VocabSize);
+        return new GenerationRequest(id, prompt, new SamplingParams { MaxTokens = maxTokens, Temperature = 0, IgnoreEos = true });
+    }
+
+    /// <summary>The real runner, or (while setting up) a stand-in that skips the forward pass and samples a fixed token.</summary>
+    private sealed class SwitchableRunner(TorchModelRunner real) : IModelRunner
+    {
+        public bool SkipModel { get; set; }
+        public BatchShape LastShape { get; private set; }
+
+        public void Execute(SchedulerOutput output, Span<int> sampledTokens)
+        {
+            LastShape = BatchShape.Of(output);
+            if (!SkipModel)
+            {
+                real.Execute(output, sampledTokens);
+                return;
+            }
+            var chunks = output.Chunks;
+            for (int k = 0; k < chunks.Length; k++)
+                sampledTokens[k] = chunks[k].SamplesToken ? 13 : IModelRunner.NoToken;
+        }
+    }
+
+    private sealed class NullSink : IGenerationSink
+    {
+        public static NullSink Instance { get; } = new();
+        public void OnOutput(in RequestOutput output) { }
+    }
+}
