@@ -68,7 +68,17 @@ public sealed class EngineCore
             return null;
         KvBlocks? kv = null;
         if (withKv && seq.Status == SequenceStatus.Running && seq.NumComputedTokens > 0 && _runner is IKvMigration migration)
-            kv = migration.Export(seq); // before Detach frees the blocks
+        {
+            try
+            {
+                kv = migration.Export(seq); // before Detach frees the blocks
+            }
+            catch (Exception error) when (error is not OutOfMemoryException)
+            {
+                // The request still moves; the target recomputes its context instead of losing it.
+                System.Diagnostics.Trace.TraceWarning($"KV export of '{requestId}' failed, it will recompute on the target: {error.Message}");
+            }
+        }
         if (!Scheduler.Detach(seq))
         {
             kv?.Dispose();
