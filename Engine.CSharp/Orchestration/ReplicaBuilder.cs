@@ -21,18 +21,7 @@ internal sealed class ReplicaBuilder(LoadedModel model, IWeightStore storage, Pl
     public long WeightBytes => Config.ParameterCount * (DType == torch.ScalarType.Float32 ? 4 : 2);
     public IEngineTokenizer Tokenizer => _tokenizer;
 
-    /// <summary>Problems that make a valid plan unbuildable by this runtime (field paths as PlanChecks uses).</summary>
-    public static IEnumerable<(string Field, string Message)> Unsupported(Plan plan)
-    {
-        for (int i = 0; i < plan.Replicas.Count; i++)
-        {
-            var r = plan.Replicas[i];
-            if (r.Tp != 1 || r.Pp != 1)
-                yield return ($"replicas[{i}].{(r.Tp != 1 ? "tp" : "pp")}",
-                    $"tp {r.Tp} x pp {r.Pp}: this runtime builds tp=1, pp=1 replicas only (sharded replicas need the parallel model, not merged yet)");
-        }
-    }
-
+    public static IEnumerable<(string Field, string Message)> Unsupported(Plan plan) => ReplicaBuilderRules.Unsupported(plan);
     public torch.Device DeviceOf(ReplicaSpec spec) => options.DeviceOf(DeviceId.Parse(spec.Devices[0]));
 
     /// <summary>
@@ -81,5 +70,20 @@ internal sealed class ReplicaBuilder(LoadedModel model, IWeightStore storage, Pl
             RetryAfter = settings.RetryAfter,
         };
         return new LiveReplica(spec, weights, new AsyncEngine(engineOptions, config, runner, _tokenizer, clock), runner);
+    }
+}
+
+/// <summary>What the plan runtime can build today, as plan problems (field paths as PlanChecks uses).</summary>
+public static class ReplicaBuilderRules
+{
+    public static IEnumerable<(string Field, string Message)> Unsupported(Plan plan)
+    {
+        for (int i = 0; i < plan.Replicas.Count; i++)
+        {
+            var r = plan.Replicas[i];
+            if (r.Tp != 1 || r.Pp != 1)
+                yield return ($"replicas[{i}].{(r.Tp != 1 ? "tp" : "pp")}",
+                    $"tp {r.Tp} x pp {r.Pp}: this runtime builds tp=1, pp=1 replicas only (sharded replicas need the parallel model, not merged yet)");
+        }
     }
 }
