@@ -29,18 +29,7 @@ public static class BuiltInModel
     public static LoadedModel Create(BuiltInModelOptions options)
     {
         var tokenizer = TokenizerLoader.Gpt2();
-        var config = new LlamaConfig
-        {
-            Dim = options.Dim,
-            HiddenDim = options.HiddenDim,
-            NumLayers = options.NumLayers,
-            NumHeads = options.NumHeads,
-            NumKvHeads = options.NumKvHeads,
-            VocabSize = tokenizer.VocabSize,
-            MaxSeqLen = options.MaxSeqLen,
-            TieWordEmbeddings = true,
-        };
-        config.Validate("built-in model options");
+        var config = ConfigOf(options, tokenizer.VocabSize);
         var device = options.Device ?? torch.CPU;
         using var weights = RandomWeights.Create(config, options.Seed);
         var model = LlamaModel.Create(config, weights, device, options.DType);
@@ -48,5 +37,25 @@ public static class BuiltInModel
             $"built-in Llama with RANDOM weights (seed {options.Seed}; output is noise): {config.ParameterCount / 1e6:F1}M parameters, " +
             $"dim {config.Dim}, {config.NumLayers} layers, {config.NumHeads} heads ({config.NumKvHeads} KV), {options.DType}, GPT-2 tokenizer";
         return new LoadedModel(model, tokenizer, options.Name, description, isRandom: true);
+    }
+
+    /// <summary>The shape <see cref="Create"/> builds, without building it (for planning and validation).</summary>
+    public static LlamaConfig ConfigOf(BuiltInModelOptions options) => ConfigOf(options, TokenizerLoader.Gpt2().VocabSize);
+
+    private static LlamaConfig ConfigOf(BuiltInModelOptions options, int vocabSize)
+    {
+        var config = new LlamaConfig
+        {
+            Dim = options.Dim,
+            HiddenDim = options.HiddenDim,
+            NumLayers = options.NumLayers,
+            NumHeads = options.NumHeads,
+            NumKvHeads = options.NumKvHeads,
+            VocabSize = vocabSize,
+            MaxSeqLen = options.MaxSeqLen,
+            TieWordEmbeddings = true,
+        };
+        config.Validate("built-in model options");
+        return config;
     }
 }

@@ -1,5 +1,7 @@
 using OServe.Contracts;
 using OServe.Contracts.Yaml;
+using OServe.Engine.Orchestration;
+using OServe.Models;
 
 namespace OServe.Engine.Cli;
 
@@ -13,8 +15,17 @@ public static class Catalog
     public static string ScenariosDirectory => Path.Combine(AppContext.BaseDirectory, "scenarios");
     public static string ClustersDirectory => Path.Combine(ScenariosDirectory, "clusters");
 
-    public static ModelCard Model(string nameOrPath, string? relativeTo = null) =>
-        Resolve(nameOrPath, relativeTo, CardsDirectory, ContractYaml.ReadModelCard, c => c.Name, "model card");
+    /// <summary>
+    /// A card by path or name; the built-in model's name gives its card derived from the built-in
+    /// config (float32, as `oserve serve` runs it by default), so it cannot drift from the model.
+    /// </summary>
+    public static ModelCard Model(string nameOrPath, string? relativeTo = null)
+    {
+        var builtIn = new BuiltInModelOptions();
+        if (string.Equals(nameOrPath, builtIn.Name, StringComparison.OrdinalIgnoreCase) && !File.Exists(nameOrPath))
+            return ModelCardOf.Llama(BuiltInModel.ConfigOf(builtIn), builtIn.Name, builtIn.DType);
+        return Resolve(nameOrPath, relativeTo, CardsDirectory, ContractYaml.ReadModelCard, c => c.Name, "model card");
+    }
 
     public static Cluster Cluster(string nameOrPath, string? relativeTo = null) =>
         Resolve(nameOrPath, relativeTo, ClustersDirectory, ContractYaml.ReadCluster, c => c.Name, "cluster");

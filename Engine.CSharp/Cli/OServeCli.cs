@@ -24,6 +24,7 @@ public static class OServeCli
         root.Subcommands.Add(MicroBenchCommands.BenchScheduler());
         root.Subcommands.Add(ProfileCommand.Create());
         root.Subcommands.Add(FidelityCommand.Create());
+        root.Subcommands.Add(BenchSwitchCommand.Create());
         return root;
     }
 

@@ -1,6 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
+using OServe.Contracts;
+using OServe.Contracts.Yaml;
 using OServe.Engine.Execution;
+using OServe.Engine.Orchestration;
 using OServe.Engine.Serving;
 using OServe.Models;
 using TorchSharp;
@@ -29,13 +32,15 @@ public static class ServeCommand
     private static readonly Option<int> AdmissionCapacity = new("--admission-capacity") { Description = "Requests queued before new ones get 429 + Retry-After", DefaultValueFactory = _ => 1024 };
     private static readonly Option<int?> Threads = new("--threads") { Description = "Torch CPU threads; default: all cores" };
     private static readonly Option<long> Seed = new("--seed") { Description = "Seed of the built-in model's random weights", DefaultValueFactory = _ => 1234 };
+    private static readonly Option<string?> PlanFile = new("--plan") { Description = "Serve the replicas this plan (YAML) lists, routed by type; GET/PUT /v1/plan read and switch it live" };
+    private static readonly Option<string?> ClusterRef = new("--cluster") { Description = "Cluster (file or built-in name, e.g. cpu-logical-4) the plan's devices belong to; default: the plan's cluster by name" };
 
     public static Command Create()
     {
-        var command = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics).")
+        var command = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics); with --plan, the plan's replicas and GET/PUT /v1/plan.")
         {
             Model, Tokenizer, DType, Host, Port, ApiKey, ServedName, MaxNumSeqs, MaxBatchedTokens, BlockSize, MaxModelLen,
-            KvCacheGib, AdmissionCapacity, Threads, Seed,
+            KvCacheGib, AdmissionCapacity, Threads, Seed, PlanFile, ClusterRef,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(parse, cancellationToken));
         return command;
@@ -68,14 +73,42 @@ public static class ServeCommand
             torch.set_num_threads(threads);
         }
 
-        using var model = LoadModel(parse.GetValue(Model), parse.GetValue(Tokenizer), ParseDType(parse.GetValue(DType)!), parse.GetValue(Seed));
+        var modelPath = parse.GetValue(Model);
+        using var model = LoadModel(modelPath, parse.GetValue(Tokenizer), ParseDType(parse.GetValue(DType)!), parse.GetValue(Seed));
         output.WriteLine($"model: {model.Description}");
+        if (parse.GetValue(PlanFile) is { } planPath)
+        {
+            IWeightStore storage = modelPath is null ? new RandomWeightStore(model.Config, parse.GetValue(Seed)) : new CheckpointWeightStore(modelPath);
+            await using var runtime = StartPlan(planPath, parse.GetValue(ClusterRef), model, storage, settings, names.Length > 0 ? names[0] : null, output);
+            await ServerHost.RunAsync(serveOptions, runtime, engineClock: () => runtime.Clock.Now, cancellationToken: cancellationToken,
+                mapEndpoints: app => PlanEndpoints.Map(app, runtime));
+            return OServeCli.ExitOk;
+        }
         var engine = Check(() => LocalEngineBuilder.Create(model, settings, names.Length > 0 ? names[0] : null));
         await using (engine)
         {
             await ServerHost.RunAsync(serveOptions, engine, engineClock: () => engine.Clock.Now, cancellationToken: cancellationToken);
         }
         return OServeCli.ExitOk;
+    }
+
+    /// <summary>
+    /// Reads and checks the plan (file:line errors, against the cluster and the loaded model's own
+    /// card), then builds its replicas.
+    /// </summary>
+    public static PlanRuntime StartPlan(string planPath, string? clusterRef, LoadedModel model, IWeightStore storage,
+        EngineSettings settings, string? servedName, TextWriter output)
+    {
+        var plan = ContractYaml.LoadPlan(planPath);
+        var cluster = Catalog.Cluster(clusterRef ?? plan.Value.Cluster, Path.GetDirectoryName(Path.GetFullPath(planPath)));
+        var options = new PlanRuntimeOptions { Engine = settings, ServedName = servedName };
+        var card = ModelCardOf.Llama(model.Config, servedName ?? model.Name, model.Model.DType);
+        var errors = PlanChecks.Validate(plan.Value, cluster, card, plan.Lines).ToList();
+        errors.AddRange(ReplicaBuilderRules.Unsupported(plan.Value).Select(u => plan.Lines.Error(u.Field, u.Message)));
+        if (errors.Count > 0) throw new ContractException(errors);
+        var runtime = Check(() => PlanRuntime.Start(plan.Value, cluster, model, storage, options));
+        output.WriteLine($"plan v{plan.Value.Version} on {cluster.Name}: {string.Join(", ", runtime.Replicas)}");
+        return runtime;
     }
 
     /// <summary>The model at <paramref name="path"/>, or the built-in random-weight one when no path is given.</summary>

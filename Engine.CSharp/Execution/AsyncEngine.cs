@@ -20,6 +20,9 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
     private readonly EngineCore _core;
     private readonly Channel<RequestHandle> _admission;
     private readonly ConcurrentQueue<RequestHandle> _aborts = new();
+    private readonly Queue<Action> _loopWork = new();
+    private readonly Lock _loopWorkGate = new();
+    private bool _loopExited;
     private readonly ConcurrentDictionary<string, RequestHandle> _live = new(StringComparer.Ordinal);
     private readonly ManualResetEventSlim _wake = new(false);
     private readonly TaskCompletionSource _loopDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -78,12 +81,12 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
         cancellationToken.ThrowIfCancellationRequested();
         if (request.ArrivalTime <= 0)
             request = request with { ArrivalTime = Clock.Now };
-        var handle = new RequestHandle(request);
+        var handle = new RequestHandle(request, this);
         if (!_live.TryAdd(request.RequestId, handle))
             throw new ArgumentException($"request id '{request.RequestId}' is already in flight", "request_id");
         // Registered before the loop can see the handle, so the loop's Complete always disposes it.
         handle.Registration = cancellationToken.Register(
-            static state => { var (engine, h) = ((AsyncEngine, RequestHandle))state!; engine.RequestAbort(h); }, (this, handle));
+            static state => RequestAbort((RequestHandle)state!), handle);
         if (!_admission.Writer.TryWrite(handle))
         {
             handle.Registration.Dispose();
@@ -139,13 +142,126 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
         }
     }
 
-    private void RequestAbort(RequestHandle handle)
+    // Static: a request that moved to another replica is aborted there. The handle's lock orders
+    // the flag against an owner change, so an abort racing a move reaches the new owner (which
+    // checks the flag when it adopts) or the old one (which still has the request).
+    private static void RequestAbort(RequestHandle handle)
     {
-        if (handle.IsAbortRequested)
+        AsyncEngine owner;
+        lock (handle)
+        {
+            if (handle.IsAbortRequested)
+                return;
+            handle.IsAbortRequested = true;
+            owner = handle.Owner;
+        }
+        owner._aborts.Enqueue(handle);
+        owner._wake.Set();
+    }
+
+    /// <summary>
+    /// Live migration, source side: takes every request out of this replica without finishing it
+    /// (queued ones too) and hands them over with their KV cache entries when
+    /// <paramref name="withKv"/>. Their streams stay open: they continue once another replica
+    /// adopts them with <see cref="AdoptAsync"/>. Runs on the loop thread between steps.
+    /// </summary>
+    public Task<IReadOnlyList<MigratingRequest>> DetachAllAsync(bool withKv) => OnLoopAsync(() =>
+    {
+        var moving = new List<MigratingRequest>();
+        while (_admission.Reader.TryRead(out var queued))
+            moving.Add(new MigratingRequest(queued, null));
+        foreach (var handle in _live.Values.ToArray())
+        {
+            if (moving.Any(m => ReferenceEquals(m.Handle, handle)))
+                continue;
+            var detached = _core.Detach(handle.Request.RequestId, withKv);
+            if (detached is null)
+                continue; // finished in the meantime: its final event is already out
+            _live.TryRemove(new KeyValuePair<string, RequestHandle>(handle.Request.RequestId, handle));
+            moving.Add(new MigratingRequest(handle, detached));
+        }
+        foreach (var m in moving)
+            _live.TryRemove(new KeyValuePair<string, RequestHandle>(m.RequestId, m.Handle));
+        Publish();
+        return (IReadOnlyList<MigratingRequest>)moving;
+    });
+
+    /// <summary>
+    /// Live migration, target side: continues requests detached from another replica. Each one's
+    /// event stream resumes from here; a request whose id is already live here, or that this
+    /// replica cannot hold, ends with an error rather than vanishing. Runs on the loop thread.
+    /// </summary>
+    public Task AdoptAsync(IReadOnlyList<MigratingRequest> requests) => OnLoopAsync(() =>
+    {
+        foreach (var m in requests)
+            AdoptOne(m);
+        Publish();
+        return true;
+    });
+
+    private void AdoptOne(MigratingRequest m)
+    {
+        var handle = m.Handle;
+        if (!_live.TryAdd(m.RequestId, handle))
+        {
+            m.Detached?.Kv?.Dispose();
+            Complete(handle, new InvalidOperationException($"request id '{m.RequestId}' is already in flight on the target replica"));
             return;
-        handle.IsAbortRequested = true;
-        _aborts.Enqueue(handle);
+        }
+        bool aborted;
+        lock (handle)
+        {
+            handle.Owner = this;
+            aborted = handle.IsAbortRequested;
+        }
+        try
+        {
+            if (m.Detached is { } detached)
+                _core.Adopt(detached);
+            else
+                _core.AddRequest(handle.Request);
+        }
+        catch (Exception error) when (error is ArgumentException or InvalidOperationException)
+        {
+            Complete(handle, error);
+            return;
+        }
+        if (aborted)
+            _core.Abort(m.RequestId);
+    }
+
+    /// <summary>Runs <paramref name="work"/> on the loop thread between steps (inline once the loop has exited).</summary>
+    private Task<T> OnLoopAsync<T>(Func<T> work)
+    {
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        void Run()
+        {
+            try { done.SetResult(work()); }
+            catch (Exception error) { done.SetException(error); }
+        }
+        lock (_loopWorkGate)
+        {
+            if (_loopExited)
+            {
+                Run();
+                return done.Task;
+            }
+            _loopWork.Enqueue(Run);
+        }
         _wake.Set();
+        return done.Task;
+    }
+
+    private void ProcessLoopWork()
+    {
+        while (true)
+        {
+            Action? work;
+            lock (_loopWorkGate)
+                if (!_loopWork.TryDequeue(out work))
+                    return;
+            work();
+        }
     }
 
     private void RunLoop()
@@ -155,6 +271,7 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
             while (true)
             {
                 _wake.Reset(); // before looking for work, so a Set after the look wakes the Wait below
+                ProcessLoopWork();
                 ProcessAborts();
                 Admit();
                 if (_core.HasWork)
@@ -181,6 +298,12 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
         }
         finally
         {
+            lock (_loopWorkGate)
+            {
+                _loopExited = true;
+                while (_loopWork.TryDequeue(out var work))
+                    work();
+            }
             _loopDone.TrySetResult();
         }
     }
@@ -299,9 +422,12 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
         public void OnOutput(in RequestOutput output) => engine.OnOutput(output);
     }
 
-    private sealed class RequestHandle(GenerationRequest request)
+    internal sealed class RequestHandle(GenerationRequest request, AsyncEngine owner)
     {
         public GenerationRequest Request { get; } = request;
+
+        /// <summary>The replica serving the request now; changes only under lock(this), by a move.</summary>
+        public AsyncEngine Owner { get; set; } = owner;
 
         public Channel<GenerationEvent> Events { get; } = Channel.CreateUnbounded<GenerationEvent>(
             new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
@@ -314,4 +440,30 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
         /// <summary>Loop thread only.</summary>
         public List<double> InterTokenLatencies { get; } = [];
     }
+}
+
+/// <summary>
+/// A request between two replicas (see <see cref="AsyncEngine.DetachAllAsync"/>): its open event
+/// stream, its scheduler state and, when it was running, a copy of its KV cache entries.
+/// </summary>
+public sealed class MigratingRequest
+{
+    internal MigratingRequest(AsyncEngine.RequestHandle handle, DetachedSequence? detached)
+    {
+        Handle = handle;
+        Detached = detached;
+    }
+
+    internal AsyncEngine.RequestHandle Handle { get; }
+    internal DetachedSequence? Detached { get; }
+
+    public GenerationRequest Request => Handle.Request;
+    public string RequestId => Handle.Request.RequestId;
+
+    /// <summary>Tokens whose KV entries travel with the request (0: it recomputes on the target).</summary>
+    public int NumKvTokens => Detached?.Kv?.NumTokens ?? 0;
+
+    public long KvBytes => Detached?.Kv?.Bytes ?? 0;
+
+    public int NumOutputTokens => Detached?.Sequence.NumOutputTokens ?? 0;
 }

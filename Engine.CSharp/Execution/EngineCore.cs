@@ -56,6 +56,59 @@ public sealed class EngineCore
         return true;
     }
 
+    /// <summary>
+    /// Live migration, source side: takes a live request out of this replica without finishing it,
+    /// with its KV entries (when <paramref name="withKv"/>, it is running and the runner can export
+    /// them) and its output-text state, so <see cref="Adopt"/> on another replica continues it.
+    /// Null when the request is not live here.
+    /// </summary>
+    internal DetachedSequence? Detach(string requestId, bool withKv)
+    {
+        if (!Scheduler.TryGetSequence(requestId, out var seq))
+            return null;
+        KvBlocks? kv = null;
+        if (withKv && seq.Status == SequenceStatus.Running && seq.NumComputedTokens > 0 && _runner is IKvMigration migration)
+        {
+            try
+            {
+                kv = migration.Export(seq); // before Detach frees the blocks
+            }
+            catch (Exception error) when (error is not OutOfMemoryException)
+            {
+                // The request still moves; the target recomputes its context instead of losing it.
+                System.Diagnostics.Trace.TraceWarning($"KV export of '{requestId}' failed, it will recompute on the target: {error.Message}");
+            }
+        }
+        if (!Scheduler.Detach(seq))
+        {
+            kv?.Dispose();
+            return null;
+        }
+        _texts.Remove(requestId, out var text);
+        return new DetachedSequence(seq, text, kv);
+    }
+
+    /// <summary>
+    /// Live migration, target side: admits a detached request; when the scheduler keeps its
+    /// computed tokens (room in the cache) the KV entries are written into its new blocks,
+    /// otherwise it recomputes them. Disposes the KV copy.
+    /// </summary>
+    internal void Adopt(DetachedSequence detached)
+    {
+        var (seq, text, kv) = detached;
+        using (kv)
+        {
+            int computed = seq.NumComputedTokens;
+            if (kv is null || _runner is not IKvMigration migration)
+                seq.NumComputedTokens = 0; // nothing to continue from: recompute
+            Scheduler.Adopt(seq);
+            if (seq.Status == SequenceStatus.Running && kv is not null && computed == kv.NumTokens)
+                ((IKvMigration)_runner).Import(seq, kv);
+        }
+        if (_tokenizer is not null)
+            _texts[seq.RequestId] = text ?? new OutputText(_tokenizer.CreateDecoder(seq.PromptTokens), seq.Sampling.Stop);
+    }
+
     /// <summary>Runs one full step; false when there was nothing to compute.</summary>
     public bool Step()
     {
@@ -162,3 +215,6 @@ public sealed class EngineCore
         return buffer.AsSpan(0, length);
     }
 }
+
+/// <summary>A request in transit between replicas: its sequence, output-text state and KV copy (either may be absent).</summary>
+internal sealed record DetachedSequence(Sequence Sequence, OutputText? Text, KvBlocks? Kv);

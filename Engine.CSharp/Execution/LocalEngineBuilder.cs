@@ -21,9 +21,11 @@ public sealed record EngineSettings
 /// <summary>Builds one replica's <see cref="AsyncEngine"/> over a model loaded in this process.</summary>
 public static class LocalEngineBuilder
 {
-    public static SchedulerConfig SchedulerConfigFor(LoadedModel model, EngineSettings settings)
+    public static SchedulerConfig SchedulerConfigFor(LoadedModel model, EngineSettings settings) =>
+        SchedulerConfigFor(model.Config, model.Model.DType, settings);
+
+    public static SchedulerConfig SchedulerConfigFor(OServe.Models.Llama.LlamaConfig c, ScalarType dtype, EngineSettings settings)
     {
-        var c = model.Config;
         int maxModelLen = settings.MaxModelLen ?? c.MaxSeqLen;
         if (maxModelLen > c.MaxSeqLen)
             throw new ArgumentException($"max-model-len: {maxModelLen} exceeds the model's context length {c.MaxSeqLen}", "max-model-len");
@@ -31,7 +33,7 @@ public static class LocalEngineBuilder
             throw new ArgumentException($"block-size: must be in 1..1024, got {settings.BlockSize}", "block-size");
         if (settings.KvCacheGib <= 0 || !double.IsFinite(settings.KvCacheGib))
             throw new ArgumentException($"kv-cache-gib: must be a positive number, got {settings.KvCacheGib}", "kv-cache-gib");
-        long bytesPerToken = 2L * c.NumLayers * c.NumKvHeads * c.EffectiveHeadDim * ElementSize(model.Model.DType);
+        long bytesPerToken = 2L * c.NumLayers * c.NumKvHeads * c.EffectiveHeadDim * ElementSize(dtype);
         long budgetBlocks = (long)(settings.KvCacheGib * (1L << 30)) / (bytesPerToken * settings.BlockSize);
         long neededBlocks = (long)settings.MaxNumSeqs * ((maxModelLen + settings.BlockSize - 1) / settings.BlockSize);
         int numBlocks = (int)Math.Min(Math.Min(budgetBlocks, neededBlocks), int.MaxValue);

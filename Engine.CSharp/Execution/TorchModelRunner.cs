@@ -12,7 +12,7 @@ namespace OServe.Engine.Execution;
 /// come to the host once and <see cref="Sampler"/> draws per row with each request's own stream.
 /// Runs on the engine loop thread only.
 /// </summary>
-public sealed class TorchModelRunner : IModelRunner, IDisposable
+public sealed class TorchModelRunner : IModelRunner, IKvMigration, IDisposable
 {
     private readonly LlamaModel _model;
     private readonly Sampler _sampler = new();
@@ -73,6 +73,42 @@ public sealed class TorchModelRunner : IModelRunner, IDisposable
             }
             var seq = chunks[k].Sequence;
             sampledTokens[k] = _sampler.Sample(host.AsSpan(k * vocab, vocab), seq.Sampling, RngOf(seq));
+        }
+    }
+
+    public KvBlocks Export(Sequence seq)
+    {
+        int numBlocks = (seq.NumComputedTokens + Cache.BlockSize - 1) / Cache.BlockSize;
+        if (numBlocks > seq.NumBlocks)
+            throw new InvalidOperationException($"'{seq.RequestId}' has {seq.NumComputedTokens} computed tokens but only {seq.NumBlocks} blocks");
+        using var scope = NewDisposeScope();
+        var ids = tensor(seq.BlockTable.Take(numBlocks).Select(b => (long)b).ToArray(), ScalarType.Int64, Cache.Device);
+        var keys = new Tensor[Cache.NumLayers];
+        var values = new Tensor[Cache.NumLayers];
+        for (int l = 0; l < Cache.NumLayers; l++)
+        {
+            // index_select copies: the blocks may be reused as soon as the scheduler frees them.
+            keys[l] = Cache.Keys(l).index_select(0, ids).DetachFromDisposeScope();
+            values[l] = Cache.Values(l).index_select(0, ids).DetachFromDisposeScope();
+        }
+        return new KvBlocks(keys, values, seq.NumComputedTokens);
+    }
+
+    public void Import(Sequence seq, KvBlocks kv)
+    {
+        int numBlocks = (kv.NumTokens + Cache.BlockSize - 1) / Cache.BlockSize;
+        if (kv.NumTokens != seq.NumComputedTokens || numBlocks > seq.NumBlocks || kv.Keys.Count != Cache.NumLayers)
+            throw new ArgumentException(
+                $"KV of {kv.NumTokens} tokens over {kv.Keys.Count} layers does not fit '{seq.RequestId}' ({seq.NumComputedTokens} computed, {seq.NumBlocks} blocks, {Cache.NumLayers} layers)");
+        if (kv.Keys.Count > 0 && kv.Keys[0].shape[1] != Cache.BlockSize)
+            throw new ArgumentException($"KV blocks of {kv.Keys[0].shape[1]} tokens cannot land in a cache of {Cache.BlockSize}-token blocks");
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var ids = tensor(seq.BlockTable.Take(numBlocks).Select(b => (long)b).ToArray(), ScalarType.Int64, Cache.Device);
+        for (int l = 0; l < Cache.NumLayers; l++)
+        {
+            Cache.Keys(l).index_copy_(0, ids, kv.Keys[l].to(Cache.DType, Cache.Device));
+            Cache.Values(l).index_copy_(0, ids, kv.Values[l].to(Cache.DType, Cache.Device));
         }
     }
 

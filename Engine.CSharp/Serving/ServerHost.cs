@@ -18,8 +18,9 @@ public static class ServerHost
     /// <param name="chatTemplate">How chat messages become a prompt; <see cref="PlainChatTemplate"/> when null.</param>
     /// <param name="configure">Last word on the builder (logging, extra services) before it is built.</param>
     /// <param name="engineClock">The engine's clock in seconds, stamped on requests as ArrivalTime; monotonic seconds when null.</param>
+    /// <param name="mapEndpoints">Extra endpoints (e.g. /v1/plan of a plan runtime), mapped after the standard ones, behind the same middleware.</param>
     public static WebApplication Build(ServeOptions options, IInferenceEngine engine, IChatTemplate? chatTemplate = null,
-        Action<WebApplicationBuilder>? configure = null, Func<double>? engineClock = null)
+        Action<WebApplicationBuilder>? configure = null, Func<double>? engineClock = null, Action<WebApplication>? mapEndpoints = null)
     {
         options.Validate();
         IReadOnlyList<string> modelNames = options.ServedModelNames.Count > 0 ? options.ServedModelNames : [engine.ModelName];
@@ -52,14 +53,16 @@ public static class ServerHost
         app.MapTokenizeEndpoints();
         app.MapGet("/health", () => TypedResults.Ok(new HealthStatus("ok", modelNames[0])));
         app.MapGet("/metrics", () => TypedResults.Text(metrics.Render(), PrometheusText.ContentType));
+        mapEndpoints?.Invoke(app);
         return app;
     }
 
     /// <summary>Builds the server, serves until <paramref name="cancellationToken"/> fires or the host stops.</summary>
     public static async Task RunAsync(ServeOptions options, IInferenceEngine engine, IChatTemplate? chatTemplate = null,
-        Action<WebApplicationBuilder>? configure = null, Func<double>? engineClock = null, CancellationToken cancellationToken = default)
+        Action<WebApplicationBuilder>? configure = null, Func<double>? engineClock = null, CancellationToken cancellationToken = default,
+        Action<WebApplication>? mapEndpoints = null)
     {
-        await using var app = Build(options, engine, chatTemplate, configure, engineClock);
+        await using var app = Build(options, engine, chatTemplate, configure, engineClock, mapEndpoints);
         await app.StartAsync(cancellationToken);
         app.Logger.LogInformation("Serving {Model} at {Address}", engine.ModelName, BoundAddress(app));
         await app.WaitForShutdownAsync(cancellationToken);

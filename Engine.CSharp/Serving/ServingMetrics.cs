@@ -62,6 +62,7 @@ public sealed class ServingMetrics(IInferenceEngine engine, string modelName)
         _timeToFirstToken.Write(text, model);
         _interTokenLatency.Write(text, model);
         _e2eLatency.Write(text, model);
+        (engine as IMetricsContributor)?.WriteMetrics(text, model);
         return text.ToString();
     }
 }

@@ -1,0 +1,136 @@
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Logging;
+using OServe.Contracts;
+using OServe.Engine.Execution;
+using OServe.Engine.Orchestration;
+using OServe.Engine.Serving;
+using OServe.Models;
+using OServe.Models.Llama;
+using TorchSharp;
+
+namespace OServe.Engine.Tests.Orchestration;
+
+/// <summary>A tiny built-in model, a 4-device logical cluster, plans over it, and a server over a <see cref="PlanRuntime"/>.</summary>
+internal static class OrchestrationTestKit
+{
+    public const string ModelName = "tiny";
+
+    public static LoadedModel TinyModel() => BuiltInModel.Create(new BuiltInModelOptions
+    {
+        Dim = 64, HiddenDim = 160, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, MaxSeqLen = 512, Name = ModelName, Seed = 7,
+    });
+
+    public static Cluster LogicalCluster { get; } = new()
+    {
+        Name = "cpu-logical-4",
+        GpuTypes = [new GpuType { Name = "cpu-logical", MemoryGib = 4, Tflops = 0.1, HbmGbps = 20 }],
+        Nodes = [new Node { Name = "node0", GpuType = "cpu-logical", Gpus = 4, IntraLinkGbps = 10 }],
+        InterNodeLinkGbps = 1,
+    };
+
+    public static readonly RequestTypeSpec Short = new() { Name = "short", InputTokens = 8, OutputTokens = 16 };
+    public static readonly RequestTypeSpec Long = new() { Name = "long", InputTokens = 200, OutputTokens = 128 };
+
+    public static ReplicaSpec Replica(string id, params string[] devices) => new()
+    {
+        Id = id, GpuType = "cpu-logical", Devices = devices, Tp = devices.Length,
+    };
+
+    /// <summary>Two tp=1 replicas, each type spread over both.</summary>
+    public static Plan TwoReplicas(int version = 1) => new()
+    {
+        Version = version, Model = ModelName, Cluster = LogicalCluster.Name, Planner = "test",
+        RequestTypes = [Short, Long],
+        Replicas = [Replica("a", "node0/0"), Replica("b", "node0/1")],
+        Routing =
+        [
+            new RoutingEntry { Type = "short", Weights = new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 } },
+            new RoutingEntry { Type = "long", Weights = new Dictionary<string, double> { ["a"] = 1, ["b"] = 1 } },
+        ],
+    };
+
+    /// <summary>One tp=1 replica on a device neither replica of <see cref="TwoReplicas"/> uses: both must hand over.</summary>
+    public static Plan OneReplica(int version = 2) => new()
+    {
+        Version = version, Model = ModelName, Cluster = LogicalCluster.Name, Planner = "test",
+        RequestTypes = [Short, Long],
+        Replicas = [Replica("c", "node0/2")],
+        Routing =
+        [
+            new RoutingEntry { Type = "short", Weights = new Dictionary<string, double> { ["c"] = 1 } },
+            new RoutingEntry { Type = "long", Weights = new Dictionary<string, double> { ["c"] = 1 } },
+        ],
+    };
+
+    public static PlanRuntimeOptions Options(IShardTransfer? transfer = null, InFlightPolicy inFlight = InFlightPolicy.Migrate) => new()
+    {
+        Engine = new EngineSettings { MaxNumSeqs = 32, KvCacheGib = 0.05 },
+        Transfer = transfer ?? ShardTransfer.Instance,
+        Switch = new SwitchOptions { InFlight = inFlight },
+    };
+
+    public static PlanRuntime Start(LoadedModel model, Plan plan, PlanRuntimeOptions? options = null) =>
+        PlanRuntime.Start(plan, LogicalCluster, model, new RandomWeightStore(model.Config, 7), options ?? Options());
+
+    public static async Task<WebApplication> ServeAsync(PlanRuntime runtime)
+    {
+        var app = ServerHost.Build(new ServeOptions { Port = 0 }, runtime,
+            configure: b => b.Logging.ClearProviders(), engineClock: () => runtime.Clock.Now,
+            mapEndpoints: a => PlanEndpoints.Map(a, runtime));
+        await app.StartAsync();
+        return app;
+    }
+
+    /// <summary>A greedy streamed completion: its text, finish reasons seen, and whether [DONE] came exactly once.</summary>
+    public sealed record Streamed(string Text, IReadOnlyList<string> FinishReasons, int NumDone, int NumChunks);
+
+    public static async Task<Streamed> StreamAsync(HttpClient http, string prompt, int maxTokens, TaskCompletionSource? firstChunk = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+        {
+            Content = JsonContent.Create(new { model = ModelName, prompt, max_tokens = maxTokens, temperature = 0, ignore_eos = true, stream = true }),
+        };
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        response.EnsureSuccessStatusCode();
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        var text = new StringBuilder();
+        var finishes = new List<string>();
+        int done = 0, chunks = 0;
+        while (await reader.ReadLineAsync() is { } line)
+        {
+            if (!line.StartsWith("data: ", StringComparison.Ordinal)) continue;
+            var data = line["data: ".Length..];
+            if (data == "[DONE]") { done++; continue; }
+            using var json = JsonDocument.Parse(data);
+            if (!json.RootElement.TryGetProperty("choices", out var choices) || choices.GetArrayLength() == 0) continue;
+            var choice = choices[0];
+            chunks++;
+            firstChunk?.TrySetResult();
+            text.Append(choice.GetProperty("text").GetString());
+            if (choice.TryGetProperty("finish_reason", out var finish) && finish.ValueKind == JsonValueKind.String)
+                finishes.Add(finish.GetString()!);
+        }
+        return new Streamed(text.ToString(), finishes, done, chunks);
+    }
+
+    public static string Prompt(int i) => $"request {i}: " + string.Join(' ', Enumerable.Repeat("once upon a time", 1 + i % 5));
+
+    /// <summary>Fails every peer copy (and reads from storage after <paramref name="failAfter"/> successes), as a link or device failing mid-switch.</summary>
+    public sealed class FailingTransfer(int failAfter = 0) : IShardTransfer
+    {
+        private int _calls;
+
+        public LlamaModel FromPeer(LlamaModel peer, torch.Device target) =>
+            Interlocked.Increment(ref _calls) > failAfter
+                ? throw new IOException("injected failure: the peer link dropped mid-copy")
+                : ShardTransfer.Instance.FromPeer(peer, target);
+
+        public LlamaModel FromStorage(IWeightStore storage, LlamaConfig config, torch.Device target, torch.ScalarType dtype) =>
+            Interlocked.Increment(ref _calls) > failAfter
+                ? throw new IOException("injected failure: storage read failed")
+                : ShardTransfer.Instance.FromStorage(storage, config, target, dtype);
+    }
+}
