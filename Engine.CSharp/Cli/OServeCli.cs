@@ -18,6 +18,7 @@ public static class OServeCli
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(SimulateCommand.Create());
         root.Subcommands.Add(CompareCommand.Create());
+        root.Subcommands.Add(DemoCommand.Create());
         return root;
     }
 
