@@ -33,6 +33,8 @@ public sealed record DemoSummary(BenchResult Adaptive, BenchResult Static, int N
             sb.AppendLine(string.Create(inv, $"  {name,-20} {a,12:F2} {s,12:F2} {ratio,16:F3}"));
         }
         sb.AppendLine("  (ratio > 1 on latency rows means the switches lowered it; < 1 on throughput rows means they raised it)");
+        if (NumSwitches == 0 && NumReroutes == 0)
+            sb.AppendLine("  the controller never changed the plan, so both runs served the same deployment: the differences above are run-to-run noise");
         sb.AppendLine(LostNone ? "  no request lost: completed == sent in both runs" : "  REQUESTS LOST: completed != sent");
         return sb.ToString();
     }
