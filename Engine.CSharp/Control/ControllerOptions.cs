@@ -1,0 +1,39 @@
+using OServe.Contracts;
+using OServe.Planner.CostModel;
+
+namespace OServe.Engine.Control;
+
+/// <summary>What the controller plans with: the hardware, the model, the cost coefficients, and its window.</summary>
+public sealed record ControllerOptions
+{
+    public required Cluster Cluster { get; init; }
+    public required ModelCard Model { get; init; }
+
+    /// <summary>Must describe the machine that serves (a profile file, or <see cref="CpuCostCalibration"/>).</summary>
+    public required CostCoefficients Coefficients { get; init; }
+
+    /// <summary>Length of an observation window and of the window a plan is made for, seconds.</summary>
+    public double WindowS { get; init; } = 15;
+
+    public Slo Slo { get; init; } = new();
+    public PlannerOptions Planner { get; init; } = new() { MaxSolveSeconds = 1.0 };
+
+    /// <summary>CP-SAT workers; the controller shares the machine with the engine it plans for.</summary>
+    public int NumSolverWorkers { get; init; } = 1;
+
+    /// <summary>
+    /// A type forecast below this rate (requests/s) is planned at this rate, so every type keeps a
+    /// route even after a quiet window.
+    /// </summary>
+    public double MinTypeRateRps { get; init; } = 0.02;
+
+    /// <summary>Routing weights that differ by less than this are the same routing (no re-route).</summary>
+    public double RoutingTolerance { get; init; } = 0.05;
+
+    public void Validate()
+    {
+        if (!(WindowS > 0) || !double.IsFinite(WindowS)) throw new ArgumentException($"window: must be a positive number of seconds, got {WindowS}");
+        if (NumSolverWorkers < 1) throw new ArgumentException($"solver workers: must be at least 1, got {NumSolverWorkers}");
+        if (!(MinTypeRateRps >= 0)) throw new ArgumentException($"min type rate: must be >= 0, got {MinTypeRateRps}");
+    }
+}

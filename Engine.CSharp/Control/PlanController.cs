@@ -1,0 +1,158 @@
+using System.Diagnostics;
+using OServe.Contracts;
+using OServe.Planner.Planning;
+
+namespace OServe.Engine.Control;
+
+/// <summary>
+/// The online loop of OServe: every window it closes the arrival counts per request type, forecasts
+/// the next window per type, asks the CP-SAT planner for a plan given the one running, and applies
+/// it when the planner says so.
+/// </summary>
+/// <remarks>
+/// Switch rule (the planner's own, see SwitchPlanner.decide, called inside Planning.plan with the
+/// current plan): a new deployment is taken when the extra requests it serves over the window,
+/// (served_new - served_current) * window, exceed the requests lost while the replaced replicas
+/// are offline, their served rate * the switch's est_seconds; when both serve the same it is taken
+/// only for a mean-latency gain above 5% with a switch shorter than a tenth of the window.
+/// Otherwise the planner returns the current replicas re-routed for the forecast. The controller
+/// applies the planner's answer: new replicas = <see cref="SwitchDecisionKind.Switch"/>, same
+/// replicas with routing moved by more than <see cref="ControllerOptions.RoutingTolerance"/> =
+/// <see cref="SwitchDecisionKind.Reroute"/>, else <see cref="SwitchDecisionKind.Keep"/>.
+/// </remarks>
+public sealed class PlanController
+{
+    private readonly IPlanTarget _target;
+    private readonly ControllerOptions _options;
+    private readonly ArrivalRecorder _recorder;
+    private readonly IRateForecaster _forecaster;
+    private readonly List<double>[] _history;
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private int _window;
+
+    public PlanController(IPlanTarget target, ControllerOptions options, ArrivalRecorder recorder, ControllerLog log, IRateForecaster? forecaster = null)
+    {
+        options.Validate();
+        _target = target;
+        _options = options;
+        _recorder = recorder;
+        _forecaster = forecaster ?? new SmoothingRateForecaster();
+        Log = log;
+        var planTypes = target.Current.RequestTypes.Select(t => t.Name).ToArray();
+        if (!planTypes.SequenceEqual(recorder.TypeNames))
+            throw new ArgumentException($"the recorder types ({string.Join(",", recorder.TypeNames)}) are not the plan's ({string.Join(",", planTypes)})");
+        _history = recorder.TypeNames.Select(_ => new List<double>()).ToArray();
+    }
+
+    public ControllerLog Log { get; }
+
+    /// <summary>Observed rate (requests/s) per type per closed window: [type][window].</summary>
+    public IReadOnlyList<IReadOnlyList<double>> History => _history.Select(h => (IReadOnlyList<double>)h.ToArray()).ToArray();
+
+    public int NumSwitches { get; private set; }
+
+    /// <summary>Runs a step every window until cancelled. Planning errors are logged, never thrown.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(_options.WindowS));
+        var last = _clock.Elapsed.TotalSeconds;
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                var now = _clock.Elapsed.TotalSeconds;
+                await StepAsync(now - last, cancellationToken);
+                last = now;
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested) { }
+    }
+
+    /// <summary>Closes a window of <paramref name="elapsedS"/> seconds, forecasts, plans and maybe switches.</summary>
+    public async Task<SwitchDecisionKind> StepAsync(double elapsedS, CancellationToken cancellationToken)
+    {
+        if (!(elapsedS > 0)) throw new ArgumentOutOfRangeException(nameof(elapsedS), elapsedS, "a window lasts a positive time");
+        var window = _window++;
+        var counts = _recorder.TakeCounts();
+        var observed = counts.Select(c => c / elapsedS).ToArray();
+        for (var j = 0; j < observed.Length; j++) _history[j].Add(observed[j]);
+        var forecast = _history.Select(h => Math.Max(0, _forecaster.Next(h))).ToArray();
+        Log.Append(new ForecastEvent(Now, window, _recorder.TypeNames, observed, forecast));
+
+        if (forecast.Sum() <= 0)
+            return Decide(window, SwitchDecisionKind.Skip, "no demand forecast: keep the current plan", 0);
+
+        var current = _target.Current;
+        var request = BuildRequest(current, forecast, window);
+        var solveStart = _clock.Elapsed.TotalSeconds;
+        var result = await Task.Run(() => Planning.plan(request), cancellationToken);
+        var solveSeconds = _clock.Elapsed.TotalSeconds - solveStart;
+        if (result.IsError)
+            return Decide(window, SwitchDecisionKind.Skip, "planner: " + string.Join("; ", result.ErrorValue.Select(e => e.ToString())), 0);
+
+        var outcome = result.ResultValue;
+        var proposed = outcome.Plan;
+        Log.Append(new PlanEvent(Now, window, proposed, solveSeconds, outcome.Summary));
+        var kind = !SameReplicas(current, proposed) ? SwitchDecisionKind.Switch
+            : !SameRouting(current, proposed, _options.RoutingTolerance) ? SwitchDecisionKind.Reroute
+            : SwitchDecisionKind.Keep;
+        Decide(window, kind, outcome.SwitchReason, kind == SwitchDecisionKind.Switch ? proposed.Switch?.EstSeconds ?? 0 : 0);
+        if (kind == SwitchDecisionKind.Keep) return kind;
+
+        var applied = await _target.ApplyAsync(proposed, cancellationToken);
+        if (applied.Applied && kind == SwitchDecisionKind.Switch) NumSwitches++;
+        Log.Append(new SwitchResultEvent(Now, window, current.Version, proposed.Version, applied));
+        return kind;
+    }
+
+    private double Now => _clock.Elapsed.TotalSeconds;
+
+    private SwitchDecisionKind Decide(int window, SwitchDecisionKind kind, string reason, double estSeconds)
+    {
+        Log.Append(new SwitchDecisionEvent(Now, window, kind, reason, estSeconds));
+        return kind;
+    }
+
+    private PlanRequest BuildRequest(Plan current, double[] forecast, int window)
+    {
+        var types = current.RequestTypes
+            .Select((t, j) => t with { RateRps = Math.Round(Math.Max(_options.MinTypeRateRps, forecast[j]), 6) })
+            .ToArray();
+        return new PlanRequest(_options.Cluster, _options.Model, types)
+        {
+            Slo = _options.Slo,
+            Options = _options.Planner,
+            Coefficients = _options.Coefficients,
+            NumWorkers = _options.NumSolverWorkers,
+            Current = current,
+            WindowStartS = (window + 1) * _options.WindowS,
+            WindowS = _options.WindowS,
+        };
+    }
+
+    /// <summary>Same replica ids on the same devices with the same TP and PP.</summary>
+    public static bool SameReplicas(Plan a, Plan b)
+    {
+        static string Key(ReplicaSpec r) => $"{r.Id}|{r.Tp}|{r.Pp}|{string.Join(",", r.Devices)}";
+        return a.Replicas.Select(Key).Order().SequenceEqual(b.Replicas.Select(Key).Order());
+    }
+
+    /// <summary>Every routing weight of every type within <paramref name="tolerance"/>, after normalizing each type's weights.</summary>
+    public static bool SameRouting(Plan a, Plan b, double tolerance)
+    {
+        static Dictionary<string, double> Norm(RoutingEntry? e)
+        {
+            if (e is null) return [];
+            var total = e.Weights.Values.Sum();
+            return total <= 0 ? [] : e.Weights.ToDictionary(kv => kv.Key, kv => kv.Value / total);
+        }
+        foreach (var type in a.RequestTypes.Select(t => t.Name).Union(b.RequestTypes.Select(t => t.Name)))
+        {
+            var wa = Norm(a.Routing.FirstOrDefault(r => r.Type == type));
+            var wb = Norm(b.Routing.FirstOrDefault(r => r.Type == type));
+            foreach (var id in wa.Keys.Union(wb.Keys))
+                if (Math.Abs(wa.GetValueOrDefault(id) - wb.GetValueOrDefault(id)) > tolerance) return false;
+        }
+        return true;
+    }
+}
