@@ -10,24 +10,22 @@ namespace OServe.Models.Llama;
 internal static class Attention
 {
     /// <param name="q">[B, Q, heads, hd], already scaled by 1/sqrt(hd).</param>
-    /// <param name="k">[B, C, kvHeads, hd].</param>
-    /// <param name="v">[B, C, kvHeads, hd].</param>
+    /// <param name="k">[B, kvHeads, C, hd] (the layout the paged gather produces, so no re-layout copy is needed).</param>
+    /// <param name="v">[B, kvHeads, C, hd].</param>
     /// <param name="masked">bool [B, Q, C], true where a query may not see a key (future or padding).</param>
     /// <returns>[B, Q, heads * hd] in q's dtype.</returns>
     public static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor masked)
     {
         long b = q.shape[0], nq = q.shape[1], heads = q.shape[2], hd = q.shape[3];
-        long c = k.shape[1], kvHeads = k.shape[2], group = heads / kvHeads;
+        long kvHeads = k.shape[1], c = k.shape[2], group = heads / kvHeads;
 
         // [B, Q, kvH, G, hd] -> [B, kvH, G, Q, hd] -> [B, kvH, G*Q, hd]
         var qg = q.view(b, nq, kvHeads, group, hd).permute(0, 2, 3, 1, 4).reshape(b, kvHeads, group * nq, hd);
-        var kt = k.permute(0, 2, 3, 1);                 // [B, kvH, hd, C]
-        var scores = matmul(qg, kt).view(b, kvHeads, group, nq, c);
+        var scores = matmul(qg, k.transpose(-1, -2)).view(b, kvHeads, group, nq, c);
         if (scores.dtype != ScalarType.Float32) scores = scores.to(ScalarType.Float32);
         scores.masked_fill_(masked.view(b, 1, 1, nq, c), float.NegativeInfinity);
         var probs = scores.softmax(-1).to(q.dtype).view(b, kvHeads, group * nq, c);
-        var vt = v.permute(0, 2, 1, 3);                 // [B, kvH, C, hd]
-        var o = matmul(probs, vt);                      // [B, kvH, G*Q, hd]
+        var o = matmul(probs, v);                       // [B, kvH, G*Q, hd]
         return o.view(b, kvHeads, group, nq, hd).permute(0, 3, 1, 2, 4).reshape(b, nq, heads * hd);
     }
 

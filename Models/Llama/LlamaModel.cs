@@ -8,8 +8,8 @@ namespace OServe.Models.Llama;
 
 /// <summary>
 /// Llama-family decoder for inference: RMSNorm, rotary embeddings, grouped-query attention,
-/// SwiGLU. Weights live in <see cref="Weights"/> by canonical name; q/k/v and gate/up are stored
-/// fused (one matmul each) and the named entries are row views into the fused tensors.
+/// SwiGLU. Weights live in <see cref="Weights"/> by canonical name in the [out, in] layout; q/k/v
+/// and gate/up are stored fused (one matmul each) and the named entries are row views into them.
 /// </summary>
 public sealed class LlamaModel : IDisposable
 {
@@ -39,9 +39,16 @@ public sealed class LlamaModel : IDisposable
             owned.Add(t);
             return t;
         }
-        Tensor Fuse(params (string Name, long[] Shape)[] parts)
+        // q/k/v and gate/up are concatenated along the output rows so each is one matmul; the
+        // named entries are row views of the fused tensor.
+        Tensor Fused(params (string Name, long[] Shape)[] parts)
         {
             var pieces = parts.Select(p => Take(p.Name, p.Shape)).ToArray();
+            if (pieces.Length == 1)
+            {
+                weights[parts[0].Name] = pieces[0];
+                return pieces[0];
+            }
             var fused = cat(pieces, 0).DetachFromDisposeScope();
             foreach (var p in pieces) { owned.Remove(p); p.Dispose(); }
             owned.Add(fused);
@@ -62,11 +69,11 @@ public sealed class LlamaModel : IDisposable
         {
             layers[l] = new Layer(
                 Named(LlamaWeightNames.AttentionNorm(l), [c.Dim]),
-                Fuse((LlamaWeightNames.Query(l), [c.QueryDim, c.Dim]), (LlamaWeightNames.Key(l), [c.KvDim, c.Dim]), (LlamaWeightNames.Value(l), [c.KvDim, c.Dim])),
-                Named(LlamaWeightNames.Output(l), [c.Dim, c.QueryDim]),
+                Fused((LlamaWeightNames.Query(l), [c.QueryDim, c.Dim]), (LlamaWeightNames.Key(l), [c.KvDim, c.Dim]), (LlamaWeightNames.Value(l), [c.KvDim, c.Dim])),
+                Fused((LlamaWeightNames.Output(l), [c.Dim, c.QueryDim])),
                 Named(LlamaWeightNames.FfnNorm(l), [c.Dim]),
-                Fuse((LlamaWeightNames.Gate(l), [c.HiddenDim, c.Dim]), (LlamaWeightNames.Up(l), [c.HiddenDim, c.Dim])),
-                Named(LlamaWeightNames.Down(l), [c.Dim, c.HiddenDim]));
+                Fused((LlamaWeightNames.Gate(l), [c.HiddenDim, c.Dim]), (LlamaWeightNames.Up(l), [c.HiddenDim, c.Dim])),
+                Fused((LlamaWeightNames.Down(l), [c.Dim, c.HiddenDim])));
         }
         finalNorm = Named(LlamaWeightNames.FinalNorm, [c.Dim]);
         classifier = c.TieWordEmbeddings ? embedding : Named(LlamaWeightNames.Classifier, [c.VocabSize, c.Dim]);
@@ -80,6 +87,7 @@ public sealed class LlamaModel : IDisposable
         config.Validate(source.Origin);
         if (dtype is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16))
             throw new ArgumentException($"model dtype must be Float32, BFloat16 or Float16, got {dtype}", nameof(dtype));
+        if (device.type == DeviceType.CPU) NativeMemoryTuning.Apply();
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         return new LlamaModel(config, source, device, dtype);
@@ -124,7 +132,7 @@ public sealed class LlamaModel : IDisposable
         int[][] queryPositions = [Enumerable.Range(0, n).ToArray()];
         var mask = Attention.CausalMask(queryPositions, [n], n, n, Device);
         var logits = Run(ids, positions, outputRows: null, (_, q, k, v) =>
-            Attention.Attend(q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0), mask).squeeze(0));
+            Attention.Attend(q.unsqueeze(0), k.permute(1, 0, 2).unsqueeze(0), v.permute(1, 0, 2).unsqueeze(0), mask).squeeze(0));
         return logits.MoveToOuterDisposeScope();
     }
 
@@ -144,20 +152,25 @@ public sealed class LlamaModel : IDisposable
             // Per-layer scope: a long prefill must not keep every layer's activations alive.
             using var layerScope = NewDisposeScope();
             var layer = layers[l];
-            var qkv = linear(RmsNorm(x, layer.AttentionNorm), layer.Qkv).view(n, c.NumHeads + 2 * c.NumKvHeads, hd);
+            var qkv = Matmul(RmsNorm(x, layer.AttentionNorm), layer.Qkv).view(n, c.NumHeads + 2 * c.NumKvHeads, hd);
             var qk = rotary.Apply(qkv.narrow(1, 0, c.NumHeads + c.NumKvHeads), cos, sin);
             var q = qk.narrow(1, 0, c.NumHeads).mul_(attentionScale);
             var k = qk.narrow(1, c.NumHeads, c.NumKvHeads);
             var v = qkv.narrow(1, c.NumHeads + c.NumKvHeads, c.NumKvHeads);
             var attended = attend(l, q, k, v);
-            var h = x.add(linear(attended, layer.Output));
-            var gateUp = linear(RmsNorm(h, layer.FfnNorm), layer.GateUp);
+            var h = x.add(Matmul(attended, layer.Output));
+            var gateUp = Matmul(RmsNorm(h, layer.FfnNorm), layer.GateUp);
             var act = silu(gateUp.narrow(1, 0, c.HiddenDim)).mul_(gateUp.narrow(1, c.HiddenDim, c.HiddenDim));
-            x = h.add_(linear(act, layer.Down)).MoveToOuterDisposeScope();
+            x = h.add_(Matmul(act, layer.Down)).MoveToOuterDisposeScope();
         }
         var last = outputRows is null ? x : x.index_select(0, outputRows);
-        return linear(RmsNorm(last, finalNorm), classifier).to(ScalarType.Float32);
+        var normed = RmsNorm(last, finalNorm);
+        return Matmul(normed, classifier).to(ScalarType.Float32);
     }
+
+    /// <summary>x [rows, in] · weight [out, in]ᵀ.</summary>
+    private static Tensor Matmul(Tensor x, Tensor weight) =>
+        CpuDecodeMatmul.CanUse(x, weight) ? CpuDecodeMatmul.Multiply(x, weight) : linear(x, weight);
 
     private Tensor RmsNorm(Tensor x, Tensor weight)
     {
@@ -174,15 +187,19 @@ public sealed class LlamaModel : IDisposable
         keyCache.index_copy_(0, t.WriteSlots, k);
         valueCache.index_copy_(0, t.WriteSlots, v);
 
-        Tensor Gather(Tensor flatCache, Tensor slots, int batch, int context) =>
-            flatCache.index_select(0, slots).view(batch, context, c.NumKvHeads, c.EffectiveHeadDim);
+        // Rows of the [slots * kvHeads, hd] view, ordered (sequence, kv head, position): one gather
+        // yields [B, kvHeads, C, hd], the layout the attention matmuls read without another copy.
+        var keyRows = keyCache.view(-1, c.EffectiveHeadDim);
+        var valueRows = valueCache.view(-1, c.EffectiveHeadDim);
+        Tensor Gather(Tensor rows, Tensor index, int batch, int context) =>
+            rows.index_select(0, index).view(batch, c.NumKvHeads, context, c.EffectiveHeadDim);
 
         if (plan.IsAllDecode)
         {
             int b = plan.Decode.Count;
             var qd = q.view(b, 1, c.NumHeads, c.EffectiveHeadDim);
-            return Attention.Attend(qd, Gather(keyCache, t.DecodeSlots!, b, plan.DecodeContext),
-                Gather(valueCache, t.DecodeSlots!, b, plan.DecodeContext), t.DecodeMask!).view(b, -1);
+            return Attention.Attend(qd, Gather(keyRows, t.DecodeSlots!, b, plan.DecodeContext),
+                Gather(valueRows, t.DecodeSlots!, b, plan.DecodeContext), t.DecodeMask!).view(b, -1);
         }
 
         var output = empty(q.shape[0], c.QueryDim, q.dtype, q.device);
@@ -190,16 +207,16 @@ public sealed class LlamaModel : IDisposable
         {
             int b = plan.Decode.Count;
             var qd = q.index_select(0, t.DecodeRows!).view(b, 1, c.NumHeads, c.EffectiveHeadDim);
-            var od = Attention.Attend(qd, Gather(keyCache, t.DecodeSlots!, b, plan.DecodeContext),
-                Gather(valueCache, t.DecodeSlots!, b, plan.DecodeContext), t.DecodeMask!);
+            var od = Attention.Attend(qd, Gather(keyRows, t.DecodeSlots!, b, plan.DecodeContext),
+                Gather(valueRows, t.DecodeSlots!, b, plan.DecodeContext), t.DecodeMask!);
             output.index_copy_(0, t.DecodeRows!, od.view(b, -1));
         }
         for (int i = 0; i < plan.Prefill.Count; i++)
         {
             var p = plan.Prefill[i];
             var qp = q.narrow(0, p.FirstRow, p.NumTokens).unsqueeze(0);
-            var op = Attention.Attend(qp, Gather(keyCache, t.PrefillSlots[i], 1, p.ContextLength),
-                Gather(valueCache, t.PrefillSlots[i], 1, p.ContextLength), t.PrefillMasks[i]);
+            var op = Attention.Attend(qp, Gather(keyRows, t.PrefillSlots[i], 1, p.ContextLength),
+                Gather(valueRows, t.PrefillSlots[i], 1, p.ContextLength), t.PrefillMasks[i]);
             output.narrow(0, p.FirstRow, p.NumTokens).copy_(op.squeeze(0));
         }
         return output;

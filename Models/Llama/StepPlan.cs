@@ -11,7 +11,8 @@ namespace OServe.Models.Llama;
 /// </summary>
 internal sealed class StepPlan
 {
-    public sealed record PrefillChunk(int FirstRow, int NumTokens, int ContextLength, long[] ContextSlots, int[] Positions);
+    /// <param name="ContextRows">Rows of the [slots * kvHeads, hd] cache view, ordered (kv head, position).</param>
+    public sealed record PrefillChunk(int FirstRow, int NumTokens, int ContextLength, long[] ContextRows, int[] Positions);
 
     public sealed record Tensors(
         Tensor Tokens, Tensor Positions, Tensor LastTokenRows, Tensor WriteSlots,
@@ -77,21 +78,22 @@ internal sealed class StepPlan
             }
             else
             {
-                var slots = ContextSlots(cache, chunk, i);
+                var slots = ContextRows(cache, chunk, i, chunk.EndPosition);
                 var queryPositions = Enumerable.Range(chunk.StartPosition, chunk.TokenIds.Count).ToArray();
                 plan.Prefill.Add(new PrefillChunk(first, chunk.TokenIds.Count, chunk.EndPosition, slots, queryPositions));
             }
         }
 
         // Decode contexts are padded to the longest; padding reads slot 0 and is masked out.
-        plan.decodeSlots = new long[(long)plan.Decode.Count * plan.DecodeContext];
+        long perSequence = (long)cache.NumKvHeads * plan.DecodeContext;
+        plan.decodeSlots = new long[plan.Decode.Count * perSequence];
         plan.decodeContextLengths = new int[plan.Decode.Count];
         plan.decodePositions = new int[plan.Decode.Count][];
         for (int d = 0; d < plan.Decode.Count; d++)
         {
             var chunk = batch[plan.Decode[d]];
-            var slots = ContextSlots(cache, chunk, plan.Decode[d]);
-            Array.Copy(slots, 0, plan.decodeSlots, (long)d * plan.DecodeContext, slots.Length);
+            var rows = ContextRows(cache, chunk, plan.Decode[d], plan.DecodeContext);
+            Array.Copy(rows, 0, plan.decodeSlots, d * perSequence, rows.Length);
             plan.decodeContextLengths[d] = chunk.EndPosition;
             plan.decodePositions[d] = [chunk.StartPosition];
         }
@@ -113,7 +115,7 @@ internal sealed class StepPlan
             tensor(lastRows, device: device),
             tensor(writeSlots, device: device),
             decodeRows, decodeSlotsT, decodeMask,
-            Prefill.Select(p => tensor(p.ContextSlots, device: device)).ToArray(),
+            Prefill.Select(p => tensor(p.ContextRows, device: device)).ToArray(),
             Prefill.Select(p => Attention.CausalMask([p.Positions], [p.ContextLength], p.NumTokens, p.ContextLength, device)).ToArray());
     }
 
@@ -126,11 +128,17 @@ internal sealed class StepPlan
         }
     }
 
-    private static long[] ContextSlots(PagedKvCache cache, SequenceChunk chunk, int batchIndex)
+    /// <summary>Gather rows for positions 0..paddedLength-1 of a chunk's context, kv-head major; positions past the chunk read row 0 (masked).</summary>
+    private static long[] ContextRows(PagedKvCache cache, SequenceChunk chunk, int batchIndex, int paddedLength)
     {
-        var slots = new long[chunk.EndPosition];
-        for (int p = 0; p < slots.Length; p++) slots[p] = Checked(cache, chunk.BlockTable, p, batchIndex);
-        return slots;
+        int heads = cache.NumKvHeads;
+        var rows = new long[(long)heads * paddedLength];
+        for (int p = 0; p < chunk.EndPosition; p++)
+        {
+            long first = Checked(cache, chunk.BlockTable, p, batchIndex) * heads;
+            for (int h = 0; h < heads; h++) rows[(long)h * paddedLength + p] = first + h;
+        }
+        return rows;
     }
 
     private static long Checked(PagedKvCache cache, IReadOnlyList<int> blockTable, int position, int batchIndex)
