@@ -32,6 +32,8 @@ public static class DecodeBenchmark
             $"hidden {config.HiddenDim}, vocab {config.VocabSize}), context {options.ContextTokens} tokens, {options.Steps} timed steps, " +
             $"{options.Threads} threads, TorchSharp {torch.__version__}");
 
+        if (typeof(DecodeBenchmark).Assembly.GetCustomAttributes(typeof(DebuggableAttribute), false) is [DebuggableAttribute { IsJITOptimizerDisabled: true }])
+            output.WriteLine("WARNING: OServe.Models is a Debug build, so its CPU kernels run unoptimised; build with -c Release for meaningful numbers");
         string waitPolicy = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "(unset)";
         output.WriteLine($"OMP_WAIT_POLICY={waitPolicy}" + (options.Threads > 1 && !waitPolicy.Equals("PASSIVE", StringComparison.OrdinalIgnoreCase)
             ? "; on a shared machine set OMP_WAIT_POLICY=PASSIVE before starting (spinning OpenMP threads stall when a core is busy)" : ""));

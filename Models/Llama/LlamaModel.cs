@@ -194,22 +194,22 @@ public sealed class LlamaModel : IDisposable
         Tensor Gather(Tensor rows, Tensor index, int batch, int context) =>
             rows.index_select(0, index).view(batch, c.NumKvHeads, context, c.EffectiveHeadDim);
 
-        if (plan.IsAllDecode)
+        Tensor DecodeAttention(Tensor qd)
         {
             int b = plan.Decode.Count;
-            var qd = q.view(b, 1, c.NumHeads, c.EffectiveHeadDim);
-            return Attention.Attend(qd, Gather(keyRows, t.DecodeSlots!, b, plan.DecodeContext),
+            if (CpuDecodeAttention.CanUse(qd, cache))
+                return CpuDecodeAttention.Attend(qd, cache.Keys(layer), cache.Values(layer), plan.DecodeRows, plan.DecodeContextLengths, plan.DecodeContext, c.NumKvHeads);
+            return Attention.Attend(qd.unsqueeze(1), Gather(keyRows, t.DecodeSlots!, b, plan.DecodeContext),
                 Gather(valueRows, t.DecodeSlots!, b, plan.DecodeContext), t.DecodeMask!).view(b, -1);
         }
+
+        // q is [T, heads, hd]; when every chunk is a decode, row i is sequence i's query.
+        if (plan.IsAllDecode) return DecodeAttention(q);
 
         var output = empty(q.shape[0], c.QueryDim, q.dtype, q.device);
         if (plan.Decode.Count > 0)
         {
-            int b = plan.Decode.Count;
-            var qd = q.index_select(0, t.DecodeRows!).view(b, 1, c.NumHeads, c.EffectiveHeadDim);
-            var od = Attention.Attend(qd, Gather(keyRows, t.DecodeSlots!, b, plan.DecodeContext),
-                Gather(valueRows, t.DecodeSlots!, b, plan.DecodeContext), t.DecodeMask!);
-            output.index_copy_(0, t.DecodeRows!, od.view(b, -1));
+            output.index_copy_(0, t.DecodeRows!, DecodeAttention(q.index_select(0, t.DecodeRows!)));
         }
         for (int i = 0; i < plan.Prefill.Count; i++)
         {

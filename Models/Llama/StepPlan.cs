@@ -28,6 +28,11 @@ internal sealed class StepPlan
     private int[][] decodePositions = [];
 
     public List<int> Decode { get; } = [];
+
+    /// <summary>Decode gather rows: per (sequence, kv head) a run of DecodeContext rows of the [slots * kvH, hd] cache view.</summary>
+    public long[] DecodeRows => decodeSlots;
+
+    public int[] DecodeContextLengths => decodeContextLengths;
     public List<PrefillChunk> Prefill { get; } = [];
     public int DecodeContext { get; private set; }
     public bool IsAllDecode => Prefill.Count == 0;

@@ -149,4 +149,28 @@ public sealed class PagedForwardTests : IDisposable
             Assert.False(logits.isnan().any().item<bool>());
         }
     }
+
+    [Theory]
+    [InlineData(ScalarType.Float32, 2e-4)]
+    [InlineData(ScalarType.BFloat16, 0.15)]
+    public void DecodeWithSixteenWideHeadsMatchesFullRecomputation(ScalarType dtype, double tolerance)
+    {
+        // Head dim 16 takes the CPU decode-attention kernel (where AVX-512 exists); batch of three with scrambled tables.
+        var config = TinyModels.Config with { NumHeads = 4, NumKvHeads = 2 };
+        using var m = TinyModels.Random(seed: 11, dtype: dtype, config: config);
+        var seqs = new[] { TinyModels.Tokens(23, 31), TinyModels.Tokens(9, 32), TinyModels.Tokens(17, 33) };
+        int[][] tables = [[9, 2, 14, 5, 0, 11], [3, 12, 7], [13, 1, 8, 6, 10]];
+        using var cache = new PagedKvCache(config, 16, 4, CPU, dtype);
+        using (m.Forward(seqs.Select((s, i) => new SequenceChunk(s[..^3], 0, tables[i])).ToArray(), cache)) { }
+        for (int back = 3; back >= 1; back--)
+        {
+            using var step = m.Forward(seqs.Select((s, i) => new SequenceChunk([s[^back]], s.Length - back, tables[i])).ToArray(), cache);
+            for (int i = 0; i < seqs.Length; i++)
+            {
+                using var full = m.ForwardFull(seqs[i][..^(back - 1)]);
+                using var expected = full[full.shape[0] - 1];
+                Assert.True(Greedy.MaxAbsDiff(step[i], expected) < tolerance, $"sequence {i}, {back} from the end: {Greedy.MaxAbsDiff(step[i], expected)}");
+            }
+        }
+    }
 }
