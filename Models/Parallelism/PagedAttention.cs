@@ -6,8 +6,10 @@ using static TorchSharp.torch;
 namespace OServe.Models.Parallelism;
 
 /// <summary>
-/// Paged attention of one shard's heads: <see cref="LlamaModel"/>'s private paged path with the
-/// head counts taken from the shard (its query heads and its KV cache slice) rather than the model.
+/// Paged attention of one shard's heads: <see cref="LlamaModel"/>'s private paged path (kept in
+/// step with it, CPU decode kernel included) with the head counts taken from the shard (its query
+/// heads and its KV cache slice) rather than the model. Once Models settles, LlamaModel can call
+/// this with its full head counts and the copy goes away.
 /// </summary>
 internal static class PagedAttention
 {
@@ -30,23 +32,21 @@ internal static class PagedAttention
         Tensor Gather(Tensor rows, Tensor index, int batch, int context) =>
             rows.index_select(0, index).view(batch, kvHeads, context, hd);
 
-        if (plan.IsAllDecode)
+        Tensor DecodeAttention(Tensor qd)
         {
             int b = plan.Decode.Count;
-            var qd = q.view(b, 1, heads, hd);
-            return Attention.Attend(qd, Gather(keyRows, t.DecodeSlots!, b, plan.DecodeContext),
+            if (CpuDecodeAttention.CanUse(qd, cache))
+                return CpuDecodeAttention.Attend(qd, cache.Keys(layer), cache.Values(layer), plan.DecodeRows, plan.DecodeContextLengths, plan.DecodeContext, kvHeads);
+            return Attention.Attend(qd.unsqueeze(1), Gather(keyRows, t.DecodeSlots!, b, plan.DecodeContext),
                 Gather(valueRows, t.DecodeSlots!, b, plan.DecodeContext), t.DecodeMask!).view(b, -1);
         }
 
+        // q is [T, heads, hd]; when every chunk is a decode, row i is sequence i's query.
+        if (plan.IsAllDecode) return DecodeAttention(q);
+
         var output = empty(q.shape[0], (long)heads * hd, q.dtype, q.device);
         if (plan.Decode.Count > 0)
-        {
-            int b = plan.Decode.Count;
-            var qd = q.index_select(0, t.DecodeRows!).view(b, 1, heads, hd);
-            var od = Attention.Attend(qd, Gather(keyRows, t.DecodeSlots!, b, plan.DecodeContext),
-                Gather(valueRows, t.DecodeSlots!, b, plan.DecodeContext), t.DecodeMask!);
-            output.index_copy_(0, t.DecodeRows!, od.view(b, -1));
-        }
+            output.index_copy_(0, t.DecodeRows!, DecodeAttention(q.index_select(0, t.DecodeRows!)));
         for (int i = 0; i < plan.Prefill.Count; i++)
         {
             var p = plan.Prefill[i];

@@ -21,6 +21,14 @@ internal static class ParallelFixtures
         Dim = 64, HiddenDim = 90, NumLayers = 3, NumHeads = 8, NumKvHeads = 4, VocabSize = 97, MaxSeqLen = 128, TieWordEmbeddings = true,
     };
 
+    /// <summary>16-wide heads (4 heads, 2 KV heads): the shape the CPU decode attention kernel takes.</summary>
+    public static readonly LlamaConfig WideHeadConfig = new()
+    {
+        Dim = 64, HiddenDim = 128, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, VocabSize = 101, MaxSeqLen = 128,
+    };
+
+    public static LlamaModel WideHeads(long seed = 13) => TinyModels.Random(seed, config: WideHeadConfig);
+
     public static LlamaModel Tied(long seed = 11) => TinyModels.Random(seed, config: TiedConfig);
 
     public static ParallelLlama Shard(LlamaModel model, DevicePool pool, int tp, int pp, int firstDevice = 0, ParallelLlamaOptions? options = null) =>

@@ -48,6 +48,19 @@ public sealed class ParallelLlamaTests : IDisposable
         Assert.True(ParallelFixtures.MaxAbsDiff(expected, actual) < ParallelFixtures.Tolerance, $"tp={tp} pp={pp}: max diff {ParallelFixtures.MaxAbsDiff(expected, actual)}");
     }
 
+    [Theory]
+    [InlineData(2, 2)]
+    [InlineData(4, 1)]
+    public void SixteenWideHeadsTakeTheCpuDecodeKernelPerShardAndMatch(int tp, int pp)
+    {
+        using var wide = ParallelFixtures.WideHeads();
+        using var single = new SingleDeviceLlama(wide, ownsModel: false);
+        using var expected = ParallelFixtures.Script(single, wide.Config.VocabSize);
+        using var replica = ParallelFixtures.Shard(wide, pool, tp, pp);
+        using var actual = ParallelFixtures.Script(replica, wide.Config.VocabSize);
+        Assert.True(ParallelFixtures.MaxAbsDiff(expected, actual) < ParallelFixtures.Tolerance, $"tp={tp} pp={pp}: max diff {ParallelFixtures.MaxAbsDiff(expected, actual)}");
+    }
+
     [Fact]
     public void ConcurrentShardsGiveTheSameLogitsAsSequential()
     {
