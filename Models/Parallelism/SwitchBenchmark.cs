@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using OServe.Models.Llama;
+using OServe.Models.Loading;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace OServe.Models.Parallelism;
+
+/// <summary>
+/// Hot switch vs cold reload for the same deployment change. Hot: the new replicas take their
+/// shards from devices that hold them (the old replicas are still alive, as during a live
+/// switch). Cold: the new replicas read their shards from the model's safetensors file. Both
+/// build the same replicas on the same devices; the figure is cold time / hot time.
+/// </summary>
+public static class SwitchBenchmark
+{
+    /// <summary>One deployment change: replicas before (still serving) and after, each as (tp, pp, device indices).</summary>
+    public sealed record Change(string Name, (int Tp, int Pp, int[] Devices)[] Before, (int Tp, int Pp, int[] Devices)[] After);
+
+    public sealed record Result(string Change, long Bytes, double HotMilliseconds, double ColdMilliseconds, long HotBytesFromStorage)
+    {
+        public double Ratio => ColdMilliseconds / HotMilliseconds;
+    }
+
+    public static IReadOnlyList<Change> Changes { get; } =
+    [
+        new("tp1 x2 -> tp2", [(1, 1, [0]), (1, 1, [1])], [(2, 1, [0, 1])]),
+        new("tp2 -> tp1 x2", [(2, 1, [0, 1])], [(1, 1, [0]), (1, 1, [1])]),
+        new("tp2 -> pp2", [(2, 1, [0, 1])], [(1, 2, [0, 1])]),
+        new("tp1 -> tp4", [(1, 1, [0])], [(4, 1, [0, 1, 2, 3])]),
+        new("tp2 -> tp2 on other devices", [(2, 1, [0, 1])], [(2, 1, [2, 3])]),
+    ];
+
+    public static int Run(SwitchBenchmarkOptions options, TextWriter output)
+    {
+        var config = new LlamaConfig
+        {
+            Dim = options.Dim, HiddenDim = options.HiddenDim, NumLayers = options.NumLayers, NumHeads = options.NumHeads,
+            NumKvHeads = options.NumKvHeads, VocabSize = options.VocabSize, MaxSeqLen = 256, TieWordEmbeddings = true,
+        };
+        config.Validate("switch benchmark options");
+        if (options.Repeats < 1) throw new ArgumentOutOfRangeException(nameof(options), options.Repeats, "Repeats must be at least 1");
+        var pool = DevicePool.Create(options.LogicalDevices);
+        if (pool.Devices.Count < 4)
+        {
+            output.WriteLine($"switch benchmark: needs 4 devices, the pool has {pool.Devices.Count} ({pool})");
+            return 1;
+        }
+
+        bool ownDirectory = options.WorkDirectory is null;
+        string directory = options.WorkDirectory ?? Directory.CreateTempSubdirectory("oserve-switch-").FullName;
+        string file = Path.Combine(directory, "model.safetensors");
+        try
+        {
+            using (var weights = RandomWeights.Create(config, options.Seed))
+            using (var scope = NewDisposeScope())
+                SafetensorsWriter.Write(file, LlamaWeightNames.Expected(config).Select(e => KeyValuePair.Create(e.Name, weights.Load(e.Name).to(options.DType))));
+            output.WriteLine(
+                $"switch benchmark: {config.ParameterCount / 1e6:F1}M parameters ({new FileInfo(file).Length / 1e6:F0} MB {options.DType} safetensors), " +
+                $"{pool}, median of {options.Repeats}, TorchSharp {torch.__version__}");
+            output.WriteLine("cold = read every shard from the safetensors file (just written, so served from the page cache: a lower bound on a real disk reload)");
+            output.WriteLine("hot  = copy every shard from devices that hold it while the old replicas are still alive");
+            output.WriteLine();
+
+            var results = Changes.Select(c => Measure(c, config, pool, file, options)).ToList();
+            output.WriteLine($"{"change",-28} {"MB",8} {"hot ms",9} {"cold ms",9} {"cold/hot",9} {"hot MB from storage",20}");
+            foreach (var r in results)
+                output.WriteLine($"{r.Change,-28} {r.Bytes / 1e6,8:F1} {r.HotMilliseconds,9:F1} {r.ColdMilliseconds,9:F1} {r.Ratio,8:F1}x {r.HotBytesFromStorage / 1e6,20:F1}");
+            return 0;
+        }
+        finally
+        {
+            if (ownDirectory) Directory.Delete(directory, recursive: true);
+            else File.Delete(file);
+        }
+    }
+
+    private static Result Measure(Change change, LlamaConfig config, DevicePool pool, string file, SwitchBenchmarkOptions options)
+    {
+        var hot = new List<double>();
+        var cold = new List<double>();
+        long bytes = 0, hotFromStorage = 0;
+        for (int i = 0; i < options.Repeats; i++)
+        {
+            // The old deployment, built once per repeat from the file (not timed).
+            var before = Build(change.Before, config, pool, file, options.DType, copyFromPeers: false, out _);
+            try
+            {
+                var after = Build(change.After, config, pool, file, options.DType, copyFromPeers: true, out var hotReports);
+                Dispose(after);
+                hot.Add(hotReports.Sum(r => r.Elapsed.TotalMilliseconds));
+                hotFromStorage = hotReports.Sum(r => r.BytesFromStorage);
+                bytes = hotReports.Sum(r => r.TotalBytes);
+            }
+            finally
+            {
+                Dispose(before);
+            }
+            // Cold: nothing on the devices; the clock covers opening the file too.
+            var clock = Stopwatch.StartNew();
+            var coldAfter = Build(change.After, config, pool, file, options.DType, copyFromPeers: false, out _);
+            cold.Add(clock.Elapsed.TotalMilliseconds);
+            Dispose(coldAfter);
+        }
+        return new Result(change.Name, bytes, Median(hot), Median(cold), hotFromStorage);
+    }
+
+    private static List<ParallelLlama> Build(
+        (int Tp, int Pp, int[] Devices)[] replicas, LlamaConfig config, DevicePool pool, string file, ScalarType dtype, bool copyFromPeers, out List<TransferReport> reports)
+    {
+        var built = new List<ParallelLlama>();
+        reports = [];
+        using var source = SafetensorsWeightSource.OpenDirectory(Path.GetDirectoryName(file)!);
+        try
+        {
+            foreach (var (tp, pp, devices) in replicas)
+            {
+                var replica = ParallelLlama.Create(config, devices.Select(d => pool.Devices[d]).ToArray(), tp, pp, source, dtype,
+                    new ParallelLlamaOptions { CopyFromPeers = copyFromPeers });
+                built.Add(replica);
+                reports.Add(replica.BuildReport);
+            }
+            return built;
+        }
+        catch
+        {
+            Dispose(built);
+            throw;
+        }
+    }
+
+    private static void Dispose(List<ParallelLlama> replicas)
+    {
+        foreach (var r in replicas) r.Dispose();
+    }
+
+    private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
+}
