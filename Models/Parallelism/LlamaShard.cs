@@ -28,46 +28,37 @@ internal sealed class LlamaShard : IDisposable
     private readonly double normEps;
     private readonly int vocabSize;
 
-    /// <param name="take">returns a new tensor of the slice, on <paramref name="device"/> in <paramref name="dtype"/>, contiguous; the shard owns it.</param>
-    public LlamaShard(ParallelLayout layout, int index, PoolDevice device, ScalarType dtype, Func<WeightSlice, Tensor> take)
+    /// <param name="groups">the storage of each of <see cref="Groups"/>, on <paramref name="device"/> in <paramref name="dtype"/>, contiguous, filled; the shard owns them.</param>
+    public LlamaShard(ParallelLayout layout, int index, PoolDevice device, ScalarType dtype, IReadOnlyList<(WeightSlice[] Parts, Tensor Storage)> groups)
     {
         Spec = layout.Shards[index];
         Device = device;
         var c = layout.Config;
         normEps = c.NormEps;
         vocabSize = c.VocabSize;
-        var wanted = layout.SlicesOf(index);
         var byName = new Dictionary<string, WeightSlice>(StringComparer.Ordinal);
-        foreach (var slice in wanted)
+        var storageOf = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (parts, storage) in groups)
         {
-            var t = take(slice);
-            var expected = layout.ShapeOf(slice);
-            if (!t.shape.SequenceEqual(expected) || t.dtype != dtype || !Collectives.SameDevice(t.device, device.Torch))
+            var expected = GroupShape(layout, parts);
+            if (!storage.shape.SequenceEqual(expected) || storage.dtype != dtype || !Collectives.SameDevice(storage.device, device.Torch) || !storage.is_contiguous())
                 throw new InvalidOperationException(
-                    $"shard {index} on {device.Id}: {slice} arrived as [{string.Join(", ", t.shape)}] {t.dtype} on {t.device}, expected [{string.Join(", ", expected)}] {dtype} on {device.Torch}");
-            slices[slice] = t;
-            owned.Add(t);
-            byName[slice.Name] = slice;
+                    $"shard {index} on {device.Id}: {string.Join(" + ", parts.Select(p => p.ToString()))} arrived as [{string.Join(", ", storage.shape)}] {storage.dtype} on {storage.device}, " +
+                    $"expected contiguous [{string.Join(", ", expected)}] {dtype} on {device.Torch}");
+            owned.Add(storage);
+            long row = 0;
+            foreach (var part in parts)
+            {
+                long rows = layout.ShapeOf(part)[0];
+                slices[part] = parts.Length == 1 ? storage : storage.narrow(0, row, rows).DetachFromDisposeScope();
+                byName[part.Name] = part;
+                storageOf[part.Name] = storage;
+                row += rows;
+            }
         }
 
         Tensor Named(string name) => slices[byName[name]];
-        Tensor Fused(params string[] names)
-        {
-            var parts = names.Select(n => byName[n]).ToArray();
-            var fused = cat(parts.Select(p => slices[p]).ToArray(), 0).DetachFromDisposeScope();
-            owned.Add(fused);
-            long row = 0;
-            foreach (var p in parts)
-            {
-                var piece = slices[p];
-                owned.Remove(piece);
-                long rows = piece.shape[0];
-                piece.Dispose();
-                slices[p] = fused.narrow(0, row, rows).DetachFromDisposeScope();
-                row += rows;
-            }
-            return fused;
-        }
+        Tensor Fused(string first) => storageOf[first];
 
         if (Spec.HasEmbedding) embedding = Named(LlamaWeightNames.Embedding);
         layers = new Layer[Spec.Layers.Count];
@@ -76,10 +67,10 @@ internal sealed class LlamaShard : IDisposable
             int l = Spec.Layers.Start + i;
             layers[i] = new Layer(
                 Named(LlamaWeightNames.AttentionNorm(l)),
-                Fused(LlamaWeightNames.Query(l), LlamaWeightNames.Key(l), LlamaWeightNames.Value(l)),
+                Fused(LlamaWeightNames.Query(l)),
                 Named(LlamaWeightNames.Output(l)),
                 Named(LlamaWeightNames.FfnNorm(l)),
-                Fused(LlamaWeightNames.Gate(l), LlamaWeightNames.Up(l)),
+                Fused(LlamaWeightNames.Gate(l)),
                 Named(LlamaWeightNames.Down(l)));
         }
         if (Spec.HasHead)
@@ -90,6 +81,33 @@ internal sealed class LlamaShard : IDisposable
         rotary = new RotaryEmbedding(c.EffectiveHeadDim, c.MaxSeqLen, c.RopeTheta, device.Torch, dtype);
         attentionScale = 1.0f / MathF.Sqrt(c.EffectiveHeadDim);
         HeadDim = c.EffectiveHeadDim;
+    }
+
+    /// <summary>
+    /// How shard <paramref name="index"/> stores its slices: q/k/v of a layer fused along rows (one
+    /// matmul), gate/up likewise, every other slice alone. A loader fills each group's storage once.
+    /// </summary>
+    public static IReadOnlyList<WeightSlice[]> Groups(ParallelLayout layout, int index)
+    {
+        var slices = layout.SlicesOf(index);
+        var byName = slices.ToDictionary(s => s.Name, StringComparer.Ordinal);
+        var fused = new List<WeightSlice[]>();
+        var spec = layout.Shards[index];
+        for (int l = spec.Layers.Start; l < spec.Layers.End; l++)
+        {
+            fused.Add([byName[LlamaWeightNames.Query(l)], byName[LlamaWeightNames.Key(l)], byName[LlamaWeightNames.Value(l)]]);
+            fused.Add([byName[LlamaWeightNames.Gate(l)], byName[LlamaWeightNames.Up(l)]]);
+        }
+        var inFused = fused.SelectMany(g => g).ToHashSet();
+        return [.. slices.Where(s => !inFused.Contains(s)).Select(s => new[] { s }), .. fused];
+    }
+
+    /// <summary>Shape of a group's storage: its parts stacked along rows.</summary>
+    public static long[] GroupShape(ParallelLayout layout, WeightSlice[] parts)
+    {
+        var shape = (long[])layout.ShapeOf(parts[0]).Clone();
+        shape[0] = parts.Sum(p => layout.ShapeOf(p)[0]);
+        return shape;
     }
 
     public ShardSpec Spec { get; }

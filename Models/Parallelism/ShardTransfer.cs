@@ -6,11 +6,12 @@ using static TorchSharp.torch;
 namespace OServe.Models.Parallelism;
 
 /// <summary>
-/// Fetches the weight slices of a new replica's shards. Each slice is assembled from the pool's
-/// current holdings of the same weight (intervals along its split axis): first from the target
-/// device itself, then devices of the same node, then any other, each piece copied device to
-/// device (tensor.to(device); a tensor copy between logical CPU devices). Ranges no device holds
-/// are read from the weight source, each tensor at most once per build.
+/// Fills a new replica's shards. The shards' storage is allocated first; each slice is then
+/// assembled in place from the pool's current holdings of the same weight (intervals along its
+/// split axis): first from the target device itself, then devices of the same node, then any
+/// other, each piece one copy_ device to device (peer-to-peer between CUDA devices, a memory copy
+/// between logical CPU devices). Ranges no device holds are read from the weight source, each
+/// tensor at most once per build, converted to the model dtype by the same copy.
 /// </summary>
 internal static class ShardTransfer
 {
@@ -20,13 +21,31 @@ internal static class ShardTransfer
         var clock = Stopwatch.StartNew();
         long sameDevice = 0, peers = 0, storage = 0;
         int copies = 0;
-        var fetched = new Dictionary<(int Shard, WeightSlice Slice), Tensor>();
         var shards = new List<LlamaShard>();
+        // The new replica's storage, allocated up front; every byte is then copied into place exactly once.
+        var groups = new List<(WeightSlice[] Parts, Tensor Storage)>[layout.NumShards];
+        var destinations = new Dictionary<(int Shard, WeightSlice Slice), Tensor>();
         try
         {
+            for (int i = 0; i < layout.NumShards; i++)
+            {
+                groups[i] = [];
+                foreach (var parts in LlamaShard.Groups(layout, i))
+                {
+                    var buffer = empty(LlamaShard.GroupShape(layout, parts), dtype, devices[i].Torch).DetachFromDisposeScope();
+                    groups[i].Add((parts, buffer));
+                    long row = 0;
+                    foreach (var part in parts)
+                    {
+                        long rows = layout.ShapeOf(part)[0];
+                        destinations[(i, part)] = parts.Length == 1 ? buffer.alias() : buffer.narrow(0, row, rows);
+                        row += rows;
+                    }
+                }
+            }
+
             // By name across shards, so a tensor read from storage serves every shard that needs part of it.
-            var needs = layout.Shards.SelectMany(s => layout.SlicesOf(s.Index).Select(slice => (Shard: s.Index, Slice: slice))).GroupBy(n => n.Slice.Name);
-            foreach (var group in needs)
+            foreach (var group in destinations.Keys.GroupBy(k => k.Slice.Name))
             {
                 Tensor? full = null;
                 try
@@ -34,35 +53,36 @@ internal static class ShardTransfer
                     foreach (var (shard, slice) in group)
                     {
                         var target = devices[shard];
-                        var pieces = new List<Tensor>();
+                        var destination = destinations[(shard, slice)];
                         long position = slice.Start;
                         while (position < slice.End)
                         {
                             var peer = copyFromPeers ? BestHolder(target, slice, position) : null;
+                            long end;
+                            Tensor from;
                             if (peer is { } p)
                             {
-                                long end = Math.Min(p.Holding.Slice.End, slice.End);
-                                var view = p.Holding.Tensor.narrow(slice.Axis, position - p.Holding.Slice.Start, end - position);
-                                var piece = CopyTo(view, target, dtype);
-                                if (ReferenceEquals(p.Device, target)) sameDevice += Bytes(piece); else peers += Bytes(piece);
-                                pieces.Add(piece);
-                                position = end;
+                                end = Math.Min(p.Holding.Slice.End, slice.End);
+                                from = p.Holding.Tensor.narrow(slice.Axis, position - p.Holding.Slice.Start, end - position);
                             }
                             else
                             {
                                 // Up to the next range some device holds (or the end of the slice).
-                                long end = copyFromPeers ? NextHeldStart(target, slice, position) : slice.End;
+                                end = copyFromPeers ? NextHeldStart(target, slice, position) : slice.End;
                                 full ??= LoadChecked(source, layout, slice.Name);
-                                var piece = CopyTo(full.narrow(slice.Axis, position, end - position), target, dtype);
-                                storage += Bytes(piece);
-                                pieces.Add(piece);
-                                position = end;
+                                from = full.narrow(slice.Axis, position, end - position);
                             }
+                            var into = destination.narrow(slice.Axis, position - slice.Start, end - position);
+                            into.copy_(from);
+                            long bytes = into.NumberOfElements * into.ElementSize;
+                            if (peer is null) storage += bytes;
+                            else if (ReferenceEquals(peer.Value.Device, target)) sameDevice += bytes;
+                            else peers += bytes;
+                            into.Dispose();
+                            from.Dispose();
                             copies++;
+                            position = end;
                         }
-                        var whole = pieces.Count == 1 ? pieces[0] : cat(pieces.ToArray(), slice.Axis).contiguous();
-                        if (pieces.Count > 1) foreach (var p in pieces) p.Dispose();
-                        fetched[(shard, slice)] = whole.DetachFromDisposeScope();
                     }
                 }
                 finally
@@ -73,19 +93,21 @@ internal static class ShardTransfer
 
             for (int i = 0; i < layout.NumShards; i++)
             {
-                int index = i;
-                shards.Add(new LlamaShard(layout, index, devices[index], dtype, slice => fetched.Remove((index, slice), out var t)
-                    ? t
-                    : throw new InvalidOperationException($"shard {index}: slice {slice} was not fetched")));
+                shards.Add(new LlamaShard(layout, i, devices[i], dtype, groups[i]));
+                groups[i] = [];
             }
             if (devices.Any(d => !d.IsLogical)) torch.cuda.synchronize();
             return (shards.ToArray(), new TransferReport(sameDevice, peers, storage, copies, clock.Elapsed));
         }
         catch
         {
-            foreach (var t in fetched.Values) t.Dispose();
+            foreach (var g in groups) if (g is not null) foreach (var (_, t) in g) t.Dispose();
             foreach (var s in shards) s.Dispose();
             throw;
+        }
+        finally
+        {
+            foreach (var d in destinations.Values) d.Dispose();
         }
     }
 
@@ -120,15 +142,4 @@ internal static class ShardTransfer
         return starts.Length == 0 ? wanted.End : starts.Min();
     }
 
-    /// <summary>A new contiguous tensor on the target device with the view's values (never an alias of the source's storage).</summary>
-    private static Tensor CopyTo(Tensor view, PoolDevice target, ScalarType dtype)
-    {
-        var copy = view.to(dtype, target.Torch, copy: true);
-        if (copy.is_contiguous()) return copy;
-        var contiguous = copy.contiguous();
-        copy.Dispose();
-        return contiguous;
-    }
-
-    private static long Bytes(Tensor t) => t.NumberOfElements * t.ElementSize;
 }
