@@ -64,6 +64,7 @@ public sealed class ParallelLlama : IPagedLanguageModel
         if (devices.Distinct().Count() != devices.Count)
             throw new ArgumentException($"a replica's devices must be distinct: {string.Join(", ", devices.Select(d => d.Id))}", nameof(devices));
 
+        if (devices.Any(d => d.IsLogical)) NativeMemoryTuning.Apply();
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var (shards, report) = ShardTransfer.Load(layout, devices, dtype, source, options.CopyFromPeers);

@@ -83,42 +83,43 @@ public static class SwitchBenchmark
         }
     }
 
+    private enum Mode { Hot, Cache, Disk }
+
+    /// <summary>
+    /// Every repeat rebuilds the old deployment from the file (untimed), then builds the new one
+    /// hot, from the page cache and from disk while the old one is alive, as during a live switch,
+    /// so all three start from the same memory state; the order flips each repeat so none always
+    /// gets the pages the previous one freed.
+    /// </summary>
     private static Result Measure(Change change, LlamaConfig config, DevicePool pool, string file, SwitchBenchmarkOptions options)
     {
-        var hot = new List<double>();
-        var cold = new List<double>();
-        var disk = new List<double>();
+        var times = new Dictionary<Mode, List<double>> { [Mode.Hot] = [], [Mode.Cache] = [], [Mode.Disk] = [] };
         long bytes = 0, hotFromStorage = 0;
         for (int i = 0; i < options.Repeats; i++)
         {
-            // The old deployment, built once per repeat from the file (not timed).
             var before = Build(change.Before, config, pool, file, options.DType, copyFromPeers: false, out _);
             try
             {
-                var after = Build(change.After, config, pool, file, options.DType, copyFromPeers: true, out var hotReports);
-                Dispose(after);
-                hot.Add(hotReports.Sum(r => r.Elapsed.TotalMilliseconds));
-                hotFromStorage = hotReports.Sum(r => r.BytesFromStorage);
-                bytes = hotReports.Sum(r => r.TotalBytes);
+                Mode[] order = i % 2 == 0 ? [Mode.Hot, Mode.Cache, Mode.Disk] : [Mode.Disk, Mode.Cache, Mode.Hot];
+                foreach (var mode in order)
+                {
+                    if (mode == Mode.Disk && !PageCache.TryEvict(file)) continue;
+                    var clock = Stopwatch.StartNew();
+                    var after = Build(change.After, config, pool, file, options.DType, copyFromPeers: mode == Mode.Hot, out var reports);
+                    times[mode].Add(clock.Elapsed.TotalMilliseconds);
+                    Dispose(after);
+                    if (mode != Mode.Hot) continue;
+                    hotFromStorage = reports.Sum(r => r.BytesFromStorage);
+                    bytes = reports.Sum(r => r.TotalBytes);
+                }
             }
             finally
             {
                 Dispose(before);
             }
-            // Cold: nothing on the devices; the clock covers opening the file too.
-            cold.Add(TimeColdBuild(change, config, pool, file, options.DType));
-            if (PageCache.TryEvict(file)) disk.Add(TimeColdBuild(change, config, pool, file, options.DType));
         }
-        return new Result(change.Name, bytes, Median(hot), Median(cold), disk.Count == 0 ? null : Median(disk), hotFromStorage);
-    }
-
-    private static double TimeColdBuild(Change change, LlamaConfig config, DevicePool pool, string file, ScalarType dtype)
-    {
-        var clock = Stopwatch.StartNew();
-        var built = Build(change.After, config, pool, file, dtype, copyFromPeers: false, out _);
-        double ms = clock.Elapsed.TotalMilliseconds;
-        Dispose(built);
-        return ms;
+        var disk = times[Mode.Disk];
+        return new Result(change.Name, bytes, Median(times[Mode.Hot]), Median(times[Mode.Cache]), disk.Count == 0 ? null : Median(disk), hotFromStorage);
     }
 
     private static List<ParallelLlama> Build(
