@@ -1,0 +1,33 @@
+using OServe.Models.Kv;
+using OServe.Models.Llama;
+using static TorchSharp.torch;
+
+namespace OServe.Models.Parallelism;
+
+/// <summary>
+/// What an executor needs of a model replica, single-device (<see cref="SingleDeviceLlama"/>) or
+/// spread over devices (<see cref="ParallelLlama"/>): a KV cache laid out to match the replica,
+/// and one batched forward step over it.
+/// </summary>
+public interface IPagedLanguageModel : IDisposable
+{
+    LlamaConfig Config { get; }
+
+    ScalarType DType { get; }
+
+    /// <summary>Device the logits come back on.</summary>
+    Device OutputDevice { get; }
+
+    /// <summary>
+    /// A cache of <paramref name="numBlocks"/> blocks on every device of the replica (each device
+    /// holding its layers and KV heads). Block ids are shared: one block table addresses the same
+    /// block on every device.
+    /// </summary>
+    ReplicaKvCache CreateKvCache(int numBlocks, int blockSize);
+
+    /// <summary>
+    /// One step, as <see cref="LlamaModel.Forward"/>: writes the chunks' K/V into the cache and
+    /// returns float32 logits [batch.Count, vocab] for the last token of each chunk.
+    /// </summary>
+    Tensor Forward(IReadOnlyList<SequenceChunk> batch, ReplicaKvCache cache);
+}

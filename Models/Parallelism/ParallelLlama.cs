@@ -1,0 +1,198 @@
+using OServe.Models.Kv;
+using OServe.Models.Llama;
+using OServe.Models.Loading;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace OServe.Models.Parallelism;
+
+public sealed record ParallelLlamaOptions
+{
+    /// <summary>
+    /// Run the ranks of a stage on worker threads. Default (null): on when the ranks sit on
+    /// distinct CUDA devices; off for logical CPU devices, which share the host's cores with
+    /// libtorch's own intra-op threads, so extra threads only oversubscribe them.
+    /// </summary>
+    public bool? ConcurrentShards { get; init; }
+
+    /// <summary>Take slices from devices that already hold them (same device, then same node, then others) before reading <c>source</c>.</summary>
+    public bool CopyFromPeers { get; init; } = true;
+}
+
+/// <summary>
+/// A Llama replica split over tp x pp pool devices (stage-major: devices[s*tp .. (s+1)*tp) form
+/// stage s); see <see cref="ParallelLayout"/> for what each device holds. Per layer each rank
+/// computes its heads' attention and its MLP columns, and the stage sums the ranks' partial
+/// outputs (the all-reduce) before the residual add; between stages the activations move to the
+/// next stage's devices. The result equals the single-device model up to float rounding.
+/// </summary>
+public sealed class ParallelLlama : IPagedLanguageModel
+{
+    private readonly LlamaShard[] shards;
+    private readonly LlamaConfig stepConfig;
+    private readonly bool concurrent;
+
+    private ParallelLlama(ParallelLayout layout, IReadOnlyList<PoolDevice> devices, ScalarType dtype, LlamaShard[] shards, TransferReport report, bool concurrent)
+    {
+        Layout = layout;
+        Devices = devices.ToArray();
+        DType = dtype;
+        this.shards = shards;
+        this.concurrent = concurrent;
+        BuildReport = report;
+        // StepPlan sees one shard's cache: its layers and its KV heads (every shard has as many).
+        stepConfig = Config with { NumLayers = layout.Shards[0].Layers.Count, NumKvHeads = layout.LocalKvHeads };
+        foreach (var shard in shards)
+            foreach (var (slice, tensor) in shard.Slices) shard.Device.Hold(slice, tensor, this);
+    }
+
+    /// <summary>
+    /// Builds a replica on <paramref name="devices"/> (tp x pp of them, stage-major). Each slice is
+    /// copied from a device of the pool that already holds it when <see cref="ParallelLlamaOptions.CopyFromPeers"/>,
+    /// else read from <paramref name="source"/>; <see cref="BuildReport"/> says which and how long it took.
+    /// </summary>
+    public static ParallelLlama Create(
+        LlamaConfig config, IReadOnlyList<PoolDevice> devices, int tp, int pp, IWeightSource source, ScalarType dtype, ParallelLlamaOptions? options = null)
+    {
+        options ??= new ParallelLlamaOptions();
+        config.Validate(source.Origin);
+        if (dtype is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16))
+            throw new ArgumentException($"model dtype must be Float32, BFloat16 or Float16, got {dtype}", nameof(dtype));
+        var layout = ParallelLayout.Create(config, tp, pp);
+        if (devices.Count != layout.NumShards)
+            throw new ArgumentException($"tp={tp} x pp={pp} needs {layout.NumShards} devices, got {devices.Count}", nameof(devices));
+        if (devices.Distinct().Count() != devices.Count)
+            throw new ArgumentException($"a replica's devices must be distinct: {string.Join(", ", devices.Select(d => d.Id))}", nameof(devices));
+
+        if (devices.Any(d => d.IsLogical)) NativeMemoryTuning.Apply();
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var (shards, report) = ShardTransfer.Load(layout, devices, dtype, source, options.CopyFromPeers);
+        bool distinctCuda = devices.All(d => !d.IsLogical) && devices.Select(d => d.Torch.index).Distinct().Count() == devices.Count;
+        return new ParallelLlama(layout, devices, dtype, shards, report, options.ConcurrentShards ?? (distinctCuda && tp > 1));
+    }
+
+    /// <summary>Shards an existing single-device model's weights over <paramref name="devices"/>.</summary>
+    public static ParallelLlama FromModel(LlamaModel model, IReadOnlyList<PoolDevice> devices, int tp, int pp, ParallelLlamaOptions? options = null) =>
+        Create(model.Config, devices, tp, pp, new ModelWeightSource(model), model.DType, options);
+
+    public ParallelLayout Layout { get; }
+    public LlamaConfig Config => Layout.Config;
+    public ScalarType DType { get; }
+    public IReadOnlyList<PoolDevice> Devices { get; }
+    public Device OutputDevice => Devices[Devices.Count - Layout.Tp].Torch;
+
+    /// <summary>Where this replica's weights came from (peers or storage), bytes and wall time.</summary>
+    public TransferReport BuildReport { get; }
+
+    /// <summary>The weight slices device <paramref name="shardIndex"/> holds, by canonical name and range (fused weights as views).</summary>
+    public IReadOnlyDictionary<WeightSlice, Tensor> ExportShard(int shardIndex) => shards[shardIndex].Slices;
+
+    /// <summary>Bytes of weights on each device, in device order.</summary>
+    public IReadOnlyList<long> ShardBytes => shards.Select(s => s.Bytes).ToArray();
+
+    public ReplicaKvCache CreateKvCache(int numBlocks, int blockSize) =>
+        new(Config, shards.Select(s => new ReplicaKvCache.Shard(
+            new PagedKvCache(Config with { NumLayers = s.Spec.Layers.Count, NumKvHeads = s.Spec.KvHeads.Count }, numBlocks, blockSize, s.Device.Torch, DType),
+            s.Spec.Layers, s.Spec.KvHeads, s.Device.Torch)));
+
+    public Tensor Forward(IReadOnlyList<SequenceChunk> batch, ReplicaKvCache cache)
+    {
+        CheckCache(cache);
+        var plan = StepPlan.Build(batch, cache.Shards[0].Cache, stepConfig);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var inputs = StepInputsPerShard(plan);
+
+        int tp = Layout.Tp;
+        var xs = RunStage(0, scope, s => s.EmbedPartial(inputs[s.Spec.Index].Tensors.Tokens));
+        xs = Collectives.AllReduceSum(xs, StageDevices(0));
+        for (int stage = 0; stage < Layout.Pp; stage++)
+        {
+            if (stage > 0)
+            {
+                // Pipeline hand-off: the previous stage's activations go to each device of this one.
+                var handed = xs[0];
+                xs = StageDevices(stage).Select(d => Collectives.SameDevice(handed.device, d) ? handed : handed.to(d)).ToArray();
+            }
+            var layers = Layout.Shard(stage, 0).Layers;
+            for (int l = layers.Start; l < layers.End; l++)
+            {
+                // Per-layer scope: a long prefill must not keep every layer's activations alive.
+                using var layerScope = NewDisposeScope();
+                var current = xs;
+                var attention = RunStage(stage, layerScope, s =>
+                    s.AttentionPartial(l, current[s.Spec.Rank], inputs[s.Spec.Index], cache.Shards[s.Spec.Index].Cache));
+                var attentionSum = Collectives.AllReduceSum(attention, StageDevices(stage));
+                var hs = Enumerable.Range(0, tp).Select(r => current[r].add(attentionSum[r])).ToArray();
+                var mlp = RunStage(stage, layerScope, s => s.MlpPartial(l, hs[s.Spec.Rank]));
+                var mlpSum = Collectives.AllReduceSum(mlp, StageDevices(stage));
+                xs = Enumerable.Range(0, tp).Select(r => hs[r].add_(mlpSum[r]).MoveToOuterDisposeScope()).ToArray();
+            }
+        }
+        int last = Layout.Pp - 1;
+        var final = xs;
+        var parts = RunStage(last, scope, s => s.HeadPartial(final[s.Spec.Rank].index_select(0, inputs[s.Spec.Index].Tensors.LastTokenRows)));
+        var logits = Collectives.Gather(parts, 1, OutputDevice).to(ScalarType.Float32);
+        return logits.MoveToOuterDisposeScope();
+    }
+
+    private void CheckCache(ReplicaKvCache cache)
+    {
+        if (cache.Shards.Count != shards.Length)
+            throw new ArgumentException($"the KV cache has {cache.Shards.Count} shards, this {Layout} replica has {shards.Length} devices", nameof(cache));
+        for (int i = 0; i < shards.Length; i++)
+        {
+            var c = cache.Shards[i];
+            var s = shards[i].Spec;
+            if (c.Layers != s.Layers || c.KvHeads != s.KvHeads || !Collectives.SameDevice(c.Device, shards[i].Device.Torch))
+                throw new ArgumentException(
+                    $"KV cache shard {i} holds layers {c.Layers}, kv heads {c.KvHeads} on {c.Device}; this replica's device {i} needs layers {s.Layers}, kv heads {s.KvHeads} on {shards[i].Device.Torch}",
+                    nameof(cache));
+        }
+    }
+
+    /// <summary>Index tensors and rotary rows per shard; built once per distinct torch device.</summary>
+    private StepInputs[] StepInputsPerShard(StepPlan plan)
+    {
+        var byDevice = new Dictionary<(DeviceType, int), StepInputs>();
+        return shards.Select(s =>
+        {
+            var key = (s.Device.Torch.type, (int)s.Device.Torch.index);
+            if (!byDevice.TryGetValue(key, out var inputs))
+            {
+                var t = plan.ToTensors(s.Device.Torch);
+                var (cos, sin) = s.Rotary(t.Positions);
+                byDevice[key] = inputs = new StepInputs(plan, t, cos, sin);
+            }
+            return inputs;
+        }).ToArray();
+    }
+
+    private Device[] StageDevices(int stage) => Enumerable.Range(0, Layout.Tp).Select(r => shards[stage * Layout.Tp + r].Device.Torch).ToArray();
+
+    /// <summary>Runs <paramref name="work"/> on each rank of a stage; results are owned by <paramref name="owner"/>.</summary>
+    private Tensor[] RunStage(int stage, DisposeScope owner, Func<LlamaShard, Tensor> work)
+    {
+        var ranks = shards.AsSpan(stage * Layout.Tp, Layout.Tp).ToArray();
+        if (!concurrent || ranks.Length == 1) return ranks.Select(work).ToArray();
+        var results = new Tensor[ranks.Length];
+        // Grad mode and dispose scopes are per thread: each worker sets its own and hands its result back detached.
+        Parallel.For(0, ranks.Length, r =>
+        {
+            using var noGrad = no_grad();
+            using var workerScope = NewDisposeScope();
+            results[r] = work(ranks[r]).DetachFromDisposeScope();
+        });
+        foreach (var t in results) owner.Attach(t);
+        return results;
+    }
+
+    public void Dispose()
+    {
+        foreach (var d in Devices) d.Release(this);
+        foreach (var s in shards) s.Dispose();
+    }
+
+    public override string ToString() => $"Llama {Layout} on {string.Join(", ", Devices.Select(d => d.Id))}";
+}

@@ -1,0 +1,60 @@
+using OServe.Models.Kv;
+using OServe.Models.Llama;
+using static TorchSharp.torch;
+
+namespace OServe.Models.Parallelism;
+
+/// <summary>
+/// A replica's paged KV cache: one <see cref="PagedKvCache"/> per device, each holding the layers
+/// and KV heads of that device's shard, all with the same number of blocks and block size so a
+/// sequence's single block table addresses all of them. Position p of a sequence lives in the
+/// same slot of every shard.
+/// </summary>
+public sealed class ReplicaKvCache : IDisposable
+{
+    /// <summary>One device's slice: layers [Layers) and KV heads [KvHeads) of the model.</summary>
+    public sealed record Shard(PagedKvCache Cache, IndexRange Layers, IndexRange KvHeads, Device Device);
+
+    private readonly Shard[] shards;
+    private readonly bool ownsCaches;
+
+    internal ReplicaKvCache(LlamaConfig config, IEnumerable<Shard> shards, bool ownsCaches = true)
+    {
+        this.shards = shards.ToArray();
+        this.ownsCaches = ownsCaches;
+        if (this.shards.Length == 0) throw new ArgumentException("a replica cache needs at least one shard", nameof(shards));
+        var first = this.shards[0].Cache;
+        foreach (var s in this.shards)
+        {
+            if (s.Cache.NumBlocks != first.NumBlocks || s.Cache.BlockSize != first.BlockSize)
+                throw new ArgumentException("every shard of a replica cache must have the same number of blocks and block size", nameof(shards));
+            if (s.Cache.NumLayers != s.Layers.Count || s.Cache.NumKvHeads != s.KvHeads.Count || s.Cache.HeadDim != config.EffectiveHeadDim)
+                throw new ArgumentException($"cache shard for layers {s.Layers}, kv heads {s.KvHeads} has the wrong shape", nameof(shards));
+        }
+        NumLayers = config.NumLayers;
+        NumKvHeads = config.NumKvHeads;
+        HeadDim = config.EffectiveHeadDim;
+    }
+
+    /// <summary>Wraps an existing single-device cache (not owned: disposing this leaves it alone).</summary>
+    public static ReplicaKvCache Wrap(LlamaConfig config, PagedKvCache cache) =>
+        new(config, [new Shard(cache, new IndexRange(0, config.NumLayers), new IndexRange(0, config.NumKvHeads), cache.Device)], ownsCaches: false);
+
+    public IReadOnlyList<Shard> Shards => shards;
+    public int NumBlocks => shards[0].Cache.NumBlocks;
+    public int BlockSize => shards[0].Cache.BlockSize;
+    public int NumLayers { get; }
+    public int NumKvHeads { get; }
+    public int HeadDim { get; }
+    public ScalarType DType => shards[0].Cache.DType;
+
+    /// <summary>Bytes of K/V per block on each device, in shard order (the budget a block costs on each).</summary>
+    public IReadOnlyList<long> BytesPerBlockPerShard =>
+        shards.Select(s => 2L * s.Layers.Count * BlockSize * s.KvHeads.Count * HeadDim * PagedKvCache.ElementSize(DType)).ToArray();
+
+    public void Dispose()
+    {
+        if (!ownsCaches) return;
+        foreach (var s in shards) s.Cache.Dispose();
+    }
+}
