@@ -105,10 +105,11 @@ public sealed class AsyncEngineTests
     [Fact]
     public async Task Leaving_the_enumeration_early_aborts_the_request()
     {
-        await using var engine = Build(new SlowRunner());
+        // 250 steps of 20 ms: far longer than the abort takes to arrive, even on a loaded machine.
+        await using var engine = Build(new SlowRunner(stepMilliseconds: 20));
         var finished = new TaskCompletionSource<RequestMetrics>();
         engine.RequestFinished += m => finished.TrySetResult(m);
-        await foreach (var _ in engine.GenerateAsync(Request("a", 4, 200), CancellationToken.None))
+        await foreach (var _ in engine.GenerateAsync(Request("a", 4, 250), CancellationToken.None))
             break;
         var metrics = await finished.Task.WaitAsync(Timeout);
         Assert.Equal(FinishReason.Abort, metrics.FinishReason);
@@ -174,12 +175,12 @@ public sealed class AsyncEngineTests
     }
 
     /// <summary>A millisecond per step: long requests stay in flight long enough to cancel.</summary>
-    private sealed class SlowRunner : FakeModelRunner
+    private sealed class SlowRunner(int stepMilliseconds = 1) : FakeModelRunner
     {
         public override void Execute(SchedulerOutput output, Span<int> sampledTokens)
         {
             if (!output.IsEmpty)
-                Thread.Sleep(1);
+                Thread.Sleep(stepMilliseconds);
             base.Execute(output, sampledTokens);
         }
     }
