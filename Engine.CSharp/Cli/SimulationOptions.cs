@@ -2,6 +2,7 @@ using System.CommandLine;
 using OServe.Contracts;
 using OServe.Contracts.Yaml;
 using OServe.Engine.Simulation;
+using OServe.Planner.CostModel;
 
 namespace OServe.Engine.Cli;
 
@@ -12,6 +13,11 @@ public sealed class SimulationOptions
     private readonly Option<double> _rateScale = new("--rate-scale") { Description = "Multiply the arrival rate (2 = twice as many requests per second)", DefaultValueFactory = _ => 1.0 };
     private readonly Option<double?> _duration = new("--duration") { Description = "Use only the first SECONDS of the trace" };
     private readonly Option<string?> _output = new("--output") { Description = "Directory for JSON results and PNG plots" };
+    private readonly Option<string> _service = new("--service")
+    {
+        Description = "Where the planners get each config's rate and latency per request type: 'simulated' (one replica simulated at a few loads, cached) or 'analytic' (the planner's closed-form steady state)",
+        DefaultValueFactory = _ => "simulated",
+    };
 
     public static SimulationOptions Create() => new();
 
@@ -21,7 +27,16 @@ public sealed class SimulationOptions
         command.Options.Add(_rateScale);
         command.Options.Add(_duration);
         command.Options.Add(_output);
+        command.Options.Add(_service);
     }
+
+    /// <summary>The planners' service model: a fresh simulated one (its cache lives as long as the command), or null for analytic.</summary>
+    public IServiceModel? ServiceModel(ParseResult parse, CostCoefficients k) => parse.GetValue(_service) switch
+    {
+        "simulated" => new SimulatedServiceModel(k),
+        "analytic" => null,
+        var other => throw new CliUsageException($"--service: '{other}' is not 'simulated' or 'analytic'"),
+    };
 
     public string? OutputDir(ParseResult parse) => parse.GetValue(_output);
 

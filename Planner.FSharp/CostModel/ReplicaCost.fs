@@ -129,3 +129,21 @@ module ReplicaCost =
             let tpot = if stall >= 1.0 then infinity else decodeCycleSec k m links c running context / (1.0 - stall)
             let ttft = (if rho >= 1.0 then infinity else prefill1 / (1.0 - rho)) + decodeCycleSec k m links c running context
             { Rate = rate; BatchSize = batch; TtftSec = ttft; TpotSec = tpot; E2eSec = ttft + max 0.0 (outputTokens - 1.0) * tpot }
+
+/// Where the planner gets the processing rate n_{c,j} and the latency of a config on a type: the
+/// analytic steady state below by default, or a table the engine measured (by simulating one
+/// replica, or from profiles of real runs). Rate is what one replica sustains at saturation;
+/// TtftSec/TpotSec/E2eSec are at `utilization` times that rate. Implementations must be pure
+/// (same inputs, same answer) and thread-safe: the planner calls it for every candidate and type.
+type IServiceModel =
+    abstract Estimate:
+        model: ModelSpec * config: ReplicaConfig * links: Links * memory: ReplicaMemory * inputTokens: float * outputTokens: float * utilization: float ->
+            ServiceEstimate
+
+/// The planner's own closed-form steady state (ReplicaCost.estimate) with the given coefficients.
+type AnalyticServiceModel(coefficients: CostCoefficients) =
+    member _.Coefficients = coefficients
+
+    interface IServiceModel with
+        member _.Estimate(model, config, links, memory, inputTokens, outputTokens, utilization) =
+            ReplicaCost.estimate coefficients model links config memory inputTokens outputTokens utilization

@@ -18,6 +18,8 @@ type PlannerOptions =
       MaxSolveSeconds: float
       NumWorkers: int
       Coefficients: CostCoefficients
+      /// Rates and latencies per (config, type); None: the analytic model with Coefficients.
+      Service: IServiceModel option
       Constraints: PlannerConstraint list
       /// Reload mode: new shards always come from storage (the "reload" baseline).
       ReloadFromStorage: bool
@@ -29,7 +31,7 @@ type PlannerOptions =
     static member Default =
         { Rho = 0.85; MaxPp = 4; RateResolution = 200; Measure = ServedMeasure.Requests; Objective = Lexicographic
           LatencyTolerance = 0.02; MaxSolveSeconds = 2.0; NumWorkers = 2; Coefficients = CostCoefficients.defaults
-          Constraints = []; ReloadFromStorage = false; SwitchLatencyGain = 0.05; MaxSwitchFraction = 0.1 }
+          Service = None; Constraints = []; ReloadFromStorage = false; SwitchLatencyGain = 0.05; MaxSwitchFraction = 0.1 }
 
 type PlanInput =
     { Cluster: ClusterSpec
@@ -144,6 +146,16 @@ module CpSatPlanner =
                 r[c][j] |> Option.iter (fun v -> b.AddTerm(v, p.LoadWeight[c][j]) |> ignore)
             b.AddTerm(x[c], -p.LoadCapacity) |> ignore
             model.AddLinearConstraint(b, low, 0L) |> ignore
+        // No idle configs: a config carries routed load or has no replicas (x_c <= MaxCount * sum_j r_cj).
+        // Without this the "fewest unused GPUs" stage parks replicas that get no traffic on spare
+        // GPUs; with it, spare GPUs go to more replicas of configs that serve, which lowers their
+        // queueing. Fixed counts (evaluating a given deployment) are left as they are.
+        if fixedCounts.IsNone then
+            for c in 0 .. nC - 1 do
+                let b = LinearExpr.NewBuilder().Add(x[c])
+                for j in 0 .. nJ - 1 do
+                    r[c][j] |> Option.iter (fun v -> b.AddTerm(v, -p.MaxCount[c]) |> ignore)
+                model.AddLinearConstraint(b, low, 0L) |> ignore
         let ctx = { Model = model; Problem = p; Cluster = cluster; X = x; R = r }
         let constraintErrors =
             options.Constraints
@@ -249,7 +261,8 @@ module CpSatPlanner =
         let isolate = options.Constraints |> List.collect (fun k -> k.IsolatedNodes) |> Set.ofList
         let groups = PlanningProblem.groups input.Cluster isolate
         let cands, rejected =
-            PlanningProblem.candidates options.Coefficients input.Model input.Cluster groups input.Types options.Rho options.MaxPp
+            let service = options.Service |> Option.defaultWith (fun () -> AnalyticServiceModel(options.Coefficients) :> IServiceModel)
+            PlanningProblem.candidates options.Coefficients service input.Model input.Cluster groups input.Types options.Rho options.MaxPp
         if input.Cluster.Nodes.Length = 0 then Error [ "the cluster has no nodes" ]
         elif cands.Length = 0 then
             Error(sprintf "%s fits no replica configuration on this cluster (tried TP and PP powers of two up to a node and PP %d):" input.Model.Name options.MaxPp

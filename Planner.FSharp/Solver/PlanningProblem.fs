@@ -120,7 +120,8 @@ module PlanningProblem =
 
     /// Every feasible (TP, PP) per group: TP a power of two within a node, PP a power of two up to
     /// maxPp; a replica larger than a node spans whole nodes (CrossNode), only in pooled groups.
-    let candidates (k: CostCoefficients) (model: ModelSpec) (cluster: ClusterSpec) (groups: NodeGroup[])
+    /// Rates and latencies come from `service` (analytic or measured); memory always from `k`.
+    let candidates (k: CostCoefficients) (service: IServiceModel) (model: ModelSpec) (cluster: ClusterSpec) (groups: NodeGroup[])
                    (types: TypeDemand[]) (rho: float) (maxPp: int) : Candidate[] * string list =
         let rejected = Collections.Generic.List<string>()
         let found =
@@ -137,11 +138,9 @@ module PlanningProblem =
                              match ReplicaCost.memory k model config with
                              | Error why -> rejected.Add why
                              | Ok mem ->
-                                 let service =
-                                     types |> Array.map (fun t -> ReplicaCost.estimate k model (links cluster g) config mem t.InputTokens t.OutputTokens rho)
                                  let at (u: float) =
-                                     types |> Array.map (fun t -> ReplicaCost.estimate k model (links cluster g) config mem t.InputTokens t.OutputTokens u)
-                                 yield { Index = 0; Config = config; Group = g.Index; Memory = mem; Service = service; EstimateAt = at } |]
+                                     types |> Array.map (fun t -> service.Estimate(model, config, links cluster g, mem, t.InputTokens, t.OutputTokens, u))
+                                 yield { Index = 0; Config = config; Group = g.Index; Memory = mem; Service = at rho; EstimateAt = at } |]
             |> Array.mapi (fun i c -> { c with Index = i })
         found, List.ofSeq (Seq.distinct rejected)
 
