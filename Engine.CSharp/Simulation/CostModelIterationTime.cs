@@ -64,10 +64,12 @@ public sealed class CostModelIterationTime : IIterationTimeModel
         if (prefillTokens == 0 && numDecodes == 0) return 0;
         int tp = _c.Tp, pp = _c.Pp;
         double peak = _c.Gpu.PeakFlops;
-        // Prefill passes the stages one after another; decodes run as pp micro-batches that overlap.
+        // Prefill passes the stages one after another; decodes run as min(pp, decodes) micro-batches
+        // that overlap (as the planner's decodeCycleSec: one sequence alone gains nothing from PP).
+        double overlap = Math.Max(1, Math.Min(pp, numDecodes));
         double compute = (_paramFlopsPerToken * prefillTokens + _attentionFlopsPerPair * attentionPairs) / (tp * peak * _k.PrefillMfu)
-                       + _paramFlopsPerToken * numDecodes / (tp * pp * peak * _k.DecodeMfu);
-        double kvBytes = decodeContextTokens * _m.KvBytesPerToken / (tp * pp);
+                       + _paramFlopsPerToken * numDecodes / (tp * overlap * peak * _k.DecodeMfu);
+        double kvBytes = decodeContextTokens * _m.KvBytesPerToken / (tp * overlap);
         double memory = (_weightBytesPerTp + kvBytes) / (_c.Gpu.HbmBytesPerSec * _k.DecodeHbmEfficiency);
         double comm;
         if (prefillTokens > 0)

@@ -57,13 +57,15 @@ public sealed class SimulatedServiceModel(CostCoefficients coefficients, int blo
     /// <summary>Measures one curve (exposed for tests and for printing calibration tables).</summary>
     public ServiceCurve Measure(ModelSpec model, ReplicaConfig config, Links links, ReplicaMemory memory, int input, int output)
     {
+        // As the analytic model: a request longer than the whole KV cache cannot be served at all.
+        if (input + output > memory.KvCapacityTokens) return ServiceCurve.Unservable;
         int blocks = (int)Math.Min(int.MaxValue, memory.KvCapacityTokens / blockSize);
         int maxLen = (int)Math.Min(model.MaxContextTokens, (long)blocks * blockSize);
+        // Lengths past the model's context are clipped, as the workload clips trace requests.
         output = Math.Clamp(output, 1, Math.Max(1, maxLen - 1));
         input = Math.Clamp(input, 1, Math.Max(1, maxLen - output));
-        long perRequest = input + output;
-        int batch = (int)Math.Min(Coefficients.MaxNumSeqs, memory.KvCapacityTokens / perRequest);
-        if (batch < 1 || perRequest > maxLen) return ServiceCurve.Unservable;
+        int batch = (int)Math.Min(Coefficients.MaxNumSeqs, memory.KvCapacityTokens / (input + output));
+        if (batch < 1) return ServiceCurve.Unservable;
         var replica = new ReplicaModel(new SchedulerConfig
         {
             MaxNumSeqs = Coefficients.MaxNumSeqs,

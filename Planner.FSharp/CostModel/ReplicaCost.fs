@@ -93,13 +93,16 @@ module ReplicaCost =
         max compute weights + comm + k.IterationOverheadSec
 
     /// Time for every one of `batch` running sequences (mean context `context`) to gain one token.
-    /// With PP the batch runs as Pp micro-batches: each stage streams its weights once per
-    /// micro-batch, so a cycle streams all weights once per stage-set (W / tp) plus the KV.
+    /// With PP the batch runs as min(Pp, batch) micro-batches (a sequence cannot be split): each
+    /// stage streams its weights once per micro-batch, so a cycle streams all weights once per
+    /// stage-set (W / tp); KV reads and FLOPs overlap across stages only as far as there are
+    /// micro-batches to fill them, so one sequence alone gains nothing from PP.
     let decodeCycleSec (k: CostCoefficients) (m: ModelSpec) (links: Links) (c: ReplicaConfig) (batch: float) (context: float) =
         let b = max 1.0 batch
-        let bytes = float m.WeightBytes / float c.Tp + b * context * float m.KvBytesPerToken / float (c.Tp * c.Pp)
+        let overlap = min (float c.Pp) b
+        let bytes = float m.WeightBytes / float c.Tp + b * context * float m.KvBytesPerToken / (float c.Tp * overlap)
         let memory = bytes / (c.Gpu.HbmBytesPerSec * k.DecodeHbmEfficiency)
-        let compute = 2.0 * float m.TotalParams * b / (float (c.Tp * c.Pp) * c.Gpu.PeakFlops * k.DecodeMfu)
+        let compute = 2.0 * float m.TotalParams * b / (float c.Tp * overlap * c.Gpu.PeakFlops * k.DecodeMfu)
         let microBatch = b / float c.Pp
         let activation = microBatch * float m.HiddenSize * float m.DtypeBytes
         let comm = 2.0 * float m.NumLayers * allReduceSec k links c.Tp activation + float c.Pp * float (c.Pp - 1) / float c.Pp * sendSec k links c activation

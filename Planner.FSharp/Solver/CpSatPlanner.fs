@@ -248,13 +248,28 @@ module CpSatPlanner =
                     if not ok2 then finish s1 [ rep1; rep2 ]
                     else
                         let lat = int64 (Math.Round rep2.Objective)
-                        model.AddLinearConstraint(latency, 0L, int64 (Math.Floor(float lat * (1.0 + options.LatencyTolerance)))) |> ignore
-                        hint s2
-                        // Switch cost first, then unused GPUs (a spare replica lowers utilization).
-                        let third = LinearExpr.NewBuilder().AddTerm(switchCost, totalGpus + 1L).Add(totalGpus).AddTerm(used, -1L)
-                        model.Minimize(third)
-                        let s3, ok3, rep3 = solveStage options model (budget * 0.2) "switch"
-                        if ok3 then finish s3 [ rep1; rep2; rep3 ] else finish s2 [ rep1; rep2; rep3 ]
+                        let idle = LinearExpr.NewBuilder().Add(totalGpus).AddTerm(used, -1L)
+                        // Last stage: the lowest latency (queueing falls as replicas are added), then
+                        // the fewest unused GPUs. Latency dominates, so no request is routed to a worse
+                        // config just to make room for a replica (the idle-config constraint would
+                        // otherwise reward such token routes), and the latency slack is spent only on
+                        // the switch cost, never on a worse cold-start deployment.
+                        let spread (bound: int64) (hintFrom: CpSolver) (stages: StageReport list) =
+                            model.AddLinearConstraint(latency, 0L, bound) |> ignore
+                            hint hintFrom
+                            model.Minimize(LinearExpr.NewBuilder().AddTerm(latency, totalGpus + 1L).Add(idle))
+                            let s, ok, rep = solveStage options model (budget * 0.2) "spread"
+                            if ok then finish s (stages @ [ rep ]) else finish hintFrom (stages @ [ rep ])
+                        if not hasCurrent then spread lat s2 [ rep1; rep2 ]
+                        else
+                            model.AddLinearConstraint(latency, 0L, int64 (Math.Floor(float lat * (1.0 + options.LatencyTolerance)))) |> ignore
+                            hint s2
+                            model.Minimize(switchCost)
+                            let s3, ok3, rep3 = solveStage options model (budget * 0.2) "switch"
+                            if not ok3 then finish s2 [ rep1; rep2; rep3 ]
+                            else
+                                model.AddLinearConstraint(switchCost, 0L, int64 (Math.Round rep3.Objective)) |> ignore
+                                spread (int64 (Math.Floor(float lat * (1.0 + options.LatencyTolerance)))) s3 [ rep1; rep2; rep3 ]
 
     /// Everything up to the scaled problem: groups, candidates (with reasons for rejected ones).
     let prepare (options: PlannerOptions) (input: PlanInput) : Result<ScaledProblem, string list> =
