@@ -170,7 +170,16 @@ module PlanningProblem =
             |> Array.map (fun c ->
                 types |> Array.mapi (fun j t ->
                     let s = c.Service[j]
-                    if meetsSlo t.Slo s then max 1L (int64 (Math.Ceiling(float loadScale * unit / s.Rate))) else 0L))
+                    if meetsSlo t.Slo s then max 1L (int64 (Math.Ceiling(float loadScale * unit / s.Rate)))
+                    else
+                        // Missing the SLO at rho need not rule the pair out: at a lower utilization
+                        // u it may hold (long prompts queue behind each other). Then one replica
+                        // counts for u / rho of its rate, so a full load constraint means utilization u.
+                        let lower = [ 0.8; 0.65; 0.5; 0.35; 0.2; 0.1 ] |> List.map (fun f -> f * rho)
+                        let ok = lower |> List.tryFind (fun u -> let e = c.EstimateAt u in meetsSlo t.Slo e[j])
+                        match ok with
+                        | Some u -> max 1L (int64 (Math.Ceiling(float loadScale * unit * rho / (u * s.Rate))))
+                        | None -> 0L))
         let light = 0.01
         let toCost (sec: float) = if Double.IsFinite sec then int64 (Math.Ceiling(sec * 100.0)) else 0L
         let latency = candidates |> Array.map (fun c -> c.EstimateAt light |> Array.map (fun s -> toCost s.E2eSec))
