@@ -34,19 +34,23 @@ public static class CompareCommand
             if (!(sloTarget > 0 && sloTarget <= 1)) throw new CliUsageException($"--slo-target must be in (0, 1], got {sloTarget}");
             var w = common.Load(parse, scenarioRef);
             var k = common.Coefficients(parse);
+            var service = common.ServiceModel(parse, k);
             var results = ProgressReporter.Run(output, SystemRunner.Name(Systems[0]), w.DurationS, (next, progress) =>
             {
                 var list = new List<SystemResult>();
                 foreach (var system in Systems)
                 {
                     if (list.Count > 0) next(SystemRunner.Name(system));
-                    list.Add(RunSystem(w, system, k, progress));
+                    list.Add(RunSystem(w, system, k, progress, service));
                 }
                 return list;
             });
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{w.Scenario.Name}: {w.Model.Name} on {w.Cluster.Name} ({w.Cluster.NumGpus} GPUs), {w.Requests.Length} requests over {w.DurationS / 60:F1} min from {w.Trace.Source}"));
             ReportPrinter.PrintComparison(output, results);
+            output.WriteLine(service is SimulatedServiceModel sm
+                ? string.Create(CultureInfo.InvariantCulture, $"planners' service model: simulated, {sm.NumCurves} (config, type) curves measured in {sm.MeasureSeconds:F1} s (not in plan s)")
+                : "planners' service model: analytic");
 
             IReadOnlyList<SweepResult>? sweepResults = null;
             if (parse.GetValue(sweep))
@@ -56,7 +60,7 @@ public static class CompareCommand
                     Systems.Select((system, i) =>
                     {
                         progress(i);
-                        return Sweep(s => common.Load(parse, scenarioRef, s), system, k, baseScale, sloTarget, parse.GetValue(steps));
+                        return Sweep(s => common.Load(parse, scenarioRef, s), system, k, service, baseScale, sloTarget, parse.GetValue(steps));
                     }).ToList());
                 PrintSweep(output, sweepResults, sloTarget);
             }
@@ -70,13 +74,13 @@ public static class CompareCommand
         return command;
     }
 
-    private static SystemResult RunSystem(ScenarioWorkload w, ServingSystem system, CostCoefficients k, Action<double> progress) =>
-        system == ServingSystem.StaticHomogeneous ? SystemRunner.BestStatic(w, k, progress).Best : SimulateCommand.Run(w, system, k, progress);
+    private static SystemResult RunSystem(ScenarioWorkload w, ServingSystem system, CostCoefficients k, Action<double> progress, IServiceModel? service) =>
+        system == ServingSystem.StaticHomogeneous ? SystemRunner.BestStatic(w, k, progress).Best : SimulateCommand.Run(w, system, k, progress, service);
 
     /// <summary>The highest rate scale (and its request rate) at which the system keeps SLO attainment at or above the target.</summary>
     public sealed record SweepResult(string System, double MaxRateScale, double MaxRequestRate, int NumRuns);
 
-    private static SweepResult Sweep(Func<double, ScenarioWorkload> load, ServingSystem system, CostCoefficients k, double start, double target, int steps)
+    private static SweepResult Sweep(Func<double, ScenarioWorkload> load, ServingSystem system, CostCoefficients k, IServiceModel? service, double start, double target, int steps)
     {
         int runs = 0;
         double rate = 0;
@@ -84,7 +88,7 @@ public static class CompareCommand
         {
             runs++;
             var w = load(scale);
-            var r = RunSystem(w, system, k, _ => { });
+            var r = RunSystem(w, system, k, _ => { }, service);
             if (r.Report.Overall.SloAttainment >= target) rate = Math.Max(rate, w.Requests.Length / Math.Max(1, w.DurationS));
             return r.Report.Overall.SloAttainment >= target;
         }

@@ -37,7 +37,7 @@ public static class SimulateCommand
                 }
                 return system == ServingSystem.StaticHomogeneous
                     ? SystemRunner.BestStatic(w, k, progress).Best
-                    : Run(w, system, k, progress);
+                    : Run(w, system, k, progress, common.ServiceModel(parse, k));
             });
             ReportPrinter.PrintRun(output, w, result);
             if (common.OutputDir(parse) is { } dir)
@@ -50,9 +50,10 @@ public static class SimulateCommand
         return command;
     }
 
-    public static SystemResult Run(ScenarioWorkload w, ServingSystem system, CostCoefficients k, Action<double>? progress)
+    /// <param name="service">Rates and latencies the planner uses; null: its analytic model.</param>
+    public static SystemResult Run(ScenarioWorkload w, ServingSystem system, CostCoefficients k, Action<double>? progress, IServiceModel? service = null)
     {
-        var plans = SystemRunner.PlanSchedule(w, system);
+        var plans = SystemRunner.PlanSchedule(w, system, service: service);
         return new SystemResult(plans, SystemRunner.Simulate(w, plans.Plans, k, progress));
     }
 

@@ -14,6 +14,11 @@ public sealed class SimulationOptions
     private readonly Option<double?> _duration = new("--duration") { Description = "Use only the first SECONDS of the trace" };
     private readonly Option<string?> _output = new("--output") { Description = "Directory for JSON results and PNG plots" };
     private readonly Option<string?> _profile = new("--profile") { Description = "Cost-model profile (YAML/JSON `coefficients:`, e.g. from `oserve profile`) in place of the defaults" };
+    private readonly Option<string> _service = new("--service")
+    {
+        Description = "Where the planners get each config's rate and latency per request type: 'simulated' (one replica simulated at a few loads, cached) or 'analytic' (the planner's closed-form steady state)",
+        DefaultValueFactory = _ => "simulated",
+    };
 
     public static SimulationOptions Create() => new();
 
@@ -24,11 +29,20 @@ public sealed class SimulationOptions
         command.Options.Add(_duration);
         command.Options.Add(_output);
         command.Options.Add(_profile);
+        command.Options.Add(_service);
     }
 
     /// <summary>The cost model's coefficients: the defaults, or those of --profile.</summary>
     public CostCoefficients Coefficients(ParseResult parse) =>
         parse.GetValue(_profile) is { } path ? OServe.Engine.Profiling.ProfileFile.Load(path) : CostCoefficientsModule.defaults;
+
+    /// <summary>The planners' service model: a fresh simulated one (its cache lives as long as the command), or null for analytic.</summary>
+    public IServiceModel? ServiceModel(ParseResult parse, CostCoefficients k) => parse.GetValue(_service) switch
+    {
+        "simulated" => new SimulatedServiceModel(k),
+        "analytic" => null,
+        var other => throw new CliUsageException($"--service: '{other}' is not 'simulated' or 'analytic'"),
+    };
 
     public string? OutputDir(ParseResult parse) => parse.GetValue(_output);
 

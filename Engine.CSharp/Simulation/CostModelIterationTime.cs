@@ -50,10 +50,12 @@ public sealed class CostModelIterationTime : IIterationTimeModel
         if (CostCoefficientsModule.isMeasured(_k))
             return ReplicaCost.measuredStepSec(_k, _c, prefillTokens, numPrefills, attentionPairs, numDecodes, decodeContextTokens) + comm;
         double peak = _c.Gpu.PeakFlops;
-        // Prefill passes the stages one after another; decodes run as pp micro-batches that overlap.
+        // Prefill passes the stages one after another; decodes run as min(pp, decodes) micro-batches
+        // that overlap (as the planner's decodeCycleSec: one sequence alone gains nothing from PP).
+        double overlap = Math.Max(1, Math.Min(pp, numDecodes));
         double compute = (_paramFlopsPerToken * prefillTokens + _attentionFlopsPerPair * attentionPairs) / (tp * peak * _k.PrefillMfu)
-                       + _paramFlopsPerToken * numDecodes / (tp * pp * peak * _k.DecodeMfu);
-        double kvBytes = decodeContextTokens * _m.KvBytesPerToken / (tp * pp);
+                       + _paramFlopsPerToken * numDecodes / (tp * overlap * peak * _k.DecodeMfu);
+        double kvBytes = decodeContextTokens * _m.KvBytesPerToken / (tp * overlap);
         double memory = (_weightBytesPerTp + kvBytes) / (_c.Gpu.HbmBytesPerSec * _k.DecodeHbmEfficiency);
         return Math.Max(compute, memory) + comm + _k.IterationOverheadSec;
     }

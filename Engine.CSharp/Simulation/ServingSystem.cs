@@ -36,7 +36,8 @@ public static class SystemRunner
     };
 
     /// <summary>Per-window plans from the planner (forecast, solve, keep-or-switch, switch steps).</summary>
-    public static SystemPlans PlanSchedule(ScenarioWorkload w, ServingSystem system, int numWorkers = 2)
+    /// <param name="service">Rates and latencies per (config, type) for the planner; null: its analytic model.</param>
+    public static SystemPlans PlanSchedule(ScenarioWorkload w, ServingSystem system, int numWorkers = 2, IServiceModel? service = null)
     {
         var options = w.Scenario.Planner with
         {
@@ -50,6 +51,7 @@ public static class SystemRunner
             Slo = w.Scenario.Slo,
             Options = options,
             NumWorkers = numWorkers,
+            ServiceModel = service,
         };
         var outcome = OServe.Planner.Planning.Scheduling.planSchedule(request);
         if (outcome.IsError)

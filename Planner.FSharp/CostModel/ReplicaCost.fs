@@ -106,13 +106,16 @@ module ReplicaCost =
         else max compute weights + comm + k.IterationOverheadSec
 
     /// Time for every one of `batch` running sequences (mean context `context`) to gain one token.
-    /// With PP the batch runs as Pp micro-batches: each stage streams its weights once per
-    /// micro-batch, so a cycle streams all weights once per stage-set (W / tp) plus the KV.
+    /// With PP the batch runs as min(Pp, batch) micro-batches (a sequence cannot be split): each
+    /// stage streams its weights once per micro-batch, so a cycle streams all weights once per
+    /// stage-set (W / tp); KV reads and FLOPs overlap across stages only as far as there are
+    /// micro-batches to fill them, so one sequence alone gains nothing from PP.
     let decodeCycleSec (k: CostCoefficients) (m: ModelSpec) (links: Links) (c: ReplicaConfig) (batch: float) (context: float) =
         let b = max 1.0 batch
-        let bytes = float m.WeightBytes / float c.Tp + b * context * float m.KvBytesPerToken / float (c.Tp * c.Pp)
+        let overlap = min (float c.Pp) b
+        let bytes = float m.WeightBytes / float c.Tp + b * context * float m.KvBytesPerToken / (float c.Tp * overlap)
         let memory = bytes / (c.Gpu.HbmBytesPerSec * k.DecodeHbmEfficiency)
-        let compute = 2.0 * float m.TotalParams * b / (float (c.Tp * c.Pp) * c.Gpu.PeakFlops * k.DecodeMfu)
+        let compute = 2.0 * float m.TotalParams * b / (float c.Tp * overlap * c.Gpu.PeakFlops * k.DecodeMfu)
         let microBatch = b / float c.Pp
         let activation = microBatch * float m.HiddenSize * float m.DtypeBytes
         let comm = 2.0 * float m.NumLayers * allReduceSec k links c.Tp activation + float c.Pp * float (c.Pp - 1) / float c.Pp * sendSec k links c activation
@@ -143,3 +146,21 @@ module ReplicaCost =
             let tpot = if stall >= 1.0 then infinity else decodeCycleSec k m links c running context / (1.0 - stall)
             let ttft = (if rho >= 1.0 then infinity else prefill1 / (1.0 - rho)) + decodeCycleSec k m links c running context
             { Rate = rate; BatchSize = batch; TtftSec = ttft; TpotSec = tpot; E2eSec = ttft + max 0.0 (outputTokens - 1.0) * tpot }
+
+/// Where the planner gets the processing rate n_{c,j} and the latency of a config on a type: the
+/// analytic steady state below by default, or a table the engine measured (by simulating one
+/// replica, or from profiles of real runs). Rate is what one replica sustains at saturation;
+/// TtftSec/TpotSec/E2eSec are at `utilization` times that rate. Implementations must be pure
+/// (same inputs, same answer) and thread-safe: the planner calls it for every candidate and type.
+type IServiceModel =
+    abstract Estimate:
+        model: ModelSpec * config: ReplicaConfig * links: Links * memory: ReplicaMemory * inputTokens: float * outputTokens: float * utilization: float ->
+            ServiceEstimate
+
+/// The planner's own closed-form steady state (ReplicaCost.estimate) with the given coefficients.
+type AnalyticServiceModel(coefficients: CostCoefficients) =
+    member _.Coefficients = coefficients
+
+    interface IServiceModel with
+        member _.Estimate(model, config, links, memory, inputTokens, outputTokens, utilization) =
+            ReplicaCost.estimate coefficients model links config memory inputTokens outputTokens utilization

@@ -24,6 +24,8 @@ type PlanRequest(cluster: Cluster, model: ModelCard, requestTypes: IReadOnlyList
     member val WindowStartS = 0.0 with get, set
     member val WindowS = 60.0 with get, set
     member val Coefficients = CostCoefficients.defaults with get, set
+    /// Measured rates and latencies per (config, type); null: the analytic model of Coefficients.
+    member val ServiceModel: IServiceModel | null = null with get, set
     member val Constraints: PlannerConstraint[] = [||] with get, set
     member val NumWorkers = 2 with get, set
 
@@ -51,6 +53,8 @@ type ScheduleRequest(cluster: Cluster, model: ModelCard, trace: OServe.Planner.W
     member val Slo = Slo() with get, set
     member val Options = OServe.Contracts.PlannerOptions() with get, set
     member val Coefficients = CostCoefficients.defaults with get, set
+    /// Measured rates and latencies per (config, type); null: the analytic model of Coefficients.
+    member val ServiceModel: IServiceModel | null = null with get, set
     member val Constraints: PlannerConstraint[] = [||] with get, set
     member val NumWorkers = 2 with get, set
 
@@ -71,6 +75,7 @@ module Planning =
             MaxSolveSeconds = o.MaxSolveSeconds
             NumWorkers = req.NumWorkers
             Coefficients = req.Coefficients
+            Service = (match req.ServiceModel with | null -> None | m -> Some m)
             ReloadFromStorage = (o.Switching = SwitchMode.Reload)
             Constraints = (if o.MaxTp.HasValue then [ Constraints.maxTp o.MaxTp.Value ] else []) @ List.ofArray req.Constraints }
 
@@ -291,6 +296,7 @@ module Planning =
                 pr.Slo <- req.Slo
                 pr.Options <- req.Options
                 pr.Coefficients <- req.Coefficients
+                pr.ServiceModel <- req.ServiceModel
                 pr.Constraints <- req.Constraints
                 pr.NumWorkers <- req.NumWorkers
                 pr.Current <- current

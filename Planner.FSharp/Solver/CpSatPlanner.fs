@@ -18,6 +18,8 @@ type PlannerOptions =
       MaxSolveSeconds: float
       NumWorkers: int
       Coefficients: CostCoefficients
+      /// Rates and latencies per (config, type); None: the analytic model with Coefficients.
+      Service: IServiceModel option
       Constraints: PlannerConstraint list
       /// Reload mode: new shards always come from storage (the "reload" baseline).
       ReloadFromStorage: bool
@@ -29,7 +31,7 @@ type PlannerOptions =
     static member Default =
         { Rho = 0.85; MaxPp = 4; RateResolution = 200; Measure = ServedMeasure.Requests; Objective = Lexicographic
           LatencyTolerance = 0.02; MaxSolveSeconds = 2.0; NumWorkers = 2; Coefficients = CostCoefficients.defaults
-          Constraints = []; ReloadFromStorage = false; SwitchLatencyGain = 0.05; MaxSwitchFraction = 0.1 }
+          Service = None; Constraints = []; ReloadFromStorage = false; SwitchLatencyGain = 0.05; MaxSwitchFraction = 0.1 }
 
 type PlanInput =
     { Cluster: ClusterSpec
@@ -144,6 +146,16 @@ module CpSatPlanner =
                 r[c][j] |> Option.iter (fun v -> b.AddTerm(v, p.LoadWeight[c][j]) |> ignore)
             b.AddTerm(x[c], -p.LoadCapacity) |> ignore
             model.AddLinearConstraint(b, low, 0L) |> ignore
+        // No idle configs: a config carries routed load or has no replicas (x_c <= MaxCount * sum_j r_cj).
+        // Without this the "fewest unused GPUs" stage parks replicas that get no traffic on spare
+        // GPUs; with it, spare GPUs go to more replicas of configs that serve, which lowers their
+        // queueing. Fixed counts (evaluating a given deployment) are left as they are.
+        if fixedCounts.IsNone then
+            for c in 0 .. nC - 1 do
+                let b = LinearExpr.NewBuilder().Add(x[c])
+                for j in 0 .. nJ - 1 do
+                    r[c][j] |> Option.iter (fun v -> b.AddTerm(v, -p.MaxCount[c]) |> ignore)
+                model.AddLinearConstraint(b, low, 0L) |> ignore
         let ctx = { Model = model; Problem = p; Cluster = cluster; X = x; R = r }
         let constraintErrors =
             options.Constraints
@@ -236,20 +248,36 @@ module CpSatPlanner =
                     if not ok2 then finish s1 [ rep1; rep2 ]
                     else
                         let lat = int64 (Math.Round rep2.Objective)
-                        model.AddLinearConstraint(latency, 0L, int64 (Math.Floor(float lat * (1.0 + options.LatencyTolerance)))) |> ignore
-                        hint s2
-                        // Switch cost first, then unused GPUs (a spare replica lowers utilization).
-                        let third = LinearExpr.NewBuilder().AddTerm(switchCost, totalGpus + 1L).Add(totalGpus).AddTerm(used, -1L)
-                        model.Minimize(third)
-                        let s3, ok3, rep3 = solveStage options model (budget * 0.2) "switch"
-                        if ok3 then finish s3 [ rep1; rep2; rep3 ] else finish s2 [ rep1; rep2; rep3 ]
+                        let idle = LinearExpr.NewBuilder().Add(totalGpus).AddTerm(used, -1L)
+                        // Last stage: the lowest latency (queueing falls as replicas are added), then
+                        // the fewest unused GPUs. Latency dominates, so no request is routed to a worse
+                        // config just to make room for a replica (the idle-config constraint would
+                        // otherwise reward such token routes), and the latency slack is spent only on
+                        // the switch cost, never on a worse cold-start deployment.
+                        let spread (bound: int64) (hintFrom: CpSolver) (stages: StageReport list) =
+                            model.AddLinearConstraint(latency, 0L, bound) |> ignore
+                            hint hintFrom
+                            model.Minimize(LinearExpr.NewBuilder().AddTerm(latency, totalGpus + 1L).Add(idle))
+                            let s, ok, rep = solveStage options model (budget * 0.2) "spread"
+                            if ok then finish s (stages @ [ rep ]) else finish hintFrom (stages @ [ rep ])
+                        if not hasCurrent then spread lat s2 [ rep1; rep2 ]
+                        else
+                            model.AddLinearConstraint(latency, 0L, int64 (Math.Floor(float lat * (1.0 + options.LatencyTolerance)))) |> ignore
+                            hint s2
+                            model.Minimize(switchCost)
+                            let s3, ok3, rep3 = solveStage options model (budget * 0.2) "switch"
+                            if not ok3 then finish s2 [ rep1; rep2; rep3 ]
+                            else
+                                model.AddLinearConstraint(switchCost, 0L, int64 (Math.Round rep3.Objective)) |> ignore
+                                spread (int64 (Math.Floor(float lat * (1.0 + options.LatencyTolerance)))) s3 [ rep1; rep2; rep3 ]
 
     /// Everything up to the scaled problem: groups, candidates (with reasons for rejected ones).
     let prepare (options: PlannerOptions) (input: PlanInput) : Result<ScaledProblem, string list> =
         let isolate = options.Constraints |> List.collect (fun k -> k.IsolatedNodes) |> Set.ofList
         let groups = PlanningProblem.groups input.Cluster isolate
         let cands, rejected =
-            PlanningProblem.candidates options.Coefficients input.Model input.Cluster groups input.Types options.Rho options.MaxPp
+            let service = options.Service |> Option.defaultWith (fun () -> AnalyticServiceModel(options.Coefficients) :> IServiceModel)
+            PlanningProblem.candidates options.Coefficients service input.Model input.Cluster groups input.Types options.Rho options.MaxPp
         if input.Cluster.Nodes.Length = 0 then Error [ "the cluster has no nodes" ]
         elif cands.Length = 0 then
             Error(sprintf "%s fits no replica configuration on this cluster (tried TP and PP powers of two up to a node and PP %d):" input.Model.Name options.MaxPp

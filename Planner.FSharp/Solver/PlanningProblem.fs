@@ -120,7 +120,8 @@ module PlanningProblem =
 
     /// Every feasible (TP, PP) per group: TP a power of two within a node, PP a power of two up to
     /// maxPp; a replica larger than a node spans whole nodes (CrossNode), only in pooled groups.
-    let candidates (k: CostCoefficients) (model: ModelSpec) (cluster: ClusterSpec) (groups: NodeGroup[])
+    /// Rates and latencies come from `service` (analytic or measured); memory always from `k`.
+    let candidates (k: CostCoefficients) (service: IServiceModel) (model: ModelSpec) (cluster: ClusterSpec) (groups: NodeGroup[])
                    (types: TypeDemand[]) (rho: float) (maxPp: int) : Candidate[] * string list =
         let rejected = Collections.Generic.List<string>()
         let found =
@@ -137,11 +138,9 @@ module PlanningProblem =
                              match ReplicaCost.memory k model config with
                              | Error why -> rejected.Add why
                              | Ok mem ->
-                                 let service =
-                                     types |> Array.map (fun t -> ReplicaCost.estimate k model (links cluster g) config mem t.InputTokens t.OutputTokens rho)
                                  let at (u: float) =
-                                     types |> Array.map (fun t -> ReplicaCost.estimate k model (links cluster g) config mem t.InputTokens t.OutputTokens u)
-                                 yield { Index = 0; Config = config; Group = g.Index; Memory = mem; Service = service; EstimateAt = at } |]
+                                     types |> Array.map (fun t -> service.Estimate(model, config, links cluster g, mem, t.InputTokens, t.OutputTokens, u))
+                                 yield { Index = 0; Config = config; Group = g.Index; Memory = mem; Service = at rho; EstimateAt = at } |]
             |> Array.mapi (fun i c -> { c with Index = i })
         found, List.ofSeq (Seq.distinct rejected)
 
@@ -171,7 +170,16 @@ module PlanningProblem =
             |> Array.map (fun c ->
                 types |> Array.mapi (fun j t ->
                     let s = c.Service[j]
-                    if meetsSlo t.Slo s then max 1L (int64 (Math.Ceiling(float loadScale * unit / s.Rate))) else 0L))
+                    if meetsSlo t.Slo s then max 1L (int64 (Math.Ceiling(float loadScale * unit / s.Rate)))
+                    else
+                        // Missing the SLO at rho need not rule the pair out: at a lower utilization
+                        // u it may hold (long prompts queue behind each other). Then one replica
+                        // counts for u / rho of its rate, so a full load constraint means utilization u.
+                        let lower = [ 0.8; 0.65; 0.5; 0.35; 0.2; 0.1 ] |> List.map (fun f -> f * rho)
+                        let ok = lower |> List.tryFind (fun u -> let e = c.EstimateAt u in meetsSlo t.Slo e[j])
+                        match ok with
+                        | Some u -> max 1L (int64 (Math.Ceiling(float loadScale * unit * rho / (u * s.Rate))))
+                        | None -> 0L))
         let light = 0.01
         let toCost (sec: float) = if Double.IsFinite sec then int64 (Math.Ceiling(sec * 100.0)) else 0L
         let latency = candidates |> Array.map (fun c -> c.EstimateAt light |> Array.map (fun s -> toCost s.E2eSec))

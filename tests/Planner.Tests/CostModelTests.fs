@@ -23,6 +23,22 @@ let links = { IntraBytesPerSec = 450e9; InterBytesPerSec = 50e9 }
 [<Tests>]
 let tests =
     testList "CostModel" [
+        test "pipeline stages never make a lone request faster: one sequence cannot overlap stages, PP adds sends" {
+            let m = Hardware.llama2_70b
+            for tp in [ 4; 8 ] do
+                let one = { Gpu = Hardware.h100; Tp = tp; Pp = 1; CrossNode = false }
+                for pp, cross in [ 2, false; 2, true; 4, true ] do
+                    let deep = { one with Pp = pp; CrossNode = cross }
+                    let est c =
+                        let mem = ReplicaCost.memory CostCoefficients.defaults m c |> Result.defaultWith failwith
+                        ReplicaCost.estimate CostCoefficients.defaults m links c mem 1000.0 400.0 0.001
+                    let a, b = est one, est deep
+                    Expect.isGreaterThanOrEqual b.TtftSec a.TtftSec (sprintf "TTFT tp%d pp%d" tp pp)
+                    Expect.isGreaterThanOrEqual b.TpotSec a.TpotSec (sprintf "TPOT tp%d pp%d" tp pp)
+                    Expect.isGreaterThanOrEqual b.E2eSec a.E2eSec (sprintf "E2E tp%d pp%d" tp pp)
+                    Expect.isGreaterThanOrEqual (ReplicaCost.decodeCycleSec CostCoefficients.defaults m links deep 1.0 4000.0)
+                                                (ReplicaCost.decodeCycleSec CostCoefficients.defaults m links one 1.0 4000.0) (sprintf "batch-1 cycle tp%d pp%d" tp pp)
+        }
         test "hand-computed sizes of the tiny model" {
             Expect.equal tinyModel.WeightBytes tinyWeightBytes "weights"
             Expect.equal tinyModel.KvBytesPerToken tinyKvPerToken "KV bytes per token"

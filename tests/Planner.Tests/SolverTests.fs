@@ -117,6 +117,32 @@ let tests =
             let gpus = s.Problem.Candidates |> Array.sumBy (fun c -> s.Counts[c.Index] * c.Config.Size)
             Expect.equal gpus 4 "uses the whole node"
         }
+        test "no config holds replicas without routed load, and no used config's replica fits in the GPUs left" {
+            // Light conv-like load on 4 x 8 H100: every GPU could go to the best config.
+            let types =
+                [| demand "t0" 29.0 157.0 0.1; demand "t1" 352.0 105.0 1.35; demand "t2" 1099.0 413.0 1.33; demand "t3" 2672.0 78.0 0.4 |]
+            let input = { Cluster = cluster [ for i in 0 .. 3 -> h100Node (sprintf "n%d" i) 8 ]; Model = Hardware.llama2_70b; Types = types; Current = [||] }
+            let s = solveOk PlannerOptions.Default input
+            let usedConfigs = s.Problem.Candidates |> Array.filter (fun c -> s.Counts[c.Index] > 0)
+            for c in usedConfigs do
+                Expect.isGreaterThan (Array.sum s.Routed[c.Index]) 0.0 (sprintf "%s has %d replicas and no load" c.Config.Label s.Counts[c.Index])
+            let free = 32 - (usedConfigs |> Array.sumBy (fun c -> s.Counts[c.Index] * c.Config.Size))
+            let smallest = usedConfigs |> Array.map (fun c -> c.Config.Size) |> Array.min
+            Expect.isLessThan free smallest (sprintf "%d GPUs idle while a %d-GPU replica of a used config fits: %A" free smallest (countsBy s))
+        }
+        test "a service model handed in replaces the analytic one" {
+            let options, input = smallInput 0.5
+            let analytic = AnalyticServiceModel(options.Coefficients) :> IServiceModel
+            // Only TP2 serves: every other config reports rate 0.
+            let onlyTp2 =
+                { new IServiceModel with
+                    member _.Estimate(m, c, l, mem, i, o, u) =
+                        let e = analytic.Estimate(m, c, l, mem, i, o, u)
+                        if c.Tp = 2 then e else { e with Rate = 0.0 } }
+            let s = solveOk { options with Service = Some onlyTp2 } input
+            Expect.isGreaterThan s.ServedRate 0.0 "serves"
+            Expect.isTrue (countsBy s |> Map.forall (fun (tp, _) _ -> tp = 2)) (sprintf "only TP2 replicas: %A" (countsBy s))
+        }
         test "max TP constraint" {
             let options, input = smallInput 5.0
             let s = solveOk { options with Constraints = [ Constraints.maxTp 1 ] } input
