@@ -6,16 +6,7 @@ namespace OServe.Engine.Tests.Benchmarking;
 /// <summary>Replays the head of the real Azure trace in shared/ (skipped where shared/ is absent).</summary>
 public sealed class SharedTraceReplayTests
 {
-    private static string? SharedTrace(string name)
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "OServe.sln")))
-            {
-                var path = Path.Combine(dir.Parent?.FullName ?? "", "shared", "traces", "azure2023", name);
-                return File.Exists(path) ? path : null;
-            }
-        return null;
-    }
+    private static string? SharedTrace(string name) => EndToEnd.SharedData.Path("traces", "azure2023", name);
 
     [SkippableFact]
     public async Task TheAzureConversationTraceHeadIsReplayedWithExactLengths()
