@@ -104,7 +104,7 @@ public static class ServeCommand
         var options = new PlanRuntimeOptions { Engine = settings, ServedName = servedName };
         var card = ModelCardOf.Llama(model.Config, servedName ?? model.Name, model.Model.DType);
         var errors = PlanChecks.Validate(plan.Value, cluster, card, plan.Lines).ToList();
-        errors.AddRange(ReplicaBuilderRules.Unsupported(plan.Value).Select(u => plan.Lines.Error(u.Field, u.Message)));
+        errors.AddRange(ReplicaBuilderRules.Unsupported(plan.Value, model.Config).Select(u => plan.Lines.Error(u.Field, u.Message)));
         if (errors.Count > 0) throw new ContractException(errors);
         var runtime = Check(() => PlanRuntime.Start(plan.Value, cluster, model, storage, options));
         output.WriteLine($"plan v{plan.Value.Version} on {cluster.Name}: {string.Join(", ", runtime.Replicas)}");

@@ -17,23 +17,19 @@ public interface IKvMigration
 }
 
 /// <summary>
-/// A sequence's KV entries in transit, per layer K and V shaped [numBlocks, blockSize, kvHeads,
-/// headDim] (whole blocks: the tail of the last block is garbage that the target never reads).
-/// Owns its tensors.
+/// A sequence's KV entries in transit: a staging cache in the source replica's layout (its
+/// devices, layers and KV heads per shard) whose blocks 0..n-1 hold positions [0, NumTokens);
+/// the tail of the last block is garbage the target never reads. The target re-slices it to its
+/// own layout on import (<see cref="OServe.Models.Parallelism.KvMigration"/>). Owns the cache.
 /// </summary>
-public sealed class KvBlocks(TorchSharp.torch.Tensor[] keys, TorchSharp.torch.Tensor[] values, int numTokens) : IDisposable
+public sealed class KvBlocks(OServe.Models.Parallelism.ReplicaKvCache blocks, int numTokens) : IDisposable
 {
-    public IReadOnlyList<TorchSharp.torch.Tensor> Keys { get; } = keys;
-    public IReadOnlyList<TorchSharp.torch.Tensor> Values { get; } = values;
+    public OServe.Models.Parallelism.ReplicaKvCache Blocks { get; } = blocks;
 
     /// <summary>Positions whose entries are valid.</summary>
     public int NumTokens { get; } = numTokens;
 
-    public long Bytes => Keys.Sum(k => k.NumberOfElements * k.ElementSize) + Values.Sum(v => v.NumberOfElements * v.ElementSize);
+    public long Bytes => Blocks.BytesPerBlockPerShard.Sum() * Blocks.NumBlocks;
 
-    public void Dispose()
-    {
-        foreach (var t in Keys) t.Dispose();
-        foreach (var t in Values) t.Dispose();
-    }
+    public void Dispose() => Blocks.Dispose();
 }

@@ -1,37 +1,43 @@
 using OServe.Engine.Scheduling;
 using OServe.Models.Kv;
 using OServe.Models.Llama;
+using OServe.Models.Parallelism;
 using static TorchSharp.torch;
 
 namespace OServe.Engine.Execution;
 
 /// <summary>
-/// The real executor: turns a <see cref="SchedulerOutput"/> into one batched
-/// <see cref="LlamaModel.Forward"/> over the paged KV cache, then samples each chunk that reached
+/// The real executor: turns a <see cref="SchedulerOutput"/> into one batched forward of an
+/// <see cref="IPagedLanguageModel"/> (one device, or a tp x pp replica) over its paged KV cache,
+/// then samples each chunk that reached
 /// the end of its tokens. All-greedy batches take the argmax on the device; otherwise the logits
 /// come to the host once and <see cref="Sampler"/> draws per row with each request's own stream.
 /// Runs on the engine loop thread only.
 /// </summary>
 public sealed class TorchModelRunner : IModelRunner, IKvMigration, IDisposable
 {
-    private readonly LlamaModel _model;
+    private readonly IPagedLanguageModel _model;
     private readonly Sampler _sampler = new();
     private readonly Dictionary<string, SamplingRng> _rngs = new(StringComparer.Ordinal);
     private readonly List<SequenceChunk> _batch = [];
     private readonly bool _ownsCache;
 
-    public TorchModelRunner(LlamaModel model, PagedKvCache cache, bool ownsCache = false)
+    public TorchModelRunner(IPagedLanguageModel model, ReplicaKvCache cache, bool ownsCache = false)
     {
         _model = model ?? throw new ArgumentNullException(nameof(model));
         Cache = cache ?? throw new ArgumentNullException(nameof(cache));
         _ownsCache = ownsCache;
     }
 
-    /// <summary>A runner with its own cache of <see cref="SchedulerConfig.NumKvBlocks"/> blocks on the model's device and dtype.</summary>
-    public static TorchModelRunner Create(LlamaModel model, SchedulerConfig config) =>
-        new(model, new PagedKvCache(model.Config, config.NumKvBlocks, config.BlockSize, model.Device, model.DType), ownsCache: true);
+    /// <summary>A runner with its own cache of <see cref="SchedulerConfig.NumKvBlocks"/> blocks laid out as <paramref name="model"/> needs.</summary>
+    public static TorchModelRunner Create(IPagedLanguageModel model, SchedulerConfig config) =>
+        new(model, model.CreateKvCache(config.NumKvBlocks, config.BlockSize), ownsCache: true);
 
-    public PagedKvCache Cache { get; }
+    /// <summary>A runner over a single-device model (not owned) with its own cache.</summary>
+    public static TorchModelRunner Create(LlamaModel model, SchedulerConfig config) =>
+        Create(new SingleDeviceLlama(model, ownsModel: false), config);
+
+    public ReplicaKvCache Cache { get; }
 
     public void Execute(SchedulerOutput output, Span<int> sampledTokens)
     {
@@ -76,40 +82,36 @@ public sealed class TorchModelRunner : IModelRunner, IKvMigration, IDisposable
         }
     }
 
+    /// <summary>
+    /// Copies the sequence's K/V into a staging cache of this replica's layout (a copy: the blocks
+    /// may be reused as soon as the scheduler frees them). The staging cache's blocks are 0..n-1.
+    /// </summary>
     public KvBlocks Export(Sequence seq)
     {
         int numBlocks = (seq.NumComputedTokens + Cache.BlockSize - 1) / Cache.BlockSize;
         if (numBlocks > seq.NumBlocks)
             throw new InvalidOperationException($"'{seq.RequestId}' has {seq.NumComputedTokens} computed tokens but only {seq.NumBlocks} blocks");
-        using var scope = NewDisposeScope();
-        var ids = tensor(seq.BlockTable.Take(numBlocks).Select(b => (long)b).ToArray(), ScalarType.Int64, Cache.Device);
-        var keys = new Tensor[Cache.NumLayers];
-        var values = new Tensor[Cache.NumLayers];
-        for (int l = 0; l < Cache.NumLayers; l++)
+        var staging = Cache.EmptyLike(Math.Max(numBlocks, 1));
+        try
         {
-            // index_select copies: the blocks may be reused as soon as the scheduler frees them.
-            keys[l] = Cache.Keys(l).index_select(0, ids).DetachFromDisposeScope();
-            values[l] = Cache.Values(l).index_select(0, ids).DetachFromDisposeScope();
+            KvMigration.Copy(Cache, seq.BlockTable, staging, StagingTable(numBlocks), seq.NumComputedTokens);
+            return new KvBlocks(staging, seq.NumComputedTokens);
         }
-        return new KvBlocks(keys, values, seq.NumComputedTokens);
+        catch
+        {
+            staging.Dispose();
+            throw;
+        }
     }
 
+    /// <summary>Writes K/V exported by any replica of the same model (any tp/pp layout, any block size) into the sequence's blocks here.</summary>
     public void Import(Sequence seq, KvBlocks kv)
     {
         int numBlocks = (kv.NumTokens + Cache.BlockSize - 1) / Cache.BlockSize;
-        if (kv.NumTokens != seq.NumComputedTokens || numBlocks > seq.NumBlocks || kv.Keys.Count != Cache.NumLayers)
+        if (kv.NumTokens != seq.NumComputedTokens || numBlocks > seq.NumBlocks)
             throw new ArgumentException(
-                $"KV of {kv.NumTokens} tokens over {kv.Keys.Count} layers does not fit '{seq.RequestId}' ({seq.NumComputedTokens} computed, {seq.NumBlocks} blocks, {Cache.NumLayers} layers)");
-        if (kv.Keys.Count > 0 && kv.Keys[0].shape[1] != Cache.BlockSize)
-            throw new ArgumentException($"KV blocks of {kv.Keys[0].shape[1]} tokens cannot land in a cache of {Cache.BlockSize}-token blocks");
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var ids = tensor(seq.BlockTable.Take(numBlocks).Select(b => (long)b).ToArray(), ScalarType.Int64, Cache.Device);
-        for (int l = 0; l < Cache.NumLayers; l++)
-        {
-            Cache.Keys(l).index_copy_(0, ids, kv.Keys[l].to(Cache.DType, Cache.Device));
-            Cache.Values(l).index_copy_(0, ids, kv.Values[l].to(Cache.DType, Cache.Device));
-        }
+                $"KV of {kv.NumTokens} tokens does not fit '{seq.RequestId}' ({seq.NumComputedTokens} computed, {seq.NumBlocks} blocks of {Cache.BlockSize} tokens)");
+        KvMigration.Copy(kv.Blocks, StagingTable(kv.Blocks.NumBlocks), Cache, seq.BlockTable, kv.NumTokens);
     }
 
     public void Dispose()
@@ -117,6 +119,8 @@ public sealed class TorchModelRunner : IModelRunner, IKvMigration, IDisposable
         if (_ownsCache)
             Cache.Dispose();
     }
+
+    private static int[] StagingTable(int numBlocks) => Enumerable.Range(0, numBlocks).ToArray();
 
     private static bool IsArgMax(SamplingParams sampling) => sampling.IsGreedy || sampling.TopK == 1;
 

@@ -1,6 +1,6 @@
 using OServe.Contracts;
 using OServe.Engine.Execution;
-using OServe.Models.Llama;
+using OServe.Models.Parallelism;
 
 namespace OServe.Engine.Orchestration;
 
@@ -13,7 +13,7 @@ public sealed class LiveReplica
 {
     private int _outstanding;
 
-    internal LiveReplica(ReplicaSpec spec, LlamaModel model, AsyncEngine engine, TorchModelRunner runner)
+    internal LiveReplica(ReplicaSpec spec, IPagedLanguageModel model, AsyncEngine engine, TorchModelRunner runner)
     {
         Spec = spec;
         Model = model;
@@ -27,7 +27,8 @@ public sealed class LiveReplica
     public ReplicaSpec Spec { get; internal set; }
 
     public string Id => Spec.Id;
-    public LlamaModel Model { get; }
+    /// <summary>The weights: a <see cref="ParallelLlama"/> over the replica's tp x pp devices.</summary>
+    public IPagedLanguageModel Model { get; }
     public AsyncEngine Engine { get; }
 
     public int Outstanding => Volatile.Read(ref _outstanding);

@@ -5,6 +5,7 @@ using OServe.Engine.Execution;
 using OServe.Engine.Scheduling;
 using OServe.Engine.Serving;
 using OServe.Models;
+using OServe.Models.Parallelism;
 using ModelCard = OServe.Contracts.ModelCard;
 
 namespace OServe.Engine.Orchestration;
@@ -31,7 +32,8 @@ public sealed class PlanRuntime : IInferenceEngine, IRequestMetricsSource, IMetr
         ModelCard = card;
         Options = options;
         Logger = options.Logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
-        _builder = new ReplicaBuilder(model, storage, options, Clock);
+        Devices = options.Devices ?? DevicePool.Logical(cluster);
+        _builder = new ReplicaBuilder(model, storage, Devices, options, Clock);
         ModelName = options.ServedName ?? model.Name;
         MaxModelLength = LocalEngineBuilder.SchedulerConfigFor(model, options.Engine).MaxModelLen;
         _deployment = Deployment.Empty;
@@ -71,6 +73,9 @@ public sealed class PlanRuntime : IInferenceEngine, IRequestMetricsSource, IMetr
     public ModelCard ModelCard { get; }
 
     public PlanRuntimeOptions Options { get; }
+
+    /// <summary>The devices replicas occupy, by the plan's device ids.</summary>
+    public DevicePool Devices { get; }
     public IClock Clock { get; } = new SystemClock();
     public SwitchMetrics Metrics { get; } = new();
     internal ILogger Logger { get; }
@@ -148,7 +153,7 @@ public sealed class PlanRuntime : IInferenceEngine, IRequestMetricsSource, IMetr
     {
         lines ??= SourceMap.None("plan");
         var errors = PlanChecks.Validate(plan, Cluster, ModelCard, lines).ToList();
-        errors.AddRange(ReplicaBuilder.Unsupported(plan).Select(u => lines.Error(u.Field, u.Message)));
+        errors.AddRange(_builder.Unsupported(plan).Select(u => lines.Error(u.Field, u.Message)));
         if (plan.Replicas.Count == 0)
             errors.Add(lines.Error("replicas", "the plan has no replicas: requests would have nowhere to go"));
         return errors;

@@ -1,6 +1,6 @@
 using OServe.Contracts;
 using OServe.Engine.Execution;
-using TorchSharp;
+using OServe.Models.Parallelism;
 
 namespace OServe.Engine.Orchestration;
 
@@ -22,11 +22,11 @@ public sealed record PlanRuntimeOptions
     public SwitchOptions Switch { get; init; } = new();
 
     /// <summary>
-    /// The torch device behind a plan's device id. Default: the host CPU for every id, i.e. the
-    /// cluster's GPUs are logical devices of this machine (each replica still gets its own copy of
-    /// the weights and its own KV cache).
+    /// The devices behind the plan's device ids. Default (null): a logical CPU device for every GPU
+    /// of the cluster, with the cluster's ids (<see cref="DevicePool.Logical(Cluster)"/>), so each
+    /// replica still holds only its own shards and its own KV cache.
     /// </summary>
-    public Func<DeviceId, torch.Device> DeviceOf { get; init; } = _ => torch.CPU;
+    public DevicePool? Devices { get; init; }
 
     /// <summary>Moves weights for a switch; a test substitutes one that fails midway.</summary>
     public IShardTransfer Transfer { get; init; } = ShardTransfer.Instance;

@@ -8,8 +8,9 @@ namespace OServe.Engine.Orchestration;
 /// One live switch, make-before-break:
 /// 1. match: a replica of the new plan with the same devices, tp, pp and GPU type as a running one
 ///    keeps that one (it never stops serving, it only takes the new id);
-/// 2. build: every other new replica gets its weights from a device that holds them (a running
-///    replica, same device or node first) or from storage, while the old plan serves; a failure
+/// 2. build: every other new replica gets each shard from a pool device that holds it (a running
+///    replica's, same device or node first) and only the rest from storage, while the old plan
+///    serves (the old replicas are disposed only after the build returns); a failure
 ///    here disposes what was built and leaves the old plan in force (rollback);
 /// 3. commit: the new routing is installed atomically, so new requests go to the new plan at once;
 /// 4. retire: each replica that is not in the new plan hands its requests in flight, with their KV
@@ -46,13 +47,15 @@ internal sealed class PlanSwitch(PlanRuntime runtime, PlanRuntime.Deployment fro
                 if (chosen[i] is not null) continue;
                 cancellationToken.ThrowIfCancellationRequested();
                 var spec = next.Replicas[i];
-                var peer = options.Weights == WeightSourcePolicy.Peer ? PickPeer(spec, from.Replicas.Concat(built)) : null;
-                var (replica, transfer) = await Task.Run(() => runtime.Builder.Build(spec, peer, runtime.Options.Transfer), cancellationToken)
+                bool copyFromPeers = options.Weights == WeightSourcePolicy.Peer;
+                // The old replicas stay alive (and serving) until this returns: their shards are the peers' bytes.
+                var (replica, transfers, transfer) = await Task.Run(() => runtime.Builder.Build(spec, copyFromPeers, runtime.Options.Transfer), cancellationToken)
                     .ConfigureAwait(false);
                 built.Add(replica);
                 chosen[i] = replica;
-                _events.Add(transfer);
-                if (transfer.Kind == SwitchStepKind.CopyShard) _bytesPeer += transfer.Bytes; else _bytesStorage += transfer.Bytes;
+                _events.AddRange(transfers);
+                _bytesPeer += transfer.BytesFromPeers + transfer.BytesFromSameDevice;
+                _bytesStorage += transfer.BytesFromStorage;
             }
         }
         catch (Exception error)
@@ -118,18 +121,6 @@ internal sealed class PlanSwitch(PlanRuntime runtime, PlanRuntime.Deployment fro
         lock (_events)
             _events.Add(new SwitchEvent(SwitchStepKind.Stop, old.Id, string.Join(",", old.Spec.Devices), 0, stop.Elapsed.TotalSeconds));
         return (migrated, kvBytes, drained);
-    }
-
-    /// <summary>A running replica holding the weights, nearest to the new replica's first device.</summary>
-    private static LiveReplica? PickPeer(ReplicaSpec spec, IEnumerable<LiveReplica> candidates)
-    {
-        var target = DeviceId.Parse(spec.Devices[0]);
-        int Distance(LiveReplica r)
-        {
-            var at = DeviceId.Parse(r.Spec.Devices[0]);
-            return at == target ? 0 : at.Node == target.Node ? 1 : 2;
-        }
-        return candidates.OrderBy(Distance).FirstOrDefault();
     }
 
     private SwitchReport Report(SwitchOutcome outcome, int toVersion, int kept, int started, int stopped, Stopwatch total,

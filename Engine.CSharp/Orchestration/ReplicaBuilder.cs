@@ -3,16 +3,17 @@ using OServe.Contracts;
 using OServe.Engine.Execution;
 using OServe.Models;
 using OServe.Models.Llama;
+using OServe.Models.Parallelism;
 using TorchSharp;
 
 namespace OServe.Engine.Orchestration;
 
 /// <summary>
-/// Builds a plan's replica: its weights on its device (from a peer or from storage, through
-/// <see cref="IShardTransfer"/>), its paged KV cache, its engine. Only tp=1, pp=1 replicas here:
-/// sharded replicas come with the parallel model (Models/Parallel), not merged yet.
+/// Builds a plan's replica: its weights sharded tp x pp over the pool devices the plan names
+/// (each slice copied from a device that holds it, or read from storage, through
+/// <see cref="IShardTransfer"/>), its paged KV cache laid out to match, its engine.
 /// </summary>
-internal sealed class ReplicaBuilder(LoadedModel model, IWeightStore storage, PlanRuntimeOptions options, IClock clock)
+internal sealed class ReplicaBuilder(LoadedModel model, IWeightStore storage, DevicePool pool, PlanRuntimeOptions options, IClock clock)
 {
     private readonly IEngineTokenizer _tokenizer = new ModelTokenizer(model.Tokenizer);
 
@@ -20,29 +21,36 @@ internal sealed class ReplicaBuilder(LoadedModel model, IWeightStore storage, Pl
     public torch.ScalarType DType => model.Model.DType;
     public long WeightBytes => Config.ParameterCount * (DType == torch.ScalarType.Float32 ? 4 : 2);
     public IEngineTokenizer Tokenizer => _tokenizer;
+    public DevicePool Pool => pool;
 
-    public static IEnumerable<(string Field, string Message)> Unsupported(Plan plan) => ReplicaBuilderRules.Unsupported(plan);
-    public torch.Device DeviceOf(ReplicaSpec spec) => options.DeviceOf(DeviceId.Parse(spec.Devices[0]));
+    public IEnumerable<(string Field, string Message)> Unsupported(Plan plan) => ReplicaBuilderRules.Unsupported(plan, Config, pool);
 
     /// <summary>
-    /// A replica of <paramref name="spec"/> whose weights are copied from <paramref name="peer"/>
-    /// (null: read from storage). Returns the event describing the transfer.
+    /// A replica of <paramref name="spec"/>; with <paramref name="copyFromPeers"/> its shards come from
+    /// devices that hold them (the running replicas'), the rest from storage. Returns the events
+    /// describing the transfer (one per origin that contributed bytes).
     /// </summary>
-    public (LiveReplica Replica, SwitchEvent Transfer) Build(ReplicaSpec spec, LiveReplica? peer, IShardTransfer transfer)
+    public (LiveReplica Replica, IReadOnlyList<SwitchEvent> Transfers, TransferReport Report) Build(ReplicaSpec spec, bool copyFromPeers, IShardTransfer transfer)
     {
-        var device = DeviceOf(spec);
+        var devices = pool.Resolve(spec);
         var watch = Stopwatch.StartNew();
-        var weights = peer is not null
-            ? transfer.FromPeer(peer.Model, device)
-            : transfer.FromStorage(storage, Config, device, DType);
+        var weights = transfer.Build(Config, devices, spec.Tp, spec.Pp, storage, DType, copyFromPeers);
         double seconds = watch.Elapsed.TotalSeconds;
         try
         {
             var replica = Start(spec, weights);
-            var ev = peer is not null
-                ? new SwitchEvent(SwitchStepKind.CopyShard, spec.Id, $"weights {peer.Spec.Devices[0]} -> {spec.Devices[0]} (peer replica {peer.Id})", WeightBytes, seconds)
-                : new SwitchEvent(SwitchStepKind.LoadShard, spec.Id, $"weights {storage.Origin} -> {spec.Devices[0]}", WeightBytes, seconds);
-            return (replica, ev);
+            var r = weights.BuildReport;
+            string to = string.Join(",", spec.Devices);
+            var events = new List<SwitchEvent>();
+            long fromDevices = r.BytesFromPeers + r.BytesFromSameDevice;
+            if (fromDevices > 0)
+                events.Add(new SwitchEvent(SwitchStepKind.CopyShard, spec.Id,
+                    $"tp{spec.Tp} x pp{spec.Pp} shards -> {to} from devices holding them ({r.BytesFromPeers} B peer-to-peer, {r.BytesFromSameDevice} B on the same device)",
+                    fromDevices, seconds * fromDevices / Math.Max(1, r.TotalBytes)));
+            if (r.BytesFromStorage > 0)
+                events.Add(new SwitchEvent(SwitchStepKind.LoadShard, spec.Id, $"tp{spec.Tp} x pp{spec.Pp} shards {storage.Origin} -> {to}",
+                    r.BytesFromStorage, seconds * r.BytesFromStorage / Math.Max(1, r.TotalBytes)));
+            return (replica, events, r);
         }
         catch
         {
@@ -51,10 +59,22 @@ internal sealed class ReplicaBuilder(LoadedModel model, IWeightStore storage, Pl
         }
     }
 
-    /// <summary>The first replicas copy the loaded model (host memory), as a server start loads weights once.</summary>
-    public LiveReplica BuildFromHost(ReplicaSpec spec) => Start(spec, ShardTransfer.Instance.FromPeer(model.Model, DeviceOf(spec)));
+    /// <summary>The first replicas shard the loaded model (host memory), as a server start loads weights once.</summary>
+    public LiveReplica BuildFromHost(ReplicaSpec spec)
+    {
+        var weights = ParallelLlama.FromModel(model.Model, pool.Resolve(spec), spec.Tp, spec.Pp);
+        try
+        {
+            return Start(spec, weights);
+        }
+        catch
+        {
+            weights.Dispose();
+            throw;
+        }
+    }
 
-    private LiveReplica Start(ReplicaSpec spec, LlamaModel weights)
+    private LiveReplica Start(ReplicaSpec spec, IPagedLanguageModel weights)
     {
         var settings = options.Engine with
         {
@@ -73,17 +93,36 @@ internal sealed class ReplicaBuilder(LoadedModel model, IWeightStore storage, Pl
     }
 }
 
-/// <summary>What the plan runtime can build today, as plan problems (field paths as PlanChecks uses).</summary>
+/// <summary>What the plan runtime can build, as plan problems (field paths as PlanChecks uses).</summary>
 public static class ReplicaBuilderRules
 {
-    public static IEnumerable<(string Field, string Message)> Unsupported(Plan plan)
+    /// <summary>
+    /// Replicas whose tp x pp split the model does not allow (tp must divide the attention heads
+    /// and suit the KV heads, pp at most the layers), or whose devices the pool lacks.
+    /// </summary>
+    public static IEnumerable<(string Field, string Message)> Unsupported(Plan plan, LlamaConfig config, DevicePool? pool = null)
     {
         for (int i = 0; i < plan.Replicas.Count; i++)
         {
             var r = plan.Replicas[i];
-            if (r.Tp != 1 || r.Pp != 1)
-                yield return ($"replicas[{i}].{(r.Tp != 1 ? "tp" : "pp")}",
-                    $"tp {r.Tp} x pp {r.Pp}: this runtime builds tp=1, pp=1 replicas only (sharded replicas need the parallel model, not merged yet)");
+            (string Field, string Message)? problem = null;
+            try
+            {
+                ParallelLayout.Create(config, r.Tp, r.Pp);
+            }
+            catch (ArgumentException e)
+            {
+                problem = ($"replicas[{i}].{(e.ParamName == "pp" ? "pp" : "tp")}", $"tp {r.Tp} x pp {r.Pp} cannot split this model: {e.Message.Split(" (Parameter", 2)[0]}");
+            }
+            if (problem is { } p)
+            {
+                yield return p;
+                continue;
+            }
+            if (pool is null) continue;
+            for (int d = 0; d < r.Devices.Count; d++)
+                if (!pool.Contains(r.Devices[d]))
+                    yield return ($"replicas[{i}].devices[{d}]", $"device '{r.Devices[d]}' is not in this runtime's device pool ({pool})");
         }
     }
 }

@@ -1,72 +1,48 @@
 using OServe.Models.Llama;
 using OServe.Models.Loading;
+using OServe.Models.Parallelism;
 using TorchSharp;
 
 namespace OServe.Engine.Orchestration;
 
 /// <summary>
-/// How a new replica gets its weights: copied from a device that already holds them (hot), or
-/// read from storage (cold). The switch decides which; tests substitute one that fails midway.
+/// How a new replica gets its weights onto its devices: each shard copied from pool devices that
+/// already hold the bytes (hot), the rest read from storage (cold). Tests substitute one that fails midway.
 /// </summary>
 public interface IShardTransfer
 {
-    /// <summary>Copies every weight of <paramref name="peer"/> onto <paramref name="target"/> (a real copy, never shared storage).</summary>
-    LlamaModel FromPeer(LlamaModel peer, torch.Device target);
-
-    /// <summary>Reads the weights from <paramref name="storage"/> onto <paramref name="target"/>.</summary>
-    LlamaModel FromStorage(IWeightStore storage, LlamaConfig config, torch.Device target, torch.ScalarType dtype);
+    /// <summary>
+    /// Builds a tp x pp replica over <paramref name="devices"/> (stage-major). With
+    /// <paramref name="copyFromPeers"/> every slice some pool device holds is copied from it and only
+    /// the rest is read from <paramref name="storage"/> (opened only when needed); without it, all
+    /// of it is read. The result's <see cref="ParallelLlama.BuildReport"/> says which bytes came from where.
+    /// </summary>
+    ParallelLlama Build(LlamaConfig config, IReadOnlyList<PoolDevice> devices, int tp, int pp, IWeightStore storage, torch.ScalarType dtype, bool copyFromPeers);
 }
 
-/// <summary>
-/// The real transfers. A peer copy goes device to device (cuda:i to cuda:j over NVLink/PCIe, or a
-/// host memcpy between logical CPU devices), tensor by tensor, in the peer's dtype.
-/// </summary>
+/// <summary>The real transfer: <see cref="ParallelLlama.Create"/> over the device pool (device-to-device copies, peer first).</summary>
 public sealed class ShardTransfer : IShardTransfer
 {
     public static ShardTransfer Instance { get; } = new();
 
-    public LlamaModel FromPeer(LlamaModel peer, torch.Device target)
-    {
-        ArgumentNullException.ThrowIfNull(peer);
-        using var source = new PeerWeightSource(peer, target);
-        return LlamaModel.Create(peer.Config, source, target, peer.DType);
-    }
-
-    public LlamaModel FromStorage(IWeightStore storage, LlamaConfig config, torch.Device target, torch.ScalarType dtype)
+    public ParallelLlama Build(LlamaConfig config, IReadOnlyList<PoolDevice> devices, int tp, int pp, IWeightStore storage, torch.ScalarType dtype, bool copyFromPeers)
     {
         ArgumentNullException.ThrowIfNull(storage);
-        var source = storage.Open();
-        try
-        {
-            return LlamaModel.Create(config, source, target, dtype);
-        }
-        finally
-        {
-            (source as IDisposable)?.Dispose();
-        }
+        using var source = new LazyWeightSource(storage);
+        return ParallelLlama.Create(config, devices, tp, pp, source, dtype, new ParallelLlamaOptions { CopyFromPeers = copyFromPeers });
     }
 
-    /// <summary>
-    /// A live model's weights as a weight source. On the same torch device a plain alias would let
-    /// the new replica share the peer's storage (LlamaModel's to() is a no-op there), so the tensor
-    /// is cloned; across devices to() itself is the copy.
-    /// </summary>
-    private sealed class PeerWeightSource(LlamaModel peer, torch.Device target) : IWeightSource, IDisposable
+    /// <summary>Opens the store on the first tensor it must read, so a switch served wholly by peers never touches storage.</summary>
+    private sealed class LazyWeightSource(IWeightStore storage) : IWeightSource, IDisposable
     {
-        private readonly bool _sameDevice = peer.Device.type == target.type && peer.Device.index == target.index;
+        private IWeightSource? _opened;
 
-        public string Origin => $"peer replica on {peer.Device}";
+        public string Origin => storage.Origin;
+        public IReadOnlyCollection<string> Names => Opened.Names;
+        public torch.Tensor Load(string name) => Opened.Load(name);
 
-        public IReadOnlyCollection<string> Names => peer.Weights.Keys.ToArray();
+        private IWeightSource Opened => _opened ??= storage.Open();
 
-        public torch.Tensor Load(string name)
-        {
-            if (!peer.Weights.TryGetValue(name, out var tensor))
-                throw new InvalidDataException($"{Origin}: no tensor named '{name}'");
-            return _sameDevice ? tensor.clone() : tensor.alias();
-        }
-
-        public void Dispose() { }
+        public void Dispose() => (_opened as IDisposable)?.Dispose();
     }
 }
-

@@ -43,7 +43,8 @@ public sealed class StepProfiler(LoadedModel model, int blockSize = 16)
             MaxModelLen = maxModelLen,
         };
         using var cache = new PagedKvCache(model.Config, config.NumKvBlocks, config.BlockSize, model.Model.Device, model.Model.DType);
-        var runner = new SwitchableRunner(new TorchModelRunner(model.Model, cache));
+        var runner = new SwitchableRunner(new TorchModelRunner(
+            new OServe.Models.Parallelism.SingleDeviceLlama(model.Model, ownsModel: false), OServe.Models.Parallelism.ReplicaKvCache.Wrap(model.Config, cache)));
         var tokenizer = new ModelTokenizer(model.Tokenizer);
         var points = grid.Points().ToList();
         var samples = new List<ProfileSample>(points.Count);

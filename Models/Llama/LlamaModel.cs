@@ -113,7 +113,7 @@ public sealed class LlamaModel : IDisposable
         using var scope = NewDisposeScope();
         var tensors = plan.ToTensors(Device);
         var logits = Run(tensors.Tokens, tensors.Positions, tensors.LastTokenRows,
-            (layer, q, k, v) => PagedAttention(plan, tensors, cache, layer, q, k, v));
+            (layer, q, k, v) => PagedAttention.Run(plan, tensors, cache, layer, q, k, v, Config.NumHeads, Config.EffectiveHeadDim));
         return logits.MoveToOuterDisposeScope();
     }
 
@@ -177,49 +177,6 @@ public sealed class LlamaModel : IDisposable
         var xf = x.dtype == ScalarType.Float32 ? x : x.to(ScalarType.Float32);
         var normed = xf.mul(xf.square().mean([-1L], keepdim: true).add_(Config.NormEps).rsqrt_());
         return (normed.dtype == x.dtype ? normed : normed.to(x.dtype)).mul_(weight);
-    }
-
-    private Tensor PagedAttention(StepPlan plan, StepPlan.Tensors t, PagedKvCache cache, int layer, Tensor q, Tensor k, Tensor v)
-    {
-        var c = Config;
-        var keyCache = cache.Keys(layer).view(-1, c.NumKvHeads, c.EffectiveHeadDim);
-        var valueCache = cache.Values(layer).view(-1, c.NumKvHeads, c.EffectiveHeadDim);
-        keyCache.index_copy_(0, t.WriteSlots, k);
-        valueCache.index_copy_(0, t.WriteSlots, v);
-
-        // Rows of the [slots * kvHeads, hd] view, ordered (sequence, kv head, position): one gather
-        // yields [B, kvHeads, C, hd], the layout the attention matmuls read without another copy.
-        var keyRows = keyCache.view(-1, c.EffectiveHeadDim);
-        var valueRows = valueCache.view(-1, c.EffectiveHeadDim);
-        Tensor Gather(Tensor rows, Tensor index, int batch, int context) =>
-            rows.index_select(0, index).view(batch, c.NumKvHeads, context, c.EffectiveHeadDim);
-
-        Tensor DecodeAttention(Tensor qd)
-        {
-            int b = plan.Decode.Count;
-            if (CpuDecodeAttention.CanUse(qd, cache))
-                return CpuDecodeAttention.Attend(qd, cache.Keys(layer), cache.Values(layer), plan.DecodeRows, plan.DecodeContextLengths, plan.DecodeContext, c.NumKvHeads);
-            return Attention.Attend(qd.unsqueeze(1), Gather(keyRows, t.DecodeSlots!, b, plan.DecodeContext),
-                Gather(valueRows, t.DecodeSlots!, b, plan.DecodeContext), t.DecodeMask!).view(b, -1);
-        }
-
-        // q is [T, heads, hd]; when every chunk is a decode, row i is sequence i's query.
-        if (plan.IsAllDecode) return DecodeAttention(q);
-
-        var output = empty(q.shape[0], c.QueryDim, q.dtype, q.device);
-        if (plan.Decode.Count > 0)
-        {
-            output.index_copy_(0, t.DecodeRows!, DecodeAttention(q.index_select(0, t.DecodeRows!)));
-        }
-        for (int i = 0; i < plan.Prefill.Count; i++)
-        {
-            var p = plan.Prefill[i];
-            var qp = q.narrow(0, p.FirstRow, p.NumTokens).unsqueeze(0);
-            var op = Attention.Attend(qp, Gather(keyRows, t.PrefillSlots[i], 1, p.ContextLength),
-                Gather(valueRows, t.PrefillSlots[i], 1, p.ContextLength), t.PrefillMasks[i]);
-            output.narrow(0, p.FirstRow, p.NumTokens).copy_(op.squeeze(0));
-        }
-        return output;
     }
 
     public void Dispose()

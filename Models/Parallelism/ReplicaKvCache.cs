@@ -17,11 +17,13 @@ public sealed class ReplicaKvCache : IDisposable
 
     private readonly Shard[] shards;
     private readonly bool ownsCaches;
+    private readonly LlamaConfig config;
 
     internal ReplicaKvCache(LlamaConfig config, IEnumerable<Shard> shards, bool ownsCaches = true)
     {
         this.shards = shards.ToArray();
         this.ownsCaches = ownsCaches;
+        this.config = config;
         if (this.shards.Length == 0) throw new ArgumentException("a replica cache needs at least one shard", nameof(shards));
         var first = this.shards[0].Cache;
         foreach (var s in this.shards)
@@ -39,6 +41,29 @@ public sealed class ReplicaKvCache : IDisposable
     /// <summary>Wraps an existing single-device cache (not owned: disposing this leaves it alone).</summary>
     public static ReplicaKvCache Wrap(LlamaConfig config, PagedKvCache cache) =>
         new(config, [new Shard(cache, new IndexRange(0, config.NumLayers), new IndexRange(0, config.NumKvHeads), cache.Device)], ownsCaches: false);
+
+    /// <summary>
+    /// A new, owned cache of <paramref name="numBlocks"/> blocks with this one's layout (devices,
+    /// layers and KV heads per shard, block size, dtype): a staging area for a sequence's K/V in transit.
+    /// </summary>
+    public ReplicaKvCache EmptyLike(int numBlocks)
+    {
+        var created = new List<Shard>();
+        try
+        {
+            foreach (var s in shards)
+                created.Add(s with
+                {
+                    Cache = new PagedKvCache(config with { NumLayers = s.Layers.Count, NumKvHeads = s.KvHeads.Count }, numBlocks, BlockSize, s.Device, DType),
+                });
+            return new ReplicaKvCache(config, created);
+        }
+        catch
+        {
+            foreach (var s in created) s.Cache.Dispose();
+            throw;
+        }
+    }
 
     public IReadOnlyList<Shard> Shards => shards;
     public int NumBlocks => shards[0].Cache.NumBlocks;

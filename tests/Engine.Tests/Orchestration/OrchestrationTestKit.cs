@@ -9,6 +9,7 @@ using OServe.Engine.Orchestration;
 using OServe.Engine.Serving;
 using OServe.Models;
 using OServe.Models.Llama;
+using OServe.Models.Parallelism;
 using TorchSharp;
 
 namespace OServe.Engine.Tests.Orchestration;
@@ -37,6 +38,25 @@ internal static class OrchestrationTestKit
     public static ReplicaSpec Replica(string id, params string[] devices) => new()
     {
         Id = id, GpuType = "cpu-logical", Devices = devices, Tp = devices.Length,
+    };
+
+    /// <summary>A pipeline-parallel replica: one stage per device.</summary>
+    public static ReplicaSpec PipelineReplica(string id, params string[] devices) => new()
+    {
+        Id = id, GpuType = "cpu-logical", Devices = devices, Pp = devices.Length,
+    };
+
+    /// <summary>A plan of <paramref name="replicas"/>, every type spread over all of them.</summary>
+    public static Plan PlanOf(int version, params ReplicaSpec[] replicas) => new()
+    {
+        Version = version, Model = ModelName, Cluster = LogicalCluster.Name, Planner = "test",
+        RequestTypes = [Short, Long],
+        Replicas = replicas,
+        Routing =
+        [
+            new RoutingEntry { Type = "short", Weights = replicas.ToDictionary(r => r.Id, _ => 1.0) },
+            new RoutingEntry { Type = "long", Weights = replicas.ToDictionary(r => r.Id, _ => 1.0) },
+        ],
     };
 
     /// <summary>Two tp=1 replicas, each type spread over both.</summary>
@@ -118,19 +138,14 @@ internal static class OrchestrationTestKit
 
     public static string Prompt(int i) => $"request {i}: " + string.Join(' ', Enumerable.Repeat("once upon a time", 1 + i % 5));
 
-    /// <summary>Fails every peer copy (and reads from storage after <paramref name="failAfter"/> successes), as a link or device failing mid-switch.</summary>
+    /// <summary>Fails every build after <paramref name="failAfter"/> successes, as a link or device failing mid-switch.</summary>
     public sealed class FailingTransfer(int failAfter = 0) : IShardTransfer
     {
         private int _calls;
 
-        public LlamaModel FromPeer(LlamaModel peer, torch.Device target) =>
+        public ParallelLlama Build(LlamaConfig config, IReadOnlyList<PoolDevice> devices, int tp, int pp, IWeightStore storage, torch.ScalarType dtype, bool copyFromPeers) =>
             Interlocked.Increment(ref _calls) > failAfter
-                ? throw new IOException("injected failure: the peer link dropped mid-copy")
-                : ShardTransfer.Instance.FromPeer(peer, target);
-
-        public LlamaModel FromStorage(IWeightStore storage, LlamaConfig config, torch.Device target, torch.ScalarType dtype) =>
-            Interlocked.Increment(ref _calls) > failAfter
-                ? throw new IOException("injected failure: storage read failed")
-                : ShardTransfer.Instance.FromStorage(storage, config, target, dtype);
+                ? throw new IOException(copyFromPeers ? "injected failure: the peer link dropped mid-copy" : "injected failure: storage read failed")
+                : ShardTransfer.Instance.Build(config, devices, tp, pp, storage, dtype, copyFromPeers);
     }
 }

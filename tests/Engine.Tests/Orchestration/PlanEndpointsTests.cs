@@ -36,8 +36,8 @@ public sealed class PlanEndpointsTests
     [InlineData("devices: [node0/9]", "request-body:", "replicas[0].devices[0]", "does not exist")]
     // Routing to a replica the plan does not have.
     [InlineData("weights: {zz: 1}", "request-body:", "routing[0].weights.zz", "not a replica")]
-    // Valid for the cluster, but sharded replicas are not built by this runtime yet.
-    [InlineData("tp2", "request-body:", "replicas[0].tp", "tp=1, pp=1")]
+    // Valid for the cluster, but tp=3 cannot split the model's 4 attention heads.
+    [InlineData("tp3", "request-body:", "replicas[0].tp", "does not divide the model's 4 attention heads")]
     // Not YAML at all.
     [InlineData("{{{", "request-body:", "", "invalid YAML")]
     public async Task A_bad_plan_is_a_400_with_file_line_messages_and_the_plan_in_force_keeps_serving(string change, string where, string field, string message)
@@ -53,7 +53,7 @@ public sealed class PlanEndpointsTests
             {
                 Routing = [new() { Type = "short", Weights = new Dictionary<string, double> { ["zz"] = 1 } }],
             }),
-            "tp2" => ContractYaml.Write(OneReplica(2) with { Replicas = [Replica("c", "node0/2", "node0/3")] }),
+            "tp3" => ContractYaml.Write(OneReplica(2) with { Replicas = [Replica("c", "node0/1", "node0/2", "node0/3")] }),
             _ => change,
         };
 

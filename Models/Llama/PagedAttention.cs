@@ -1,15 +1,14 @@
 using OServe.Models.Kv;
-using OServe.Models.Llama;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace OServe.Models.Parallelism;
+namespace OServe.Models.Llama;
 
 /// <summary>
-/// Paged attention of one shard's heads: <see cref="LlamaModel"/>'s private paged path (kept in
-/// step with it, CPU decode kernel included) with the head counts taken from the shard (its query
-/// heads and its KV cache slice) rather than the model. Once Models settles, LlamaModel can call
-/// this with its full head counts and the copy goes away.
+/// Paged attention over one cache: writes the step's K/V into their slots, then attends each
+/// chunk's queries over its cached context (the CPU decode kernel for decodes where it applies).
+/// The head counts come from the caller and the cache, so <see cref="LlamaModel"/> uses it with
+/// the model's heads and a tensor-parallel shard with its own heads and KV-head slice.
 /// </summary>
 internal static class PagedAttention
 {
