@@ -9,10 +9,10 @@ public sealed record DemoOptions
     /// <summary>Logical CPU devices the planner deploys replicas on.</summary>
     public int NumDevices { get; init; } = 2;
     /// <summary>
-    /// Largest tensor-parallel degree the planner may choose. 1 while the plan runtime builds only
-    /// tp=1 replicas (it refuses others); null lifts the limit once sharded replicas are merged.
+    /// Largest TP and PP degree the planner may choose. 1 while the plan runtime builds only tp=1,
+    /// pp=1 replicas (it refuses others); null lifts the limit once sharded replicas are merged.
     /// </summary>
-    public int? MaxTp { get; init; } = 1;
+    public int? MaxParallelism { get; init; } = 1;
     /// <summary>Multiplies every arrival rate of the built-in workload.</summary>
     public double RateScale { get; init; } = 1.0;
     public int Seed { get; init; } = 7;

@@ -50,11 +50,12 @@ public static class DemoRunner
 
         var workload = DemoWorkload.Build(options.DurationS, options.WindowS, options.RateScale, options.Seed);
         output.WriteLine($"workload: {workload.Description}");
-        var plannerOptions = new PlannerOptions { MaxSolveSeconds = 1.0, MaxTp = options.MaxTp };
-        var initial = InitialPlan(cluster, card, coefficients, workload.Types, options.WindowS, plannerOptions);
+        var plannerOptions = new PlannerOptions { MaxSolveSeconds = 1.0 };
+        OServe.Planner.Solver.PlannerConstraint[] constraints = options.MaxParallelism is { } maxDegree ? [RuntimeLimits.MaxParallelism(maxDegree)] : [];
+        var initial = InitialPlan(cluster, card, coefficients, workload.Types, options.WindowS, plannerOptions, constraints);
         output.WriteLine($"initial plan: {PlanText.Replicas(initial)} on {cluster.Name}; routing {PlanText.Routing(initial)}");
         output.WriteLine($"  ({options.NumDevices} logical CPU devices sharing this machine's cores; each replica has its own weights and KV cache" +
-            (options.MaxTp is { } maxTp ? $"; planner limited to tp <= {maxTp}, the most the plan runtime builds today)" : ")"));
+            (options.MaxParallelism is { } max ? $"; planner limited to tp, pp <= {max}, what the plan runtime builds today)" : ")"));
 
         var tracePath = Path.Combine(Path.GetTempPath(), $"oserve-demo-{Environment.ProcessId}-{Guid.NewGuid():N}.csv");
         workload.WriteAzureCsv(tracePath);
@@ -62,7 +63,7 @@ public static class DemoRunner
         {
             var controllerOptions = new ControllerOptions
             {
-                Cluster = cluster, Model = card, Coefficients = coefficients, WindowS = options.WindowS, Planner = plannerOptions,
+                Cluster = cluster, Model = card, Coefficients = coefficients, WindowS = options.WindowS, Planner = plannerOptions, Constraints = constraints,
             };
             var (adaptive, log, final) = await ReplayAsync("adaptive", model, cluster, initial, tracePath, options, controllerOptions, output, interactive, cancellationToken);
             var (fixedRun, _, _) = await ReplayAsync("static", model, cluster, initial, tracePath, options, null, output, interactive, cancellationToken);
@@ -126,9 +127,13 @@ public static class DemoRunner
         return await CpuCostCalibration.MeasureAsync(engine, card, Settings.MaxNumSeqs, cancellationToken);
     }
 
-    private static Plan InitialPlan(Cluster cluster, ModelCard card, CostCoefficients k, IReadOnlyList<RequestTypeSpec> types, double windowS, PlannerOptions plannerOptions)
+    private static Plan InitialPlan(Cluster cluster, ModelCard card, CostCoefficients k, IReadOnlyList<RequestTypeSpec> types, double windowS, PlannerOptions plannerOptions,
+        OServe.Planner.Solver.PlannerConstraint[] constraints)
     {
-        var result = Planning.plan(new PlanRequest(cluster, card, types) { Coefficients = k, NumWorkers = 1, WindowS = windowS, Options = plannerOptions });
+        var result = Planning.plan(new PlanRequest(cluster, card, types)
+        {
+            Coefficients = k, NumWorkers = 1, WindowS = windowS, Options = plannerOptions, Constraints = constraints,
+        });
         if (result.IsError) throw new InvalidOperationException("planning the demo's initial plan: " + string.Join("; ", result.ErrorValue));
         return result.ResultValue.Plan;
     }
