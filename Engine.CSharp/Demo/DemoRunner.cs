@@ -67,7 +67,7 @@ public static class DemoRunner
             };
             var (adaptive, log, final) = await ReplayAsync("adaptive", model, cluster, initial, tracePath, options, controllerOptions, output, interactive, cancellationToken);
             var (fixedRun, _, _) = await ReplayAsync("static", model, cluster, initial, tracePath, options, null, output, interactive, cancellationToken);
-            return DemoSummary.From(adaptive, fixedRun, log!, initial, final);
+            return DemoSummary.From(adaptive, fixedRun, log!, initial, final) with { WhyNoChange = WhyNoChange(options, cluster) };
         }
         finally
         {
@@ -115,6 +115,18 @@ public static class DemoRunner
             await app.StopAsync(CancellationToken.None);
         }
     }
+
+    /// <summary>
+    /// When every replica the planner may place is one configuration on identical devices, its
+    /// answer cannot depend on the mix: the solver's later stages use every device, and replicas of
+    /// one configuration split each type evenly (Placement.route). Said in the summary, not hidden.
+    /// </summary>
+    private static string? WhyNoChange(DemoOptions options, Cluster cluster) =>
+        options.MaxParallelism == 1 && cluster.GpuTypes.Count == 1
+            ? $"with tp, pp <= 1 on {options.NumDevices} identical logical devices the planner has ONE replica configuration to choose from " +
+              "(tp1 on one device); it puts one on every device and splits every request type evenly among them, whatever the mix, " +
+              "so no window can change its answer. Lifting DemoOptions.MaxParallelism once the runtime builds tp/pp replicas gives it other configurations to weigh."
+            : null;
 
     /// <summary>The demo's engine: a plan runtime whose logical devices are this CPU; cold loads regenerate the built-in weights.</summary>
     public static PlanRuntime StartRuntime(LoadedModel model, Cluster cluster, Plan plan) =>

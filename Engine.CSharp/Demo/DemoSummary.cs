@@ -14,6 +14,9 @@ namespace OServe.Engine.Demo;
 public sealed record DemoSummary(BenchResult Adaptive, BenchResult Static, int NumSwitches, int NumReroutes, string FinalPlan, string InitialPlan,
     IReadOnlyList<string> Changes, IReadOnlyList<string> KeepReasons)
 {
+    /// <summary>Why the planner could not answer differently in any window, when that follows from the setup.</summary>
+    public string? WhyNoChange { get; init; }
+
     public static DemoSummary From(BenchResult adaptive, BenchResult fixedRun, ControllerLog log, Plan initial, Plan final)
     {
         var decisions = log.OfType<SwitchDecisionEvent>().ToDictionary(d => d.Window);
@@ -58,6 +61,7 @@ public sealed record DemoSummary(BenchResult Adaptive, BenchResult Static, int N
         {
             sb.AppendLine("  the controller never changed the plan, so both runs served the same deployment: the differences above are run-to-run noise");
             foreach (var k in KeepReasons.TakeLast(3)) sb.AppendLine("  planner kept the plan, " + k);
+            if (WhyNoChange is not null) sb.AppendLine("  why: " + WhyNoChange);
         }
         sb.AppendLine(LostNone ? "  no request lost: completed == sent in both runs" : "  REQUESTS LOST: completed != sent");
         return sb.ToString();
