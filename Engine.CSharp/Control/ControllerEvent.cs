@@ -61,4 +61,14 @@ public static class PlanText
         plan.Replicas.Count == 0 ? "no replicas"
         : string.Join(", ", plan.Replicas.GroupBy(r => (r.Tp, r.Pp)).OrderBy(g => g.Key.Tp * g.Key.Pp)
             .Select(g => $"{g.Count()} x tp{g.Key.Tp}" + (g.Key.Pp > 1 ? $"/pp{g.Key.Pp}" : "")));
+
+    /// <summary>"chat: r0 0.60 r1 0.40 | long: r1 1.00": each type's share per replica (weights normalized).</summary>
+    public static string Routing(Plan plan) =>
+        plan.Routing.Count == 0 ? "no routing"
+        : string.Join(" | ", plan.Routing.Select(e =>
+        {
+            var total = e.Weights.Values.Sum();
+            return e.Type + ": " + (total <= 0 ? "nowhere" : string.Join(" ", e.Weights.Where(w => w.Value > 0).OrderBy(w => w.Key, StringComparer.Ordinal)
+                .Select(w => string.Create(CultureInfo.InvariantCulture, $"{w.Key} {w.Value / total:F2}"))));
+        }));
 }

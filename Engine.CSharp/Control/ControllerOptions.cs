@@ -18,6 +18,9 @@ public sealed record ControllerOptions
     public Slo Slo { get; init; } = new();
     public PlannerOptions Planner { get; init; } = new() { MaxSolveSeconds = 1.0 };
 
+    /// <summary>Extra planner constraints, e.g. <see cref="RuntimeLimits.MaxParallelism"/> for what the runtime can build.</summary>
+    public IReadOnlyList<OServe.Planner.Solver.PlannerConstraint> Constraints { get; init; } = [];
+
     /// <summary>CP-SAT workers; the controller shares the machine with the engine it plans for.</summary>
     public int NumSolverWorkers { get; init; } = 1;
 

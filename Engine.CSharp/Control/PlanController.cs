@@ -123,6 +123,7 @@ public sealed class PlanController
             Slo = _options.Slo,
             Options = _options.Planner,
             Coefficients = _options.Coefficients,
+            Constraints = _options.Constraints.ToArray(),
             NumWorkers = _options.NumSolverWorkers,
             Current = current,
             WindowStartS = (window + 1) * _options.WindowS,

@@ -8,6 +8,11 @@ public sealed record DemoOptions
     public double WindowS { get; init; } = 15;
     /// <summary>Logical CPU devices the planner deploys replicas on.</summary>
     public int NumDevices { get; init; } = 2;
+    /// <summary>
+    /// Largest TP and PP degree the planner may choose. 1 while the plan runtime builds only tp=1,
+    /// pp=1 replicas (it refuses others); null lifts the limit once sharded replicas are merged.
+    /// </summary>
+    public int? MaxParallelism { get; init; } = 1;
     /// <summary>Multiplies every arrival rate of the built-in workload.</summary>
     public double RateScale { get; init; } = 1.0;
     public int Seed { get; init; } = 7;

@@ -4,6 +4,7 @@ using ModelCard = OServe.Contracts.ModelCard;
 using OServe.Engine.Benchmarking;
 using OServe.Engine.Control;
 using OServe.Engine.Execution;
+using OServe.Engine.Orchestration;
 using OServe.Engine.Serving;
 using OServe.Models;
 using OServe.Planner.CostModel;
@@ -12,21 +13,23 @@ using OServe.Planner.Planning;
 namespace OServe.Engine.Demo;
 
 /// <summary>
-/// `oserve demo` in-process: the built-in model on logical CPU devices, the OpenAI server on
-/// 127.0.0.1, the built-in shifting workload replayed over real HTTP streams by the benchmark's
-/// load generator, the controller switching live; then the same workload against the initial plan
-/// held fixed, and a comparison of the two.
+/// `oserve demo` in-process: the built-in model served by a <see cref="PlanRuntime"/> on logical
+/// CPU devices, the OpenAI server on 127.0.0.1, the built-in shifting workload replayed over real
+/// HTTP streams by the benchmark's load generator, the controller forecasting and switching the
+/// runtime live; then the same workload against the initial plan held fixed (a second runtime,
+/// no controller), and a comparison of the two.
 /// </summary>
 public static class DemoRunner
 {
     private static readonly EngineSettings Settings = new() { MaxNumSeqs = 32, MaxModelLen = 1024, KvCacheGib = 0.25 };
+    private static readonly BuiltInModelOptions ModelOptions = new() { MaxSeqLen = 1024 };
 
     public static async Task<DemoSummary> RunAsync(DemoOptions options, TextWriter output, bool interactive, CancellationToken cancellationToken)
     {
         options.Validate();
-        using var model = BuiltInModel.Create(new BuiltInModelOptions { MaxSeqLen = 1024 });
+        using var model = BuiltInModel.Create(ModelOptions);
         output.WriteLine($"model: {model.Description}");
-        var card = CardOf(model);
+        var card = ModelCardOf.Llama(model.Config, model.Name, model.Model.DType);
 
         var calibration = await CalibrateAsync(model, card, cancellationToken);
         var coefficients = calibration.Coefficients;
@@ -47,21 +50,24 @@ public static class DemoRunner
 
         var workload = DemoWorkload.Build(options.DurationS, options.WindowS, options.RateScale, options.Seed);
         output.WriteLine($"workload: {workload.Description}");
-        var initial = InitialPlan(cluster, card, coefficients, workload.Types, options.WindowS);
-        output.WriteLine($"initial plan: {PlanText.Replicas(initial)} on {cluster.Name} (logical CPU devices, replicas run UNSHARDED: see UnshardedReplicaSet)");
+        var plannerOptions = new PlannerOptions { MaxSolveSeconds = 1.0 };
+        OServe.Planner.Solver.PlannerConstraint[] constraints = options.MaxParallelism is { } maxDegree ? [RuntimeLimits.MaxParallelism(maxDegree)] : [];
+        var initial = InitialPlan(cluster, card, coefficients, workload.Types, options.WindowS, plannerOptions, constraints);
+        output.WriteLine($"initial plan: {PlanText.Replicas(initial)} on {cluster.Name}; routing {PlanText.Routing(initial)}");
+        output.WriteLine($"  ({options.NumDevices} logical CPU devices sharing this machine's cores; each replica has its own weights and KV cache" +
+            (options.MaxParallelism is { } max ? $"; planner limited to tp, pp <= {max}, what the plan runtime builds today)" : ")"));
 
         var tracePath = Path.Combine(Path.GetTempPath(), $"oserve-demo-{Environment.ProcessId}-{Guid.NewGuid():N}.csv");
         workload.WriteAzureCsv(tracePath);
         try
         {
-            var controllerOptions = new ControllerOptions { Cluster = cluster, Model = card, Coefficients = coefficients, WindowS = options.WindowS };
-            var (adaptive, log, final) = await ReplayAsync("adaptive", model, initial, tracePath, options, controllerOptions, output, interactive, cancellationToken);
-            var (fixedRun, _, _) = await ReplayAsync("static", model, initial, tracePath, options, null, output, interactive, cancellationToken);
-            var switches = log!.OfType<SwitchResultEvent>().Where(e => e.Result.Applied).ToArray();
-            var decisions = log.OfType<SwitchDecisionEvent>();
-            return new DemoSummary(adaptive, fixedRun,
-                decisions.Count(d => d.Kind == SwitchDecisionKind.Switch), decisions.Count(d => d.Kind == SwitchDecisionKind.Reroute),
-                PlanText.Replicas(final), PlanText.Replicas(initial));
+            var controllerOptions = new ControllerOptions
+            {
+                Cluster = cluster, Model = card, Coefficients = coefficients, WindowS = options.WindowS, Planner = plannerOptions, Constraints = constraints,
+            };
+            var (adaptive, log, final) = await ReplayAsync("adaptive", model, cluster, initial, tracePath, options, controllerOptions, output, interactive, cancellationToken);
+            var (fixedRun, _, _) = await ReplayAsync("static", model, cluster, initial, tracePath, options, null, output, interactive, cancellationToken);
+            return DemoSummary.From(adaptive, fixedRun, log!, initial, final) with { WhyNoChange = WhyNoChange(options, cluster) };
         }
         finally
         {
@@ -69,23 +75,23 @@ public static class DemoRunner
         }
     }
 
-    private static async Task<(BenchResult Result, ControllerLog? Log, Plan Final)> ReplayAsync(string phase, LoadedModel model, Plan initial, string tracePath,
-        DemoOptions options, ControllerOptions? controllerOptions, TextWriter output, bool interactive, CancellationToken cancellationToken)
+    private static async Task<(BenchResult Result, ControllerLog? Log, Plan Final)> ReplayAsync(string phase, LoadedModel model, Cluster cluster, Plan initial,
+        string tracePath, DemoOptions options, ControllerOptions? controllerOptions, TextWriter output, bool interactive, CancellationToken cancellationToken)
     {
         output.WriteLine($"--- {phase} run: {(controllerOptions is null ? "the initial plan held fixed" : $"controller replans every {options.WindowS:F1} s")} ---");
-        await using var replicas = new UnshardedReplicaSet(model, Settings, initial);
+        await using var runtime = StartRuntime(model, cluster, initial);
         var recorder = new ArrivalRecorder(initial.RequestTypes);
-        IInferenceEngine served = controllerOptions is null ? replicas : new ArrivalObservingEngine(replicas, recorder);
+        IInferenceEngine served = controllerOptions is null ? runtime : new ArrivalObservingEngine(runtime, recorder);
         var log = controllerOptions is null ? null : new ControllerLog(interactive ? null : output);
         var progress = new BenchProgress();
-        var view = new DemoLiveView(phase, options.DurationS, progress, () => PlanText.Replicas(replicas.Current), log);
-        replicas.RequestFinished += view.OnFinished;
+        var view = new DemoLiveView(phase, options.DurationS, progress, () => PlanText.Replicas(runtime.Current) + "; " + PlanText.Routing(runtime.Current), log);
+        runtime.RequestFinished += view.OnFinished;
 
         await using var app = ServerHost.Build(new ServeOptions { Host = "127.0.0.1", Port = 0 }, served,
-            configure: b => b.Logging.SetMinimumLevel(LogLevel.Warning), engineClock: () => replicas.Clock.Now);
+            configure: b => b.Logging.SetMinimumLevel(LogLevel.Warning), engineClock: () => runtime.Clock.Now);
         await app.StartAsync(cancellationToken);
         using var stopController = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var controller = controllerOptions is null ? null : new PlanController(replicas, controllerOptions, recorder, log!);
+        var controller = controllerOptions is null ? null : new PlanController(new PlanRuntimeTarget(runtime), controllerOptions, recorder, log!);
         var controlLoop = controller?.RunAsync(stopController.Token) ?? Task.CompletedTask;
         try
         {
@@ -99,8 +105,8 @@ public static class DemoRunner
             await view.RunAsync(output, interactive, bench);
             var result = await bench;
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{phase}: {result.Completed}/{result.NumPrompts} completed in {result.Duration:F1} s, final plan {PlanText.Replicas(replicas.Current)}"));
-            return (result, log, replicas.Current);
+                $"{phase}: {result.Completed}/{result.NumPrompts} completed in {result.Duration:F1} s, final plan {PlanText.Replicas(runtime.Current)}"));
+            return (result, log, runtime.Current);
         }
         finally
         {
@@ -110,27 +116,37 @@ public static class DemoRunner
         }
     }
 
+    /// <summary>
+    /// When every replica the planner may place is one configuration on identical devices, its
+    /// answer cannot depend on the mix: the solver's later stages use every device, and replicas of
+    /// one configuration split each type evenly (Placement.route). Said in the summary, not hidden.
+    /// </summary>
+    private static string? WhyNoChange(DemoOptions options, Cluster cluster) =>
+        options.MaxParallelism == 1 && cluster.GpuTypes.Count == 1
+            ? $"with tp, pp <= 1 on {options.NumDevices} identical logical devices the planner has ONE replica configuration to choose from " +
+              "(tp1 on one device); it puts one on every device and splits every request type evenly among them, whatever the mix, " +
+              "so no window can change its answer. Lifting DemoOptions.MaxParallelism once the runtime builds tp/pp replicas gives it other configurations to weigh."
+            : null;
+
+    /// <summary>The demo's engine: a plan runtime whose logical devices are this CPU; cold loads regenerate the built-in weights.</summary>
+    public static PlanRuntime StartRuntime(LoadedModel model, Cluster cluster, Plan plan) =>
+        PlanRuntime.Start(plan, cluster, model, new RandomWeightStore(model.Config, ModelOptions.Seed),
+            new PlanRuntimeOptions { Engine = Settings, Logger = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance });
+
     private static async Task<CpuCalibration> CalibrateAsync(LoadedModel model, ModelCard card, CancellationToken cancellationToken)
     {
         await using var engine = LocalEngineBuilder.Create(model, Settings);
         return await CpuCostCalibration.MeasureAsync(engine, card, Settings.MaxNumSeqs, cancellationToken);
     }
 
-    private static Plan InitialPlan(Cluster cluster, ModelCard card, CostCoefficients k, IReadOnlyList<RequestTypeSpec> types, double windowS)
+    private static Plan InitialPlan(Cluster cluster, ModelCard card, CostCoefficients k, IReadOnlyList<RequestTypeSpec> types, double windowS, PlannerOptions plannerOptions,
+        OServe.Planner.Solver.PlannerConstraint[] constraints)
     {
-        var result = Planning.plan(new PlanRequest(cluster, card, types) { Coefficients = k, NumWorkers = 1, WindowS = windowS });
+        var result = Planning.plan(new PlanRequest(cluster, card, types)
+        {
+            Coefficients = k, NumWorkers = 1, WindowS = windowS, Options = plannerOptions, Constraints = constraints,
+        });
         if (result.IsError) throw new InvalidOperationException("planning the demo's initial plan: " + string.Join("; ", result.ErrorValue));
         return result.ResultValue.Plan;
-    }
-
-    /// <summary>The built-in model's shape as the planner sees it (float32 weights: 4 bytes each).</summary>
-    public static ModelCard CardOf(LoadedModel model)
-    {
-        var c = model.Config;
-        return new ModelCard
-        {
-            Name = model.Name, Layers = c.NumLayers, Hidden = c.Dim, Intermediate = c.HiddenDim, Heads = c.NumHeads, KvHeads = c.NumKvHeads,
-            Vocab = c.VocabSize, DtypeBytes = 4, MaxContext = c.MaxSeqLen, TiedEmbeddings = c.TieWordEmbeddings, Source = "built-in random-weight model",
-        };
     }
 }

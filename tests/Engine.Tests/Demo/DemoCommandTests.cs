@@ -30,6 +30,10 @@ public sealed class DemoCommandTests
         Assert.Equal(2, sent.Count);
         Assert.All(sent, m => Assert.Equal(m.Groups[3].Value, m.Groups[2].Value));
         Assert.DoesNotContain("\u001b[", text); // no terminal escape codes when redirected
+        Assert.Contains("initial plan: 2 x tp1", text); // the planner's plan, run by the plan runtime (tp/pp <= 1 for now)
+        Assert.Matches(@"summary: \d+ requests replayed twice; \d+ switches, \d+ re-routes applied live", text);
+        if (text.Contains("0 switches, 0 re-routes", StringComparison.Ordinal))
+            Assert.Contains("why: ", text); // a run without changes says why instead of passing noise off as a gain
     }
 
     [Fact]
