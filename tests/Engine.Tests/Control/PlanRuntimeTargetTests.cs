@@ -71,13 +71,14 @@ public sealed class PlanRuntimeTargetTests
     {
         using var model = TinyModel();
         await using var runtime = Start(model, TwoReplicas());
-        var tp2 = OneReplica() with { Replicas = [Replica("t", "node0/2", "node0/3")], Routing =
+        // tp 3 cannot split the model's heads, so the runtime refuses the plan.
+        var tp3 = OneReplica() with { Replicas = [Replica("t", "node0/1", "node0/2", "node0/3")], Routing =
         [
             new RoutingEntry { Type = "short", Weights = new Dictionary<string, double> { ["t"] = 1 } },
             new RoutingEntry { Type = "long", Weights = new Dictionary<string, double> { ["t"] = 1 } },
         ] };
 
-        var result = await new PlanRuntimeTarget(runtime).ApplyAsync(tp2, CancellationToken.None);
+        var result = await new PlanRuntimeTarget(runtime).ApplyAsync(tp3, CancellationToken.None);
 
         Assert.False(result.Applied);
         Assert.Contains("refused by the runtime", result.Detail);
