@@ -68,7 +68,9 @@ public sealed class ParallelLlamaTests : IDisposable
         using var concurrent = ParallelFixtures.Shard(untied, pool, 4, 1, firstDevice: 4, options: new ParallelLlamaOptions { ConcurrentShards = true });
         using var a = ParallelFixtures.Script(sequential, untied.Config.VocabSize);
         using var b = ParallelFixtures.Script(concurrent, untied.Config.VocabSize);
-        Assert.True(a.eq(b).all().item<bool>(), "rank order of the all-reduce is fixed, so threads must not change a bit");
+        // The all-reduce sums ranks in a fixed order, but each rank's matmuls may use a different BLAS
+        // thread split when ranks run concurrently, which can change the last bits (seen in CI).
+        Assert.True(a.allclose(b, rtol: 1e-5, atol: 1e-5), "concurrent ranks must give the sequential logits");
     }
 
     [Fact]
