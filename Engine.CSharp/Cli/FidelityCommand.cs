@@ -52,6 +52,7 @@ public static class FidelityCommand
             var coefficients = ProfileFile.Load(profilePath);
             if (!OServe.Planner.CostModel.CostCoefficientsModule.isMeasured(coefficients))
                 throw new CliUsageException($"--profile: {profilePath} holds no measured step-time terms; write it with `oserve profile`");
+            var stepTime = ProfileFile.LoadStepTime(profilePath);
             if (parse.GetValue(threads) is { } n)
             {
                 if (n < 1) throw new CliUsageException($"--threads: must be at least 1, got {n}");
@@ -59,8 +60,11 @@ public static class FidelityCommand
             }
             using var loaded = ServeCommand.LoadModel(parse.GetValue(model), null, ServeCommand.ParseDType(parse.GetValue(dtype)!), 1234);
             io.WriteLine($"model: {loaded.Description}; threads {torch.get_num_threads()}; plan: 1 replica, max-num-seqs {options.MaxNumSeqs}, max-num-batched-tokens {options.MaxNumBatchedTokens}");
+            io.WriteLine(stepTime.Table is { } table
+                ? $"step time: the profile's linear fit plus its {table.NumPoints} measured points (residual table)"
+                : "step time: the profile's linear fit (the file has no measured points)");
             FidelityResult result;
-            try { result = await FidelityRun.RunAsync(options, loaded, coefficients, io, ct); }
+            try { result = await FidelityRun.RunAsync(options, loaded, stepTime, io, ct); }
             catch (ArgumentException e) { throw new CliUsageException(e.Message); }
             Print(io, result);
             return OServeCli.ExitOk;
@@ -74,15 +78,39 @@ public static class FidelityCommand
         io.WriteLine();
         io.WriteLine($"fidelity: {r.Workload}");
         foreach (var note in r.Notes) io.WriteLine($"  note: {note}");
-        io.WriteLine($"{"metric",-14} {"real s",9} {"sim s",9} {"error",8}");
-        void Row(string name, double real, double sim) =>
-            io.WriteLine(string.Create(inv, $"{name,-14} {real,9:F3} {sim,9:F3} {FidelityResult.RelativeError(sim, real),8:+0.0%;-0.0%}"));
-        Row("mean TTFT", r.Real.MeanTtft, r.Simulated.MeanTtft);
-        Row("P99 TTFT", r.Real.P99Ttft, r.Simulated.P99Ttft);
-        Row("mean E2E", r.Real.MeanE2e, r.Simulated.MeanE2e);
-        Row("P99 E2E", r.Real.P99E2e, r.Simulated.P99E2e);
-        Row("duration", r.Real.DurationS, r.Simulated.DurationS);
+        var lin = r.SimulatedLinear;
+        io.WriteLine($"{"metric",-14} {"real s",9} {"sim s",9} {"error",8}" + (lin is null ? "" : $" {"linear-only s",14} {"error",8}"));
+        void Row(string name, Func<LatencySummary, double> metric)
+        {
+            double real = metric(r.Real), sim = metric(r.Simulated);
+            var line = string.Create(inv, $"{name,-14} {real,9:F3} {sim,9:F3} {FidelityResult.RelativeError(sim, real),8:+0.0%;-0.0%}");
+            if (lin is not null)
+                line += string.Create(inv, $" {metric(lin),14:F3} {FidelityResult.RelativeError(metric(lin), real),8:+0.0%;-0.0%}");
+            io.WriteLine(line);
+        }
+        Row("mean TTFT", x => x.MeanTtft);
+        Row("P99 TTFT", x => x.P99Ttft);
+        Row("mean E2E", x => x.MeanE2e);
+        Row("P99 E2E", x => x.P99E2e);
+        Row("duration", x => x.DurationS);
         io.WriteLine($"requests: {r.Real.NumRequests} compared, {r.NumFailed} failed on the real engine");
+        PrintSteps(io, r.Steps);
+    }
+
+    private static void PrintSteps(TextWriter io, StepComparison s)
+    {
+        if (s.NumSteps == 0) return;
+        var inv = CultureInfo.InvariantCulture;
+        io.WriteLine();
+        io.WriteLine(string.Create(inv,
+            $"real engine steps: {s.NumSteps}, {s.MeasuredSeconds:F3} s measured, {s.PredictedSeconds:F3} s predicted by the profile ({FidelityResult.RelativeError(s.PredictedSeconds, s.MeasuredSeconds):+0.0%;-0.0%}), mean |error| per step {s.MeanAbsRelativeError:P1}"));
+        io.WriteLine(string.Create(inv,
+            $"between busy steps (gaps < {StepComparison.IdleGapSeconds * 1000:F0} ms): median {s.MedianGapSeconds * 1000:F2} ms, mean {s.MeanGapSeconds * 1000:F2} ms"));
+        io.WriteLine(string.Create(inv,
+            $"measured / predicted: {s.AfterIdleRatio:F2} over the {s.NumAfterIdle} steps after an idle gap, {s.BackToBackRatio:F2} over the {s.NumSteps - s.NumAfterIdle} back-to-back steps"));
+        io.WriteLine($"{"step kind",-14} {"count",6} {"measured ms",12} {"predicted ms",13}");
+        foreach (var c in s.Classes)
+            io.WriteLine(string.Create(inv, $"{c.Kind,-14} {c.Count,6} {c.MeanMeasured * 1000,12:F2} {c.MeanPredicted * 1000,13:F2}"));
     }
 
     private static void Usage(Action validate)

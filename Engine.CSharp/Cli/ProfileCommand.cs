@@ -38,11 +38,11 @@ public static class ProfileCommand
             using var loaded = ServeCommand.LoadModel(parse.GetValue(model), parse.GetValue(tokenizer), ServeCommand.ParseDType(parse.GetValue(dtype)!), parse.GetValue(seed));
             io.WriteLine($"model: {loaded.Description}");
             io.WriteLine($"threads: {torch.get_num_threads()}, grid: contexts [{string.Join(", ", grid.Contexts)}], decodes [{string.Join(", ", grid.DecodeCounts)}], " +
-                         $"prefill tokens [{string.Join(", ", grid.PrefillTokens)}], {grid.Repeats} repeats (median)");
+                         $"prefill tokens [{string.Join(", ", grid.PrefillTokens)}], {grid.Repeats} passes (median)");
             IReadOnlyList<ProfileSample> samples;
             try
             {
-                samples = new StepProfiler(loaded).Run(grid, (done, all) => { if (done % 10 == 0 || done == all) io.WriteLine($"  measured {done}/{all} shapes"); });
+                samples = new StepProfiler(loaded).Run(grid, (done, all) => io.WriteLine($"  timed {done}/{all} steps"));
             }
             catch (ArgumentException e)
             {

@@ -38,7 +38,7 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
         _tokenizer = tokenizer ?? throw new ArgumentNullException(nameof(tokenizer));
         Clock = clock ?? new SystemClock();
         var scheduler = new Scheduler(schedulerConfig, new TokenStopCondition(tokenizer.EosTokenId));
-        _core = new EngineCore(scheduler, runner, Clock, new Sink(this), tokenizer);
+        _core = new EngineCore(scheduler, runner, Clock, new Sink(this), tokenizer) { StepObserver = options.StepObserver };
         _maxSchedulerWaiting = options.MaxSchedulerWaiting ?? schedulerConfig.MaxNumSeqs;
         _admission = Channel.CreateBounded<RequestHandle>(new BoundedChannelOptions(options.AdmissionCapacity)
         {

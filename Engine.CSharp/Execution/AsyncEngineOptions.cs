@@ -17,4 +17,7 @@ public sealed record AsyncEngineOptions
     /// the backlog and a full queue is visible to new callers.
     /// </summary>
     public int? MaxSchedulerWaiting { get; init; }
+
+    /// <summary>Told about every step the loop runs (null: nothing recorded).</summary>
+    public IStepObserver? StepObserver { get; init; }
 }

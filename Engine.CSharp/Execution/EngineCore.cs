@@ -1,4 +1,5 @@
 using OServe.Engine.Scheduling;
+using OServe.Engine.Simulation;
 
 namespace OServe.Engine.Execution;
 
@@ -30,6 +31,9 @@ public sealed class EngineCore
     public Scheduler Scheduler { get; }
     public IClock Clock { get; }
     public bool HasWork => Scheduler.HasUnfinishedSequences;
+
+    /// <summary>Told about each step <see cref="Step"/> runs (not the simulator's Begin/CompleteStep pairs).</summary>
+    public IStepObserver? StepObserver { get; init; }
     public long NumSteps { get; private set; }
 
     /// <summary>Prompt tokens of requests that produced their first token (vLLM's prompt_tokens_total).</summary>
@@ -112,9 +116,11 @@ public sealed class EngineCore
     /// <summary>Runs one full step; false when there was nothing to compute.</summary>
     public bool Step()
     {
+        double start = StepObserver is null ? 0 : Clock.Now;
         var output = BeginStep();
         if (output.IsEmpty && output.FinishedRequestIds.IsEmpty)
             return false;
+        var shape = StepObserver is null ? default : BatchShape.Of(output); // before Update moves the sequences on
         var sampled = Buffer(ref _sampled, output.NumChunks);
         sampled.Fill(IModelRunner.NoToken);
         try
@@ -128,6 +134,8 @@ public sealed class EngineCore
             return true;
         }
         CompleteStep(output, sampled);
+        if (StepObserver is not null && !output.IsEmpty)
+            StepObserver.OnStep(new StepRecord(start, Clock.Now, shape));
         return !output.IsEmpty;
     }
 

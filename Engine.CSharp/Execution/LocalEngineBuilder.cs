@@ -53,7 +53,7 @@ public static class LocalEngineBuilder
         return config;
     }
 
-    public static AsyncEngine Create(LoadedModel model, EngineSettings settings, string? servedName = null, IClock? clock = null)
+    public static AsyncEngine Create(LoadedModel model, EngineSettings settings, string? servedName = null, IClock? clock = null, IStepObserver? stepObserver = null)
     {
         var config = SchedulerConfigFor(model, settings);
         var runner = TorchModelRunner.Create(model.Model, config);
@@ -62,6 +62,7 @@ public static class LocalEngineBuilder
             ModelName = servedName ?? model.Name,
             AdmissionCapacity = settings.AdmissionCapacity,
             RetryAfter = settings.RetryAfter,
+            StepObserver = stepObserver,
         };
         return new AsyncEngine(options, config, runner, new ModelTokenizer(model.Tokenizer), clock);
     }

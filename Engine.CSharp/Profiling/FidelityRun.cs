@@ -5,7 +5,6 @@ using OServe.Engine.Execution;
 using OServe.Engine.Serving;
 using OServe.Engine.Simulation;
 using OServe.Models;
-using OServe.Planner.CostModel;
 
 namespace OServe.Engine.Profiling;
 
@@ -21,8 +20,11 @@ public sealed record LatencySummary(int NumRequests, double MeanTtft, double P99
 }
 
 /// <summary>Both sides of a fidelity check on the same requests.</summary>
-public sealed record FidelityResult(string Workload, LatencySummary Real, LatencySummary Simulated, int NumFailed, IReadOnlyList<string> Notes)
+public sealed record FidelityResult(string Workload, LatencySummary Real, LatencySummary Simulated, int NumFailed, IReadOnlyList<string> Notes, StepComparison Steps)
 {
+    /// <summary>The simulator with the profile's linear fit alone (null when the profile has no measured points).</summary>
+    public LatencySummary? SimulatedLinear { get; init; }
+
     public static double RelativeError(double simulated, double real) => (simulated - real) / real;
 }
 
@@ -34,12 +36,12 @@ public sealed record FidelityResult(string Workload, LatencySummary Real, Latenc
 /// </summary>
 public static class FidelityRun
 {
-    public static async Task<FidelityResult> RunAsync(FidelityOptions options, LoadedModel model, CostCoefficients profile,
+    /// <param name="iterationTime">This machine's step time, from its profile (<see cref="ProfileFile.LoadStepTime"/>).</param>
+    public static async Task<FidelityResult> RunAsync(FidelityOptions options, LoadedModel model, MeasuredIterationTime iterationTime,
         TextWriter? log = null, CancellationToken cancellationToken = default)
     {
         options.Validate();
         log ??= TextWriter.Null;
-        var iterationTime = new MeasuredIterationTime(profile);
         var settings = new EngineSettings
         {
             MaxNumSeqs = options.MaxNumSeqs,
@@ -50,7 +52,8 @@ public static class FidelityRun
         var workload = FidelityWorkload.Build(options, schedulerConfig.MaxModelLen);
         log.WriteLine($"workload: {workload.Description}");
 
-        var real = await RunRealAsync(model, settings, workload, log, cancellationToken);
+        var stepLog = new StepLog();
+        var real = await RunRealAsync(model, settings, workload, stepLog, log, cancellationToken);
         var ok = real.Outcomes.Where(x => x.Success).ToList();
         if (ok.Count == 0)
             throw new InvalidOperationException($"fidelity: every request to the real engine failed, the first with: {real.Outcomes[0].Error}");
@@ -58,17 +61,32 @@ public static class FidelityRun
 
         var requests = workload.Requests.Select((r, i) => new SimRequest(i, r.ArrivalSec, real.Outcomes[i].PromptLen, r.OutputLen)).ToList();
         var plan = OneReplicaPlan(model.Name, options);
-        var sim = new Simulation.Simulation(new SimulationSetup
+        LatencySummary Simulate(IIterationTimeModel stepTime)
         {
-            Requests = requests,
-            Plans = [plan],
-            ReplicaModels = _ => new ReplicaModel(schedulerConfig, iterationTime),
-        });
-        sim.Run();
-        // Only the requests that succeeded for real are compared.
-        var records = Enumerable.Range(0, requests.Count).Where(i => real.Outcomes[i].Success).Select(i => sim.Metrics.Records[i]).ToList();
-        var simSummary = LatencySummary.Of(records.Select(r => r.Ttft).ToList(), records.Select(r => r.E2e).ToList(), sim.Now);
-        return new FidelityResult(workload.Description, realSummary, simSummary, real.Failed, [.. workload.Notes, .. real.Notes]);
+            var sim = new Simulation.Simulation(new SimulationSetup
+            {
+                Requests = requests,
+                Plans = [plan],
+                ReplicaModels = _ => new ReplicaModel(schedulerConfig, stepTime),
+            });
+            sim.Run();
+            // Only the requests that succeeded for real are compared.
+            var records = Enumerable.Range(0, requests.Count).Where(i => real.Outcomes[i].Success).Select(i => sim.Metrics.Records[i]).ToList();
+            return LatencySummary.Of(records.Select(r => r.Ttft).ToList(), records.Select(r => r.E2e).ToList(), sim.Now);
+        }
+        var simSummary = Simulate(iterationTime);
+        // The ablation: the same profile's linear fit without its measured residuals.
+        var linearSummary = iterationTime.Table is null ? null : Simulate(new LinearOnly(iterationTime));
+        var steps = StepComparison.Of(stepLog.Snapshot(), iterationTime.Seconds);
+        return new FidelityResult(workload.Description, realSummary, simSummary, real.Failed, [.. workload.Notes, .. real.Notes], steps)
+        {
+            SimulatedLinear = linearSummary,
+        };
+    }
+
+    private sealed class LinearOnly(MeasuredIterationTime model) : IIterationTimeModel
+    {
+        public double StepSeconds(OServe.Engine.Scheduling.SchedulerOutput output) => model.Linear(BatchShape.Of(output));
     }
 
     /// <summary>The plan both sides run: one unsharded replica with the check's scheduler limits.</summary>
@@ -82,9 +100,9 @@ public static class FidelityRun
         Routing = [],
     };
 
-    private static async Task<BenchResult> RunRealAsync(LoadedModel model, EngineSettings settings, BenchWorkload workload, TextWriter log, CancellationToken ct)
+    private static async Task<BenchResult> RunRealAsync(LoadedModel model, EngineSettings settings, BenchWorkload workload, StepLog steps, TextWriter log, CancellationToken ct)
     {
-        var engine = LocalEngineBuilder.Create(model, settings);
+        var engine = LocalEngineBuilder.Create(model, settings, stepObserver: steps);
         await using (engine)
         {
             var app = ServerHost.Build(new ServeOptions { Port = 0 }, engine, configure: b => b.Logging.ClearProviders(), engineClock: () => engine.Clock.Now);

@@ -1,6 +1,9 @@
 using System.Globalization;
 using System.Text;
+using OServe.Engine.Simulation;
 using OServe.Planner.CostModel;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
 
 namespace OServe.Engine.Profiling;
 
@@ -32,11 +35,79 @@ public static class ProfileFile
         {
             var s = samples[i];
             text.AppendLine(string.Create(inv,
-                $"  - {{decodes: {s.Point.NumDecodes}, context: {s.Point.Context}, prefillTokens: {s.Point.PrefillTokens}, medianSec: {s.MedianSeconds:G6}, minSec: {s.MinSeconds:G6}, fitSec: {fit.Coefficients.Predict(s.Shape):G6}}}"));
+                $"  - {{decodes: {s.Point.NumDecodes}, context: {s.Point.Context}, prefillTokens: {s.Point.PrefillTokens}, medianSec: {s.MedianSeconds:G9}, minSec: {s.MinSeconds:G9}, fitSec: {fit.Coefficients.Predict(s.Shape):G9}}}"));
         }
         var dir = Path.GetDirectoryName(Path.GetFullPath(path));
         if (dir is not null) Directory.CreateDirectory(dir);
         File.WriteAllText(path, text.ToString());
+    }
+
+    /// <summary>
+    /// The measured grid of a profile (<c>points:</c>, each point's median), for
+    /// <see cref="MeasuredIterationTime"/>'s residual table. Empty when the file has no points (a
+    /// hand-written profile of coefficients only). Errors name the file, line and field.
+    /// </summary>
+    public static IReadOnlyList<MeasuredStep> LoadPoints(string path)
+    {
+        YamlStream yaml = new();
+        try
+        {
+            using var reader = new StreamReader(path);
+            yaml.Load(reader);
+        }
+        catch (YamlException e)
+        {
+            throw new ProfileFileException([$"{path}:{e.Start.Line}: {e.Message}"]);
+        }
+        if (yaml.Documents.Count == 0 || yaml.Documents[0].RootNode is not YamlMappingNode root
+            || !root.Children.TryGetValue(new YamlScalarNode("points"), out var node))
+            return [];
+        if (node is not YamlSequenceNode sequence)
+            throw new ProfileFileException([$"{path}:{node.Start.Line}: points: must be a list of {{decodes, context, prefillTokens, medianSec}}"]);
+        var points = new List<MeasuredStep>();
+        var problems = new List<string>();
+        foreach (var item in sequence)
+        {
+            if (item is not YamlMappingNode map)
+            {
+                problems.Add($"{path}:{item.Start.Line}: points: each point must be a mapping");
+                continue;
+            }
+            double Field(string name, bool whole)
+            {
+                if (!map.Children.TryGetValue(new YamlScalarNode(name), out var v) || v is not YamlScalarNode { Value: { } text })
+                {
+                    problems.Add($"{path}:{map.Start.Line}: points.{name}: missing");
+                    return double.NaN;
+                }
+                if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double x) || !double.IsFinite(x) || x < 0 || (whole && x != Math.Floor(x)))
+                {
+                    problems.Add($"{path}:{v.Start.Line}: points.{name}: '{text}' is not a {(whole ? "whole number" : "number")} >= 0");
+                    return double.NaN;
+                }
+                return x;
+            }
+            double decodes = Field("decodes", true), context = Field("context", true), prefill = Field("prefillTokens", true), seconds = Field("medianSec", false);
+            if (double.IsNaN(decodes + context + prefill + seconds)) continue;
+            points.Add(new MeasuredStep((int)decodes, (int)context, (int)prefill, seconds));
+        }
+        if (problems.Count > 0) throw new ProfileFileException(problems);
+        return points;
+    }
+
+    /// <summary>The step-time model of a profile file: its coefficients and, when it has them, its measured points.</summary>
+    public static MeasuredIterationTime LoadStepTime(string path)
+    {
+        var coefficients = Load(path);
+        var points = LoadPoints(path);
+        try
+        {
+            return new MeasuredIterationTime(coefficients, points);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ProfileFileException([.. e.Message.Split(Environment.NewLine).Select(line => $"{path}: points: {line}")]);
+        }
     }
 
     /// <summary>The cost model's coefficients with the profile applied; errors name the file and key.</summary>

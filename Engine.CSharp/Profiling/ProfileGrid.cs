@@ -13,7 +13,7 @@ public readonly record struct ProfilePoint(int NumDecodes, int Context, int Pref
 public sealed record ProfileGrid(IReadOnlyList<int> Contexts, IReadOnlyList<int> DecodeCounts, IReadOnlyList<int> PrefillTokens, int Repeats)
 {
     /// <summary>About two minutes of a 2-core CPU on the built-in model.</summary>
-    public static ProfileGrid Default { get; } = new([64, 384, 1024], [0, 1, 4, 12, 32], [0, 16, 64, 256, 768], 5);
+    public static ProfileGrid Default { get; } = new([64, 384, 1024], [0, 1, 2, 4, 8, 16, 32], [0, 16, 64, 256, 768], 5);
 
     /// <summary>A few seconds: enough shapes to determine every coefficient, fewer repeats.</summary>
     public static ProfileGrid Quick { get; } = new([32, 256], [0, 1, 8], [0, 24, 192], 3);

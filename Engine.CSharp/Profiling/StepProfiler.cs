@@ -19,13 +19,14 @@ public sealed record ProfileSample(ProfilePoint Point, BatchShape Shape, double 
 /// from a <see cref="ProfileGrid"/>. For each (context, decodes) group, decoding requests are set up
 /// with the model skipped (their KV contents do not change a step's time), then each prefill size is
 /// timed: a fresh prompt of that many tokens and max_tokens 1 joins the decodes, so every timed step
-/// has exactly the grid's shape (checked). Greedy, ignore_eos, as the load generator sends.
+/// has exactly the grid's shape (checked). Greedy, ignore_eos, as the load generator sends. The
+/// repeats are passes over the whole grid, and a point's time is the median over the passes.
 /// </summary>
 public sealed class StepProfiler(LoadedModel model, int blockSize = 16)
 {
     private readonly Random _tokens = new(7);
 
-    /// <param name="progress">Called after each point with (points done, points in all).</param>
+    /// <param name="progress">Called after each pass with (steps timed, steps to time).</param>
     public IReadOnlyList<ProfileSample> Run(ProfileGrid grid, Action<int, int>? progress = null)
     {
         int maxModelLen = model.Config.MaxSeqLen;
@@ -47,22 +48,38 @@ public sealed class StepProfiler(LoadedModel model, int blockSize = 16)
             new OServe.Models.Parallelism.SingleDeviceLlama(model.Model, ownsModel: false), OServe.Models.Parallelism.ReplicaKvCache.Wrap(model.Config, cache)));
         var tokenizer = new ModelTokenizer(model.Tokenizer);
         var points = grid.Points().ToList();
-        var samples = new List<ProfileSample>(points.Count);
+        var groups = points.GroupBy(p => (p.NumDecodes, p.Context)).ToList();
+        var times = points.ToDictionary(p => p, _ => new List<double>(grid.Repeats));
+        var shapes = new Dictionary<ProfilePoint, BatchShape>();
 
         Warmup(config, runner, tokenizer);
-        foreach (var group in points.GroupBy(p => (p.NumDecodes, p.Context)))
+        // Each pass times every point once, so a burst of other load on the machine spoils one
+        // sample of a few points rather than every repeat of one point; the median drops it.
+        for (int pass = 0; pass < grid.Repeats; pass++)
         {
-            var core = new EngineCore(new Scheduler(config), runner, new SystemClock(), NullSink.Instance, tokenizer);
-            SetUpDecodes(core, runner, group.Key.NumDecodes, group.Key.Context, maxModelLen);
-            foreach (var point in group)
+            foreach (var group in groups)
             {
-                samples.Add(Measure(core, runner, point, grid.Repeats));
-                progress?.Invoke(samples.Count, points.Count);
+                var core = new EngineCore(new Scheduler(config), runner, new SystemClock(), NullSink.Instance, tokenizer);
+                SetUpDecodes(core, runner, group.Key.NumDecodes, group.Key.Context, maxModelLen);
+                foreach (var point in group)
+                {
+                    // The first time a shape runs is a warm-up (JIT paths, allocator sizes).
+                    if (pass == 0) TimeStep(core, runner, point, $"warmup-{point}");
+                    var (seconds, shape) = TimeStep(core, runner, point, $"{point}-{pass}");
+                    times[point].Add(seconds);
+                    shapes[point] = shape;
+                }
+                foreach (var seq in core.Scheduler.Running.ToList())
+                    core.Abort(seq.RequestId);
             }
-            foreach (var seq in core.Scheduler.Running.ToList())
-                core.Abort(seq.RequestId);
+            progress?.Invoke((pass + 1) * points.Count, grid.Repeats * points.Count);
         }
-        return samples;
+        return points.Select(p =>
+        {
+            var sorted = times[p].ToArray();
+            Array.Sort(sorted);
+            return new ProfileSample(p, shapes[p], LatencyStats.Percentile(sorted, 50), sorted[0], sorted.Length);
+        }).ToList();
     }
 
     private void Warmup(SchedulerConfig config, SwitchableRunner runner, ModelTokenizer tokenizer)
@@ -88,26 +105,18 @@ public sealed class StepProfiler(LoadedModel model, int blockSize = 16)
         finally { runner.SkipModel = false; }
     }
 
-    private ProfileSample Measure(EngineCore core, SwitchableRunner runner, ProfilePoint point, int repeats)
+    /// <summary>One step of exactly the point's shape (checked); its wall seconds.</summary>
+    private (double Seconds, BatchShape Shape) TimeStep(EngineCore core, SwitchableRunner runner, ProfilePoint point, string id)
     {
-        var times = new double[repeats];
-        BatchShape shape = default;
-        for (int r = -1; r < repeats; r++)
-        {
-            if (point.PrefillTokens > 0)
-                core.AddRequest(Request($"prefill-{point}-{r}", point.PrefillTokens, 1));
-            long start = Stopwatch.GetTimestamp();
-            core.Step();
-            double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-            var measured = runner.LastShape;
-            if (measured.NumDecodes != point.NumDecodes || measured.PrefillTokens != point.PrefillTokens)
-                throw new InvalidOperationException($"profile: the scheduler ran '{measured}' for grid point '{point}'");
-            if (r < 0) continue; // the first step of a shape is a warm-up
-            times[r] = seconds;
-            shape = measured;
-        }
-        Array.Sort(times);
-        return new ProfileSample(point, shape, LatencyStats.Percentile(times, 50), times[0], repeats);
+        if (point.PrefillTokens > 0)
+            core.AddRequest(Request($"prefill-{id}", point.PrefillTokens, 1));
+        long start = Stopwatch.GetTimestamp();
+        core.Step();
+        double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        var measured = runner.LastShape;
+        if (measured.NumDecodes != point.NumDecodes || measured.PrefillTokens != point.PrefillTokens)
+            throw new InvalidOperationException($"profile: the scheduler ran '{measured}' for grid point '{point}'");
+        return (seconds, measured);
     }
 
     private GenerationRequest Request(string id, int promptTokens, int maxTokens)

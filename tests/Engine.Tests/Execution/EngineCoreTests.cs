@@ -152,4 +152,35 @@ public sealed class EngineCoreTests
         Assert.All(sink.Of("a").Skip(1), o => Assert.Equal(0.011, o.InterTokenLatency, 9));
         Assert.True(sink.Of("a")[0].IsFirstToken);
     }
+
+    [Fact]
+    public void The_step_observer_sees_each_step_with_its_clock_times_and_batch_shape()
+    {
+        var clock = new VirtualClock();
+        var log = new StepLog();
+        var tokenizer = new FakeTokenizer();
+        var scheduler = new Scheduler(SchedulingTestKit.Config(numBlocks: 64, blockSize: 4, budget: 16), new TokenStopCondition(tokenizer.EosTokenId));
+        var core = new EngineCore(scheduler, new TimedRunner(new FakeModelRunner(), clock, 0.010), clock, new CollectingSink(), tokenizer) { StepObserver = log };
+        core.AddRequest(Request("a", 5, 3));
+        core.AddRequest(Request("b", 3, 3));
+        Drain(core);
+
+        var steps = log.Snapshot();
+        Assert.Equal(3, steps.Count); // both prompts in one step, then two steps of two decodes
+        Assert.Equal([0.0, 0.010, 0.020], steps.Select(s => Math.Round(s.StartTime, 9)));
+        Assert.All(steps, s => Assert.Equal(0.010, s.Seconds, 9));
+        Assert.Equal(new OServe.Engine.Simulation.BatchShape(8, 2, 5 * 2.5 + 3 * 1.5, 0, 0), steps[0].Shape);
+        Assert.Equal(new OServe.Engine.Simulation.BatchShape(0, 0, 0, 2, 6 + 4), steps[1].Shape);
+        Assert.Equal(new OServe.Engine.Simulation.BatchShape(0, 0, 0, 2, 7 + 5), steps[2].Shape);
+    }
+
+    /// <summary>A runner whose every step takes a fixed time on a virtual clock.</summary>
+    private sealed class TimedRunner(IModelRunner inner, VirtualClock clock, double seconds) : IModelRunner
+    {
+        public void Execute(SchedulerOutput output, Span<int> sampledTokens)
+        {
+            clock.Advance(seconds);
+            inner.Execute(output, sampledTokens);
+        }
+    }
 }

@@ -64,4 +64,64 @@ public sealed class ProfileFileTests : IDisposable
         Assert.Contains(path, e.Message);
         Assert.Contains("decodeSecPerSequence", e.Message);
     }
+
+    [Fact]
+    public void WrittenProfile_StepTimeReproducesItsMeasuredPoints_WhereTheLinearFitCannot()
+    {
+        // A step-time surface with a regime change at 4 decodes (the CPU kernels switch paths).
+        static double Truth(BatchShape s) => Fitted.Predict(s) + (s.NumDecodes > 4 ? 0.004 : 0);
+        var points = new List<ProfilePoint> { new(0, 0, 16), new(0, 0, 128) };
+        foreach (int d in new[] { 1, 4, 8 })
+            foreach (int c in new[] { 64, 256 })
+                foreach (int p in new[] { 0, 16, 128 })
+                    points.Add(new(d, c, p));
+        var samples = points.Select(p =>
+        {
+            var shape = new MeasuredStep(p.NumDecodes, p.Context, p.PrefillTokens, 1).Shape;
+            return new ProfileSample(p, shape, Truth(shape), Truth(shape), 3);
+        }).ToList();
+        var path = Path.Combine(_dir, "grid.yaml");
+        ProfileFile.Write(path, "test", new StepTimeFitResult(Fitted, 0.9, 0.3, 0.1, []), samples);
+
+        var model = ProfileFile.LoadStepTime(path);
+        Assert.NotNull(model.Table);
+        Assert.Equal(points.Count, model.Table.NumPoints);
+        // The file keeps 9 significant digits.
+        static void Close(double expected, double actual) =>
+            Assert.True(Math.Abs(expected - actual) <= 1e-8 * expected, $"expected {expected}, got {actual}");
+        foreach (var s in samples)
+            Close(s.MedianSeconds, model.Seconds(s.Shape));
+        var between = BatchShape.Of(0, 0, 8, 128);
+        Close(Truth(between), model.Seconds(between));
+        Assert.Equal(Fitted.Predict(between), model.Linear(between), 12);
+    }
+
+    [Fact]
+    public void ProfileWithoutPoints_UsesTheLinearModelAlone()
+    {
+        var path = Path.Combine(_dir, "coefficients-only.yaml");
+        File.WriteAllText(path, "coefficients:\n  iterationOverheadSec: 0.003\n  decodeSecPerSeq: 0.001\n");
+        var model = ProfileFile.LoadStepTime(path);
+        Assert.Null(model.Table);
+        Assert.Equal(0.003 + 4 * 0.001, model.Seconds(BatchShape.Of(0, 0, 4, 100)), 12);
+    }
+
+    [Fact]
+    public void ABadPoint_IsAnErrorNamingFileLineAndField()
+    {
+        var path = Path.Combine(_dir, "bad-point.yaml");
+        File.WriteAllText(path, "coefficients:\n  decodeSecPerSeq: 0.001\npoints:\n  - {decodes: 1, context: 64, prefillTokens: 0, medianSec: 0.004}\n  - {decodes: two, context: 64, prefillTokens: 0, medianSec: 0.004}\n  - {decodes: 1, context: 64, prefillTokens: 16}\n");
+        var e = Assert.Throws<ProfileFileException>(() => ProfileFile.LoadStepTime(path));
+        Assert.Contains($"{path}:5: points.decodes: 'two' is not a whole number >= 0", e.Message);
+        Assert.Contains($"{path}:6: points.medianSec: missing", e.Message);
+    }
+
+    [Fact]
+    public void PointsThatAreNotAFullGrid_AreAnErrorNamingTheFile()
+    {
+        var path = Path.Combine(_dir, "holed.yaml");
+        File.WriteAllText(path, "coefficients:\n  decodeSecPerSeq: 0.001\npoints:\n  - {decodes: 0, context: 0, prefillTokens: 16, medianSec: 0.01}\n  - {decodes: 1, context: 64, prefillTokens: 0, medianSec: 0.004}\n  - {decodes: 2, context: 64, prefillTokens: 0, medianSec: 0.005}\n  - {decodes: 2, context: 64, prefillTokens: 16, medianSec: 0.009}\n");
+        var e = Assert.Throws<ProfileFileException>(() => ProfileFile.LoadStepTime(path));
+        Assert.Contains($"{path}: points: missing point decodes 1, context 64, prefill tokens 16", e.Message);
+    }
 }
