@@ -60,9 +60,11 @@ public static class FidelityCommand
             }
             using var loaded = ServeCommand.LoadModel(parse.GetValue(model), null, ServeCommand.ParseDType(parse.GetValue(dtype)!), 1234);
             io.WriteLine($"model: {loaded.Description}; threads {torch.get_num_threads()}; plan: 1 replica, max-num-seqs {options.MaxNumSeqs}, max-num-batched-tokens {options.MaxNumBatchedTokens}");
-            io.WriteLine(stepTime.Table is { } table
+            io.WriteLine((stepTime.Table is { } table
                 ? $"step time: the profile's linear fit plus its {table.NumPoints} measured points (residual table)"
-                : "step time: the profile's linear fit (the file has no measured points)");
+                : "step time: the profile's linear fit (the file has no measured points)")
+                + string.Create(CultureInfo.InvariantCulture,
+                    $"; x{stepTime.AfterIdleFactor:F2} after an idle wait; while serving {stepTime.Serving}; {stepTime.FrontendSeconds * 1000:F2} ms frontend per request"));
             FidelityResult result;
             try { result = await FidelityRun.RunAsync(options, loaded, stepTime, io, ct); }
             catch (ArgumentException e) { throw new CliUsageException(e.Message); }

@@ -21,11 +21,12 @@ public static class ProfileCommand
         var quick = new Option<bool>("--quick") { Description = "A small grid with fewer repeats (seconds, not minutes)" };
         var output = new Option<string>("--output") { Description = "Profile file to write", DefaultValueFactory = _ => "profile.yaml" };
         var seed = new Option<long>("--seed") { Description = "Seed of the built-in model's random weights", DefaultValueFactory = _ => 1234 };
+        var noServing = new Option<bool>("--no-serving") { Description = "Skip the serving calibration (a synthetic workload through the real HTTP server that measures the serving step factor and frontend time)" };
         var command = new Command("profile", "Measure this machine's engine step time over batch shapes and write a cost-model profile (--output profile.yaml).")
         {
-            model, tokenizer, dtype, threads, quick, output, seed,
+            model, tokenizer, dtype, threads, quick, output, seed, noServing,
         };
-        command.SetAction(parse =>
+        command.SetAction(async (parse, ct) =>
         {
             var io = parse.InvocationConfiguration.Output;
             if (parse.GetValue(threads) is { } n)
@@ -39,26 +40,51 @@ public static class ProfileCommand
             io.WriteLine($"model: {loaded.Description}");
             io.WriteLine($"threads: {torch.get_num_threads()}, grid: contexts [{string.Join(", ", grid.Contexts)}], decodes [{string.Join(", ", grid.DecodeCounts)}], " +
                          $"prefill tokens [{string.Join(", ", grid.PrefillTokens)}], {grid.Repeats} passes (median)");
-            IReadOnlyList<ProfileSample> samples;
+            ProfileRun run;
             try
             {
-                samples = new StepProfiler(loaded).Run(grid, (done, all) => io.WriteLine($"  timed {done}/{all} steps"));
+                run = new StepProfiler(loaded).Run(grid, (done, all) => io.WriteLine($"  timed {done}/{all} steps"));
             }
             catch (ArgumentException e)
             {
                 throw new CliUsageException($"--model: {e.Message}");
             }
+            var samples = run.Samples;
             var fit = StepTimeFit.Fit(samples.Select(s => s.Timing).ToList());
             Print(io, samples, fit);
+            PrintAfterIdle(io, run);
             string source = string.Create(CultureInfo.InvariantCulture,
                 $"oserve profile {DateTime.Now:yyyy-MM-dd HH:mm} on {Environment.MachineName}, {Environment.ProcessorCount} cores, {torch.get_num_threads()} threads, {loaded.Name} {parse.GetValue(dtype)}");
-            ProfileFile.Write(path, source, fit, samples);
+            ProfileFile.Write(path, source, fit, samples, run.AfterIdleFactor);
+            ServingCalibrationResult? serving = null;
+            if (!parse.GetValue(noServing))
+            {
+                // The steps as profiled so far, read back from the file the simulator will read.
+                var profiled = ProfileFile.LoadStepTime(path);
+                io.WriteLine();
+                io.WriteLine("serving calibration: a synthetic workload through the real HTTP server ...");
+                serving = await ServingCalibration.RunAsync(loaded, profiled, log: null, cancellationToken: ct);
+                io.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  {serving.Workload}: {serving.NumSteps} steps, {serving.NumRequests} requests; serving step factors: {serving.Factors}, frontendSec {serving.FrontendSeconds * 1000:F2} ms"));
+            }
+            ProfileFile.Write(path, source, fit, samples, run.AfterIdleFactor, serving);
             // Read back through the cost model, so a file that it would refuse is caught here.
             ProfileFile.Load(path);
             io.WriteLine($"wrote {path}");
             return OServeCli.ExitOk;
         });
         return command;
+    }
+
+    private static void PrintAfterIdle(TextWriter io, ProfileRun run)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        io.WriteLine();
+        io.WriteLine($"after {StepProfiler.IdleBeforeStep.TotalMilliseconds:F0} ms idle:");
+        io.WriteLine($"{"decodes",8} {"context",8} {"prefill",8} {"median ms",10} {"hot ms",9} {"ratio",7}");
+        foreach (var x in run.AfterIdle)
+            io.WriteLine(string.Create(inv, $"{x.Point.NumDecodes,8} {x.Point.Context,8} {x.Point.PrefillTokens,8} {x.MedianSeconds * 1000,10:F2} {x.BackToBackSeconds * 1000,9:F2} {x.Ratio,7:F2}"));
+        io.WriteLine(string.Create(inv, $"afterIdleFactor {run.AfterIdleFactor:F3} (median ratio)"));
     }
 
     private static void Print(TextWriter io, IReadOnlyList<ProfileSample> samples, StepTimeFitResult fit)

@@ -9,8 +9,11 @@ namespace OServe.Engine.Profiling;
 /// </summary>
 public sealed record FidelityOptions
 {
-    /// <summary>A trace file (Azure, BurstGPT, Mooncake); null: the planner's synthetic Azure-conversation stream.</summary>
+    /// <summary>A trace file (Azure, BurstGPT, Mooncake); null: the planner's synthetic stream of <see cref="SyntheticClasses"/>.</summary>
     public string? TracePath { get; init; }
+
+    /// <summary>The synthetic stream's traffic classes when there is no trace; null: Azure conversation alone.</summary>
+    public IReadOnlyList<OServe.Planner.Workload.TrafficClass>? SyntheticClasses { get; init; }
     public int NumRequests { get; init; } = 40;
     /// <summary>Requests of the trace skipped before the head that is replayed.</summary>
     public int Skip { get; init; }

@@ -11,11 +11,53 @@ namespace OServe.Engine.Profiling;
 /// <summary>Mean and P99 of TTFT and E2E latency (seconds) over the requests of one side.</summary>
 public sealed record LatencySummary(int NumRequests, double MeanTtft, double P99Ttft, double MeanE2e, double P99E2e, double DurationS)
 {
+    public static LatencySummary Of(IReadOnlyList<(double Ttft, double E2e)> requests, double durationS) =>
+        Of(requests.Select(r => r.Ttft).ToList(), requests.Select(r => r.E2e).ToList(), durationS);
+
     public static LatencySummary Of(IReadOnlyList<double> ttft, IReadOnlyList<double> e2e, double durationS)
     {
         var t = LatencyStats.Of(ttft.ToArray());
         var e = LatencyStats.Of(e2e.ToArray());
         return new(ttft.Count, t.Mean, t.P99, e.Mean, e.P99, durationS);
+    }
+}
+
+/// <summary>
+/// What the real engine did with a fidelity workload: the load generator's per-request outcomes and
+/// the engine's steps. <see cref="Simulate"/> replays the same requests through the simulator.
+/// </summary>
+public sealed record RealRun(BenchWorkload Workload, BenchResult Bench, IReadOnlyList<StepRecord> Steps, OServe.Engine.Scheduling.SchedulerConfig SchedulerConfig, Plan Plan)
+{
+    /// <summary>Indices of the requests that succeeded on the real engine: the only ones compared.</summary>
+    public IReadOnlyList<int> Compared { get; } = Enumerable.Range(0, Bench.Outcomes.Count).Where(i => Bench.Outcomes[i].Success).ToList();
+
+    public double Duration => Bench.Duration;
+
+    /// <summary>TTFT and E2E of the compared requests as the load generator measured them.</summary>
+    public IReadOnlyList<(double Ttft, double E2e)> Measured => Compared.Select(i => (Bench.Outcomes[i].Ttft, Bench.Outcomes[i].Latency)).ToList();
+
+    public LatencySummary Summary => LatencySummary.Of(Measured, Duration);
+
+    /// <summary>
+    /// The same requests through the simulator (the engine's scheduler with the same limits and KV
+    /// blocks): prompts of the lengths the server really tokenised, the planned arrivals. Each request
+    /// reaches the engine <paramref name="frontendSeconds"/> after it is sent (HTTP, tokenisation),
+    /// and that time counts in its TTFT and E2E, as it does for the load generator.
+    /// </summary>
+    /// <param name="frontendSeconds">Null: the profile's, when the model is a <see cref="MeasuredIterationTime"/>, else 0.</param>
+    public IReadOnlyList<(double Ttft, double E2e)> Simulate(IIterationTimeModel stepTime, double? frontendSeconds = null)
+    {
+        double frontend = frontendSeconds ?? (stepTime as MeasuredIterationTime)?.FrontendSeconds ?? 0;
+        var requests = Workload.Requests.Select((r, i) => new SimRequest(i, r.ArrivalSec + frontend, Bench.Outcomes[i].PromptLen, r.OutputLen)).ToList();
+        var config = SchedulerConfig;
+        var sim = new Simulation.Simulation(new SimulationSetup
+        {
+            Requests = requests,
+            Plans = [Plan],
+            ReplicaModels = _ => new ReplicaModel(config, stepTime),
+        });
+        sim.Run();
+        return Compared.Select(i => (sim.Metrics.Records[i].Ttft + frontend, sim.Metrics.Records[i].E2e + frontend)).ToList();
     }
 }
 
@@ -40,6 +82,21 @@ public static class FidelityRun
     public static async Task<FidelityResult> RunAsync(FidelityOptions options, LoadedModel model, MeasuredIterationTime iterationTime,
         TextWriter? log = null, CancellationToken cancellationToken = default)
     {
+        var real = await RunRealAsync(options, model, log, cancellationToken);
+        var simulated = real.Simulate(iterationTime);
+        // The ablation: the same profile's linear fit alone (no measured residuals, after-idle or serving factors).
+        var linear = iterationTime.Table is null ? null : real.Simulate(new LinearOnly(iterationTime), frontendSeconds: 0);
+        var steps = StepComparison.Of(real.Steps, iterationTime.Seconds);
+        return new FidelityResult(real.Workload.Description, real.Summary, LatencySummary.Of(simulated, real.Duration), real.Bench.Failed,
+            [.. real.Workload.Notes, .. real.Bench.Notes], steps)
+        {
+            SimulatedLinear = linear is null ? null : LatencySummary.Of(linear, real.Duration),
+        };
+    }
+
+    /// <summary>The real side alone: the engine behind its HTTP server, the workload sent by the load generator, every step logged.</summary>
+    public static async Task<RealRun> RunRealAsync(FidelityOptions options, LoadedModel model, TextWriter? log = null, CancellationToken cancellationToken = default)
+    {
         options.Validate();
         log ??= TextWriter.Null;
         var settings = new EngineSettings
@@ -51,39 +108,14 @@ public static class FidelityRun
         var schedulerConfig = LocalEngineBuilder.SchedulerConfigFor(model, settings);
         var workload = FidelityWorkload.Build(options, schedulerConfig.MaxModelLen);
         log.WriteLine($"workload: {workload.Description}");
-
         var stepLog = new StepLog();
-        var real = await RunRealAsync(model, settings, workload, stepLog, log, cancellationToken);
-        var ok = real.Outcomes.Where(x => x.Success).ToList();
-        if (ok.Count == 0)
-            throw new InvalidOperationException($"fidelity: every request to the real engine failed, the first with: {real.Outcomes[0].Error}");
-        var realSummary = LatencySummary.Of(ok.Select(x => x.Ttft).ToList(), ok.Select(x => x.Latency).ToList(), real.Duration);
-
-        var requests = workload.Requests.Select((r, i) => new SimRequest(i, r.ArrivalSec, real.Outcomes[i].PromptLen, r.OutputLen)).ToList();
-        var plan = OneReplicaPlan(model.Name, options);
-        LatencySummary Simulate(IIterationTimeModel stepTime)
-        {
-            var sim = new Simulation.Simulation(new SimulationSetup
-            {
-                Requests = requests,
-                Plans = [plan],
-                ReplicaModels = _ => new ReplicaModel(schedulerConfig, stepTime),
-            });
-            sim.Run();
-            // Only the requests that succeeded for real are compared.
-            var records = Enumerable.Range(0, requests.Count).Where(i => real.Outcomes[i].Success).Select(i => sim.Metrics.Records[i]).ToList();
-            return LatencySummary.Of(records.Select(r => r.Ttft).ToList(), records.Select(r => r.E2e).ToList(), sim.Now);
-        }
-        var simSummary = Simulate(iterationTime);
-        // The ablation: the same profile's linear fit without its measured residuals.
-        var linearSummary = iterationTime.Table is null ? null : Simulate(new LinearOnly(iterationTime));
-        var steps = StepComparison.Of(stepLog.Snapshot(), iterationTime.Seconds);
-        return new FidelityResult(workload.Description, realSummary, simSummary, real.Failed, [.. workload.Notes, .. real.Notes], steps)
-        {
-            SimulatedLinear = linearSummary,
-        };
+        var bench = await ServeAndBenchAsync(model, settings, workload, stepLog, log, cancellationToken);
+        if (!bench.Outcomes.Any(x => x.Success))
+            throw new InvalidOperationException($"fidelity: every request to the real engine failed, the first with: {bench.Outcomes[0].Error}");
+        return new RealRun(workload, bench, stepLog.Snapshot(), schedulerConfig, OneReplicaPlan(model.Name, options));
     }
 
+    /// <summary>The profile's linear fit alone, for the ablation column.</summary>
     private sealed class LinearOnly(MeasuredIterationTime model) : IIterationTimeModel
     {
         public double StepSeconds(OServe.Engine.Scheduling.SchedulerOutput output) => model.Linear(BatchShape.Of(output));
@@ -100,7 +132,7 @@ public static class FidelityRun
         Routing = [],
     };
 
-    private static async Task<BenchResult> RunRealAsync(LoadedModel model, EngineSettings settings, BenchWorkload workload, StepLog steps, TextWriter log, CancellationToken ct)
+    private static async Task<BenchResult> ServeAndBenchAsync(LoadedModel model, EngineSettings settings, BenchWorkload workload, StepLog steps, TextWriter log, CancellationToken ct)
     {
         var engine = LocalEngineBuilder.Create(model, settings, stepObserver: steps);
         await using (engine)

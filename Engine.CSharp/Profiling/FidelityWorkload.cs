@@ -39,7 +39,7 @@ public static class FidelityWorkload
         if (o.TracePath is null)
         {
             var options = new SyntheticOptions(
-                Microsoft.FSharp.Collections.ListModule.OfSeq([SyntheticWorkload.azureConv]), 600.0, 8192, o.Seed);
+                Microsoft.FSharp.Collections.ListModule.OfSeq(o.SyntheticClasses ?? [SyntheticWorkload.azureConv]), 600.0, 8192, o.Seed);
             return SyntheticWorkload.generate(options);
         }
         var read = TraceReader.read(o.TracePath);

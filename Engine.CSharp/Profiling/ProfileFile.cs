@@ -14,7 +14,10 @@ namespace OServe.Engine.Profiling;
 /// </summary>
 public static class ProfileFile
 {
-    public static void Write(string path, string source, StepTimeFitResult fit, IReadOnlyList<ProfileSample> samples)
+    /// <param name="afterIdleFactor">How much slower a step is right after the engine sat idle (1: no different).</param>
+    /// <param name="serving">The serving calibration, when it ran.</param>
+    public static void Write(string path, string source, StepTimeFitResult fit, IReadOnlyList<ProfileSample> samples, double afterIdleFactor = 1,
+        ServingCalibrationResult? serving = null)
     {
         var inv = CultureInfo.InvariantCulture;
         var text = new StringBuilder();
@@ -26,6 +29,16 @@ public static class ProfileFile
         text.AppendLine("coefficients:");
         foreach (var (key, value) in fit.Coefficients.Entries())
             text.AppendLine(string.Create(inv, $"  {key}: {value:R}"));
+        text.AppendLine("# A step right after the engine sat idle takes afterIdleFactor times as long (the simulator applies it).");
+        text.AppendLine(string.Create(inv, $"afterIdleFactor: {afterIdleFactor:R}"));
+        if (serving is not null)
+        {
+            text.AppendLine($"# Measured serving {serving.Workload.Replace('\n', ' ')} over HTTP: {serving.NumSteps} steps, {serving.NumRequests} requests.");
+            text.AppendLine("# While serving, a step takes its kind's factor times the profile's time; each request spends frontendSec outside the engine.");
+            text.AppendLine(string.Create(inv, $"servingDecodeStepFactor: {serving.Factors.DecodeOnly:R}"));
+            text.AppendLine(string.Create(inv, $"servingPromptStepFactor: {serving.Factors.WithPrompt:R}"));
+            text.AppendLine(string.Create(inv, $"frontendSec: {serving.FrontendSeconds:R}"));
+        }
         text.AppendLine("fit:");
         text.AppendLine(string.Create(inv, $"  rSquared: {fit.RSquared:F5}"));
         text.AppendLine(string.Create(inv, $"  maxRelativeError: {fit.MaxRelativeError:F4}"));
@@ -49,18 +62,8 @@ public static class ProfileFile
     /// </summary>
     public static IReadOnlyList<MeasuredStep> LoadPoints(string path)
     {
-        YamlStream yaml = new();
-        try
-        {
-            using var reader = new StreamReader(path);
-            yaml.Load(reader);
-        }
-        catch (YamlException e)
-        {
-            throw new ProfileFileException([$"{path}:{e.Start.Line}: {e.Message}"]);
-        }
-        if (yaml.Documents.Count == 0 || yaml.Documents[0].RootNode is not YamlMappingNode root
-            || !root.Children.TryGetValue(new YamlScalarNode("points"), out var node))
+        var root = Root(path);
+        if (root is null || !root.Children.TryGetValue(new YamlScalarNode("points"), out var node))
             return [];
         if (node is not YamlSequenceNode sequence)
             throw new ProfileFileException([$"{path}:{node.Start.Line}: points: must be a list of {{decodes, context, prefillTokens, medianSec}}"]);
@@ -95,14 +98,46 @@ public static class ProfileFile
         return points;
     }
 
+    /// <summary>A top-level number of the profile (<paramref name="absent"/> when missing); errors name the file, line and key.</summary>
+    private static double Scalar(YamlMappingNode? root, string path, string key, double absent, bool mayBeZero)
+    {
+        if (root is null || !root.Children.TryGetValue(new YamlScalarNode(key), out var node))
+            return absent;
+        if (node is YamlScalarNode { Value: { } text }
+            && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double x) && double.IsFinite(x) && (x > 0 || (mayBeZero && x == 0)))
+            return x;
+        throw new ProfileFileException([$"{path}:{node.Start.Line}: {key}: '{node}' is not a {(mayBeZero ? "number >= 0" : "positive number")}"]);
+    }
+
+    private static YamlMappingNode? Root(string path)
+    {
+        YamlStream yaml = new();
+        try
+        {
+            using var reader = new StreamReader(path);
+            yaml.Load(reader);
+        }
+        catch (YamlException e)
+        {
+            throw new ProfileFileException([$"{path}:{e.Start.Line}: {e.Message}"]);
+        }
+        return yaml.Documents.Count == 0 ? null : yaml.Documents[0].RootNode as YamlMappingNode;
+    }
+
     /// <summary>The step-time model of a profile file: its coefficients and, when it has them, its measured points.</summary>
     public static MeasuredIterationTime LoadStepTime(string path)
     {
         var coefficients = Load(path);
         var points = LoadPoints(path);
+        var root = Root(path);
+        double afterIdle = Scalar(root, path, "afterIdleFactor", 1, mayBeZero: false);
+        var serving = new ServingFactors(
+            Scalar(root, path, "servingDecodeStepFactor", 1, mayBeZero: false),
+            Scalar(root, path, "servingPromptStepFactor", 1, mayBeZero: false));
+        double frontend = Scalar(root, path, "frontendSec", 0, mayBeZero: true);
         try
         {
-            return new MeasuredIterationTime(coefficients, points);
+            return new MeasuredIterationTime(coefficients, points, afterIdle, serving, frontend);
         }
         catch (ArgumentException e)
         {

@@ -32,18 +32,20 @@ public sealed record StepComparison(
         (1, 0) => "decode x1",
         ( > 1 and <= 4, 0) => "decode x2-4",
         ( > 4, 0) => "decode x5+",
-        (0, _) => "prefill only",
+        (0, 1) => "prompt x1",
+        (0, _) => "prompts x2+",
         _ => "mixed",
     };
 
-    public static StepComparison Of(IReadOnlyList<StepRecord> steps, Func<BatchShape, double> predict)
+    /// <param name="predict">A step's predicted seconds from its shape and the idle seconds before it (infinity for the first).</param>
+    public static StepComparison Of(IReadOnlyList<StepRecord> steps, Func<BatchShape, double, double> predict)
     {
         if (steps.Count == 0) return new(0, 0, 0, 0, 0, 0, []);
         double measured = 0, predicted = 0, relative = 0;
         var predictions = new double[steps.Count];
         for (int i = 0; i < steps.Count; i++)
         {
-            predictions[i] = predict(steps[i].Shape);
+            predictions[i] = predict(steps[i].Shape, i == 0 ? double.PositiveInfinity : steps[i].StartTime - steps[i - 1].EndTime);
             measured += steps[i].Seconds;
             predicted += predictions[i];
             relative += Math.Abs(predictions[i] - steps[i].Seconds) / Math.Max(steps[i].Seconds, 1e-9);

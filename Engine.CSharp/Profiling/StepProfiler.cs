@@ -13,6 +13,28 @@ public sealed record ProfileSample(ProfilePoint Point, BatchShape Shape, double 
     public StepTiming Timing => new(Shape, MedianSeconds);
 }
 
+/// <summary>A step timed right after the engine sat idle, against the same shape back to back.</summary>
+public sealed record AfterIdleSample(ProfilePoint Point, BatchShape Shape, double MedianSeconds, double BackToBackSeconds)
+{
+    public double Ratio => MedianSeconds / BackToBackSeconds;
+}
+
+/// <summary>What <see cref="StepProfiler.Run"/> measured.</summary>
+public sealed record ProfileRun(IReadOnlyList<ProfileSample> Samples, IReadOnlyList<AfterIdleSample> AfterIdle)
+{
+    /// <summary>The median after-idle / back-to-back ratio over the probed shapes (1 when none).</summary>
+    public double AfterIdleFactor
+    {
+        get
+        {
+            if (AfterIdle.Count == 0) return 1;
+            var ratios = AfterIdle.Select(x => x.Ratio).ToArray();
+            Array.Sort(ratios);
+            return LatencyStats.Percentile(ratios, 50);
+        }
+    }
+}
+
 /// <summary>
 /// Times whole engine steps of the real engine (<see cref="EngineCore.Step"/>: schedule, the real
 /// <see cref="TorchModelRunner"/> forward and sampling, update, detokenised output) on batch shapes
@@ -26,8 +48,11 @@ public sealed class StepProfiler(LoadedModel model, int blockSize = 16)
 {
     private readonly Random _tokens = new(7);
 
+    /// <summary>How long the engine waits before an "after idle" step: long enough for torch's threads to sleep and caches to go cold.</summary>
+    public static readonly TimeSpan IdleBeforeStep = TimeSpan.FromMilliseconds(100);
+
     /// <param name="progress">Called after each pass with (steps timed, steps to time).</param>
-    public IReadOnlyList<ProfileSample> Run(ProfileGrid grid, Action<int, int>? progress = null)
+    public ProfileRun Run(ProfileGrid grid, Action<int, int>? progress = null)
     {
         int maxModelLen = model.Config.MaxSeqLen;
         grid.Validate(maxModelLen);
@@ -74,11 +99,46 @@ public sealed class StepProfiler(LoadedModel model, int blockSize = 16)
             }
             progress?.Invoke((pass + 1) * points.Count, grid.Repeats * points.Count);
         }
-        return points.Select(p =>
+        var samples = points.Select(p =>
         {
             var sorted = times[p].ToArray();
             Array.Sort(sorted);
             return new ProfileSample(p, shapes[p], LatencyStats.Percentile(sorted, 50), sorted[0], sorted.Length);
+        }).ToList();
+        return new ProfileRun(samples, AfterIdle(grid, config, runner, tokenizer, samples));
+    }
+
+    /// <summary>
+    /// The engine waits for work between bursts; its next step is slower than a back-to-back one
+    /// (torch's threads have gone to sleep, caches and TLBs are cold). Times the decode-free points
+    /// and the one-decode points at the smallest context after an idle wait, in passes, each against
+    /// its back-to-back median.
+    /// </summary>
+    private List<AfterIdleSample> AfterIdle(ProfileGrid grid, SchedulerConfig config, SwitchableRunner runner, ModelTokenizer tokenizer, IReadOnlyList<ProfileSample> hot)
+    {
+        int minContext = grid.Contexts.Min();
+        var probes = hot.Where(s => s.Point.NumDecodes == 0 || (s.Point.NumDecodes == 1 && s.Point.Context == minContext)).ToList();
+        var times = probes.ToDictionary(s => s.Point, _ => new List<double>(grid.Repeats));
+        for (int pass = 0; pass < grid.Repeats; pass++)
+        {
+            foreach (var group in probes.GroupBy(s => (s.Point.NumDecodes, s.Point.Context)))
+            {
+                var core = new EngineCore(new Scheduler(config), runner, new SystemClock(), NullSink.Instance, tokenizer);
+                SetUpDecodes(core, runner, group.Key.NumDecodes, group.Key.Context, model.Config.MaxSeqLen);
+                foreach (var sample in group)
+                {
+                    Thread.Sleep(IdleBeforeStep);
+                    times[sample.Point].Add(TimeStep(core, runner, sample.Point, $"idle-{sample.Point}-{pass}").Seconds);
+                }
+                foreach (var seq in core.Scheduler.Running.ToList())
+                    core.Abort(seq.RequestId);
+            }
+        }
+        return probes.Select(s =>
+        {
+            var sorted = times[s.Point].ToArray();
+            Array.Sort(sorted);
+            return new AfterIdleSample(s.Point, s.Shape, LatencyStats.Percentile(sorted, 50), s.MedianSeconds);
         }).ToList();
     }
 

@@ -9,6 +9,9 @@ namespace OServe.Engine.Simulation;
 public interface IIterationTimeModel
 {
     double StepSeconds(SchedulerOutput output);
+
+    /// <param name="idleSeconds">How long the replica sat idle before this step: 0 when it follows another step at once, infinity for its first.</param>
+    double StepSeconds(SchedulerOutput output, double idleSeconds) => StepSeconds(output);
 }
 
 /// <summary>Every step takes the same time, whatever it runs (known-answer tests).</summary>

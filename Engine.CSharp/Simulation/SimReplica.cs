@@ -29,13 +29,16 @@ public sealed class SimReplica
     private readonly SimulatedModelRunner _runner;
     private SchedulerOutput? _inFlight;
     private int[] _sampled = new int[64];
+    private double _lastStepEnd = double.NegativeInfinity;
+    private double _idleBeforeStep;
 
     public SimReplica(int index, ReplicaSpec spec, ReplicaModel model, ReplicaStatus status)
     {
         Index = index;
         Spec = spec;
         Scheduler = new Scheduler(model.Scheduler);
-        _runner = new SimulatedModelRunner(_clock, model.IterationTime.StepSeconds);
+        var iterationTime = model.IterationTime;
+        _runner = new SimulatedModelRunner(_clock, output => iterationTime.StepSeconds(output, _idleBeforeStep));
         Status = status;
     }
 
@@ -81,6 +84,7 @@ public sealed class SimReplica
             _sampled = new int[Math.Max(output.NumChunks, _sampled.Length * 2)];
         var sampled = _sampled.AsSpan(0, output.NumChunks);
         sampled.Fill(IModelRunner.NoToken);
+        _idleBeforeStep = now - _lastStepEnd;
         _runner.Execute(output, sampled);
         _inFlight = output;
         BusySeconds += _clock.Now - now;
@@ -92,6 +96,7 @@ public sealed class SimReplica
     {
         var output = _inFlight ?? throw new InvalidOperationException($"replica {Id}: no step in flight at {now}");
         _inFlight = null;
+        _lastStepEnd = now;
         NumSteps++;
         var chunks = output.Chunks;
         var sampled = _sampled.AsSpan(0, chunks.Length);

@@ -124,4 +124,22 @@ public sealed class ProfileFileTests : IDisposable
         var e = Assert.Throws<ProfileFileException>(() => ProfileFile.LoadStepTime(path));
         Assert.Contains($"{path}: points: missing point decodes 1, context 64, prefill tokens 16", e.Message);
     }
+
+    [Fact]
+    public void ABadAfterIdleFactor_IsAnErrorNamingFileLineAndKey()
+    {
+        var path = Path.Combine(_dir, "idle.yaml");
+        File.WriteAllText(path, "coefficients:\n  decodeSecPerSeq: 0.001\nafterIdleFactor: -2\n");
+        var e = Assert.Throws<ProfileFileException>(() => ProfileFile.LoadStepTime(path));
+        Assert.Contains($"{path}:3: afterIdleFactor: '-2' is not a positive number", e.Message);
+    }
+
+    [Fact]
+    public void ANegativeFrontendTime_IsAnErrorNamingFileLineAndKey()
+    {
+        var path = Path.Combine(_dir, "frontend.yaml");
+        File.WriteAllText(path, "coefficients:\n  decodeSecPerSeq: 0.001\nservingPromptStepFactor: 1.1\nfrontendSec: -0.002\n");
+        var e = Assert.Throws<ProfileFileException>(() => ProfileFile.LoadStepTime(path));
+        Assert.Contains($"{path}:4: frontendSec: '-0.002' is not a number >= 0", e.Message);
+    }
 }

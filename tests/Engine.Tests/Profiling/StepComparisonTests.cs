@@ -24,7 +24,7 @@ public sealed class StepComparisonTests
             new(1.032, 1.042, OneDecode),
         ];
         // The model predicts 5 ms for one decode and 10 ms for anything else.
-        var c = StepComparison.Of(steps, s => s.NumDecodes == 1 ? 0.005 : 0.010);
+        var c = StepComparison.Of(steps, (s, _) => s.NumDecodes == 1 ? 0.005 : 0.010);
 
         Assert.Equal(4, c.NumSteps);
         Assert.Equal(0.040, c.MeasuredSeconds, 9);
@@ -38,13 +38,13 @@ public sealed class StepComparisonTests
         Assert.Equal(2, decodes.Count);
         Assert.Equal(0.010, decodes.MeanMeasured, 9);
         Assert.Equal(0.005, decodes.MeanPredicted, 9);
-        Assert.Equal(["decode x1", "decode x2-4", "prefill only"], c.Classes.Select(x => x.Kind));
+        Assert.Equal(["decode x1", "decode x2-4", "prompt x1"], c.Classes.Select(x => x.Kind));
     }
 
     [Fact]
     public void No_steps_give_an_empty_comparison()
     {
-        var c = StepComparison.Of([], _ => 1);
+        var c = StepComparison.Of([], (_, _) => 1);
         Assert.Equal(0, c.NumSteps);
         Assert.Empty(c.Classes);
     }

@@ -12,7 +12,8 @@ public sealed class StepProfilerTests
     {
         using var model = BuiltInModel.Create(new BuiltInModelOptions { Dim = 32, HiddenDim = 64, NumLayers = 1, NumHeads = 2, NumKvHeads = 1, MaxSeqLen = 128, Name = "tiny" });
         var grid = new ProfileGrid([8, 40], [0, 1, 3], [0, 4, 24], Repeats: 2);
-        var samples = new StepProfiler(model).Run(grid);
+        var run = new StepProfiler(model).Run(grid);
+        var samples = run.Samples;
 
         Assert.Equal(grid.Points().Count(), samples.Count);
         foreach (var s in samples)
@@ -28,6 +29,12 @@ public sealed class StepProfilerTests
         foreach (var (key, value) in fit.Coefficients.Entries())
             Assert.True(value >= 0 && double.IsFinite(value), $"{key} = {value}");
         Assert.All(samples, s => Assert.True(fit.Coefficients.Predict(s.Shape) > 0));
+
+        // After-idle probes: the prompts alone and one decode at the smallest context, each against its back-to-back time.
+        Assert.Equal(["0/0/4", "0/0/24", "1/8/0", "1/8/4", "1/8/24"],
+            run.AfterIdle.Select(x => $"{x.Point.NumDecodes}/{x.Point.Context}/{x.Point.PrefillTokens}"));
+        Assert.All(run.AfterIdle, x => Assert.True(x.MedianSeconds > 0 && x.BackToBackSeconds == samples.Single(s => s.Point == x.Point).MedianSeconds));
+        Assert.True(run.AfterIdleFactor > 0);
     }
 
     [Fact]

@@ -75,4 +75,61 @@ public sealed class SimulatorKnownAnswerTests
         Assert.Equal(30, sim.Metrics.Records.Count(r => r.ReplicaIndex == 0));
         Assert.Equal(10, sim.Metrics.Records.Count(r => r.ReplicaIndex == 1));
     }
+
+    [Fact]
+    public void A_step_after_the_replica_sat_idle_is_told_how_long_it_waited()
+    {
+        // Steps of 0.1 s. A (3 tokens) runs [0,.1] [.1,.2] [.2,.3]; B arrives at 1.0 and runs [1.0,1.1] [1.1,1.2].
+        var model = new IdleRecording(0.1);
+        var setup = new SimulationSetup
+        {
+            Requests = [new SimRequest(0, 0, 10, 3), new SimRequest(1, 1.0, 10, 2)],
+            Plans = [OneReplica],
+            ReplicaModels = _ => new ReplicaModel(Fixed(0.1)(OneReplica.Replicas[0]).Scheduler, model),
+        };
+        Run(setup);
+        Assert.Equal(5, model.Idle.Count);
+        Assert.Equal(double.PositiveInfinity, model.Idle[0]);
+        Assert.Equal([0, 0], model.Idle.Skip(1).Take(2).Select(x => Math.Round(x, 9)));
+        Assert.Equal(0.7, model.Idle[3], 9);
+        Assert.Equal(0, model.Idle[4], 9);
+    }
+
+    [Fact]
+    public void A_measured_profile_slows_only_the_steps_after_an_idle_wait()
+    {
+        // A 10-token prefill takes 0.1 s and a decode 0.1 s; the profile's after-idle factor 1.5
+        // applies to A's first step (the replica has never run) and B's first (0.65 s idle), not to
+        // the steps that follow at once.
+        var path = Path.Combine(Path.GetTempPath(), $"oserve-idle-{Guid.NewGuid():N}.yaml");
+        File.WriteAllText(path, "coefficients:\n  iterationOverheadSec: 0\n  prefillSecPerToken: 0.01\n  decodeSecPerSeq: 0.1\nafterIdleFactor: 1.5\n");
+        try
+        {
+            var profile = OServe.Engine.Profiling.ProfileFile.LoadStepTime(path);
+            Assert.Equal(1.5, profile.AfterIdleFactor);
+            var setup = new SimulationSetup
+            {
+                Requests = [new SimRequest(0, 0, 10, 3), new SimRequest(1, 1.0, 10, 2)],
+                Plans = [OneReplica],
+                ReplicaModels = _ => new ReplicaModel(Fixed(0.1)(OneReplica.Replicas[0]).Scheduler, profile),
+            };
+            var records = Run(setup).Metrics.Records;
+            Assert.Equal(0.15, records[0].Ttft, 9);
+            Assert.Equal(0.35, records[0].E2e, 9);
+            Assert.Equal(0.15, records[1].Ttft, 9);
+            Assert.Equal(0.25, records[1].E2e, 9);
+        }
+        finally { File.Delete(path); }
+    }
+
+    private sealed class IdleRecording(double seconds) : IIterationTimeModel
+    {
+        public List<double> Idle { get; } = [];
+        public double StepSeconds(OServe.Engine.Scheduling.SchedulerOutput output) => seconds;
+        public double StepSeconds(OServe.Engine.Scheduling.SchedulerOutput output, double idleSeconds)
+        {
+            Idle.Add(idleSeconds);
+            return seconds;
+        }
+    }
 }
