@@ -96,6 +96,8 @@ public static class FidelityCommand
         Row("P99 E2E", x => x.P99E2e);
         Row("duration", x => x.DurationS);
         io.WriteLine($"requests: {r.Real.NumRequests} compared, {r.NumFailed} failed on the real engine");
+        io.WriteLine(string.Create(inv,
+            $"machine speed against the profile (reference steps, measured / profiled): x{r.SpeedBefore:F2} before the run, x{r.SpeedAfter:F2} after"));
         PrintSteps(io, r.Steps);
     }
 

@@ -35,8 +35,8 @@ public static class ProfileCommand
                 torch.set_num_threads(n);
             }
             var path = parse.GetValue(output)!;
-            var grid = parse.GetValue(quick) ? ProfileGrid.Quick : ProfileGrid.Default;
             using var loaded = ServeCommand.LoadModel(parse.GetValue(model), parse.GetValue(tokenizer), ServeCommand.ParseDType(parse.GetValue(dtype)!), parse.GetValue(seed));
+            var grid = parse.GetValue(quick) ? ProfileGrid.Quick : ProfileGrid.ForRegimes(OServe.Models.Llama.KernelRegimes.RowBoundaries(loaded.Config));
             io.WriteLine($"model: {loaded.Description}");
             io.WriteLine($"threads: {torch.get_num_threads()}, grid: contexts [{string.Join(", ", grid.Contexts)}], decodes [{string.Join(", ", grid.DecodeCounts)}], " +
                          $"prefill tokens [{string.Join(", ", grid.PrefillTokens)}], {grid.Repeats} passes (median)");

@@ -67,6 +67,10 @@ public sealed record FidelityResult(string Workload, LatencySummary Real, Latenc
     /// <summary>The simulator with the profile's linear fit alone (null when the profile has no measured points).</summary>
     public LatencySummary? SimulatedLinear { get; init; }
 
+    /// <summary><see cref="FidelityRun.SpeedCheck"/> right before and right after the real run.</summary>
+    public double SpeedBefore { get; init; } = double.NaN;
+    public double SpeedAfter { get; init; } = double.NaN;
+
     public static double RelativeError(double simulated, double real) => (simulated - real) / real;
 }
 
@@ -82,7 +86,9 @@ public static class FidelityRun
     public static async Task<FidelityResult> RunAsync(FidelityOptions options, LoadedModel model, MeasuredIterationTime iterationTime,
         TextWriter? log = null, CancellationToken cancellationToken = default)
     {
+        double speedBefore = SpeedCheck(model, iterationTime);
         var real = await RunRealAsync(options, model, log, cancellationToken);
+        double speedAfter = SpeedCheck(model, iterationTime);
         var simulated = real.Simulate(iterationTime);
         // The ablation: the same profile's linear fit alone (no measured residuals, after-idle or serving factors).
         var linear = iterationTime.Table is null ? null : real.Simulate(new LinearOnly(iterationTime), frontendSeconds: 0);
@@ -91,7 +97,25 @@ public static class FidelityRun
             [.. real.Workload.Notes, .. real.Bench.Notes], steps)
         {
             SimulatedLinear = linear is null ? null : LatencySummary.Of(linear, real.Duration),
+            SpeedBefore = speedBefore,
+            SpeedAfter = speedAfter,
         };
+    }
+
+    /// <summary>A few reference shapes of the default profile grid (decodes alone and with a prompt), within the model's context.</summary>
+    public static ProfileGrid SpeedCheckGrid(int maxModelLen) => new([Math.Min(384, maxModelLen / 2)], [1, 4], [0, 64], 3);
+
+    /// <summary>
+    /// This machine's speed now against the profile: the reference steps timed back to back, over
+    /// the profile's time for them (no serving factors). 1 means as profiled; 1.2, 20% slower. A
+    /// shared machine drifts; a check whose before and after differ from 1 compared a profile with a
+    /// machine that no longer matched it.
+    /// </summary>
+    public static double SpeedCheck(LoadedModel model, MeasuredIterationTime profile)
+    {
+        var samples = new StepProfiler(model).Run(SpeedCheckGrid(model.Config.MaxSeqLen), afterIdle: false).Samples;
+        var alone = profile.WithServing(ServingFactors.None, 0);
+        return samples.Sum(s => s.MedianSeconds) / samples.Sum(s => alone.Seconds(s.Shape));
     }
 
     /// <summary>The real side alone: the engine behind its HTTP server, the workload sent by the load generator, every step logged.</summary>

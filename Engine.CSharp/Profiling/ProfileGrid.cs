@@ -12,8 +12,23 @@ public readonly record struct ProfilePoint(int NumDecodes, int Context, int Pref
 /// </summary>
 public sealed record ProfileGrid(IReadOnlyList<int> Contexts, IReadOnlyList<int> DecodeCounts, IReadOnlyList<int> PrefillTokens, int Repeats)
 {
-    /// <summary>About two minutes of a 2-core CPU on the built-in model.</summary>
+    /// <summary>The grid without kernel regimes: about 30 s of a 2-core CPU on the built-in model.</summary>
     public static ProfileGrid Default { get; } = new([64, 384, 1024], [0, 1, 2, 4, 8, 16, 32], [0, 16, 64, 256, 768], 5);
+
+    /// <summary>
+    /// <see cref="Default"/> plus decode counts on both sides of each row count where the engine's
+    /// matmuls switch path (<paramref name="rowBoundaries"/>): a decode-only step of b decodes has b
+    /// rows, a step with a prompt b + 1, so b - 1, b and b + 1 decodes straddle the jump and the
+    /// profile's table never interpolates across it.
+    /// </summary>
+    public static ProfileGrid ForRegimes(IReadOnlyList<int> rowBoundaries)
+    {
+        var decodes = new SortedSet<int>(Default.DecodeCounts);
+        foreach (int b in rowBoundaries)
+            for (int d = b - 1; d <= b + 1; d++)
+                if (d >= 1) decodes.Add(d);
+        return Default with { DecodeCounts = [.. decodes] };
+    }
 
     /// <summary>A few seconds: enough shapes to determine every coefficient, fewer repeats.</summary>
     public static ProfileGrid Quick { get; } = new([32, 256], [0, 1, 8], [0, 24, 192], 3);

@@ -52,7 +52,8 @@ public sealed class StepProfiler(LoadedModel model, int blockSize = 16)
     public static readonly TimeSpan IdleBeforeStep = TimeSpan.FromMilliseconds(100);
 
     /// <param name="progress">Called after each pass with (steps timed, steps to time).</param>
-    public ProfileRun Run(ProfileGrid grid, Action<int, int>? progress = null)
+    /// <param name="afterIdle">Also time the after-idle probes (<see cref="ProfileRun.AfterIdle"/>).</param>
+    public ProfileRun Run(ProfileGrid grid, Action<int, int>? progress = null, bool afterIdle = true)
     {
         int maxModelLen = model.Config.MaxSeqLen;
         grid.Validate(maxModelLen);
@@ -105,7 +106,7 @@ public sealed class StepProfiler(LoadedModel model, int blockSize = 16)
             Array.Sort(sorted);
             return new ProfileSample(p, shapes[p], LatencyStats.Percentile(sorted, 50), sorted[0], sorted.Length);
         }).ToList();
-        return new ProfileRun(samples, AfterIdle(grid, config, runner, tokenizer, samples));
+        return new ProfileRun(samples, afterIdle ? AfterIdle(grid, config, runner, tokenizer, samples) : []);
     }
 
     /// <summary>

@@ -40,6 +40,19 @@ internal static unsafe class CpuDecodeMatmul
         rows >= 1 && (rows <= MaxRows
             || (rows <= MaxRowsWideThin && outFeatures >= WideOutFeatures && rows * inFeatures <= ThinInputFloats));
 
+    /// <summary>
+    /// Row counts r at which a model's matmuls change path between r and r + 1 rows (the layers at
+    /// <see cref="MaxRows"/>; a wide, thin vocabulary head also at <see cref="MaxRowsWideThin"/>):
+    /// where a step's time jumps. Empty without AVX-512 (torch everywhere).
+    /// </summary>
+    public static IReadOnlyList<int> RowBoundaries(LlamaConfig c)
+    {
+        if (!IsSupported) return [];
+        List<int> rows = [MaxRows];
+        if (TakesRows(MaxRowsWideThin, c.VocabSize, c.Dim)) rows.Add(MaxRowsWideThin);
+        return rows;
+    }
+
     public static bool CanUse(Tensor x, Tensor weight) =>
         IsSupported
         && x.device_type == DeviceType.CPU

@@ -51,4 +51,15 @@ public sealed class StepTimeFitTests
         bad[4] = bad[4] with { Seconds = 0 };
         Assert.Contains("positive", Assert.Throws<ArgumentException>(() => StepTimeFit.Fit(bad)).Message);
     }
+
+    [Fact]
+    public void TheRegimeGrid_StraddlesEveryRowBoundary_ForDecodeOnlyAndPromptSteps()
+    {
+        var grid = ProfileGrid.ForRegimes([4, 16]);
+        // b decodes alone are b rows; b - 1 decodes with a prompt are b rows too; b + 1 is past the jump.
+        Assert.Equal([0, 1, 2, 3, 4, 5, 8, 15, 16, 17, 32], grid.DecodeCounts);
+        Assert.Equal(ProfileGrid.Default.Contexts, grid.Contexts);
+        Assert.Equal(ProfileGrid.Default.PrefillTokens, grid.PrefillTokens);
+        Assert.Equal(ProfileGrid.Default.DecodeCounts, ProfileGrid.ForRegimes([]).DecodeCounts);
+    }
 }
