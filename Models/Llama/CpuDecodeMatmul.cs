@@ -124,34 +124,101 @@ internal static unsafe class CpuDecodeMatmul
         }
     }
 
+    // Dot4 computes each of its rows with exactly the operations of the one-row Dot (four
+    // accumulators over 64-wide strides, the 16-wide tail into the first, the same final sum), so a
+    // row's result does not depend on the rows it shares a call with: a sequence decodes the same
+    // bits alone and in a batch.
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Vector128<float> Dot4F32(float* x0, float* x1, float* x2, float* x3, float* w, int n)
     {
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (int i = 0; i < n; i += 16)
+        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default;
+        Vector512<float> d0 = default, d1 = default, d2 = default, d3 = default;
+        int i = 0;
+        for (; i + 64 <= n; i += 64)
+        {
+            var w0 = Avx512F.LoadVector512(w + i);
+            var w1 = Avx512F.LoadVector512(w + i + 16);
+            var w2 = Avx512F.LoadVector512(w + i + 32);
+            var w3 = Avx512F.LoadVector512(w + i + 48);
+            a0 = Avx512F.FusedMultiplyAdd(w0, Avx512F.LoadVector512(x0 + i), a0);
+            a1 = Avx512F.FusedMultiplyAdd(w1, Avx512F.LoadVector512(x0 + i + 16), a1);
+            a2 = Avx512F.FusedMultiplyAdd(w2, Avx512F.LoadVector512(x0 + i + 32), a2);
+            a3 = Avx512F.FusedMultiplyAdd(w3, Avx512F.LoadVector512(x0 + i + 48), a3);
+            b0 = Avx512F.FusedMultiplyAdd(w0, Avx512F.LoadVector512(x1 + i), b0);
+            b1 = Avx512F.FusedMultiplyAdd(w1, Avx512F.LoadVector512(x1 + i + 16), b1);
+            b2 = Avx512F.FusedMultiplyAdd(w2, Avx512F.LoadVector512(x1 + i + 32), b2);
+            b3 = Avx512F.FusedMultiplyAdd(w3, Avx512F.LoadVector512(x1 + i + 48), b3);
+            c0 = Avx512F.FusedMultiplyAdd(w0, Avx512F.LoadVector512(x2 + i), c0);
+            c1 = Avx512F.FusedMultiplyAdd(w1, Avx512F.LoadVector512(x2 + i + 16), c1);
+            c2 = Avx512F.FusedMultiplyAdd(w2, Avx512F.LoadVector512(x2 + i + 32), c2);
+            c3 = Avx512F.FusedMultiplyAdd(w3, Avx512F.LoadVector512(x2 + i + 48), c3);
+            d0 = Avx512F.FusedMultiplyAdd(w0, Avx512F.LoadVector512(x3 + i), d0);
+            d1 = Avx512F.FusedMultiplyAdd(w1, Avx512F.LoadVector512(x3 + i + 16), d1);
+            d2 = Avx512F.FusedMultiplyAdd(w2, Avx512F.LoadVector512(x3 + i + 32), d2);
+            d3 = Avx512F.FusedMultiplyAdd(w3, Avx512F.LoadVector512(x3 + i + 48), d3);
+        }
+        for (; i < n; i += 16)
         {
             var wi = Avx512F.LoadVector512(w + i);
             a0 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x0 + i), a0);
-            a1 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x1 + i), a1);
-            a2 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x2 + i), a2);
-            a3 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x3 + i), a3);
+            b0 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x1 + i), b0);
+            c0 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x2 + i), c0);
+            d0 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x3 + i), d0);
         }
-        return Vector128.Create(Vector512.Sum(a0), Vector512.Sum(a1), Vector512.Sum(a2), Vector512.Sum(a3));
+        return Vector128.Create(
+            Vector512.Sum(Avx512F.Add(Avx512F.Add(a0, a1), Avx512F.Add(a2, a3))),
+            Vector512.Sum(Avx512F.Add(Avx512F.Add(b0, b1), Avx512F.Add(b2, b3))),
+            Vector512.Sum(Avx512F.Add(Avx512F.Add(c0, c1), Avx512F.Add(c2, c3))),
+            Vector512.Sum(Avx512F.Add(Avx512F.Add(d0, d1), Avx512F.Add(d2, d3))));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Vector128<float> Dot4Bf16(float* x0, float* x1, float* x2, float* x3, ushort* w, int n)
     {
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (int i = 0; i < n; i += 16)
+        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default;
+        Vector512<float> d0 = default, d1 = default, d2 = default, d3 = default;
+        int i = 0;
+        for (; i + 64 <= n; i += 64)
+        {
+            var w0 = Widen(w + i);
+            var w1 = Widen(w + i + 16);
+            var w2 = Widen(w + i + 32);
+            var w3 = Widen(w + i + 48);
+            a0 = Avx512F.FusedMultiplyAdd(w0, Avx512F.LoadVector512(x0 + i), a0);
+            a1 = Avx512F.FusedMultiplyAdd(w1, Avx512F.LoadVector512(x0 + i + 16), a1);
+            a2 = Avx512F.FusedMultiplyAdd(w2, Avx512F.LoadVector512(x0 + i + 32), a2);
+            a3 = Avx512F.FusedMultiplyAdd(w3, Avx512F.LoadVector512(x0 + i + 48), a3);
+            b0 = Avx512F.FusedMultiplyAdd(w0, Avx512F.LoadVector512(x1 + i), b0);
+            b1 = Avx512F.FusedMultiplyAdd(w1, Avx512F.LoadVector512(x1 + i + 16), b1);
+            b2 = Avx512F.FusedMultiplyAdd(w2, Avx512F.LoadVector512(x1 + i + 32), b2);
+            b3 = Avx512F.FusedMultiplyAdd(w3, Avx512F.LoadVector512(x1 + i + 48), b3);
+            c0 = Avx512F.FusedMultiplyAdd(w0, Avx512F.LoadVector512(x2 + i), c0);
+            c1 = Avx512F.FusedMultiplyAdd(w1, Avx512F.LoadVector512(x2 + i + 16), c1);
+            c2 = Avx512F.FusedMultiplyAdd(w2, Avx512F.LoadVector512(x2 + i + 32), c2);
+            c3 = Avx512F.FusedMultiplyAdd(w3, Avx512F.LoadVector512(x2 + i + 48), c3);
+            d0 = Avx512F.FusedMultiplyAdd(w0, Avx512F.LoadVector512(x3 + i), d0);
+            d1 = Avx512F.FusedMultiplyAdd(w1, Avx512F.LoadVector512(x3 + i + 16), d1);
+            d2 = Avx512F.FusedMultiplyAdd(w2, Avx512F.LoadVector512(x3 + i + 32), d2);
+            d3 = Avx512F.FusedMultiplyAdd(w3, Avx512F.LoadVector512(x3 + i + 48), d3);
+        }
+        for (; i < n; i += 16)
         {
             var wi = Widen(w + i);
             a0 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x0 + i), a0);
-            a1 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x1 + i), a1);
-            a2 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x2 + i), a2);
-            a3 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x3 + i), a3);
+            b0 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x1 + i), b0);
+            c0 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x2 + i), c0);
+            d0 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x3 + i), d0);
         }
-        return Vector128.Create(Vector512.Sum(a0), Vector512.Sum(a1), Vector512.Sum(a2), Vector512.Sum(a3));
+        return Vector128.Create(
+            Vector512.Sum(Avx512F.Add(Avx512F.Add(a0, a1), Avx512F.Add(a2, a3))),
+            Vector512.Sum(Avx512F.Add(Avx512F.Add(b0, b1), Avx512F.Add(b2, b3))),
+            Vector512.Sum(Avx512F.Add(Avx512F.Add(c0, c1), Avx512F.Add(c2, c3))),
+            Vector512.Sum(Avx512F.Add(Avx512F.Add(d0, d1), Avx512F.Add(d2, d3))));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -67,4 +67,23 @@ public sealed class CpuDecodeMatmulTests
         using var scale = expected.abs().max();
         Assert.True(Greedy.MaxAbsDiff(actual, expected) / scale.item<float>() < 1e-4);
     }
+
+    [SkippableTheory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void A_rows_result_is_bit_for_bit_the_same_alone_and_among_other_rows(ScalarType dtype)
+    {
+        Skip.IfNot(CpuDecodeMatmul.IsSupported, "this CPU has no AVX-512; the model falls back to torch.mm");
+        using var generator = new Generator(11);
+        using var x = randn([CpuDecodeMatmul.MaxRows, 304], generator: generator).to(dtype);
+        using var weight = randn([517, 304], generator: generator).to(dtype);
+        using var together = CpuDecodeMatmul.Multiply(x, weight);
+        for (int r = 0; r < CpuDecodeMatmul.MaxRows; r++)
+        {
+            using var row = x.narrow(0, r, 1);
+            using var alone = CpuDecodeMatmul.Multiply(row, weight);
+            using var same = together.narrow(0, r, 1);
+            Assert.True(alone.eq(same).all().item<bool>(), $"row {r} differs when computed with {CpuDecodeMatmul.MaxRows - 1} others");
+        }
+    }
 }
