@@ -14,6 +14,7 @@ public static class DemoCommand
     private static readonly Option<double?> Window = new("--window") { Description = "Controller window, seconds; default 15" };
     private static readonly Option<bool> Quick = new("--quick") { Description = "A 10 s replay with 2.5 s windows (smoke run)" };
     private static readonly Option<int> Devices = new("--devices") { Description = "Logical CPU devices to plan on", DefaultValueFactory = _ => 2 };
+    private static readonly Option<int> MaxParallelism = new("--max-parallelism") { Description = "Largest tp and pp the planner may choose", DefaultValueFactory = _ => 1 };
     private static readonly Option<double> RateScale = new("--rate-scale") { Description = "Multiplies the built-in workload's arrival rates", DefaultValueFactory = _ => 1.0 };
     private static readonly Option<int> Seed = new("--seed") { Description = "Seed of the workload", DefaultValueFactory = _ => 7 };
     private static readonly Option<string?> Profile = new("--profile") { Description = "Planner cost profile to use instead of the coefficients calibrated at start" };
@@ -23,7 +24,7 @@ public static class DemoCommand
     {
         var command = new Command("demo", "Serve the built-in model, replay a shifting workload over HTTP with live plan switching, and compare with a static plan.")
         {
-            Duration, Window, Quick, Devices, RateScale, Seed, Profile, ProfileOut,
+            Duration, Window, Quick, Devices, MaxParallelism, RateScale, Seed, Profile, ProfileOut,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(parse, cancellationToken));
         return command;
@@ -38,6 +39,7 @@ public static class DemoCommand
             DurationS = parse.GetValue(Duration) ?? baseline.DurationS,
             WindowS = parse.GetValue(Window) ?? baseline.WindowS,
             NumDevices = parse.GetValue(Devices),
+            MaxParallelism = parse.GetValue(MaxParallelism),
             RateScale = parse.GetValue(RateScale) * baseline.RateScale,
             Seed = parse.GetValue(Seed),
             ProfilePath = parse.GetValue(Profile),

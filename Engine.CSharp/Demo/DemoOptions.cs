@@ -9,8 +9,9 @@ public sealed record DemoOptions
     /// <summary>Logical CPU devices the planner deploys replicas on.</summary>
     public int NumDevices { get; init; } = 2;
     /// <summary>
-    /// Largest TP and PP degree the planner may choose. 1 while the plan runtime builds only tp=1,
-    /// pp=1 replicas (it refuses others); null lifts the limit once sharded replicas are merged.
+    /// Largest TP and PP degree the planner may choose (`--max-parallelism`); null: no limit. 1 by
+    /// default: the logical devices share this machine's cores, so a tp2 replica computes no faster
+    /// than two tp1 replicas, and the default run stays the one measured in Demo/README.md.
     /// </summary>
     public int? MaxParallelism { get; init; } = 1;
     /// <summary>Multiplies every arrival rate of the built-in workload.</summary>

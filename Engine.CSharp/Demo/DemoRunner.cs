@@ -55,7 +55,7 @@ public static class DemoRunner
         var initial = InitialPlan(cluster, card, coefficients, workload.Types, options.WindowS, plannerOptions, constraints);
         output.WriteLine($"initial plan: {PlanText.Replicas(initial)} on {cluster.Name}; routing {PlanText.Routing(initial)}");
         output.WriteLine($"  ({options.NumDevices} logical CPU devices sharing this machine's cores; each replica has its own weights and KV cache" +
-            (options.MaxParallelism is { } max ? $"; planner limited to tp, pp <= {max}, what the plan runtime builds today)" : ")"));
+            (options.MaxParallelism is { } max ? $"; planner limited to tp, pp <= {max} by --max-parallelism)" : ")"));
 
         var tracePath = Path.Combine(Path.GetTempPath(), $"oserve-demo-{Environment.ProcessId}-{Guid.NewGuid():N}.csv");
         workload.WriteAzureCsv(tracePath);
@@ -125,7 +125,7 @@ public static class DemoRunner
         options.MaxParallelism == 1 && cluster.GpuTypes.Count == 1
             ? $"with tp, pp <= 1 on {options.NumDevices} identical logical devices the planner has ONE replica configuration to choose from " +
               "(tp1 on one device); it puts one on every device and splits every request type evenly among them, whatever the mix, " +
-              "so no window can change its answer. Lifting DemoOptions.MaxParallelism once the runtime builds tp/pp replicas gives it other configurations to weigh."
+              "so no window can change its answer. --max-parallelism 2 gives it tp/pp replicas to weigh."
             : null;
 
     /// <summary>The demo's engine: a plan runtime whose logical devices are this CPU; cold loads regenerate the built-in weights.</summary>
