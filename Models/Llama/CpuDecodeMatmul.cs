@@ -99,15 +99,21 @@ internal static unsafe class CpuDecodeMatmul
     }
 
     /// <summary>Outputs [first, last) of every row: y[r, o] = x[r] · w[o], each weight row read once for up to four x rows.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Rows(float* x, int rows, byte* w, bool bf16, float* y, int inFeatures, int outFeatures, int first, int last)
+    {
+        if (bf16) Rows<Bf16Weights>(x, rows, w, y, inFeatures, outFeatures, first, last);
+        else Rows<F32Weights>(x, rows, w, y, inFeatures, outFeatures, first, last);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Rows<TW>(float* x, int rows, byte* w, float* y, int inFeatures, int outFeatures, int first, int last) where TW : struct, IWeights
     {
         for (int o = first; o < last; o++)
         {
-            long offset = (long)o * inFeatures;
+            byte* row = w + (long)o * inFeatures * TW.ElementSize;
             if (rows == 1)
             {
-                y[o] = bf16 ? DotBf16(x, (ushort*)w + offset, inFeatures) : DotF32(x, (float*)w + offset, inFeatures);
+                y[o] = Dot<TW>(x, row, inFeatures);
                 continue;
             }
             for (int r = 0; r < rows; r += 4)
@@ -117,20 +123,59 @@ internal static unsafe class CpuDecodeMatmul
                 float* x1 = r + 1 < rows ? x0 + inFeatures : x0;
                 float* x2 = r + 2 < rows ? x0 + 2L * inFeatures : x0;
                 float* x3 = r + 3 < rows ? x0 + 3L * inFeatures : x0;
-                var sums = bf16 ? Dot4Bf16(x0, x1, x2, x3, (ushort*)w + offset, inFeatures) : Dot4F32(x0, x1, x2, x3, (float*)w + offset, inFeatures);
+                var sums = Dot4<TW>(x0, x1, x2, x3, row, inFeatures);
                 for (int k = 0; k < 4 && r + k < rows; k++)
                     y[(long)(r + k) * outFeatures + o] = sums.GetElement(k);
             }
         }
     }
 
+    /// <summary>How a weight row's elements become FP32 lanes; a struct, so each kernel is compiled per dtype.</summary>
+    private interface IWeights
+    {
+        static abstract int ElementSize { get; }
+        /// <summary>Elements [i, i + 16) of the row as FP32.</summary>
+        static abstract Vector512<float> Load(byte* row, int i);
+    }
+
+    private struct F32Weights : IWeights
+    {
+        public static int ElementSize => sizeof(float);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Load(byte* row, int i) => Avx512F.LoadVector512((float*)row + i);
+    }
+
+    private struct Bf16Weights : IWeights
+    {
+        public static int ElementSize => sizeof(ushort);
+        // BF16 is the top half of an FP32: widen and shift left by 16.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Load(byte* row, int i) =>
+            Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256((ushort*)row + i)), 16).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Dot<TW>(float* x, byte* w, int n) where TW : struct, IWeights
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        int i = 0;
+        for (; i + 64 <= n; i += 64)
+        {
+            a0 = Avx512F.FusedMultiplyAdd(TW.Load(w, i), Avx512F.LoadVector512(x + i), a0);
+            a1 = Avx512F.FusedMultiplyAdd(TW.Load(w, i + 16), Avx512F.LoadVector512(x + i + 16), a1);
+            a2 = Avx512F.FusedMultiplyAdd(TW.Load(w, i + 32), Avx512F.LoadVector512(x + i + 32), a2);
+            a3 = Avx512F.FusedMultiplyAdd(TW.Load(w, i + 48), Avx512F.LoadVector512(x + i + 48), a3);
+        }
+        for (; i < n; i += 16) a0 = Avx512F.FusedMultiplyAdd(TW.Load(w, i), Avx512F.LoadVector512(x + i), a0);
+        return Vector512.Sum(Avx512F.Add(Avx512F.Add(a0, a1), Avx512F.Add(a2, a3)));
+    }
+
     // Dot4 computes each of its rows with exactly the operations of the one-row Dot (four
     // accumulators over 64-wide strides, the 16-wide tail into the first, the same final sum), so a
     // row's result does not depend on the rows it shares a call with: a sequence decodes the same
     // bits alone and in a batch.
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static Vector128<float> Dot4F32(float* x0, float* x1, float* x2, float* x3, float* w, int n)
+    private static Vector128<float> Dot4<TW>(float* x0, float* x1, float* x2, float* x3, byte* w, int n) where TW : struct, IWeights
     {
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
         Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
@@ -139,10 +184,10 @@ internal static unsafe class CpuDecodeMatmul
         int i = 0;
         for (; i + 64 <= n; i += 64)
         {
-            var w0 = Avx512F.LoadVector512(w + i);
-            var w1 = Avx512F.LoadVector512(w + i + 16);
-            var w2 = Avx512F.LoadVector512(w + i + 32);
-            var w3 = Avx512F.LoadVector512(w + i + 48);
+            var w0 = TW.Load(w, i);
+            var w1 = TW.Load(w, i + 16);
+            var w2 = TW.Load(w, i + 32);
+            var w3 = TW.Load(w, i + 48);
             a0 = Avx512F.FusedMultiplyAdd(w0, Avx512F.LoadVector512(x0 + i), a0);
             a1 = Avx512F.FusedMultiplyAdd(w1, Avx512F.LoadVector512(x0 + i + 16), a1);
             a2 = Avx512F.FusedMultiplyAdd(w2, Avx512F.LoadVector512(x0 + i + 32), a2);
@@ -162,7 +207,7 @@ internal static unsafe class CpuDecodeMatmul
         }
         for (; i < n; i += 16)
         {
-            var wi = Avx512F.LoadVector512(w + i);
+            var wi = TW.Load(w, i);
             a0 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x0 + i), a0);
             b0 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x1 + i), b0);
             c0 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x2 + i), c0);
@@ -173,87 +218,5 @@ internal static unsafe class CpuDecodeMatmul
             Vector512.Sum(Avx512F.Add(Avx512F.Add(b0, b1), Avx512F.Add(b2, b3))),
             Vector512.Sum(Avx512F.Add(Avx512F.Add(c0, c1), Avx512F.Add(c2, c3))),
             Vector512.Sum(Avx512F.Add(Avx512F.Add(d0, d1), Avx512F.Add(d2, d3))));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static Vector128<float> Dot4Bf16(float* x0, float* x1, float* x2, float* x3, ushort* w, int n)
-    {
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
-        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default;
-        Vector512<float> d0 = default, d1 = default, d2 = default, d3 = default;
-        int i = 0;
-        for (; i + 64 <= n; i += 64)
-        {
-            var w0 = Widen(w + i);
-            var w1 = Widen(w + i + 16);
-            var w2 = Widen(w + i + 32);
-            var w3 = Widen(w + i + 48);
-            a0 = Avx512F.FusedMultiplyAdd(w0, Avx512F.LoadVector512(x0 + i), a0);
-            a1 = Avx512F.FusedMultiplyAdd(w1, Avx512F.LoadVector512(x0 + i + 16), a1);
-            a2 = Avx512F.FusedMultiplyAdd(w2, Avx512F.LoadVector512(x0 + i + 32), a2);
-            a3 = Avx512F.FusedMultiplyAdd(w3, Avx512F.LoadVector512(x0 + i + 48), a3);
-            b0 = Avx512F.FusedMultiplyAdd(w0, Avx512F.LoadVector512(x1 + i), b0);
-            b1 = Avx512F.FusedMultiplyAdd(w1, Avx512F.LoadVector512(x1 + i + 16), b1);
-            b2 = Avx512F.FusedMultiplyAdd(w2, Avx512F.LoadVector512(x1 + i + 32), b2);
-            b3 = Avx512F.FusedMultiplyAdd(w3, Avx512F.LoadVector512(x1 + i + 48), b3);
-            c0 = Avx512F.FusedMultiplyAdd(w0, Avx512F.LoadVector512(x2 + i), c0);
-            c1 = Avx512F.FusedMultiplyAdd(w1, Avx512F.LoadVector512(x2 + i + 16), c1);
-            c2 = Avx512F.FusedMultiplyAdd(w2, Avx512F.LoadVector512(x2 + i + 32), c2);
-            c3 = Avx512F.FusedMultiplyAdd(w3, Avx512F.LoadVector512(x2 + i + 48), c3);
-            d0 = Avx512F.FusedMultiplyAdd(w0, Avx512F.LoadVector512(x3 + i), d0);
-            d1 = Avx512F.FusedMultiplyAdd(w1, Avx512F.LoadVector512(x3 + i + 16), d1);
-            d2 = Avx512F.FusedMultiplyAdd(w2, Avx512F.LoadVector512(x3 + i + 32), d2);
-            d3 = Avx512F.FusedMultiplyAdd(w3, Avx512F.LoadVector512(x3 + i + 48), d3);
-        }
-        for (; i < n; i += 16)
-        {
-            var wi = Widen(w + i);
-            a0 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x0 + i), a0);
-            b0 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x1 + i), b0);
-            c0 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x2 + i), c0);
-            d0 = Avx512F.FusedMultiplyAdd(wi, Avx512F.LoadVector512(x3 + i), d0);
-        }
-        return Vector128.Create(
-            Vector512.Sum(Avx512F.Add(Avx512F.Add(a0, a1), Avx512F.Add(a2, a3))),
-            Vector512.Sum(Avx512F.Add(Avx512F.Add(b0, b1), Avx512F.Add(b2, b3))),
-            Vector512.Sum(Avx512F.Add(Avx512F.Add(c0, c1), Avx512F.Add(c2, c3))),
-            Vector512.Sum(Avx512F.Add(Avx512F.Add(d0, d1), Avx512F.Add(d2, d3))));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float DotF32(float* x, float* w, int n)
-    {
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        int i = 0;
-        for (; i + 64 <= n; i += 64)
-        {
-            a0 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w + i), Avx512F.LoadVector512(x + i), a0);
-            a1 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w + i + 16), Avx512F.LoadVector512(x + i + 16), a1);
-            a2 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w + i + 32), Avx512F.LoadVector512(x + i + 32), a2);
-            a3 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w + i + 48), Avx512F.LoadVector512(x + i + 48), a3);
-        }
-        for (; i < n; i += 16) a0 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w + i), Avx512F.LoadVector512(x + i), a0);
-        return Vector512.Sum(Avx512F.Add(Avx512F.Add(a0, a1), Avx512F.Add(a2, a3)));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Widen(ushort* p) =>
-        Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(p)), 16).AsSingle();
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float DotBf16(float* x, ushort* w, int n)
-    {
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        int i = 0;
-        for (; i + 64 <= n; i += 64)
-        {
-            a0 = Avx512F.FusedMultiplyAdd(Widen(w + i), Avx512F.LoadVector512(x + i), a0);
-            a1 = Avx512F.FusedMultiplyAdd(Widen(w + i + 16), Avx512F.LoadVector512(x + i + 16), a1);
-            a2 = Avx512F.FusedMultiplyAdd(Widen(w + i + 32), Avx512F.LoadVector512(x + i + 32), a2);
-            a3 = Avx512F.FusedMultiplyAdd(Widen(w + i + 48), Avx512F.LoadVector512(x + i + 48), a3);
-        }
-        for (; i < n; i += 16) a0 = Avx512F.FusedMultiplyAdd(Widen(w + i), Avx512F.LoadVector512(x + i), a0);
-        return Vector512.Sum(Avx512F.Add(Avx512F.Add(a0, a1), Avx512F.Add(a2, a3)));
     }
 }
