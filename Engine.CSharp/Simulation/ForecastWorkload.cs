@@ -36,6 +36,29 @@ public static class ForecastWorkload
         return counts.Select(c => Math.Max(0, Forecaster.next(ForecastOptions.Default, ForecastMethod.Smoothing, c))).ToArray();
     }
 
+    /// <summary>
+    /// Per type, the highest of its forecast and its observed rates over the last
+    /// <paramref name="numWindows"/> full windows before window <paramref name="window"/>: a stress
+    /// level for plan verification, since bursts return faster than a plan can switch.
+    /// </summary>
+    public static double[] PeakRates(IReadOnlyList<SimRequest> requests, int numTypes, double windowS, int window, IReadOnlyList<double> forecast, int numWindows = 5)
+    {
+        var peak = forecast.ToArray();
+        int first = Math.Max(0, window - numWindows);
+        var counts = new double[numTypes, Math.Max(1, window - first)];
+        foreach (var r in requests)
+        {
+            int w = (int)(r.ArrivalS / windowS);
+            // Past windows only: w < window.
+            if (w < first || w >= window || r.TypeIndex < 0 || r.TypeIndex >= numTypes) continue;
+            counts[r.TypeIndex, w - first] += 1 / windowS;
+        }
+        for (int j = 0; j < numTypes; j++)
+            for (int w = 0; w < window - first; w++)
+                peak[j] = Math.Max(peak[j], counts[j, w]);
+        return peak;
+    }
+
     /// <summary>(input, output) lengths per type of the most recent requests (at most <paramref name="maxPerType"/>) that arrived before <paramref name="beforeS"/>.</summary>
     public static (int Input, int Output)[][] PastLengths(IReadOnlyList<SimRequest> requests, int numTypes, double beforeS, int maxPerType = 2048)
     {

@@ -18,6 +18,15 @@ public sealed record VerificationOptions
     /// <summary>Seconds of past arrivals replayed (stretched to the forecast rates) as the synthetic workload.</summary>
     public double LookbackS { get; init; } = 180;
     public int Seed { get; init; } = 17;
+    /// <summary>Also score on the recent peak rate per type (<see cref="ForecastWorkload.PeakRates"/>), pooled with the forecast run.</summary>
+    public bool StressAtPeak { get; init; } = true;
+    /// <summary>
+    /// Window 0 has no history to take a peak from, and its arrivals are Poisson draws, smoother than
+    /// real traffic: it is also scored at this multiple of its rates. 1 turns it off.
+    /// </summary>
+    public double ColdStartStress { get; init; } = 2.0;
+    /// <summary>Past windows the peak rate looks back over.</summary>
+    public int PeakWindows { get; init; } = 5;
     /// <summary>SLO attainments closer than this count as equal (sampling noise of a short horizon).</summary>
     public double SloTolerance { get; init; } = 0.005;
     /// <summary>Leaving the current plan needs this much more SLO attainment, or, at equal attainment, ...</summary>
@@ -28,6 +37,8 @@ public sealed record VerificationOptions
     public IReadOnlyList<int> MaxTpVariants { get; init; } = [4, 2, 1];
     /// <summary>CP-SAT variants at these target utilizations (besides the scenario's rho).</summary>
     public IReadOnlyList<double> RhoVariants { get; init; } = [0.6];
+    /// <summary>Also offer each CP-SAT plan's replicas with every type routed to every replica.</summary>
+    public bool PooledVariants { get; init; } = true;
     /// <summary>Also offer every feasible homogeneous shape (all types on every replica).</summary>
     public bool IncludeHomogeneous { get; init; } = true;
 }
@@ -66,13 +77,27 @@ public static class PlanVerifier
     }
 
     /// <summary>
-    /// Simulates <paramref name="candidate"/> on <paramref name="requests"/>: with a current plan, it
-    /// serves until <paramref name="switchAtS"/> and the candidate's own switch steps run then (so a
-    /// switch's lost capacity counts); without one the candidate is deployed at 0. Requests arriving
-    /// before <paramref name="switchAtS"/> are not scored.
+    /// Simulates <paramref name="candidate"/> on each workload of <paramref name="workloads"/> and
+    /// pools the requests: with a current plan, it serves until <paramref name="switchAtS"/> and the
+    /// candidate's own switch steps run then (so a switch's lost capacity counts); without one the
+    /// candidate is deployed at 0. Requests arriving before <paramref name="switchAtS"/> are not scored.
     /// </summary>
-    public static CandidateScore Score(PlanCandidate candidate, Plan? current, IReadOnlyList<SimRequest> requests, double switchAtS,
+    public static CandidateScore Score(PlanCandidate candidate, Plan? current, IReadOnlyList<IReadOnlyList<SimRequest>> workloads, double switchAtS,
         Func<ReplicaSpec, ReplicaModel> replicaModels, SwitchCosts switching, int drainMaxRemainingTokens, Slo slo)
+    {
+        var e2e = new List<double>();
+        int good = 0;
+        foreach (var requests in workloads)
+            good += Run(candidate, current, requests, switchAtS, replicaModels, switching, drainMaxRemainingTokens, slo, e2e);
+        if (e2e.Count == 0) return new CandidateScore(candidate.Label, candidate.IsKeep, 0, 1, 0, 0);
+        var sorted = e2e.ToArray();
+        Array.Sort(sorted);
+        return new CandidateScore(candidate.Label, candidate.IsKeep, sorted.Length, (double)good / sorted.Length, LatencyStats.Percentile(sorted, 99), sorted.Average());
+    }
+
+    /// <summary>One simulated run; adds the scored requests' E2E latencies and returns how many met the SLO.</summary>
+    private static int Run(PlanCandidate candidate, Plan? current, IReadOnlyList<SimRequest> requests, double switchAtS,
+        Func<ReplicaSpec, ReplicaModel> replicaModels, SwitchCosts switching, int drainMaxRemainingTokens, Slo slo, List<double> e2e)
     {
         IReadOnlyList<Plan> plans = current is null || candidate.IsKeep
             ? [candidate.Plan with { Window = new PlanWindow { StartS = 0, LengthS = candidate.Plan.Window.LengthS } }]
@@ -87,7 +112,6 @@ public static class PlanVerifier
         });
         sim.Run();
         double from = current is null ? 0 : switchAtS;
-        var e2e = new List<double>();
         int good = 0;
         foreach (var r in sim.Metrics.Records)
         {
@@ -95,9 +119,6 @@ public static class PlanVerifier
             e2e.Add(r.E2e);
             if (SimulationReport.MeetsSlo(r, slo)) good++;
         }
-        if (e2e.Count == 0) return new CandidateScore(candidate.Label, candidate.IsKeep, 0, 1, 0, 0);
-        var sorted = e2e.ToArray();
-        Array.Sort(sorted);
-        return new CandidateScore(candidate.Label, candidate.IsKeep, sorted.Length, (double)good / sorted.Length, LatencyStats.Percentile(sorted, 99), sorted.Average());
+        return good;
     }
 }

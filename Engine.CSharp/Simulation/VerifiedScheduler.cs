@@ -53,9 +53,19 @@ public static class VerifiedScheduler
             var candidates = Candidates(w, k, service, options, numWorkers, reload, current, specs, start, windowS);
             double switchAt = current is null ? 0 : options.WarmupS;
             // Past arrivals only (before `start`): the verification must not see the window it plans for.
-            var requests = ForecastWorkload.Draw(w.Requests, start, options.LookbackS, rates, w.Types,
-                switchAt + options.HorizonS, w.Model.MaxContext, options.Seed + win);
-            var scores = candidates.Select(c => PlanVerifier.Score(c, current, requests, switchAt, replicaModels.For, switching, k.DrainMaxRemainingTokens, w.Scenario.Slo)).ToList();
+            var workloads = new List<IReadOnlyList<SimRequest>>
+            {
+                ForecastWorkload.Draw(w.Requests, start, options.LookbackS, rates, w.Types, switchAt + options.HorizonS, w.Model.MaxContext, options.Seed + win),
+            };
+            if (options.StressAtPeak)
+            {
+                var peak = win == 0
+                    ? rates.Select(r => r * options.ColdStartStress).ToArray()
+                    : ForecastWorkload.PeakRates(w.Requests, numTypes, windowS, win, rates, options.PeakWindows);
+                if (peak.Where((p, j) => p > rates[j] * 1.05).Any())
+                    workloads.Add(ForecastWorkload.Draw(w.Requests, start, options.LookbackS, peak, w.Types, switchAt + options.HorizonS, w.Model.MaxContext, options.Seed + 7919 + win));
+            }
+            var scores = candidates.Select(c => PlanVerifier.Score(c, current, workloads, switchAt, replicaModels.For, switching, k.DrainMaxRemainingTokens, w.Scenario.Slo)).ToList();
             int pick = PlanVerifier.Choose(scores, options);
             if (Environment.GetEnvironmentVariable("OSERVE_VERIFY_DEBUG") is not null)
                 foreach (var sc in scores) Console.Error.WriteLine($"DBG {system} w{win} n={sc.NumRequests} {sc.Label,-18} slo={sc.SloAttainment:F3} p99={sc.P99E2e:F2} mean={sc.MeanE2e:F2}{(sc == scores[pick] ? " <==" : "")}");
@@ -103,7 +113,12 @@ public static class VerifiedScheduler
                 AlwaysSwitch = true,
             };
             var outcome = Planning.plan(request);
-            if (outcome.IsOk) list.Add(new PlanCandidate(label, outcome.ResultValue.Plan with { Version = version }));
+            if (outcome.IsOk)
+            {
+                var plan = outcome.ResultValue.Plan with { Version = version };
+                list.Add(new PlanCandidate(label, plan));
+                if (options.PooledVariants) list.Add(new PlanCandidate(label + "-pooled", Pooled(plan)));
+            }
             else errors.Add($"{label}: {string.Join("; ", outcome.ErrorValue.Select(e => e.Message))}");
         }
         if (options.IncludeHomogeneous)
@@ -118,6 +133,17 @@ public static class VerifiedScheduler
         // Equal plans are simulated once; the first (the kept plan before any new one) stays.
         var seen = new HashSet<string>(StringComparer.Ordinal);
         return list.Where(c => seen.Add(Signature(c.Plan))).ToList();
+    }
+
+    /// <summary>
+    /// The same replicas with every type routed to every replica in proportion to its GPUs: CP-SAT
+    /// splits types across replicas by their mean service rates, which gives up the statistical
+    /// multiplexing of one shared queue; verification tells which matters more for this workload.
+    /// </summary>
+    internal static Plan Pooled(Plan plan)
+    {
+        var weights = plan.Replicas.ToDictionary(r => r.Id, r => (double)r.Devices.Count, StringComparer.Ordinal);
+        return plan with { Routing = plan.RequestTypes.Select(t => new RoutingEntry { Type = t.Name, Weights = weights }).ToList() };
     }
 
     /// <summary>
