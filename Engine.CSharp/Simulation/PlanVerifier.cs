@@ -21,10 +21,11 @@ public sealed record VerificationOptions
     /// <summary>Also score on the recent peak rate per type (<see cref="ForecastWorkload.PeakRates"/>), pooled with the forecast run.</summary>
     public bool StressAtPeak { get; init; } = true;
     /// <summary>
-    /// Window 0 has no history to take a peak from, and its arrivals are Poisson draws, smoother than
-    /// real traffic: it is also scored at this multiple of its rates. 1 turns it off.
+    /// Window 0 has no history to take a peak from: it is also scored at this multiple of its rates
+    /// (1: off). Off by default: at 2 the code trace still chose few large replicas (Poisson draws are
+    /// smoother than the trace), and near saturation every candidate overloads and the ranking is noise.
     /// </summary>
-    public double ColdStartStress { get; init; } = 2.0;
+    public double ColdStartStress { get; init; } = 1.0;
     /// <summary>Past windows the peak rate looks back over.</summary>
     public int PeakWindows { get; init; } = 5;
     /// <summary>SLO attainments closer than this count as equal (sampling noise of a short horizon).</summary>

@@ -67,8 +67,6 @@ public static class VerifiedScheduler
             }
             var scores = candidates.Select(c => PlanVerifier.Score(c, current, workloads, switchAt, replicaModels.For, switching, k.DrainMaxRemainingTokens, w.Scenario.Slo)).ToList();
             int pick = PlanVerifier.Choose(scores, options);
-            if (Environment.GetEnvironmentVariable("OSERVE_VERIFY_DEBUG") is not null)
-                foreach (var sc in scores) Console.Error.WriteLine($"DBG {system} w{win} n={sc.NumRequests} {sc.Label,-18} slo={sc.SloAttainment:F3} p99={sc.P99E2e:F2} mean={sc.MeanE2e:F2}{(sc == scores[pick] ? " <==" : "")}");
             var chosen = candidates[pick];
             if (current is not null && !chosen.IsKeep && chosen.Plan.Switch?.Steps.Any(s => s.Kind == SwitchStepKind.Start) == true) numSwitches++;
             plans.Add(chosen.Plan);
