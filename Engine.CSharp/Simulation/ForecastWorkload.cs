@@ -37,26 +37,25 @@ public static class ForecastWorkload
     }
 
     /// <summary>
-    /// Per type, the highest of its forecast and its observed rates over the last
-    /// <paramref name="numWindows"/> full windows before window <paramref name="window"/>: a stress
-    /// level for plan verification, since bursts return faster than a plan can switch.
+    /// The forecast mix scaled up to the total rate of the busiest of the last <paramref name="numWindows"/>
+    /// full windows before window <paramref name="window"/> (the forecast itself when it is higher): a
+    /// stress level for plan verification, since bursts return faster than a plan can switch. The
+    /// total, not each type's own maximum: types that peak in different windows never peaked together.
     /// </summary>
     public static double[] PeakRates(IReadOnlyList<SimRequest> requests, int numTypes, double windowS, int window, IReadOnlyList<double> forecast, int numWindows = 5)
     {
-        var peak = forecast.ToArray();
         int first = Math.Max(0, window - numWindows);
-        var counts = new double[numTypes, Math.Max(1, window - first)];
+        var totals = new double[Math.Max(1, window - first)];
         foreach (var r in requests)
         {
             int w = (int)(r.ArrivalS / windowS);
             // Past windows only: w < window.
             if (w < first || w >= window || r.TypeIndex < 0 || r.TypeIndex >= numTypes) continue;
-            counts[r.TypeIndex, w - first] += 1 / windowS;
+            totals[w - first] += 1 / windowS;
         }
-        for (int j = 0; j < numTypes; j++)
-            for (int w = 0; w < window - first; w++)
-                peak[j] = Math.Max(peak[j], counts[j, w]);
-        return peak;
+        double forecastTotal = forecast.Sum();
+        double peak = totals.Max();
+        return forecastTotal > 0 && peak > forecastTotal ? forecast.Select(f => f * peak / forecastTotal).ToArray() : forecast.ToArray();
     }
 
     /// <summary>(input, output) lengths per type of the most recent requests (at most <paramref name="maxPerType"/>) that arrived before <paramref name="beforeS"/>.</summary>

@@ -18,6 +18,8 @@ public sealed record VerificationOptions
     /// <summary>Seconds of past arrivals replayed (stretched to the forecast rates) as the synthetic workload.</summary>
     public double LookbackS { get; init; } = 180;
     public int Seed { get; init; } = 17;
+    /// <summary>Also score at these multiples of the forecast rates, pooled with the forecast run (none by default: 0.8 changed no choice near saturation and cost code x2 attainment).</summary>
+    public IReadOnlyList<double> ExtraLoadLevels { get; init; } = [];
     /// <summary>Also score on the recent peak rate per type (<see cref="ForecastWorkload.PeakRates"/>), pooled with the forecast run.</summary>
     public bool StressAtPeak { get; init; } = true;
     /// <summary>
@@ -34,6 +36,8 @@ public sealed record VerificationOptions
     public double SwitchSloGain { get; init; } = 0.01;
     /// <summary>... a P99 E2E this much lower (relative).</summary>
     public double SwitchP99Gain { get; init; } = 0.05;
+    /// <summary>The SLO attainment below which a lower P99 alone does not justify leaving the current plan.</summary>
+    public double P99MinAttainment { get; init; } = 0.9;
     /// <summary>CP-SAT variants with tensor parallelism capped at each of these (besides the unconstrained solve).</summary>
     public IReadOnlyList<int> MaxTpVariants { get; init; } = [4, 2, 1];
     /// <summary>CP-SAT variants at these target utilizations (besides the scenario's rho).</summary>
@@ -63,8 +67,11 @@ public static class PlanVerifier
             if (scores[i].IsKeep) keep = i;
         if (keep < 0 || keep == best) return best;
         var (b, k) = (scores[best], scores[keep]);
+        // A lower P99 at equal attainment counts only when the plans are not overloaded: there the P99
+        // of a short horizon measures how fast queues grow, not the latency the plan settles at.
         bool pays = b.SloAttainment > k.SloAttainment + options.SwitchSloGain
-            || (b.SloAttainment >= k.SloAttainment - options.SloTolerance && b.P99E2e < k.P99E2e * (1 - options.SwitchP99Gain));
+            || (b.SloAttainment >= k.SloAttainment - options.SloTolerance && b.SloAttainment >= options.P99MinAttainment
+                && b.P99E2e < k.P99E2e * (1 - options.SwitchP99Gain));
         return pays ? best : keep;
     }
 

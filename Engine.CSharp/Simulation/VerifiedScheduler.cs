@@ -52,11 +52,16 @@ public static class VerifiedScheduler
             }).ToList();
             var candidates = Candidates(w, k, service, options, numWorkers, reload, current, specs, start, windowS);
             double switchAt = current is null ? 0 : options.WarmupS;
-            // Past arrivals only (before `start`): the verification must not see the window it plans for.
+            // Arrivals before `start` only: the verification must not see the window it plans for. (Window 0's
+            // rates are its observed ones, the cold-start convention of every planner's schedule here; its
+            // synthetic requests are Poisson draws, since there is no past to replay.)
             var workloads = new List<IReadOnlyList<SimRequest>>
             {
                 ForecastWorkload.Draw(w.Requests, start, options.LookbackS, rates, w.Types, switchAt + options.HorizonS, w.Model.MaxContext, options.Seed + win),
             };
+            foreach (double level in options.ExtraLoadLevels)
+                workloads.Add(ForecastWorkload.Draw(w.Requests, start, options.LookbackS, rates.Select(r => r * level).ToArray(), w.Types,
+                    switchAt + options.HorizonS, w.Model.MaxContext, options.Seed + 104729 * workloads.Count + win));
             if (options.StressAtPeak)
             {
                 var peak = win == 0
@@ -129,8 +134,10 @@ public static class VerifiedScheduler
         if (list.Count == 0)
             throw new PlanningException($"window at {start} s: no candidate plan ({string.Join(" | ", errors)})");
         // Equal plans are simulated once; the first (the kept plan before any new one) stays.
+        // A plan without replicas (the solve for a window forecast at zero demand) cannot take the requests a forecast misses.
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        return list.Where(c => seen.Add(Signature(c.Plan))).ToList();
+        var distinct = list.Where(c => c.Plan.Replicas.Count > 0 && seen.Add(Signature(c.Plan))).ToList();
+        return distinct.Count > 0 ? distinct : throw new PlanningException($"window at {start} s: every candidate plan is empty");
     }
 
     /// <summary>
