@@ -31,6 +31,22 @@ public sealed class PlanVerificationTests
         // Half a point more attainment does not either (needs one point); three points do, whatever the P99.
         Assert.Equal(0, PlanVerifier.Choose([S("keep", 0.90, 10, keep: true), S("new", 0.905, 10)], Defaults));
         Assert.Equal(1, PlanVerifier.Choose([S("keep", 0.90, 10, keep: true), S("new", 0.93, 14)], Defaults));
+        // Overloaded (attainment under 90%): half the P99 at equal attainment is queue growth, not a reason to switch.
+        Assert.Equal(0, PlanVerifier.Choose([S("keep", 0.70, 100, keep: true), S("new", 0.70, 50)], Defaults));
+    }
+
+    [Fact]
+    public void PeakRates_ScaleTheForecastMix_ToTheBusiestPastWindowsTotal()
+    {
+        // Type 0 busy in window 0 (2/s), type 1 busy in window 1 (2/s): no window ever had 4/s.
+        var requests = Enumerable.Range(0, 120).Select(i => new SimRequest(i, i * 0.5, 100, 10, 0))
+            .Concat(Enumerable.Range(0, 120).Select(i => new SimRequest(120 + i, 60 + i * 0.5, 100, 10, 1)))
+            .OrderBy(r => r.ArrivalS).Select((r, i) => r with { Id = i }).ToArray();
+        var peak = ForecastWorkload.PeakRates(requests, 2, 60, 2, [0.5, 0.5]);
+        Assert.Equal(2.0, peak.Sum(), 6);
+        Assert.Equal(peak[0], peak[1], 6);
+        // A forecast above every past window is its own peak.
+        Assert.Equal([3.0, 1.0], ForecastWorkload.PeakRates(requests, 2, 60, 2, [3.0, 1.0]));
     }
 
     [Fact]
