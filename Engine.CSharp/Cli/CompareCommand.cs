@@ -35,13 +35,14 @@ public static class CompareCommand
             var w = common.Load(parse, scenarioRef);
             var k = common.Coefficients(parse);
             var service = common.ServiceModel(parse, k);
+            var verification = common.Verification(parse);
             var results = ProgressReporter.Run(output, SystemRunner.Name(Systems[0]), w.DurationS, (next, progress) =>
             {
                 var list = new List<SystemResult>();
                 foreach (var system in Systems)
                 {
                     if (list.Count > 0) next(SystemRunner.Name(system));
-                    list.Add(RunSystem(w, system, k, progress, service));
+                    list.Add(RunSystem(w, system, k, progress, service, verification));
                 }
                 return list;
             });
@@ -60,7 +61,7 @@ public static class CompareCommand
                     Systems.Select((system, i) =>
                     {
                         progress(i);
-                        return Sweep(s => common.Load(parse, scenarioRef, s), system, k, service, baseScale, sloTarget, parse.GetValue(steps));
+                        return Sweep(s => common.Load(parse, scenarioRef, s), system, k, service, verification, baseScale, sloTarget, parse.GetValue(steps));
                     }).ToList());
                 PrintSweep(output, sweepResults, sloTarget);
             }
@@ -74,13 +75,15 @@ public static class CompareCommand
         return command;
     }
 
-    private static SystemResult RunSystem(ScenarioWorkload w, ServingSystem system, CostCoefficients k, Action<double> progress, IServiceModel? service) =>
-        system == ServingSystem.StaticHomogeneous ? SystemRunner.BestStatic(w, k, progress).Best : SimulateCommand.Run(w, system, k, progress, service);
+    private static SystemResult RunSystem(ScenarioWorkload w, ServingSystem system, CostCoefficients k, Action<double> progress, IServiceModel? service,
+        VerificationOptions? verification) =>
+        system == ServingSystem.StaticHomogeneous ? SystemRunner.BestStatic(w, k, progress).Best : SimulateCommand.Run(w, system, k, progress, service, verification);
 
     /// <summary>The highest rate scale (and its request rate) at which the system keeps SLO attainment at or above the target.</summary>
     public sealed record SweepResult(string System, double MaxRateScale, double MaxRequestRate, int NumRuns);
 
-    private static SweepResult Sweep(Func<double, ScenarioWorkload> load, ServingSystem system, CostCoefficients k, IServiceModel? service, double start, double target, int steps)
+    private static SweepResult Sweep(Func<double, ScenarioWorkload> load, ServingSystem system, CostCoefficients k, IServiceModel? service,
+        VerificationOptions? verification, double start, double target, int steps)
     {
         int runs = 0;
         double rate = 0;
@@ -88,7 +91,7 @@ public static class CompareCommand
         {
             runs++;
             var w = load(scale);
-            var r = RunSystem(w, system, k, _ => { }, service);
+            var r = RunSystem(w, system, k, _ => { }, service, verification);
             if (r.Report.Overall.SloAttainment >= target) rate = Math.Max(rate, w.Requests.Length / Math.Max(1, w.DurationS));
             return r.Report.Overall.SloAttainment >= target;
         }

@@ -62,5 +62,18 @@ public static class ReportPrinter
         }
         o.WriteLine("P99 E2E x: that system's P99 end-to-end latency over OServe's (above 1: OServe is faster).");
         o.WriteLine("goodput x: OServe's goodput (requests/s meeting every SLO) over that system's (above 1: OServe serves more within SLO).");
+        foreach (var r in results)
+            if (r.Plans.Choices is { Count: > 0 } choices)
+                o.WriteLine($"{r.Plans.Label} verified plans per window: {Chosen(choices)}");
+    }
+
+    /// <summary>The candidate chosen in each window, runs collapsed: "cpsat x2, keep x5".</summary>
+    public static string Chosen(IReadOnlyList<WindowChoice> choices)
+    {
+        var runs = new List<(string Label, int Count)>();
+        foreach (var c in choices)
+            if (runs.Count > 0 && runs[^1].Label == c.Chosen) runs[^1] = (c.Chosen, runs[^1].Count + 1);
+            else runs.Add((c.Chosen, 1));
+        return string.Join(", ", runs.Select(r => r.Count > 1 ? $"{r.Label} x{r.Count}" : r.Label));
     }
 }

@@ -37,7 +37,7 @@ public static class SimulateCommand
                 }
                 return system == ServingSystem.StaticHomogeneous
                     ? SystemRunner.BestStatic(w, k, progress).Best
-                    : Run(w, system, k, progress, common.ServiceModel(parse, k));
+                    : Run(w, system, k, progress, common.ServiceModel(parse, k), common.Verification(parse));
             });
             ReportPrinter.PrintRun(output, w, result);
             if (common.OutputDir(parse) is { } dir)
@@ -51,9 +51,13 @@ public static class SimulateCommand
     }
 
     /// <param name="service">Rates and latencies the planner uses; null: its analytic model.</param>
-    public static SystemResult Run(ScenarioWorkload w, ServingSystem system, CostCoefficients k, Action<double>? progress, IServiceModel? service = null)
+    /// <param name="verification">OServe and reload: rank each window's candidate plans in the simulator on the forecast; null: the CP-SAT plan alone.</param>
+    public static SystemResult Run(ScenarioWorkload w, ServingSystem system, CostCoefficients k, Action<double>? progress, IServiceModel? service = null,
+        VerificationOptions? verification = null)
     {
-        var plans = SystemRunner.PlanSchedule(w, system, service: service);
+        var plans = verification is not null && system is ServingSystem.OServe or ServingSystem.Reload
+            ? VerifiedScheduler.PlanSchedule(w, system, k, service, verification).Plans
+            : SystemRunner.PlanSchedule(w, system, service: service);
         return new SystemResult(plans, SystemRunner.Simulate(w, plans.Plans, k, progress));
     }
 

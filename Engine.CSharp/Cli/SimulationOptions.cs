@@ -20,6 +20,12 @@ public sealed class SimulationOptions
         DefaultValueFactory = _ => "simulated",
     };
 
+    private readonly Option<string> _verify = new("--verify")
+    {
+        Description = "OServe and reload: 'on' (each window's candidate plans are simulated on a workload drawn from the forecast and the best is deployed) or 'off' (the CP-SAT plan and its keep-or-switch rule only)",
+        DefaultValueFactory = _ => "on",
+    };
+
     public static SimulationOptions Create() => new();
 
     public void AddTo(Command command)
@@ -30,6 +36,7 @@ public sealed class SimulationOptions
         command.Options.Add(_output);
         command.Options.Add(_profile);
         command.Options.Add(_service);
+        command.Options.Add(_verify);
     }
 
     /// <summary>The cost model's coefficients: the defaults, or those of --profile.</summary>
@@ -42,6 +49,14 @@ public sealed class SimulationOptions
         "simulated" => new SimulatedServiceModel(k),
         "analytic" => null,
         var other => throw new CliUsageException($"--service: '{other}' is not 'simulated' or 'analytic'"),
+    };
+
+    /// <summary>Plan verification for OServe and reload, or null when --verify off.</summary>
+    public VerificationOptions? Verification(ParseResult parse) => parse.GetValue(_verify) switch
+    {
+        "on" => new VerificationOptions(),
+        "off" => null,
+        var other => throw new CliUsageException($"--verify: '{other}' is not 'on' or 'off'"),
     };
 
     public string? OutputDir(ParseResult parse) => parse.GetValue(_output);

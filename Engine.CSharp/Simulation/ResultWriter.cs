@@ -37,6 +37,8 @@ public static class ResultWriter
                 r.Plans.PlanningSeconds,
                 r.Plans.MaxPlanningSeconds,
                 NumPlans = r.Plans.Plans.Count,
+                // Plan verification: every candidate's score on the forecast workload, per window.
+                Verification = r.Plans.Choices,
                 r.Report,
             }),
             Extra = extra,

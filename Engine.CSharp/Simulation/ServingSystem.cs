@@ -18,8 +18,9 @@ public enum ServingSystem
     PaperHeuristic,
 }
 
-/// <summary>Plans of one system for a workload, and what planning cost in wall time.</summary>
-public sealed record SystemPlans(ServingSystem System, IReadOnlyList<Plan> Plans, double PlanningSeconds, double MaxPlanningSeconds, int NumSwitches, string Label);
+/// <summary>Plans of one system for a workload, and what planning cost in wall time; with plan verification, what each window chose.</summary>
+public sealed record SystemPlans(ServingSystem System, IReadOnlyList<Plan> Plans, double PlanningSeconds, double MaxPlanningSeconds, int NumSwitches, string Label,
+    IReadOnlyList<WindowChoice>? Choices = null);
 
 /// <summary>One system's simulated run.</summary>
 public sealed record SystemResult(SystemPlans Plans, SimulationReport Report);

@@ -28,6 +28,9 @@ type PlanRequest(cluster: Cluster, model: ModelCard, requestTypes: IReadOnlyList
     member val ServiceModel: IServiceModel | null = null with get, set
     member val Constraints: PlannerConstraint[] = [||] with get, set
     member val NumWorkers = 2 with get, set
+    /// Skip the keep-or-switch test and return the fresh solve placed against Current: for callers
+    /// that rank candidate plans themselves (the simulator's plan verification).
+    member val AlwaysSwitch = false with get, set
 
 type PlanOutcome =
     { Plan: Plan
@@ -232,6 +235,7 @@ module Planning =
                         // With a current plan, keep it (re-routed) unless the switch pays over the window.
                         let chosen =
                             if current.Length = 0 then Ok(fresh, d, "")
+                            elif req.AlwaysSwitch then Ok(fresh, d, "fresh plan requested (the caller decides whether to switch)")
                             else
                                 let sw = switchOf d
                                 match CpSatPlanner.evaluate options input (fun p -> CpSatPlanner.currentCounts p current) with

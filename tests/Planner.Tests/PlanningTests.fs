@@ -70,6 +70,16 @@ let tests =
                 Expect.stringContains second.SwitchReason "keep the current plan" "a kept plan says why"
                 Expect.isTrue (sw.Steps |> Seq.forall (fun s -> s.Kind = SwitchStepKind.Keep)) "nothing moves"
         }
+        test "AlwaysSwitch returns the fresh solve, placed against the current plan, and leaves the choice to the caller" {
+            let cluster, model = paperCluster (), llama70b ()
+            let first = planOk (PlanRequest(cluster, model, convTypes 12.0))
+            let kept = planOk (PlanRequest(cluster, model, convTypes 12.0, Current = first.Plan))
+            let forced = planOk (PlanRequest(cluster, model, convTypes 12.0, Current = first.Plan, AlwaysSwitch = true))
+            validate forced.Plan cluster model
+            Expect.stringContains forced.SwitchReason "fresh plan requested" "says the caller decides"
+            Expect.notEqual kept.SwitchReason forced.SwitchReason "the keep-or-switch test ran only without the flag"
+            Expect.equal (nonNull forced.Plan.Switch).FromVersion first.Plan.Version "switch steps start from the current plan"
+        }
         test "the paper scenario (Azure conv trace or its synthetic fallback) gives a valid plan" {
             let path = Path.Combine(repoRoot, "scenarios", "llama2-70b-azure-conv.yaml")
             let scenario = ContractYaml.ReadScenario path
