@@ -60,9 +60,10 @@ public static class ProfileFile
     /// <see cref="MeasuredIterationTime"/>'s residual table. Empty when the file has no points (a
     /// hand-written profile of coefficients only). Errors name the file, line and field.
     /// </summary>
-    public static IReadOnlyList<MeasuredStep> LoadPoints(string path)
+    public static IReadOnlyList<MeasuredStep> LoadPoints(string path) => Points(Root(path), path);
+
+    private static IReadOnlyList<MeasuredStep> Points(YamlMappingNode? root, string path)
     {
-        var root = Root(path);
         if (root is null || !root.Children.TryGetValue(new YamlScalarNode("points"), out var node))
             return [];
         if (node is not YamlSequenceNode sequence)
@@ -128,8 +129,8 @@ public static class ProfileFile
     public static MeasuredIterationTime LoadStepTime(string path)
     {
         var coefficients = Load(path);
-        var points = LoadPoints(path);
         var root = Root(path);
+        var points = Points(root, path);
         double afterIdle = Scalar(root, path, "afterIdleFactor", 1, mayBeZero: false);
         var serving = new ServingFactors(
             Scalar(root, path, "servingDecodeStepFactor", 1, mayBeZero: false),

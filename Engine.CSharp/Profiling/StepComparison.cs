@@ -24,8 +24,8 @@ public sealed record StepComparison(
 
     public int NumAfterIdle { get; init; }
 
-    /// <summary>Gaps longer than this are taken as idle time (waiting for arrivals), not overhead.</summary>
-    public const double IdleGapSeconds = 0.050;
+    /// <summary>Gaps this long or longer are idle time (waiting for arrivals), not overhead: the simulator's after-idle threshold.</summary>
+    public const double IdleGapSeconds = MeasuredIterationTime.AfterIdleGapSeconds;
 
     public static string KindOf(in BatchShape s) => (s.NumDecodes, s.NumPrefills) switch
     {
@@ -42,33 +42,18 @@ public sealed record StepComparison(
     {
         if (steps.Count == 0) return new(0, 0, 0, 0, 0, 0, []);
         double measured = 0, predicted = 0, relative = 0;
+        double idleMeasured = 0, idlePredicted = 0;
+        int numAfterIdle = 0;
         var predictions = new double[steps.Count];
+        var gaps = new List<double>();
         for (int i = 0; i < steps.Count; i++)
         {
-            predictions[i] = predict(steps[i].Shape, i == 0 ? double.PositiveInfinity : steps[i].StartTime - steps[i - 1].EndTime);
+            double idleBefore = i == 0 ? double.PositiveInfinity : steps[i].StartTime - steps[i - 1].EndTime;
+            predictions[i] = predict(steps[i].Shape, idleBefore);
             measured += steps[i].Seconds;
             predicted += predictions[i];
             relative += Math.Abs(predictions[i] - steps[i].Seconds) / Math.Max(steps[i].Seconds, 1e-9);
-        }
-        var gaps = new List<double>();
-        for (int i = 1; i < steps.Count; i++)
-        {
-            double gap = steps[i].StartTime - steps[i - 1].EndTime;
-            if (gap < IdleGapSeconds) gaps.Add(gap);
-        }
-        var sortedGaps = gaps.ToArray();
-        Array.Sort(sortedGaps);
-        var classes = steps.Select((s, i) => (Kind: KindOf(s.Shape), s.Seconds, Predicted: predictions[i]))
-            .GroupBy(x => x.Kind)
-            .Select(g => new StepClassFigures(g.Key, g.Count(), g.Average(x => x.Seconds), g.Average(x => x.Predicted)))
-            .OrderBy(c => c.Kind, StringComparer.Ordinal)
-            .ToList();
-        double idleMeasured = 0, idlePredicted = 0, busyMeasured = 0, busyPredicted = 0;
-        int numAfterIdle = 0;
-        for (int i = 0; i < steps.Count; i++)
-        {
-            bool afterIdle = i == 0 || steps[i].StartTime - steps[i - 1].EndTime >= IdleGapSeconds;
-            if (afterIdle)
+            if (idleBefore >= IdleGapSeconds)
             {
                 numAfterIdle++;
                 idleMeasured += steps[i].Seconds;
@@ -76,13 +61,18 @@ public sealed record StepComparison(
             }
             else
             {
-                busyMeasured += steps[i].Seconds;
-                busyPredicted += predictions[i];
+                gaps.Add(idleBefore);
             }
         }
+        var classes = steps.Select((s, i) => (Kind: KindOf(s.Shape), s.Seconds, Predicted: predictions[i]))
+            .GroupBy(x => x.Kind)
+            .Select(g => new StepClassFigures(g.Key, g.Count(), g.Average(x => x.Seconds), g.Average(x => x.Predicted)))
+            .OrderBy(c => c.Kind, StringComparer.Ordinal)
+            .ToList();
+        var gapStats = LatencyStats.Of([.. gaps]);
+        double busyMeasured = measured - idleMeasured, busyPredicted = predicted - idlePredicted;
         return new(steps.Count, measured, predicted, relative / steps.Count,
-            sortedGaps.Length == 0 ? 0 : LatencyStats.Percentile(sortedGaps, 50),
-            sortedGaps.Length == 0 ? 0 : sortedGaps.Average(), classes)
+            gaps.Count == 0 ? 0 : gapStats.Median, gaps.Count == 0 ? 0 : gapStats.Mean, classes)
         {
             AfterIdleRatio = idlePredicted > 0 ? idleMeasured / idlePredicted : double.NaN,
             BackToBackRatio = busyPredicted > 0 ? busyMeasured / busyPredicted : double.NaN,

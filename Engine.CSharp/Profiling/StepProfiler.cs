@@ -27,10 +27,7 @@ public sealed record ProfileRun(IReadOnlyList<ProfileSample> Samples, IReadOnlyL
     {
         get
         {
-            if (AfterIdle.Count == 0) return 1;
-            var ratios = AfterIdle.Select(x => x.Ratio).ToArray();
-            Array.Sort(ratios);
-            return LatencyStats.Percentile(ratios, 50);
+            return AfterIdle.Count == 0 ? 1 : LatencyStats.Of([.. AfterIdle.Select(x => x.Ratio)]).Median;
         }
     }
 }
@@ -84,27 +81,24 @@ public sealed class StepProfiler(LoadedModel model, int blockSize = 16)
         for (int pass = 0; pass < grid.Repeats; pass++)
         {
             foreach (var group in groups)
-            {
-                var core = new EngineCore(new Scheduler(config), runner, new SystemClock(), NullSink.Instance, tokenizer);
-                SetUpDecodes(core, runner, group.Key.NumDecodes, group.Key.Context, maxModelLen);
-                foreach (var point in group)
+                InGroup(config, runner, tokenizer, group.Key, core =>
                 {
-                    // The first time a shape runs is a warm-up (JIT paths, allocator sizes).
-                    if (pass == 0) TimeStep(core, runner, point, $"warmup-{point}");
-                    var (seconds, shape) = TimeStep(core, runner, point, $"{point}-{pass}");
-                    times[point].Add(seconds);
-                    shapes[point] = shape;
-                }
-                foreach (var seq in core.Scheduler.Running.ToList())
-                    core.Abort(seq.RequestId);
-            }
+                    foreach (var point in group)
+                    {
+                        // The first time a shape runs is a warm-up (JIT paths, allocator sizes).
+                        if (pass == 0) TimeStep(core, runner, point, $"warmup-{point}");
+                        var (seconds, shape) = TimeStep(core, runner, point, $"{point}-{pass}");
+                        times[point].Add(seconds);
+                        shapes[point] = shape;
+                    }
+                });
             progress?.Invoke((pass + 1) * points.Count, grid.Repeats * points.Count);
         }
         var samples = points.Select(p =>
         {
-            var sorted = times[p].ToArray();
-            Array.Sort(sorted);
-            return new ProfileSample(p, shapes[p], LatencyStats.Percentile(sorted, 50), sorted[0], sorted.Length);
+            double[] sorted = [.. times[p]];
+            var stats = LatencyStats.Of(sorted); // sorts in place
+            return new ProfileSample(p, shapes[p], stats.Median, sorted[0], sorted.Length);
         }).ToList();
         return new ProfileRun(samples, afterIdle ? AfterIdle(grid, config, runner, tokenizer, samples) : []);
     }
@@ -121,26 +115,26 @@ public sealed class StepProfiler(LoadedModel model, int blockSize = 16)
         var probes = hot.Where(s => s.Point.NumDecodes == 0 || (s.Point.NumDecodes == 1 && s.Point.Context == minContext)).ToList();
         var times = probes.ToDictionary(s => s.Point, _ => new List<double>(grid.Repeats));
         for (int pass = 0; pass < grid.Repeats; pass++)
-        {
             foreach (var group in probes.GroupBy(s => (s.Point.NumDecodes, s.Point.Context)))
-            {
-                var core = new EngineCore(new Scheduler(config), runner, new SystemClock(), NullSink.Instance, tokenizer);
-                SetUpDecodes(core, runner, group.Key.NumDecodes, group.Key.Context, model.Config.MaxSeqLen);
-                foreach (var sample in group)
+                InGroup(config, runner, tokenizer, group.Key, core =>
                 {
-                    Thread.Sleep(IdleBeforeStep);
-                    times[sample.Point].Add(TimeStep(core, runner, sample.Point, $"idle-{sample.Point}-{pass}").Seconds);
-                }
-                foreach (var seq in core.Scheduler.Running.ToList())
-                    core.Abort(seq.RequestId);
-            }
-        }
-        return probes.Select(s =>
-        {
-            var sorted = times[s.Point].ToArray();
-            Array.Sort(sorted);
-            return new AfterIdleSample(s.Point, s.Shape, LatencyStats.Percentile(sorted, 50), s.MedianSeconds);
-        }).ToList();
+                    foreach (var sample in group)
+                    {
+                        Thread.Sleep(IdleBeforeStep);
+                        times[sample.Point].Add(TimeStep(core, runner, sample.Point, $"idle-{sample.Point}-{pass}").Seconds);
+                    }
+                });
+        return probes.Select(s => new AfterIdleSample(s.Point, s.Shape, LatencyStats.Of([.. times[s.Point]]).Median, s.MedianSeconds)).ToList();
+    }
+
+    /// <summary>Runs <paramref name="body"/> on a fresh engine whose decodes are set up at the group's count and context, then aborts them.</summary>
+    private void InGroup(SchedulerConfig config, SwitchableRunner runner, ModelTokenizer tokenizer, (int NumDecodes, int Context) group, Action<EngineCore> body)
+    {
+        var core = new EngineCore(new Scheduler(config), runner, new SystemClock(), NullSink.Instance, tokenizer);
+        SetUpDecodes(core, runner, group.NumDecodes, group.Context, model.Config.MaxSeqLen);
+        body(core);
+        foreach (var seq in core.Scheduler.Running.ToList())
+            core.Abort(seq.RequestId);
     }
 
     private void Warmup(SchedulerConfig config, SwitchableRunner runner, ModelTokenizer tokenizer)

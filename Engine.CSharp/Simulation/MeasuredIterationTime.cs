@@ -19,43 +19,44 @@ public sealed class MeasuredIterationTime : IIterationTimeModel
     /// <summary>An idle wait at least this long before a step makes it an after-idle step (the profiler measures after 100 ms).</summary>
     public const double AfterIdleGapSeconds = 0.050;
 
-    private readonly IReadOnlyList<MeasuredStep>? _points;
-
     /// <param name="points">The profile's measured grid; null or empty: the linear model alone.</param>
     /// <param name="afterIdleFactor">How much longer a step takes right after the engine sat idle (the profile's afterIdleFactor).</param>
     /// <param name="serving">How much longer steps take while the engine serves HTTP traffic than when profiled alone; null: no different.</param>
     /// <param name="frontendSeconds">Time a request spends in the HTTP frontend before the engine sees it, and in delivery.</param>
     public MeasuredIterationTime(CostCoefficients coefficients, IReadOnlyList<MeasuredStep>? points = null,
         double afterIdleFactor = 1, ServingFactors? serving = null, double frontendSeconds = 0)
+        : this(coefficients, afterIdleFactor, serving ?? ServingFactors.None, frontendSeconds)
     {
-        if (!double.IsFinite(afterIdleFactor) || afterIdleFactor <= 0)
-            throw new ArgumentException($"afterIdleFactor must be a positive number, got {afterIdleFactor}");
-        var factors = serving ?? ServingFactors.None;
-        if (!(double.IsFinite(factors.DecodeOnly) && factors.DecodeOnly > 0 && double.IsFinite(factors.WithPrompt) && factors.WithPrompt > 0))
-            throw new ArgumentException($"serving step factors must be positive numbers, got {factors}");
-        if (!double.IsFinite(frontendSeconds) || frontendSeconds < 0)
-            throw new ArgumentException($"frontendSec must be a number >= 0, got {frontendSeconds}");
-        AfterIdleFactor = afterIdleFactor;
-        Serving = factors;
-        FrontendSeconds = frontendSeconds;
-        _points = points;
-        if (!CostCoefficientsModule.isMeasured(coefficients))
-            throw new ArgumentException("the coefficients hold no measured step-time terms (prefillSecPerToken, decodeSecPerSeq, ...); write them with `oserve profile`");
-        _k = coefficients;
         if (points is { Count: > 0 })
             Table = new StepTimeTable(points, Linear);
     }
 
+    private MeasuredIterationTime(CostCoefficients coefficients, double afterIdleFactor, ServingFactors serving, double frontendSeconds)
+    {
+        if (!double.IsFinite(afterIdleFactor) || afterIdleFactor <= 0)
+            throw new ArgumentException($"afterIdleFactor must be a positive number, got {afterIdleFactor}");
+        if (!(double.IsFinite(serving.DecodeOnly) && serving.DecodeOnly > 0 && double.IsFinite(serving.WithPrompt) && serving.WithPrompt > 0))
+            throw new ArgumentException($"serving step factors must be positive numbers, got {serving}");
+        if (!double.IsFinite(frontendSeconds) || frontendSeconds < 0)
+            throw new ArgumentException($"frontendSec must be a number >= 0, got {frontendSeconds}");
+        if (!CostCoefficientsModule.isMeasured(coefficients))
+            throw new ArgumentException("the coefficients hold no measured step-time terms (prefillSecPerToken, decodeSecPerSeq, ...); write them with `oserve profile`");
+        AfterIdleFactor = afterIdleFactor;
+        Serving = serving;
+        FrontendSeconds = frontendSeconds;
+        _k = coefficients;
+    }
+
     /// <summary>The measured residuals in use, if any.</summary>
-    public StepTimeTable? Table { get; }
+    public StepTimeTable? Table { get; private init; }
 
     public double AfterIdleFactor { get; }
     public ServingFactors Serving { get; }
     public double FrontendSeconds { get; }
 
-    /// <summary>The same profile with the serving terms replaced (what <c>oserve profile</c> calibrates).</summary>
+    /// <summary>The same profile (its residual table shared) with the serving terms replaced: what <c>oserve profile</c> calibrates.</summary>
     public MeasuredIterationTime WithServing(ServingFactors serving, double frontendSeconds) =>
-        new(_k, _points, AfterIdleFactor, serving, frontendSeconds);
+        new(_k, AfterIdleFactor, serving, frontendSeconds) { Table = Table };
 
     public double StepSeconds(SchedulerOutput output) => Seconds(BatchShape.Of(output));
 
