@@ -56,7 +56,7 @@ public static class SimulateCommand
         VerificationOptions? verification = null)
     {
         var plans = verification is not null && system is ServingSystem.OServe or ServingSystem.Reload
-            ? VerifiedScheduler.PlanSchedule(w, system, k, service, verification).Plans
+            ? VerifiedScheduler.PlanSchedule(w, system, k, service, verification)
             : SystemRunner.PlanSchedule(w, system, service: service);
         return new SystemResult(plans, SystemRunner.Simulate(w, plans.Plans, k, progress));
     }

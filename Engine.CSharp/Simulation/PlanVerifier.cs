@@ -61,7 +61,7 @@ public static class PlanVerifier
         if (scores.Count == 0) throw new ArgumentException("no candidate to choose from", nameof(scores));
         int best = -1;
         for (int i = 0; i < scores.Count; i++)
-            if (best < 0 || Better(scores[i], scores[best], options.SloTolerance, 0)) best = i;
+            if (best < 0 || Better(scores[i], scores[best], options.SloTolerance)) best = i;
         int keep = -1;
         for (int i = 0; i < scores.Count; i++)
             if (scores[i].IsKeep) keep = i;
@@ -75,13 +75,12 @@ public static class PlanVerifier
         return pays ? best : keep;
     }
 
-    /// <summary>a beats b: more SLO attainment (beyond the tolerance), else a lower P99 (by more than the relative gain).</summary>
-    private static bool Better(CandidateScore a, CandidateScore b, double sloTolerance, double p99Gain)
+    /// <summary>a beats b: more SLO attainment (beyond the tolerance), else a lower P99.</summary>
+    private static bool Better(CandidateScore a, CandidateScore b, double sloTolerance)
     {
         if (a.SloAttainment > b.SloAttainment + sloTolerance) return true;
         if (b.SloAttainment > a.SloAttainment + sloTolerance) return false;
-        if (a.P99E2e < b.P99E2e * (1 - p99Gain)) return true;
-        return false;
+        return a.P99E2e < b.P99E2e;
     }
 
     /// <summary>
@@ -98,9 +97,8 @@ public static class PlanVerifier
         foreach (var requests in workloads)
             good += Run(candidate, current, requests, switchAtS, replicaModels, switching, drainMaxRemainingTokens, slo, e2e);
         if (e2e.Count == 0) return new CandidateScore(candidate.Label, candidate.IsKeep, 0, 1, 0, 0);
-        var sorted = e2e.ToArray();
-        Array.Sort(sorted);
-        return new CandidateScore(candidate.Label, candidate.IsKeep, sorted.Length, (double)good / sorted.Length, LatencyStats.Percentile(sorted, 99), sorted.Average());
+        var stats = LatencyStats.Of([.. e2e]);
+        return new CandidateScore(candidate.Label, candidate.IsKeep, stats.Count, (double)good / stats.Count, stats.P99, stats.Mean);
     }
 
     /// <summary>One simulated run; adds the scored requests' E2E latencies and returns how many met the SLO.</summary>

@@ -21,7 +21,8 @@ public sealed record WindowChoice(int Window, string Chosen, IReadOnlyList<Candi
 /// </summary>
 public static class VerifiedScheduler
 {
-    public static (SystemPlans Plans, IReadOnlyList<WindowChoice> Choices) PlanSchedule(ScenarioWorkload w, ServingSystem system, CostCoefficients k,
+    /// <returns>The plans, with what verification saw and chose in each window (<see cref="SystemPlans.Choices"/>).</returns>
+    public static SystemPlans PlanSchedule(ScenarioWorkload w, ServingSystem system, CostCoefficients k,
         IServiceModel? service, VerificationOptions? options = null, int numWorkers = 2)
     {
         options ??= new VerificationOptions();
@@ -55,20 +56,18 @@ public static class VerifiedScheduler
             // Arrivals before `start` only: the verification must not see the window it plans for. (Window 0's
             // rates are its observed ones, the cold-start convention of every planner's schedule here; its
             // synthetic requests are Poisson draws, since there is no past to replay.)
-            var workloads = new List<IReadOnlyList<SimRequest>>
-            {
-                ForecastWorkload.Draw(w.Requests, start, options.LookbackS, rates, w.Types, switchAt + options.HorizonS, w.Model.MaxContext, options.Seed + win),
-            };
+            SimRequest[] Draw(IReadOnlyList<double> atRates, int seed) =>
+                ForecastWorkload.Draw(w.Requests, start, options.LookbackS, atRates, w.Types, switchAt + options.HorizonS, w.Model.MaxContext, seed);
+            var workloads = new List<IReadOnlyList<SimRequest>> { Draw(rates, options.Seed + win) };
             foreach (double level in options.ExtraLoadLevels)
-                workloads.Add(ForecastWorkload.Draw(w.Requests, start, options.LookbackS, rates.Select(r => r * level).ToArray(), w.Types,
-                    switchAt + options.HorizonS, w.Model.MaxContext, options.Seed + 104729 * workloads.Count + win));
+                workloads.Add(Draw([.. rates.Select(r => r * level)], options.Seed + 104729 * workloads.Count + win));
             if (options.StressAtPeak)
             {
                 var peak = win == 0
                     ? rates.Select(r => r * options.ColdStartStress).ToArray()
                     : ForecastWorkload.PeakRates(w.Requests, numTypes, windowS, win, rates, options.PeakWindows);
                 if (peak.Where((p, j) => p > rates[j] * 1.05).Any())
-                    workloads.Add(ForecastWorkload.Draw(w.Requests, start, options.LookbackS, peak, w.Types, switchAt + options.HorizonS, w.Model.MaxContext, options.Seed + 7919 + win));
+                    workloads.Add(Draw(peak, options.Seed + 7919 + win));
             }
             var scores = candidates.Select(c => PlanVerifier.Score(c, current, workloads, switchAt, replicaModels.For, switching, k.DrainMaxRemainingTokens, w.Scenario.Slo)).ToList();
             int pick = PlanVerifier.Choose(scores, options);
@@ -81,7 +80,7 @@ public static class VerifiedScheduler
             max = Math.Max(max, seconds);
             choices.Add(new WindowChoice(win, chosen.Label, scores, seconds));
         }
-        return (new SystemPlans(system, plans, total, max, numSwitches, SystemRunner.Name(system), choices), choices);
+        return new SystemPlans(system, plans, total, max, numSwitches, SystemRunner.Name(system), choices);
     }
 
     private static List<PlanCandidate> Candidates(ScenarioWorkload w, CostCoefficients k, IServiceModel? service, VerificationOptions options, int numWorkers,

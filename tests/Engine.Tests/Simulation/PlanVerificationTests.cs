@@ -165,8 +165,8 @@ public sealed class PlanVerificationTests
                 (m, rel) => OServe.Engine.Cli.Catalog.Model(m, rel), Path.Combine(dir, file));
             var options = new VerificationOptions { MaxTpVariants = [], RhoVariants = [] };
             var k = OServe.Planner.CostModel.CostCoefficientsModule.defaults;
-            var (_, a) = VerifiedScheduler.PlanSchedule(Load("a.csv"), ServingSystem.OServe, k, null, options, numWorkers: 1);
-            var (_, b) = VerifiedScheduler.PlanSchedule(Load("b.csv"), ServingSystem.OServe, k, null, options, numWorkers: 1);
+            var a = VerifiedScheduler.PlanSchedule(Load("a.csv"), ServingSystem.OServe, k, null, options, numWorkers: 1).Choices!;
+            var b = VerifiedScheduler.PlanSchedule(Load("b.csv"), ServingSystem.OServe, k, null, options, numWorkers: 1).Choices!;
             // Windows starting at 0, 30, 60 and 90 s see only the shared past; they must score and choose alike.
             for (int w = 0; w <= 3; w++)
             {
