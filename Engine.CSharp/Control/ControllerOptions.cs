@@ -18,7 +18,7 @@ public sealed record ControllerOptions
     public Slo Slo { get; init; } = new();
     public PlannerOptions Planner { get; init; } = new() { MaxSolveSeconds = 1.0 };
 
-    /// <summary>Extra planner constraints, e.g. <see cref="RuntimeLimits.MaxParallelism"/> for what the runtime can build.</summary>
+    /// <summary>Extra planner constraints, e.g. <c>Constraints.maxParallelism</c> (the planner's shipped constraints).</summary>
     public IReadOnlyList<OServe.Planner.Solver.PlannerConstraint> Constraints { get; init; } = [];
 
     /// <summary>CP-SAT workers; the controller shares the machine with the engine it plans for.</summary>

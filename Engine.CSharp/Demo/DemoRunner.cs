@@ -51,7 +51,7 @@ public static class DemoRunner
         var workload = DemoWorkload.Build(options.DurationS, options.WindowS, options.RateScale, options.Seed);
         output.WriteLine($"workload: {workload.Description}");
         var plannerOptions = new PlannerOptions { MaxSolveSeconds = 1.0 };
-        OServe.Planner.Solver.PlannerConstraint[] constraints = options.MaxParallelism is { } maxDegree ? [RuntimeLimits.MaxParallelism(maxDegree)] : [];
+        OServe.Planner.Solver.PlannerConstraint[] constraints = options.MaxParallelism is { } maxDegree ? [OServe.Planner.Solver.Constraints.maxParallelism(maxDegree)] : [];
         var initial = InitialPlan(cluster, card, coefficients, workload.Types, options.WindowS, plannerOptions, constraints);
         output.WriteLine($"initial plan: {PlanText.Replicas(initial)} on {cluster.Name}; routing {PlanText.Routing(initial)}");
         output.WriteLine($"  ({options.NumDevices} logical CPU devices sharing this machine's cores; each replica has its own weights and KV cache" +

@@ -1,19 +1,29 @@
 namespace OServe.Planner.Solver
 
 open System
+open OServe.Planner.CostModel
 
 /// The shipped constraints; see README-constraints.md for writing one.
 [<RequireQualifiedAccess>]
 module Constraints =
-    /// No replica with tensor parallelism above maxTp.
-    let maxTp (maxTp: int) : PlannerConstraint =
-        { Name = sprintf "max-tp %d" maxTp
+    /// No replica of a configuration that `excluded` holds for.
+    let private forbid (name: string) (excluded: ReplicaConfig -> bool) : PlannerConstraint =
+        { Name = name
           IsolatedNodes = []
           Apply =
             fun ctx ->
                 for c in ctx.Candidates do
-                    if c.Config.Tp > maxTp then ctx.Model.AddLinearConstraint(ctx.X[c.Index], 0L, 0L) |> ignore
+                    if excluded c.Config then ctx.Model.AddLinearConstraint(ctx.X[c.Index], 0L, 0L) |> ignore
                 Ok() }
+
+    /// No replica with tensor parallelism above maxTp.
+    let maxTp (maxTp: int) : PlannerConstraint = forbid (sprintf "max-tp %d" maxTp) (fun c -> c.Tp > maxTp)
+
+    /// No replica with tensor or pipeline parallelism above maxDegree (e.g. `oserve demo
+    /// --max-parallelism`: logical devices that share cores gain nothing from sharding).
+    let maxParallelism (maxDegree: int) : PlannerConstraint =
+        if maxDegree < 1 then invalidArg (nameof maxDegree) (sprintf "a parallel degree is at least 1, got %d" maxDegree)
+        forbid (sprintf "max-parallelism %d" maxDegree) (fun c -> c.Tp > maxDegree || c.Pp > maxDegree)
 
     /// Keeps `count` GPUs of node `nodeIndex` free (for another job, or a canary).
     let reservedGpus (nodeIndex: int) (count: int) : PlannerConstraint =

@@ -148,6 +148,11 @@ let tests =
             let s = solveOk { options with Constraints = [ Constraints.maxTp 1 ] } input
             Expect.isTrue (countsBy s |> Map.forall (fun (tp, _) _ -> tp <= 1)) (sprintf "%A" (countsBy s))
         }
+        test "max parallelism constraint" {
+            let options, input = smallInput 5.0
+            let s = solveOk { options with Constraints = [ Constraints.maxParallelism 1 ] } input
+            Expect.isTrue (countsBy s |> Map.forall (fun (tp, pp) _ -> tp <= 1 && pp <= 1)) (sprintf "%A" (countsBy s))
+        }
         test "GPU budget constraint" {
             let options, input = smallInput 5.0
             let s = solveOk { options with Constraints = [ Constraints.gpuBudget 2 ] } input

@@ -21,7 +21,7 @@ public sealed class PlanRuntimeTargetTests
     private static ControllerOptions Options(PlanRuntime runtime) => new()
     {
         Cluster = LogicalCluster, Model = runtime.ModelCard, Coefficients = CostCoefficientsModule.defaults, WindowS = 60,
-        Constraints = [RuntimeLimits.MaxParallelism(1)],
+        Constraints = [OServe.Planner.Solver.Constraints.maxParallelism(1)],
     };
 
     [Fact]
