@@ -28,9 +28,10 @@ public static class FidelityCommand
         var dtype = new Option<string>("--dtype") { Description = "float32, bfloat16 or float16", DefaultValueFactory = _ => "float32" };
         var threads = new Option<int?>("--threads") { Description = "Torch CPU threads (use what the profile was measured with)" };
         var seed = new Option<int>("--seed") { Description = "Seed of the synthetic trace", DefaultValueFactory = _ => 0 };
+        var repeats = new Option<int>("--repeats") { Description = "Real runs of the same requests; the simulator is compared with each metric's median over them", DefaultValueFactory = _ => 1 };
         var command = new Command("fidelity", "Replay a scaled trace through the real engine (HTTP, measured by the load generator) and the simulator with this machine's profile; compare TTFT and E2E.")
         {
-            profile, trace, numRequests, skip, timeScale, lengthScale, maxNumSeqs, maxBatched, kvCacheGib, model, dtype, threads, seed,
+            profile, trace, numRequests, skip, timeScale, lengthScale, maxNumSeqs, maxBatched, kvCacheGib, model, dtype, threads, seed, repeats,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -47,6 +48,7 @@ public static class FidelityCommand
                 MaxNumBatchedTokens = parse.GetValue(maxBatched),
                 KvCacheGib = parse.GetValue(kvCacheGib),
                 Seed = parse.GetValue(seed),
+                Repeats = parse.GetValue(repeats),
             };
             Usage(options.Validate);
             var coefficients = ProfileFile.Load(profilePath);
@@ -80,14 +82,19 @@ public static class FidelityCommand
         io.WriteLine();
         io.WriteLine($"fidelity: {r.Workload}");
         foreach (var note in r.Notes) io.WriteLine($"  note: {note}");
+        bool several = r.Runs.Count > 1;
+        if (several) io.WriteLine($"real: the median of each metric over {r.Runs.Count} runs; spread: (max - min) / median over them");
         var lin = r.SimulatedLinear;
-        io.WriteLine($"{"metric",-14} {"real s",9} {"sim s",9} {"error",8}" + (lin is null ? "" : $" {"linear-only s",14} {"error",8}"));
+        io.WriteLine($"{"metric",-14} {"real s",9} {"sim s",9} {"error",8}" + (several ? $" {"spread",7}" : "")
+            + $" {"sim@speed s",12} {"error",8}" + (lin is null ? "" : $" {"linear-only s",14} {"error",8}"));
         void Row(string name, Func<LatencySummary, double> metric)
         {
-            double real = metric(r.Real), sim = metric(r.Simulated);
-            var line = string.Create(inv, $"{name,-14} {real,9:F3} {sim,9:F3} {FidelityResult.RelativeError(sim, real),8:+0.0%;-0.0%}");
-            if (lin is not null)
-                line += string.Create(inv, $" {metric(lin),14:F3} {FidelityResult.RelativeError(metric(lin), real),8:+0.0%;-0.0%}");
+            double real = metric(r.Real);
+            string Cell(double sim, int width) => string.Create(inv, $" {sim.ToString("F3", inv).PadLeft(width)} {FidelityResult.RelativeError(sim, real),8:+0.0%;-0.0%}");
+            var line = string.Create(inv, $"{name,-14} {real,9:F3}") + Cell(metric(r.Simulated), 9)
+                + (several ? string.Create(inv, $" {r.RealSpread(metric),7:P0}") : "")
+                + Cell(metric(r.SimulatedAtSpeed), 12)
+                + (lin is null ? "" : Cell(metric(lin), 14));
             io.WriteLine(line);
         }
         Row("mean TTFT", x => x.MeanTtft);
@@ -95,9 +102,16 @@ public static class FidelityCommand
         Row("mean E2E", x => x.MeanE2e);
         Row("P99 E2E", x => x.P99E2e);
         Row("duration", x => x.DurationS);
-        io.WriteLine($"requests: {r.Real.NumRequests} compared, {r.NumFailed} failed on the real engine");
-        io.WriteLine(string.Create(inv,
-            $"machine speed against the profile (reference steps, measured / profiled): x{r.SpeedBefore:F2} before the run, x{r.SpeedAfter:F2} after"));
+        io.WriteLine($"requests: {r.Real.NumRequests} compared, {r.NumFailed} failed on the real engine" + (several ? $" (over {r.Runs.Count} runs)" : ""));
+        io.WriteLine("sim@speed: the profile's step times x this machine's speed during the run (the mean of the speed checks before and after it)");
+        for (int i = 0; i < r.Runs.Count; i++)
+        {
+            var run = r.Runs[i];
+            var speed = string.Create(inv, $"machine speed against the profile (reference steps, measured / profiled): x{run.SpeedBefore:F2} before the run, x{run.SpeedAfter:F2} after");
+            io.WriteLine(several
+                ? string.Create(inv, $"run {i + 1}: real mean TTFT {run.Real.MeanTtft:F3} P99 TTFT {run.Real.P99Ttft:F3} mean E2E {run.Real.MeanE2e:F3} P99 E2E {run.Real.P99E2e:F3} s; {speed}")
+                : speed);
+        }
         PrintSteps(io, r.Steps);
     }
 

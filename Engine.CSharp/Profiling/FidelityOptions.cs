@@ -24,6 +24,13 @@ public sealed record FidelityOptions
     public double KvCacheGib { get; init; } = 0.5;
     public int Seed { get; init; }
 
+    /// <summary>
+    /// Real runs of the same requests, each on a fresh engine. The headline compares the simulator
+    /// with the median of each metric over the runs; their spread is the real engine's own
+    /// run-to-run noise on this machine, the floor under any agreement.
+    /// </summary>
+    public int Repeats { get; init; } = 1;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming each option that cannot work.</summary>
     public void Validate()
     {
@@ -36,6 +43,7 @@ public sealed record FidelityOptions
         Check(double.IsFinite(LengthScale) && LengthScale > 0, $"--length-scale: must be a positive number, got {LengthScale}");
         Check(MaxNumSeqs >= 1, $"--max-num-seqs: must be at least 1, got {MaxNumSeqs}");
         Check(MaxNumBatchedTokens >= 1, $"--max-num-batched-tokens: must be at least 1, got {MaxNumBatchedTokens}");
+        Check(Repeats >= 1, $"--repeats: must be at least 1, got {Repeats}");
         Check(double.IsFinite(KvCacheGib) && KvCacheGib > 0, $"--kv-cache-gib: must be a positive number, got {KvCacheGib}");
         if (problems.Count > 0) throw new ArgumentException(string.Join(Environment.NewLine, problems));
     }

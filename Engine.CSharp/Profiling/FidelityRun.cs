@@ -20,6 +20,15 @@ public sealed record LatencySummary(int NumRequests, double MeanTtft, double P99
         var e = LatencyStats.Of(e2e.ToArray());
         return new(ttft.Count, t.Mean, t.P99, e.Mean, e.P99, durationS);
     }
+
+    /// <summary>Each metric's median over several summaries (of repeated runs); the count is the first's.</summary>
+    public static LatencySummary MedianOf(IEnumerable<LatencySummary> summaries)
+    {
+        var all = summaries.ToList();
+        if (all.Count == 0) throw new ArgumentException("no summaries to take the median of", nameof(summaries));
+        double Median(Func<LatencySummary, double> metric) => LatencyStats.Of(all.Select(metric).ToArray()).Median;
+        return new(all[0].NumRequests, Median(x => x.MeanTtft), Median(x => x.P99Ttft), Median(x => x.MeanE2e), Median(x => x.P99E2e), Median(x => x.DurationS));
+    }
 }
 
 /// <summary>
@@ -59,17 +68,47 @@ public sealed record RealRun(BenchWorkload Workload, BenchResult Bench, IReadOnl
         sim.Run();
         return Compared.Select(i => (sim.Metrics.Records[i].Ttft + frontend, sim.Metrics.Records[i].E2e + frontend)).ToList();
     }
+
+    /// <summary><see cref="Simulate"/>'s summary; its duration, like the load generator's, runs from the first send to the last completion.</summary>
+    public LatencySummary SimulatedSummary(IIterationTimeModel stepTime, double? frontendSeconds = null)
+    {
+        var simulated = Simulate(stepTime, frontendSeconds);
+        double first = Workload.Requests.Min(r => r.ArrivalSec);
+        double last = Compared.Select((i, k) => Workload.Requests[i].ArrivalSec + simulated[k].E2e).Max();
+        return LatencySummary.Of(simulated, last - first);
+    }
 }
 
-/// <summary>Both sides of a fidelity check on the same requests.</summary>
-public sealed record FidelityResult(string Workload, LatencySummary Real, LatencySummary Simulated, int NumFailed, IReadOnlyList<string> Notes, StepComparison Steps)
+/// <summary>One real run of a fidelity check, and the simulator on the requests it completed.</summary>
+/// <param name="SpeedBefore"><see cref="FidelityRun.SpeedCheck"/> right before the real run.</param>
+/// <param name="SpeedAfter">The same right after it.</param>
+/// <param name="SimulatedAtSpeed">The simulator with the profile's step times scaled by the mean of the two speed checks: how much of the error is the machine's drift since it was profiled.</param>
+public sealed record FidelityRepeat(LatencySummary Real, LatencySummary Simulated, LatencySummary SimulatedAtSpeed, int NumFailed, double SpeedBefore, double SpeedAfter)
 {
+    public double Speed => (SpeedBefore + SpeedAfter) / 2;
+}
+
+/// <summary>
+/// Both sides of a fidelity check on the same requests. With several real runs the headline
+/// <see cref="Real"/> is the median of each metric over them, and so is <see cref="Simulated"/>
+/// (the same number each time unless the runs completed different requests).
+/// </summary>
+public sealed record FidelityResult(string Workload, IReadOnlyList<FidelityRepeat> Runs, IReadOnlyList<string> Notes, StepComparison Steps)
+{
+    public LatencySummary Real { get; } = LatencySummary.MedianOf(Runs.Select(r => r.Real));
+    public LatencySummary Simulated { get; } = LatencySummary.MedianOf(Runs.Select(r => r.Simulated));
+    public LatencySummary SimulatedAtSpeed { get; } = LatencySummary.MedianOf(Runs.Select(r => r.SimulatedAtSpeed));
+    public int NumFailed => Runs.Sum(r => r.NumFailed);
+
     /// <summary>The simulator with the profile's linear fit alone (null when the profile has no measured points).</summary>
     public LatencySummary? SimulatedLinear { get; init; }
 
-    /// <summary><see cref="FidelityRun.SpeedCheck"/> right before and right after the real run.</summary>
-    public double SpeedBefore { get; init; } = double.NaN;
-    public double SpeedAfter { get; init; } = double.NaN;
+    /// <summary>(max - min) / median of one metric over the real runs: the real engine's own run-to-run noise.</summary>
+    public double RealSpread(Func<LatencySummary, double> metric)
+    {
+        var values = Runs.Select(r => metric(r.Real)).ToList();
+        return (values.Max() - values.Min()) / metric(Real);
+    }
 
     public static double RelativeError(double simulated, double real) => (simulated - real) / real;
 }
@@ -86,19 +125,29 @@ public static class FidelityRun
     public static async Task<FidelityResult> RunAsync(FidelityOptions options, LoadedModel model, MeasuredIterationTime iterationTime,
         TextWriter? log = null, CancellationToken cancellationToken = default)
     {
-        double speedBefore = SpeedCheck(model, iterationTime);
-        var real = await RunRealAsync(options, model, log, cancellationToken);
-        double speedAfter = SpeedCheck(model, iterationTime);
-        var simulated = real.Simulate(iterationTime);
-        // The ablation: the same profile's linear fit alone (no measured residuals, after-idle or serving factors).
-        var linear = iterationTime.Table is null ? null : real.Simulate(new LinearOnly(iterationTime), frontendSeconds: 0);
-        var steps = StepComparison.Of(real.Steps, iterationTime.Seconds);
-        return new FidelityResult(real.Workload.Description, real.Summary, LatencySummary.Of(simulated, real.Duration), real.Bench.Failed,
-            [.. real.Workload.Notes, .. real.Bench.Notes], steps)
+        options.Validate();
+        log ??= TextWriter.Null;
+        var runs = new List<FidelityRepeat>();
+        var reals = new List<RealRun>();
+        for (int repeat = 0; repeat < options.Repeats; repeat++)
         {
-            SimulatedLinear = linear is null ? null : LatencySummary.Of(linear, real.Duration),
-            SpeedBefore = speedBefore,
-            SpeedAfter = speedAfter,
+            if (options.Repeats > 1) log.WriteLine($"real run {repeat + 1} of {options.Repeats}");
+            double speedBefore = SpeedCheck(model, iterationTime);
+            var real = await RunRealAsync(options, model, repeat == 0 ? log : null, cancellationToken);
+            double speedAfter = SpeedCheck(model, iterationTime);
+            var simulated = real.SimulatedSummary(iterationTime);
+            var atSpeed = real.SimulatedSummary(new Scaled(iterationTime, (speedBefore + speedAfter) / 2), iterationTime.FrontendSeconds);
+            runs.Add(new FidelityRepeat(real.Summary, simulated, atSpeed, real.Bench.Failed, speedBefore, speedAfter));
+            reals.Add(real);
+        }
+        // The ablation: the same profile's linear fit alone (no measured residuals, after-idle or serving factors).
+        var linear = iterationTime.Table is null ? null
+            : LatencySummary.MedianOf(reals.Select(r => r.SimulatedSummary(new LinearOnly(iterationTime), frontendSeconds: 0)));
+        var steps = StepComparison.Of(reals.Select(r => r.Steps).ToList(), iterationTime.Seconds);
+        return new FidelityResult(reals[0].Workload.Description, runs,
+            [.. reals[0].Workload.Notes, .. reals.SelectMany(r => r.Bench.Notes).Distinct()], steps)
+        {
+            SimulatedLinear = linear,
         };
     }
 
@@ -137,6 +186,13 @@ public static class FidelityRun
         if (!bench.Outcomes.Any(x => x.Success))
             throw new InvalidOperationException($"fidelity: every request to the real engine failed, the first with: {bench.Outcomes[0].Error}");
         return new RealRun(workload, bench, stepLog.Snapshot(), schedulerConfig, OneReplicaPlan(model.Name, options));
+    }
+
+    /// <summary>Another step-time model's steps times a factor (this machine's speed against its profile).</summary>
+    private sealed class Scaled(IIterationTimeModel model, double factor) : IIterationTimeModel
+    {
+        public double StepSeconds(OServe.Engine.Scheduling.SchedulerOutput output) => factor * model.StepSeconds(output);
+        public double StepSeconds(OServe.Engine.Scheduling.SchedulerOutput output, double idleSeconds) => factor * model.StepSeconds(output, idleSeconds);
     }
 
     /// <summary>The profile's linear fit alone, for the ablation column.</summary>

@@ -38,8 +38,14 @@ public sealed record StepComparison(
     };
 
     /// <param name="predict">A step's predicted seconds from its shape and the idle seconds before it (infinity for the first).</param>
-    public static StepComparison Of(IReadOnlyList<StepRecord> steps, Func<BatchShape, double, double> predict)
+    public static StepComparison Of(IReadOnlyList<StepRecord> steps, Func<BatchShape, double, double> predict) => Of([steps], predict);
+
+    /// <summary>The steps of several runs, each on its own engine and clock: a run's first step follows no other.</summary>
+    public static StepComparison Of(IReadOnlyList<IReadOnlyList<StepRecord>> runs, Func<BatchShape, double, double> predict)
     {
+        var steps = runs.SelectMany(r => r).ToList();
+        var firstOfRun = new HashSet<int>();
+        for (int r = 0, start = 0; r < runs.Count; start += runs[r].Count, r++) firstOfRun.Add(start);
         if (steps.Count == 0) return new(0, 0, 0, 0, 0, 0, []);
         double measured = 0, predicted = 0, relative = 0;
         double idleMeasured = 0, idlePredicted = 0;
@@ -48,7 +54,7 @@ public sealed record StepComparison(
         var gaps = new List<double>();
         for (int i = 0; i < steps.Count; i++)
         {
-            double idleBefore = i == 0 ? double.PositiveInfinity : steps[i].StartTime - steps[i - 1].EndTime;
+            double idleBefore = firstOfRun.Contains(i) ? double.PositiveInfinity : steps[i].StartTime - steps[i - 1].EndTime;
             predictions[i] = predict(steps[i].Shape, idleBefore);
             measured += steps[i].Seconds;
             predicted += predictions[i];

@@ -57,6 +57,7 @@ public sealed class FidelityCommandTests : IDisposable
     [InlineData("--time-scale", "-1", "--time-scale: must be a positive number")]
     [InlineData("--length-scale", "0", "--length-scale: must be a positive number")]
     [InlineData("--max-num-seqs", "0", "--max-num-seqs: must be at least 1")]
+    [InlineData("--repeats", "0", "--repeats: must be at least 1")]
     [InlineData("--trace", "/no/such/trace.csv", "--trace: file '/no/such/trace.csv' not found")]
     public async Task BadOption_IsNamed(string option, string value, string message)
     {

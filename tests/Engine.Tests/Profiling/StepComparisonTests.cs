@@ -44,8 +44,24 @@ public sealed class StepComparisonTests
     [Fact]
     public void No_steps_give_an_empty_comparison()
     {
-        var c = StepComparison.Of([], (_, _) => 1);
+        var c = StepComparison.Of(Array.Empty<StepRecord>(), (_, _) => 1);
         Assert.Equal(0, c.NumSteps);
         Assert.Empty(c.Classes);
+    }
+
+    [Fact]
+    public void Runs_on_their_own_clocks_start_after_no_step()
+    {
+        // Two runs, each engine's clock from 0: the second run's first step is not 'after a negative gap'.
+        StepRecord[] first = [new(0.000, 0.010, Prompt), new(0.011, 0.021, OneDecode)];
+        StepRecord[] second = [new(0.000, 0.010, Prompt), new(0.012, 0.022, OneDecode)];
+        var idles = new List<double>();
+        var c = StepComparison.Of([first, second], (_, idle) => { idles.Add(idle); return 0.010; });
+
+        Assert.Equal(4, c.NumSteps);
+        Assert.Equal([double.PositiveInfinity, 0.001, double.PositiveInfinity, 0.002], idles, (a, b) => Math.Abs(a - b) < 1e-9 || a == b);
+        Assert.Equal(2, c.NumAfterIdle);
+        Assert.Equal(0.0015, c.MeanGapSeconds, 9);
+        Assert.Equal(0.040, c.MeasuredSeconds, 9);
     }
 }
