@@ -26,7 +26,7 @@ public static class FidelityCommand
         var kvCacheGib = new Option<double>("--kv-cache-gib") { Description = "Memory for the paged KV cache, GiB", DefaultValueFactory = _ => 0.5 };
         var model = new Option<string?>("--model") { Description = "Model to serve (as `serve --model`); default: the built-in random-weight model" };
         var dtype = new Option<string>("--dtype") { Description = "float32, bfloat16 or float16", DefaultValueFactory = _ => "float32" };
-        var threads = new Option<int?>("--threads") { Description = "Torch CPU threads (use what the profile was measured with)" };
+        var threads = new Option<int?>("--threads") { Description = "Torch CPU threads; default: what the profile was measured with" };
         var seed = new Option<int>("--seed") { Description = "Seed of the synthetic trace", DefaultValueFactory = _ => 0 };
         var repeats = new Option<int>("--repeats") { Description = "Real runs of the same requests; the simulator is compared with each metric's median over them", DefaultValueFactory = _ => 1 };
         var command = new Command("fidelity", "Replay a scaled trace through the real engine (HTTP, measured by the load generator) and the simulator with this machine's profile; compare TTFT and E2E.")
@@ -55,11 +55,14 @@ public static class FidelityCommand
             if (!OServe.Planner.CostModel.CostCoefficientsModule.isMeasured(coefficients))
                 throw new CliUsageException($"--profile: {profilePath} holds no measured step-time terms; write it with `oserve profile`");
             var stepTime = ProfileFile.LoadStepTime(profilePath);
-            if (parse.GetValue(threads) is { } n)
+            int? profiledThreads = ProfileFile.LoadThreads(profilePath);
+            if ((parse.GetValue(threads) ?? profiledThreads) is { } n)
             {
                 if (n < 1) throw new CliUsageException($"--threads: must be at least 1, got {n}");
                 torch.set_num_threads(n);
             }
+            if (profiledThreads is { } p && p != torch.get_num_threads())
+                io.WriteLine($"warning: the profile was measured with {p} torch threads, this run uses {torch.get_num_threads()}: its step times do not apply");
             using var loaded = ServeCommand.LoadModel(parse.GetValue(model), null, ServeCommand.ParseDType(parse.GetValue(dtype)!), 1234);
             io.WriteLine($"model: {loaded.Description}; threads {torch.get_num_threads()}; plan: 1 replica, max-num-seqs {options.MaxNumSeqs}, max-num-batched-tokens {options.MaxNumBatchedTokens}");
             io.WriteLine((stepTime.Table is { } table

@@ -55,7 +55,7 @@ public static class ProfileCommand
             PrintAfterIdle(io, run);
             string source = string.Create(CultureInfo.InvariantCulture,
                 $"oserve profile {DateTime.Now:yyyy-MM-dd HH:mm} on {Environment.MachineName}, {Environment.ProcessorCount} cores, {torch.get_num_threads()} threads, {loaded.Name} {parse.GetValue(dtype)}");
-            ProfileFile.Write(path, source, fit, samples, run.AfterIdleFactor);
+            ProfileFile.Write(path, source, fit, samples, run.AfterIdleFactor, threads: torch.get_num_threads());
             ServingCalibrationResult? serving = null;
             if (!parse.GetValue(noServing))
             {
@@ -67,7 +67,7 @@ public static class ProfileCommand
                 io.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"  {serving.Workload}: {serving.NumSteps} steps, {serving.NumRequests} requests; serving step factors: {serving.Factors}, frontendSec {serving.FrontendSeconds * 1000:F2} ms"));
             }
-            ProfileFile.Write(path, source, fit, samples, run.AfterIdleFactor, serving);
+            ProfileFile.Write(path, source, fit, samples, run.AfterIdleFactor, serving, torch.get_num_threads());
             // Read back through the cost model, so a file that it would refuse is caught here.
             ProfileFile.Load(path);
             io.WriteLine($"wrote {path}");

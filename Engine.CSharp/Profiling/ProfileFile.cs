@@ -16,8 +16,9 @@ public static class ProfileFile
 {
     /// <param name="afterIdleFactor">How much slower a step is right after the engine sat idle (1: no different).</param>
     /// <param name="serving">The serving calibration, when it ran.</param>
+    /// <param name="threads">Torch CPU threads the steps ran with (<c>fidelity</c> uses as many by default).</param>
     public static void Write(string path, string source, StepTimeFitResult fit, IReadOnlyList<ProfileSample> samples, double afterIdleFactor = 1,
-        ServingCalibrationResult? serving = null)
+        ServingCalibrationResult? serving = null, int? threads = null)
     {
         var inv = CultureInfo.InvariantCulture;
         var text = new StringBuilder();
@@ -26,6 +27,7 @@ public static class ProfileFile
         text.AppendLine("#   + prefillSecPerAttentionPair * causal (query, key) pairs of prefill chunks");
         text.AppendLine("#   + decodeSecPerSeq * decodes + decodeSecPerContextToken * context tokens of the decodes.");
         text.AppendLine($"source: \"{source.Replace("\"", "'")}\"");
+        if (threads is { } n) text.AppendLine(string.Create(inv, $"threads: {n}"));
         text.AppendLine("coefficients:");
         foreach (var (key, value) in fit.Coefficients.Entries())
             text.AppendLine(string.Create(inv, $"  {key}: {value:R}"));
@@ -123,6 +125,17 @@ public static class ProfileFile
             throw new ProfileFileException([$"{path}:{e.Start.Line}: {e.Message}"]);
         }
         return yaml.Documents.Count == 0 ? null : yaml.Documents[0].RootNode as YamlMappingNode;
+    }
+
+    /// <summary>The torch CPU threads the profile was measured with (<c>threads:</c>); null when the file does not say.</summary>
+    public static int? LoadThreads(string path)
+    {
+        var root = Root(path);
+        if (root is null || !root.Children.TryGetValue(new YamlScalarNode("threads"), out var node))
+            return null;
+        if (node is YamlScalarNode { Value: { } text } && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n >= 1)
+            return n;
+        throw new ProfileFileException([$"{path}:{node.Start.Line}: threads: '{node}' is not a whole number >= 1"]);
     }
 
     /// <summary>The step-time model of a profile file: its coefficients and, when it has them, its measured points.</summary>

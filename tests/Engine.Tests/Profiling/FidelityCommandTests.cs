@@ -65,4 +65,13 @@ public sealed class FidelityCommandTests : IDisposable
         Assert.Equal(OServeCli.ExitBadInput, code);
         Assert.Contains(message, err);
     }
+
+    [Fact]
+    public async Task ABadThreadCountInTheProfile_IsNamedWithItsLine()
+    {
+        var path = Profile("coefficients:\n  decodeSecPerSeq: 0.001\nthreads: 0\n");
+        var (code, err) = await Run("--profile", path);
+        Assert.Equal(OServeCli.ExitBadInput, code);
+        Assert.Contains($"{path}:3: threads: '0' is not a whole number >= 1", err);
+    }
 }

@@ -142,4 +142,27 @@ public sealed class ProfileFileTests : IDisposable
         var e = Assert.Throws<ProfileFileException>(() => ProfileFile.LoadStepTime(path));
         Assert.Contains($"{path}:4: frontendSec: '-0.002' is not a number >= 0", e.Message);
     }
+
+    [Fact]
+    public void TheProfilesThreadCount_RoundTrips_AndIsNullWhenNotWritten()
+    {
+        var path = Path.Combine(_dir, "threads.yaml");
+        var sample = new ProfileSample(new ProfilePoint(2, 64, 16), BatchShape.Of(1, 16, 2, 64), 0.01, 0.009, 3);
+        ProfileFile.Write(path, "test", new StepTimeFitResult(Fitted, 0.99, 0.05, 0.02, [0.01]), [sample], threads: 3);
+        Assert.Equal(3, ProfileFile.LoadThreads(path));
+        Assert.Equal(Fitted.DecodeSecPerSeq, ProfileFile.Load(path).DecodeSecPerSeq); // the cost model reads past it
+        Assert.Null(ProfileFile.LoadThreads(Written()));
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("two")]
+    [InlineData("1.5")]
+    public void ABadThreadCount_IsAnErrorNamingFileLineAndKey(string value)
+    {
+        var path = Path.Combine(_dir, "threads.yaml");
+        File.WriteAllText(path, $"coefficients:\n  decodeSecPerSeq: 0.001\nthreads: {value}\n");
+        var e = Assert.Throws<ProfileFileException>(() => ProfileFile.LoadThreads(path));
+        Assert.Contains($"{path}:3: threads: '{value}' is not a whole number >= 1", e.Message);
+    }
 }
