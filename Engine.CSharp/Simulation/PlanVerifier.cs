@@ -31,7 +31,8 @@ public sealed record VerificationOptions
     /// <summary>Past windows the peak rate looks back over.</summary>
     public int PeakWindows { get; init; } = 5;
     /// <summary>SLO attainments closer than this count as equal (sampling noise of a short horizon).</summary>
-    public double SloTolerance { get; init; } = 0.005;
+    public double SloTolerance { get; init; } = DefaultSloTolerance;
+    public const double DefaultSloTolerance = 0.005;
     /// <summary>Leaving the current plan needs this much more SLO attainment, or, at equal attainment, ...</summary>
     public double SwitchSloGain { get; init; } = 0.01;
     /// <summary>... a P99 E2E this much lower (relative).</summary>

@@ -23,6 +23,19 @@ public sealed class PlanVerificationTests
     }
 
     [Fact]
+    public void BestStatic_TakesTheLowestP99_AmongShapesWithinTheToleranceOfTheBestAttainment()
+    {
+        // 99.9% with P99 14 s against 100% with P99 21 s: the same attainment within half a point, the lower P99 wins.
+        Assert.Equal(0, SystemRunner.BestStaticIndex([(0.999, 14.0), (1.0, 21.0)], VerificationOptions.DefaultSloTolerance));
+        // A clearly lower attainment is not rescued by its P99.
+        Assert.Equal(1, SystemRunner.BestStaticIndex([(0.98, 5.0), (1.0, 21.0), (0.999, 30.0)], VerificationOptions.DefaultSloTolerance));
+        // Tolerance 0: strict attainment order, then P99.
+        Assert.Equal(1, SystemRunner.BestStaticIndex([(0.999, 14.0), (1.0, 21.0)], 0));
+        Assert.Equal(2, SystemRunner.BestStaticIndex([(0.9, 3.0), (1.0, 21.0), (1.0, 20.0)], 0));
+        Assert.Throws<ArgumentException>(() => SystemRunner.BestStaticIndex([], 0));
+    }
+
+    [Fact]
     public void Choose_LeavesTheCurrentPlan_OnlyForAClearGain()
     {
         // 4% lower P99 at equal attainment does not pay for a switch (needs 5%); 20% does.
