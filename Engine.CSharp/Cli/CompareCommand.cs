@@ -75,9 +75,13 @@ public static class CompareCommand
         return command;
     }
 
+    /// <param name="staticSloTolerance">How the static shape is chosen (<see cref="SystemRunner.BestStaticIndex"/>): the sweep
+    /// passes 0, so static is its best shape on SLO attainment, the sweep's criterion.</param>
     private static SystemResult RunSystem(ScenarioWorkload w, ServingSystem system, CostCoefficients k, Action<double> progress, IServiceModel? service,
-        VerificationOptions? verification) =>
-        system == ServingSystem.StaticHomogeneous ? SystemRunner.BestStatic(w, k, progress).Best : SimulateCommand.Run(w, system, k, progress, service, verification);
+        VerificationOptions? verification, double staticSloTolerance = VerificationOptions.DefaultSloTolerance) =>
+        system == ServingSystem.StaticHomogeneous
+            ? SystemRunner.BestStatic(w, k, progress, staticSloTolerance).Best
+            : SimulateCommand.Run(w, system, k, progress, service, verification);
 
     /// <summary>The highest rate scale (and its request rate) at which the system keeps SLO attainment at or above the target.</summary>
     public sealed record SweepResult(string System, double MaxRateScale, double MaxRequestRate, int NumRuns);
@@ -91,7 +95,7 @@ public static class CompareCommand
         {
             runs++;
             var w = load(scale);
-            var r = RunSystem(w, system, k, _ => { }, service, verification);
+            var r = RunSystem(w, system, k, _ => { }, service, verification, staticSloTolerance: 0);
             if (r.Report.Overall.SloAttainment >= target) rate = Math.Max(rate, w.Requests.Length / Math.Max(1, w.DurationS));
             return r.Report.Overall.SloAttainment >= target;
         }
