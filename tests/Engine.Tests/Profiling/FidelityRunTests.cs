@@ -1,5 +1,4 @@
 using OServe.Engine.Profiling;
-using OServe.Models;
 using Xunit;
 
 namespace OServe.Engine.Tests.Profiling;
@@ -17,8 +16,8 @@ public sealed class FidelityRunTests : IDisposable
     [Fact]
     public async Task Repeated_runs_are_summarised_by_their_median_and_the_simulator_sees_the_same_requests_each_time()
     {
-        using var model = BuiltInModel.Create(new BuiltInModelOptions { Dim = 32, HiddenDim = 64, NumLayers = 1, NumHeads = 2, NumKvHeads = 1, MaxSeqLen = 128, Name = "tiny" });
-        var run = new StepProfiler(model).Run(new ProfileGrid([8, 40], [0, 1, 3], [0, 4, 24], Repeats: 1));
+        using var model = ProfilingTestKit.TinyModel();
+        var run = new StepProfiler(model).Run(ProfilingTestKit.TinyGrid(repeats: 1));
         var path = Path.Combine(_dir, "profile.yaml");
         ProfileFile.Write(path, "test", StepTimeFit.Fit(run.Samples.Select(s => s.Timing).ToList()), run.Samples, run.AfterIdleFactor);
         var options = new FidelityOptions { NumRequests = 6, LengthScale = 0.03, TimeScale = 0.05, MaxNumSeqs = 4, KvCacheGib = 0.01, Repeats = 3 };

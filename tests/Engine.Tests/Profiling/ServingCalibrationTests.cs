@@ -1,6 +1,5 @@
 using OServe.Engine.Profiling;
 using OServe.Engine.Simulation;
-using OServe.Models;
 using Xunit;
 
 namespace OServe.Engine.Tests.Profiling;
@@ -19,8 +18,8 @@ public sealed class ServingCalibrationTests : IDisposable
     [Fact]
     public async Task Calibration_measures_usable_terms_that_round_trip_through_the_profile()
     {
-        using var model = BuiltInModel.Create(new BuiltInModelOptions { Dim = 32, HiddenDim = 64, NumLayers = 1, NumHeads = 2, NumKvHeads = 1, MaxSeqLen = 128, Name = "tiny" });
-        var run = new StepProfiler(model).Run(new ProfileGrid([8, 40], [0, 1, 3], [0, 4, 24], Repeats: 2));
+        using var model = ProfilingTestKit.TinyModel();
+        var run = new StepProfiler(model).Run(ProfilingTestKit.TinyGrid(repeats: 2));
         var fit = StepTimeFit.Fit(run.Samples.Select(s => s.Timing).ToList());
         var path = Path.Combine(_dir, "profile.yaml");
         ProfileFile.Write(path, "test", fit, run.Samples, run.AfterIdleFactor);
