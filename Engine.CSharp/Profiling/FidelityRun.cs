@@ -83,10 +83,7 @@ public sealed record RealRun(BenchWorkload Workload, BenchResult Bench, IReadOnl
 /// <param name="SpeedBefore"><see cref="FidelityRun.SpeedCheck"/> right before the real run.</param>
 /// <param name="SpeedAfter">The same right after it.</param>
 /// <param name="SimulatedAtSpeed">The simulator with the profile's step times scaled by the mean of the two speed checks: how much of the error is the machine's drift since it was profiled.</param>
-public sealed record FidelityRepeat(LatencySummary Real, LatencySummary Simulated, LatencySummary SimulatedAtSpeed, int NumFailed, double SpeedBefore, double SpeedAfter)
-{
-    public double Speed => (SpeedBefore + SpeedAfter) / 2;
-}
+public sealed record FidelityRepeat(LatencySummary Real, LatencySummary Simulated, LatencySummary SimulatedAtSpeed, int NumFailed, double SpeedBefore, double SpeedAfter);
 
 /// <summary>
 /// Both sides of a fidelity check on the same requests. With several real runs the headline
