@@ -29,6 +29,7 @@ public sealed record DemoOptions
         if (!(DurationS >= 2) || !double.IsFinite(DurationS)) throw new ArgumentException($"--duration: must be at least 2 seconds, got {DurationS}");
         if (!(WindowS > 0) || WindowS > DurationS) throw new ArgumentException($"--window: must be in (0, duration {DurationS}] seconds, got {WindowS}");
         if (NumDevices is < 1 or > 8) throw new ArgumentException($"--devices: must be in 1..8, got {NumDevices}");
+        if (MaxParallelism is < 1) throw new ArgumentException($"--max-parallelism: must be at least 1, got {MaxParallelism}");
         if (!(RateScale > 0) || !double.IsFinite(RateScale)) throw new ArgumentException($"--rate-scale: must be a positive number, got {RateScale}");
     }
 }

@@ -44,4 +44,15 @@ public sealed class DemoCommandTests
         Assert.Equal(OServeCli.ExitBadInput, code);
         Assert.Contains("--window", error.ToString());
     }
+
+    [Fact]
+    public async Task A_parallelism_limit_below_one_is_refused_before_anything_runs()
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var code = await OServeCli.RunAsync(["demo", "--max-parallelism", "0"], output, error);
+        Assert.Equal(OServeCli.ExitBadInput, code);
+        Assert.Contains("--max-parallelism: must be at least 1, got 0", error.ToString());
+        Assert.DoesNotContain("calibration", output.ToString());
+    }
 }
