@@ -51,9 +51,6 @@ public static class FidelityCommand
                 Repeats = parse.GetValue(repeats),
             };
             Usage(options.Validate);
-            var coefficients = ProfileFile.Load(profilePath);
-            if (!OServe.Planner.CostModel.CostCoefficientsModule.isMeasured(coefficients))
-                throw new CliUsageException($"--profile: {profilePath} holds no measured step-time terms; write it with `oserve profile`");
             var stepTime = ProfileFile.LoadStepTime(profilePath);
             int? profiledThreads = ProfileFile.LoadThreads(profilePath);
             if ((parse.GetValue(threads) ?? profiledThreads) is { } n)

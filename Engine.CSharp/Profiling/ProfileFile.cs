@@ -62,8 +62,6 @@ public static class ProfileFile
     /// <see cref="MeasuredIterationTime"/>'s residual table. Empty when the file has no points (a
     /// hand-written profile of coefficients only). Errors name the file, line and field.
     /// </summary>
-    public static IReadOnlyList<MeasuredStep> LoadPoints(string path) => Points(Root(path), path);
-
     private static IReadOnlyList<MeasuredStep> Points(YamlMappingNode? root, string path)
     {
         if (root is null || !root.Children.TryGetValue(new YamlScalarNode("points"), out var node))
@@ -139,9 +137,12 @@ public static class ProfileFile
     }
 
     /// <summary>The step-time model of a profile file: its coefficients and, when it has them, its measured points.</summary>
+    /// <exception cref="ProfileFileException">Also when the file holds no measured step-time terms (a planner profile of hardware efficiencies).</exception>
     public static MeasuredIterationTime LoadStepTime(string path)
     {
         var coefficients = Load(path);
+        if (!CostCoefficientsModule.isMeasured(coefficients))
+            throw new ProfileFileException([$"{path}: holds no measured step-time terms; write it with `oserve profile`"]);
         var root = Root(path);
         var points = Points(root, path);
         double afterIdle = Scalar(root, path, "afterIdleFactor", 1, mayBeZero: false);

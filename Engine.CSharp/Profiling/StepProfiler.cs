@@ -23,13 +23,7 @@ public sealed record AfterIdleSample(ProfilePoint Point, BatchShape Shape, doubl
 public sealed record ProfileRun(IReadOnlyList<ProfileSample> Samples, IReadOnlyList<AfterIdleSample> AfterIdle)
 {
     /// <summary>The median after-idle / back-to-back ratio over the probed shapes (1 when none).</summary>
-    public double AfterIdleFactor
-    {
-        get
-        {
-            return AfterIdle.Count == 0 ? 1 : LatencyStats.Of([.. AfterIdle.Select(x => x.Ratio)]).Median;
-        }
-    }
+    public double AfterIdleFactor => AfterIdle.Count == 0 ? 1 : LatencyStats.Of([.. AfterIdle.Select(x => x.Ratio)]).Median;
 }
 
 /// <summary>

@@ -126,6 +126,15 @@ public sealed class ProfileFileTests : IDisposable
     }
 
     [Fact]
+    public void AProfileWithoutMeasuredTerms_IsNoStepTime_AndTheErrorNamesTheFile()
+    {
+        var path = Path.Combine(_dir, "planner-only.yaml");
+        File.WriteAllText(path, "coefficients:\n  prefillMfu: 0.4\n");
+        var e = Assert.Throws<ProfileFileException>(() => ProfileFile.LoadStepTime(path));
+        Assert.Equal($"{path}: holds no measured step-time terms; write it with `oserve profile`", e.Message);
+    }
+
+    [Fact]
     public void ABadAfterIdleFactor_IsAnErrorNamingFileLineAndKey()
     {
         var path = Path.Combine(_dir, "idle.yaml");
