@@ -59,13 +59,9 @@ public static class VerifiedScheduler
             SimRequest[] Draw(IReadOnlyList<double> atRates, int seed) =>
                 ForecastWorkload.Draw(w.Requests, start, options.LookbackS, atRates, w.Types, switchAt + options.HorizonS, w.Model.MaxContext, seed);
             var workloads = new List<IReadOnlyList<SimRequest>> { Draw(rates, options.Seed + win) };
-            foreach (double level in options.ExtraLoadLevels)
-                workloads.Add(Draw([.. rates.Select(r => r * level)], options.Seed + 104729 * workloads.Count + win));
-            if (options.StressAtPeak)
+            if (options.StressAtPeak && win > 0)
             {
-                var peak = win == 0
-                    ? rates.Select(r => r * options.ColdStartStress).ToArray()
-                    : ForecastWorkload.PeakRates(w.Requests, numTypes, windowS, win, rates, options.PeakWindows);
+                var peak = ForecastWorkload.PeakRates(w.Requests, numTypes, windowS, win, rates, options.PeakWindows);
                 if (peak.Where((p, j) => p > rates[j] * 1.05).Any())
                     workloads.Add(Draw(peak, options.Seed + 7919 + win));
             }
