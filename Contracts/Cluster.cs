@@ -21,6 +21,10 @@ public sealed record Node
     public required int Gpus { get; init; }
     /// <summary>Per-GPU intra-node link bandwidth (NVLink/xGMI or PCIe), GB/s.</summary>
     public required double IntraLinkGbps { get; init; }
+    /// <summary>Small-message all-reduce latency among this node's GPUs, microseconds (nccl-tests); null: the planner's default (20 us).</summary>
+    public double? AllreduceLatencyUs { get; init; }
+    /// <summary>Large-message all-reduce bus bandwidth among this node's GPUs, GB/s (nccl-tests busbw); null: 470 capped at the link.</summary>
+    public double? AllreduceBusGbps { get; init; }
 }
 
 public sealed record Cluster
@@ -31,6 +35,8 @@ public sealed record Cluster
     public required IReadOnlyList<Node> Nodes { get; init; }
     /// <summary>Per-GPU inter-node link bandwidth (InfiniBand/RoCE), GB/s.</summary>
     public required double InterNodeLinkGbps { get; init; }
+    /// <summary>Latency of one send between nodes, microseconds; null: the planner's default (25 us).</summary>
+    public double? InterNodeLatencyUs { get; init; }
     /// <summary>Read bandwidth from weight storage per node (cold reload), GB/s.</summary>
     public double StorageReadGbps { get; init; } = 2.0;
 

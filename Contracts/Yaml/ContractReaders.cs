@@ -17,6 +17,8 @@ internal static class ContractReaders
         GpuType = m.String("gpu_type"),
         Gpus = m.Int("gpus", min: 1),
         IntraLinkGbps = m.Double("intra_link_gbps"),
+        AllreduceLatencyUs = m.OptDouble("allreduce_latency_us", positive: true),
+        AllreduceBusGbps = m.OptDouble("allreduce_bus_gbps", positive: true),
     };
 
     public static Cluster Cluster(MapReader m)
@@ -28,6 +30,7 @@ internal static class ContractReaders
             GpuTypes = m.List("gpu_types", GpuType),
             Nodes = m.List("nodes", Node),
             InterNodeLinkGbps = m.Double("inter_node_link_gbps"),
+            InterNodeLatencyUs = m.OptDouble("inter_node_latency_us", positive: true),
             StorageReadGbps = m.OptDouble("storage_read_gbps", positive: true) ?? 2.0,
         };
         Unique(m, "gpu_types", cluster.GpuTypes.Select(t => t.Name), "GPU type");

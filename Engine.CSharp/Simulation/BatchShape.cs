@@ -1,4 +1,5 @@
 using OServe.Engine.Scheduling;
+using OServe.Planner.CostModel;
 
 namespace OServe.Engine.Simulation;
 
@@ -36,6 +37,9 @@ public readonly record struct BatchShape(double PrefillTokens, double NumPrefill
     /// <summary>A step of <paramref name="numPrefills"/> fresh prompts of <paramref name="promptTokens"/> each and <paramref name="numDecodes"/> decodes at <paramref name="context"/>.</summary>
     public static BatchShape Of(int numPrefills, int promptTokens, int numDecodes, int context) =>
         new((double)numPrefills * promptTokens, numPrefills, numPrefills * promptTokens * (promptTokens / 2.0), numDecodes, (double)numDecodes * context);
+
+    /// <summary>The same totals in the planner's terms (<see cref="StepTimeModel"/>).</summary>
+    public StepShape ToStep() => new(PrefillTokens, NumPrefills, AttentionPairs, NumDecodes, DecodeContextTokens);
 
     public override string ToString() =>
         $"prefill {PrefillTokens:0} tokens in {NumPrefills:0} chunks, {NumDecodes:0} decodes over {DecodeContextTokens:0} context tokens";

@@ -21,7 +21,7 @@ public sealed class CostModelReplicas(Cluster cluster, ModelCard card, CostCoeff
     {
         var config = PlannerAdapter.Config(spec, cluster);
         var links = PlannerAdapter.Links(spec, cluster);
-        string key = $"{config.Label}/{config.CrossNode}/{links.IntraBytesPerSec}";
+        string key = $"{config.Label}/{config.CrossNode}/{links.IntraBytesPerSec}/{links.AllReduceLatencySec}/{links.AllReduceBusBytesPerSec}/{links.InterLatencySec}";
         if (!_byShape.TryGetValue(key, out var shape))
         {
             var memory = ReplicaCost.memory(Coefficients, _model, config);

@@ -13,7 +13,6 @@ namespace OServe.Engine.Simulation;
 /// </summary>
 public sealed class MeasuredIterationTime : IIterationTimeModel
 {
-    private static readonly ReplicaConfig Unsharded = new(Hardware.h100, 1, 1, false);
     private readonly CostCoefficients _k;
 
     /// <summary>An idle wait at least this long before a step makes it an after-idle step (the profiler measures after 100 ms).</summary>
@@ -68,7 +67,7 @@ public sealed class MeasuredIterationTime : IIterationTimeModel
 
     /// <summary>The profile's linear model alone.</summary>
     public double Linear(BatchShape s) =>
-        ReplicaCost.measuredStepSec(_k, Unsharded, s.PrefillTokens, s.NumPrefills, s.AttentionPairs, s.NumDecodes, s.DecodeContextTokens);
+        _k.IterationOverheadSec + StepTimeModel.LinearWorkSec(_k, 1, s.ToStep());
 
     /// <summary>A back-to-back step of this shape while serving.</summary>
     public double Seconds(BatchShape s)

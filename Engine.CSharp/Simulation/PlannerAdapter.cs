@@ -38,8 +38,8 @@ public static class PlannerAdapter
 
     public static Links Links(ReplicaSpec replica, Cluster cluster)
     {
-        var node = cluster.Nodes[NodeIndex(cluster, replica.Devices[0])];
-        return new Links(node.IntraLinkGbps * 1e9, cluster.InterNodeLinkGbps * 1e9);
+        var spec = Cluster(cluster);
+        return LinksModule.ofNode(spec, spec.Nodes[NodeIndex(cluster, replica.Devices[0])]);
     }
 
     /// <summary>

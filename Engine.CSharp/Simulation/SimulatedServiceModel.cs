@@ -43,7 +43,7 @@ public sealed class SimulatedServiceModel(CostCoefficients coefficients, int blo
     {
         int input = Math.Max(1, (int)Math.Round(inputTokens)), output = Math.Max(1, (int)Math.Round(outputTokens));
         string key = string.Create(CultureInfo.InvariantCulture,
-            $"{model.Name}|{config.Label}|{config.CrossNode}|{links.IntraBytesPerSec}|{links.InterBytesPerSec}|{memory.KvCapacityTokens}|{input}|{output}");
+            $"{model.Name}|{config.Label}|{config.CrossNode}|{links}|{memory.KvCapacityTokens}|{input}|{output}");
         var curve = _curves.GetOrAdd(key, _ => new Lazy<ServiceCurve>(() =>
         {
             long start = System.Diagnostics.Stopwatch.GetTimestamp();

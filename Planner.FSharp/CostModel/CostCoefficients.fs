@@ -15,15 +15,17 @@ open Microsoft.FSharp.Reflection
 ///
 /// Keys not listed here are refused (a typo must not silently keep a default).
 ///
-/// Two forms of step time. The default is the GPU roofline (max of compute and memory traffic,
-/// from the efficiency factors below). A measured profile of a real engine (`oserve profile`, e.g.
-/// of the CPU engine, where compute and weight streaming do not overlap and a fixed per-step cost
-/// dominates) sets the five linear `*Sec*` terms instead: as soon as one of them is > 0, a step
-/// of a TP=1, PP=1 replica takes
+/// Three forms of step time (StepTimeModel, the one implementation). By default, measured per-rank
+/// GPU layer times (GpuSteps: the built-in H200 profile, moved to other GPUs by their figures) plus
+/// the cluster's collectives; `GpuSteps = None` gives the analytic roofline (max of compute and memory
+/// traffic, from the efficiency factors below). A measured profile of a real engine (`oserve
+/// profile`, e.g. of the CPU engine, where compute and weight streaming do not overlap and a fixed
+/// per-step cost dominates) sets the five linear `*Sec*` terms instead: as soon as one of them is
+/// > 0, a step of a TP=1, PP=1 replica takes
 ///     iterationOverheadSec + prefillSecPerToken * prefill tokens + prefillSecPerSeq * prefill chunks
 ///     + prefillSecPerAttentionPair * causal (query, key) pairs of the prefill chunks
 ///     + decodeSecPerSeq * decodes + decodeSecPerContextToken * context tokens the decodes attend to
-/// (see ReplicaCost.measuredStepSec for larger shapes).
+/// (see StepTimeModel for larger shapes).
 type CostCoefficients =
     { /// Fraction of GPU memory the engine may use (vLLM's gpu_memory_utilization).
       MemoryUtilization: float
@@ -41,11 +43,8 @@ type CostCoefficients =
       DecodeHbmEfficiency: float
       /// Multiplies the causal attention FLOPs term 2 * layers * tokens^2 * heads * head_dim.
       AttentionFlopsFactor: float
-      /// Fixed latency of one all-reduce inside a node, seconds.
-      IntraNodeLatencySec: float
-      /// Fixed latency of one transfer between nodes, seconds.
-      InterNodeLatencySec: float
-      /// Achieved fraction of link bandwidth for collectives and sends.
+      /// Achieved fraction of link bandwidth for point-to-point sends and shard copies (all-reduces
+      /// use the cluster file's measured bus bandwidth instead).
       LinkEfficiency: float
       /// Scheduler and kernel-launch overhead per engine iteration, seconds.
       IterationOverheadSec: float
@@ -64,7 +63,11 @@ type CostCoefficients =
       /// Fraction of memory kept free on a device while a switch moves data onto it.
       SwitchMemoryHeadroom: float
       /// Sequences with at most this many remaining output tokens drain instead of moving their KV.
-      DrainMaxRemainingTokens: int }
+      DrainMaxRemainingTokens: int
+      /// Measured per-rank GPU layer times (StepTimeModel): the built-in H200 profile by default,
+      /// None for the analytic roofline alone. Not a scalar: set in code or by --gpu-profile, never
+      /// by a `coefficients:` key.
+      GpuSteps: GpuStepProfile option }
 
 [<RequireQualifiedAccess>]
 module CostCoefficients =
@@ -77,8 +80,6 @@ module CostCoefficients =
           DecodeMfu = 0.30
           DecodeHbmEfficiency = 0.80
           AttentionFlopsFactor = 1.0
-          IntraNodeLatencySec = 10e-6
-          InterNodeLatencySec = 25e-6
           LinkEfficiency = 0.70
           IterationOverheadSec = 2e-3
           PrefillSecPerToken = 0.0
@@ -88,7 +89,8 @@ module CostCoefficients =
           DecodeSecPerContextToken = 0.0
           StorageBytesPerSec = 2e9
           SwitchMemoryHeadroom = 0.15
-          DrainMaxRemainingTokens = 64 }
+          DrainMaxRemainingTokens = 64
+          GpuSteps = Some GpuStepProfile.builtIn.Value }
 
     /// True when a measured (linear) step-time profile replaces the roofline.
     let isMeasured (k: CostCoefficients) =
@@ -99,9 +101,13 @@ module CostCoefficients =
 
     let private fields = FSharpType.GetRecordFields(typeof<CostCoefficients>)
 
+    /// The fields a `coefficients:` mapping may set (the scalars).
+    let private scalar (f: Reflection.PropertyInfo) =
+        f.PropertyType = typeof<float> || f.PropertyType = typeof<int64> || f.PropertyType = typeof<int>
+
     /// Replaces defaults by the values of a key -> text map; errors name the key and the source.
     let ofMap (source: string) (values: IReadOnlyDictionary<string, string>) : Result<CostCoefficients, string list> =
-        let byName = fields |> Array.map (fun f -> camel f.Name, f) |> dict
+        let byName = fields |> Array.filter scalar |> Array.map (fun f -> camel f.Name, f) |> dict
         let current = FSharpValue.GetRecordFields(defaults)
         let errors = List<string>()
         let inv = Globalization.CultureInfo.InvariantCulture

@@ -14,12 +14,18 @@ type NodeSpec =
       Gpu: GpuSpec
       NumGpus: int
       /// NVLink (or PCIe) bandwidth between two GPUs of this node, bytes/s per direction.
-      IntraLinkBytesPerSec: float }
+      IntraLinkBytesPerSec: float
+      /// Small-message all-reduce latency among this node's GPUs, seconds.
+      AllReduceLatencySec: float
+      /// Large-message all-reduce bus bandwidth among this node's GPUs (nccl-tests busbw), bytes/s.
+      AllReduceBusBytesPerSec: float }
 
 type ClusterSpec =
     { Nodes: NodeSpec[]
       /// InfiniBand/RoCE bandwidth between nodes, bytes/s per direction.
-      InterLinkBytesPerSec: float }
+      InterLinkBytesPerSec: float
+      /// Latency of one send between nodes, seconds.
+      InterLatencySec: float }
 
     member this.NumGpus = this.Nodes |> Array.sumBy (fun n -> n.NumGpus)
 
@@ -67,10 +73,28 @@ module Hardware =
     let a100 = { Name = "A100-80GB"; MemoryBytes = 80L * GiB; PeakFlops = 312e12; HbmBytesPerSec = 2.0e12 }
     let l40s = { Name = "L40S"; MemoryBytes = 48L * GiB; PeakFlops = 362e12; HbmBytesPerSec = 0.864e12 }
 
+    /// Published nccl-tests all_reduce_perf figures for 8 x H100 SXM over NVSwitch: 460-480 GB/s bus
+    /// bandwidth for large messages, 10-25 us for small ones. The default for a node whose cluster
+    /// file gives none: this latency, and this bandwidth capped at the node's link (x 470/450, the
+    /// H100's ratio of bus bandwidth to its 450 GB/s per-direction NVLink: NVSwitch reduces in the switch).
+    let defaultAllReduceLatencySec = 20e-6
+    let defaultAllReduceBusBytesPerSec = 470e9
+    let defaultInterLatencySec = 25e-6
+
+    let defaultBusBytesPerSec (intraLinkBytesPerSec: float) =
+        min defaultAllReduceBusBytesPerSec (intraLinkBytesPerSec * 470.0 / 450.0)
+
+    /// A node with the default collective figures for its link.
+    let node (name: string) (gpu: GpuSpec) (numGpus: int) (intraLinkBytesPerSec: float) : NodeSpec =
+        { Name = name; Gpu = gpu; NumGpus = numGpus; IntraLinkBytesPerSec = intraLinkBytesPerSec
+          AllReduceLatencySec = defaultAllReduceLatencySec; AllReduceBusBytesPerSec = defaultBusBytesPerSec intraLinkBytesPerSec }
+
+    let cluster (nodes: NodeSpec seq) (interLinkBytesPerSec: float) : ClusterSpec =
+        { Nodes = Array.ofSeq nodes; InterLinkBytesPerSec = interLinkBytesPerSec; InterLatencySec = defaultInterLatencySec }
+
     /// numNodes nodes of numGpus GPUs each; NVLink 450 GB/s, IB 50 GB/s (400 Gb/s) by default.
     let uniformCluster (gpu: GpuSpec) (numNodes: int) (numGpus: int) : ClusterSpec =
-        { Nodes = Array.init numNodes (fun i -> { Name = sprintf "node%d" i; Gpu = gpu; NumGpus = numGpus; IntraLinkBytesPerSec = 450e9 })
-          InterLinkBytesPerSec = 50e9 }
+        cluster (Array.init numNodes (fun i -> node (sprintf "node%d" i) gpu numGpus 450e9)) 50e9
 
     let llama2_70b = ModelSpec.Llama("Llama-2-70B", 80, 8192, 28672, 64, 8, 32000, 2, 4096)
     let llama2_13b = ModelSpec.Llama("Llama-2-13B", 40, 5120, 13824, 40, 40, 32000, 2, 4096)

@@ -2,40 +2,6 @@ namespace OServe.Planner.CostModel
 
 open System
 
-/// A replica configuration: GPU type, tensor- and pipeline-parallel degree. TP groups always sit
-/// inside one node; a replica whose TP*PP exceeds a node spans nodes with whole PP stages per node.
-type ReplicaConfig =
-    { Gpu: GpuSpec
-      Tp: int
-      Pp: int
-      /// True when PP stages sit on different nodes (stage sends go over the inter-node link).
-      CrossNode: bool }
-
-    member c.Size = c.Tp * c.Pp
-    member c.Label = sprintf "%s/tp%d/pp%d" c.Gpu.Name c.Tp c.Pp
-
-/// Memory split of one GPU of a replica (the busiest stage).
-type ReplicaMemory =
-    { BudgetBytes: int64
-      WeightBytesPerGpu: int64
-      KvBytesPerTokenPerGpu: int64
-      /// Tokens of KV the whole replica holds (every GPU holds its slice of every token).
-      KvCapacityTokens: int64 }
-
-/// Link bandwidths seen by a replica (intra-node always; inter-node when CrossNode).
-type Links =
-    { IntraBytesPerSec: float
-      InterBytesPerSec: float }
-
-/// Throughput and latency of one replica config on one request type.
-type ServiceEstimate =
-    { /// Requests/s one replica sustains (continuous batching at BatchSize within KV capacity).
-      Rate: float
-      BatchSize: int
-      TtftSec: float
-      TpotSec: float
-      E2eSec: float }
-
 [<RequireQualifiedAccess>]
 module ReplicaCost =
     let private ceilDiv (a: int64) (b: int64) = (a + b - 1L) / b
@@ -71,62 +37,24 @@ module ReplicaCost =
             else
                 Ok { BudgetBytes = budget; WeightBytesPerGpu = weights; KvBytesPerTokenPerGpu = kvPerToken; KvCapacityTokens = capacity }
 
-    /// Ring all-reduce of `bytes` over the TP group: latency + 2 (tp-1)/tp * bytes / effective bandwidth.
-    let allReduceSec (k: CostCoefficients) (links: Links) (tp: int) (bytes: float) =
-        if tp <= 1 then 0.0
-        else k.IntraNodeLatencySec + 2.0 * float (tp - 1) / float tp * bytes / (links.IntraBytesPerSec * k.LinkEfficiency)
-
-    let private sendSec (k: CostCoefficients) (links: Links) (c: ReplicaConfig) (bytes: float) =
-        if c.CrossNode then k.InterNodeLatencySec + bytes / (links.InterBytesPerSec * k.LinkEfficiency)
-        else k.IntraNodeLatencySec + bytes / (links.IntraBytesPerSec * k.LinkEfficiency)
-
-    /// Step time from a measured profile (CostCoefficients.isMeasured) for a batch given by totals.
-    /// The profile is of one unsharded replica; a TP group splits the per-token work (its
-    /// all-reduces are added by the callers, as in the roofline), PP stages run it one after another.
-    let measuredStepSec (k: CostCoefficients) (c: ReplicaConfig) (prefillTokens: float) (prefillSeqs: float)
-                        (attentionPairs: float) (decodes: float) (decodeContextTokens: float) =
-        let work =
-            k.PrefillSecPerToken * prefillTokens + k.PrefillSecPerSeq * prefillSeqs
-            + k.PrefillSecPerAttentionPair * attentionPairs + k.DecodeSecPerSeq * decodes
-            + k.DecodeSecPerContextToken * decodeContextTokens
-        k.IterationOverheadSec + work / float c.Tp
-
-    /// Time to prefill numSeqs prompts of `tokens` tokens each in one batch, through all PP stages:
-    /// max(compute, weight streaming) + two all-reduces per layer + one send per stage boundary.
+    /// Time to prefill numSeqs prompts of `tokens` tokens each in one batch, through all PP stages.
     let prefillSec (k: CostCoefficients) (m: ModelSpec) (links: Links) (c: ReplicaConfig) (numSeqs: int) (tokens: float) =
-        let total = float numSeqs * tokens
-        let dense = 2.0 * float m.TotalParams * total
-        let attention = k.AttentionFlopsFactor * 2.0 * float m.NumLayers * tokens * tokens * float (m.NumHeads * m.HeadDim) * float numSeqs
-        let compute = (dense + attention) / (float c.Tp * c.Gpu.PeakFlops * k.PrefillMfu)
-        let weights = float m.WeightBytes / (float c.Tp * c.Gpu.HbmBytesPerSec * k.DecodeHbmEfficiency)
-        let activation = total * float m.HiddenSize * float m.DtypeBytes
-        let comm = 2.0 * float m.NumLayers * allReduceSec k links c.Tp activation + float (c.Pp - 1) * sendSec k links c activation
-        if CostCoefficients.isMeasured k then
-            measuredStepSec k c total (float numSeqs) (float numSeqs * tokens * tokens / 2.0) 0.0 0.0 + comm
-        else max compute weights + comm + k.IterationOverheadSec
+        StepTimeModel(k, m, links, c).Seconds(StepShape.Prefill(float numSeqs, tokens))
 
     /// Time for every one of `batch` running sequences (mean context `context`) to gain one token.
-    /// With PP the batch runs as min(Pp, batch) micro-batches (a sequence cannot be split): each
-    /// stage streams its weights once per micro-batch, so a cycle streams all weights once per
-    /// stage-set (W / tp); KV reads and FLOPs overlap across stages only as far as there are
-    /// micro-batches to fill them, so one sequence alone gains nothing from PP.
     let decodeCycleSec (k: CostCoefficients) (m: ModelSpec) (links: Links) (c: ReplicaConfig) (batch: float) (context: float) =
-        let b = max 1.0 batch
-        let overlap = min (float c.Pp) b
-        let bytes = float m.WeightBytes / float c.Tp + b * context * float m.KvBytesPerToken / (float c.Tp * overlap)
-        let memory = bytes / (c.Gpu.HbmBytesPerSec * k.DecodeHbmEfficiency)
-        let compute = 2.0 * float m.TotalParams * b / (float c.Tp * overlap * c.Gpu.PeakFlops * k.DecodeMfu)
-        let microBatch = b / float c.Pp
-        let activation = microBatch * float m.HiddenSize * float m.DtypeBytes
-        let comm = 2.0 * float m.NumLayers * allReduceSec k links c.Tp activation + float c.Pp * float (c.Pp - 1) / float c.Pp * sendSec k links c activation
-        if CostCoefficients.isMeasured k then measuredStepSec k c 0.0 0.0 0.0 b (b * context) + comm
-        else max memory compute + comm + k.IterationOverheadSec
+        StepTimeModel(k, m, links, c).Seconds(StepShape.Decode(max 1.0 batch, context))
 
     /// Steady state of one replica on a stream of one request type under continuous batching: batch
     /// B = min(MaxNumSeqs, KV capacity / (input + output)) (each request reserves its full length);
-    /// B requests take B prefills plus `output` decode cycles, so rate = B / (prefill + output * cycle).
-    /// Latency at utilization rho (arrivals = rho * rate): prefills of arrivals stall decoding, so
-    /// TPOT = cycle(rho B) / (1 - lambda * prefill1); TTFT = prefill1 / (1 - rho) + one cycle.
+    /// in steady state B / output requests finish, and as many are admitted, per step, so every step
+    /// carries B / output prefills beside the other decodes (continuous batching mixes them into the
+    /// same GEMMs) and rate = B / (output * that mixed step). One giant step of all B prefills would
+    /// credit prefill with the efficiency of a 100k-row GEMM that no engine step reaches.
+    /// Latency at utilization rho (arrivals lambda = rho * rate, rho B running): every step of length
+    /// tau carries the lambda * tau prefills that arrived during the last one, so TPOT is the fixed
+    /// point tau = step(lambda tau prefills, rho B decodes) (infinite where it diverges);
+    /// TTFT = prefill1 / (1 - rho) + one such step.
     /// Rate is 0 when one request alone exceeds the KV capacity.
     let estimate (k: CostCoefficients) (m: ModelSpec) (links: Links) (c: ReplicaConfig) (mem: ReplicaMemory)
                  (inputTokens: float) (outputTokens: float) (rho: float) : ServiceEstimate =
@@ -135,16 +63,29 @@ module ReplicaCost =
         let batch = int (min (int64 k.MaxNumSeqs) fit)
         if batch < 1 then { Rate = 0.0; BatchSize = 0; TtftSec = infinity; TpotSec = infinity; E2eSec = infinity }
         else
+            let step = StepTimeModel(k, m, links, c)
             let context = inputTokens + outputTokens / 2.0
-            let prefillAll = prefillSec k m links c batch inputTokens
-            let cycle = decodeCycleSec k m links c (float batch) context
-            let rate = float batch / (prefillAll + max 0.0 outputTokens * cycle)
-            let prefill1 = prefillSec k m links c 1 inputTokens
+            // A step of `prefills` fresh prompts beside `decodes` running sequences.
+            let mixed (prefills: float) (decodes: float) =
+                let p = StepShape.Prefill(prefills, inputTokens)
+                let d = StepShape.Decode(max 0.0 decodes, context)
+                step.Seconds { p with NumDecodes = d.NumDecodes; DecodeContextTokens = d.DecodeContextTokens }
+            let steps = max 1.0 outputTokens
+            let admitted = float batch / steps
+            let rate = float batch / (steps * mixed admitted (float batch - admitted))
+            let prefill1 = step.Seconds(StepShape.Prefill(1.0, inputTokens))
             let lambda = rho * rate
             let running = max 1.0 (rho * float batch)
-            let stall = lambda * prefill1
-            let tpot = if stall >= 1.0 then infinity else decodeCycleSec k m links c running context / (1.0 - stall)
-            let ttft = (if rho >= 1.0 then infinity else prefill1 / (1.0 - rho)) + decodeCycleSec k m links c running context
+            let tpot =
+                if rho >= 1.0 then infinity
+                else
+                    let mutable tau = mixed 0.0 running
+                    for _ in 1 .. 40 do
+                        if Double.IsFinite tau then
+                            let next = mixed (lambda * tau) running
+                            tau <- if next > 1e4 then infinity else next
+                    tau
+            let ttft = (if rho >= 1.0 then infinity else prefill1 / (1.0 - rho)) + tpot
             { Rate = rate; BatchSize = batch; TtftSec = ttft; TpotSec = tpot; E2eSec = ttft + max 0.0 (outputTokens - 1.0) * tpot }
 
 /// Where the planner gets the processing rate n_{c,j} and the latency of a config on a type: the

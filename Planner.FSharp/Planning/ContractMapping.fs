@@ -31,9 +31,14 @@ module ContractMapping =
         else
             Ok { Nodes =
                    c.Nodes
-                   |> Seq.map (fun n -> { Name = n.Name; Gpu = gpu (c.GpuTypeOf n); NumGpus = n.Gpus; IntraLinkBytesPerSec = n.IntraLinkGbps * 1e9 })
+                   |> Seq.map (fun n ->
+                       let d = Hardware.node n.Name (gpu (c.GpuTypeOf n)) n.Gpus (n.IntraLinkGbps * 1e9)
+                       { d with
+                           AllReduceLatencySec = (if n.AllreduceLatencyUs.HasValue then n.AllreduceLatencyUs.Value * 1e-6 else d.AllReduceLatencySec)
+                           AllReduceBusBytesPerSec = (if n.AllreduceBusGbps.HasValue then n.AllreduceBusGbps.Value * 1e9 else d.AllReduceBusBytesPerSec) })
                    |> Array.ofSeq
-                 InterLinkBytesPerSec = c.InterNodeLinkGbps * 1e9 }
+                 InterLinkBytesPerSec = c.InterNodeLinkGbps * 1e9
+                 InterLatencySec = if c.InterNodeLatencyUs.HasValue then c.InterNodeLatencyUs.Value * 1e-6 else Hardware.defaultInterLatencySec }
 
     let model (m: ModelCard) : ModelSpec =
         let input =

@@ -102,7 +102,7 @@ module PlanningProblem =
 
     /// Groups identical nodes; `isolate` lists node indices that must stay single-node groups.
     let groups (cluster: ClusterSpec) (isolate: Set<int>) : NodeGroup[] =
-        let key (n: NodeSpec) = n.Gpu.Name, n.NumGpus, n.IntraLinkBytesPerSec
+        let key (n: NodeSpec) = n.Gpu.Name, n.NumGpus, n.IntraLinkBytesPerSec, n.AllReduceLatencySec, n.AllReduceBusBytesPerSec
         let indexed = cluster.Nodes |> Array.indexed
         let single, pooled =
             indexed |> Array.partition (fun (i, n) -> isolate.Contains i || not (isPowerOfTwo n.NumGpus))
@@ -115,8 +115,7 @@ module PlanningProblem =
             let n = cluster.Nodes[nodes[0]]
             { Index = gi; Gpu = n.Gpu; GpusPerNode = n.NumGpus; IntraLinkBytesPerSec = n.IntraLinkBytesPerSec; Nodes = nodes })
 
-    let links (cluster: ClusterSpec) (g: NodeGroup) =
-        { IntraBytesPerSec = g.IntraLinkBytesPerSec; InterBytesPerSec = cluster.InterLinkBytesPerSec }
+    let links (cluster: ClusterSpec) (g: NodeGroup) = Links.ofNode cluster cluster.Nodes[g.Nodes[0]]
 
     /// Every feasible (TP, PP) per group: TP a power of two within a node, PP a power of two up to
     /// maxPp; a replica larger than a node spans whole nodes (CrossNode), only in pooled groups.

@@ -18,7 +18,7 @@ let exactCoefficients =
 
 let gpuWith (bytes: int64) = { Hardware.h100 with Name = "g"; MemoryBytes = bytes }
 let config gpu tp pp = { Gpu = gpu; Tp = tp; Pp = pp; CrossNode = false }
-let links = { IntraBytesPerSec = 450e9; InterBytesPerSec = 50e9 }
+let links = Links.Default(450e9, 50e9)
 
 [<Tests>]
 let tests =

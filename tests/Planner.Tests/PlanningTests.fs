@@ -182,7 +182,7 @@ let baselineAndSwitching =
         test "switch steps copy shards within the node first, and load from storage cold" {
             let k = CostCoefficients.defaults
             let m = Hardware.llama2_70b
-            let c = { Nodes = [| { Name = "n0"; Gpu = Hardware.h100; NumGpus = 8; IntraLinkBytesPerSec = 400e9 }; { Name = "n1"; Gpu = Hardware.h100; NumGpus = 8; IntraLinkBytesPerSec = 400e9 } |]; InterLinkBytesPerSec = 50e9 }
+            let c = Hardware.cluster [ (Hardware.node "n0" Hardware.h100 8 400e9); (Hardware.node "n1" Hardware.h100 8 400e9) ] 50e9
             let cfg tp = { Gpu = Hardware.h100; Tp = tp; Pp = 1; CrossNode = false }
             let current = [| { Id = "a"; Config = cfg 4; Devices = [| for i in 0 .. 3 -> 0, i |] } |]
             let target = [| current[0]; { Id = "b"; Config = cfg 4; Devices = [| for i in 4 .. 7 -> 0, i |] } |]
@@ -197,7 +197,7 @@ let baselineAndSwitching =
         }
         test "a copy onto a GPU that still holds an old shard without headroom waits for that replica to stop" {
             let k = CostCoefficients.defaults
-            let c = { Nodes = [| { Name = "n0"; Gpu = Hardware.h100; NumGpus = 8; IntraLinkBytesPerSec = 400e9 } |]; InterLinkBytesPerSec = 50e9 }
+            let c = Hardware.cluster [ (Hardware.node "n0" Hardware.h100 8 400e9) ] 50e9
             let cfg tp = { Gpu = Hardware.h100; Tp = tp; Pp = 1; CrossNode = false }
             let current = [| { Id = "a"; Config = cfg 4; Devices = [| for i in 0 .. 3 -> 0, i |] } |]
             let target = [| { Id = "b"; Config = cfg 2; Devices = [| 0, 0; 0, 1 |] } |]

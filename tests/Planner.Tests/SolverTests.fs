@@ -4,8 +4,8 @@ open Expecto
 open OServe.Planner.CostModel
 open OServe.Planner.Solver
 
-let h100Node (name: string) (gpus: int) = { Name = name; Gpu = Hardware.h100; NumGpus = gpus; IntraLinkBytesPerSec = 400e9 }
-let cluster (nodes: NodeSpec list) = { Nodes = Array.ofList nodes; InterLinkBytesPerSec = 50e9 }
+let h100Node (name: string) (gpus: int) = (Hardware.node name Hardware.h100 gpus 400e9)
+let cluster (nodes: NodeSpec list) = Hardware.cluster nodes 50e9
 
 let demand name i o rate = { Name = name; InputTokens = i; OutputTokens = o; Rate = rate; Slo = SloTarget.None }
 
@@ -100,14 +100,16 @@ let tests =
         test "a current plan is kept when a switch buys nothing worth its cost" {
             let options, input = smallInput 0.5
             let loose = { options with LatencyTolerance = 100.0 }
+            // Two TP2 replicas: at light load the calibrated cost model prefers four TP1 replicas
+            // (TP2's per-GPU decode is less efficient), so a cold start picks another deployment.
             let current =
-                [| for i in 0 .. 3 -> { Id = sprintf "r%d" i; Config = { Gpu = Hardware.h100; Tp = 1; Pp = 1; CrossNode = false }; Devices = [| 0, i |] } |]
+                [| for i in 0 .. 1 -> { Id = sprintf "r%d" i; Config = { Gpu = Hardware.h100; Tp = 2; Pp = 1; CrossNode = false }; Devices = [| 0, 2 * i; 0, 2 * i + 1 |] } |]
             let cold = solveOk { options with LatencyTolerance = 0.0 } input
             let strict = solveOk { options with LatencyTolerance = 0.0 } { input with Current = current }
             let kept = solveOk loose { input with Current = current }
-            Expect.equal (countsBy kept) (Map [ (1, 1), 4 ]) "keeps 4 x TP1: the latency slack makes the switch not worth it"
+            Expect.equal (countsBy kept) (Map [ (2, 1), 2 ]) "keeps 2 x TP2: the latency slack makes the switch not worth it"
             Expect.equal kept.SwitchCostSec 0.0 "no shard moves"
-            Expect.notEqual (countsBy cold) (Map [ (1, 1), 4 ]) "cold start picks another deployment"
+            Expect.notEqual (countsBy cold) (Map [ (2, 1), 2 ]) "cold start picks another deployment"
             Expect.equal (countsBy strict) (countsBy cold) "no slack: latency wins and the plan switches"
         }
         test "a current plan that cannot serve the demand is switched despite the cost" {
@@ -180,14 +182,14 @@ let tests =
             | Error es -> Expect.stringContains (String.concat "\n" es) "no feasible tp8/pp1 replica fits on node n0" "message"
         }
         test "a model that fits no configuration is explained" {
-            let l40 = { Name = "l"; Gpu = Hardware.l40s; NumGpus = 1; IntraLinkBytesPerSec = 32e9 }
+            let l40 = (Hardware.node "l" Hardware.l40s 1 32e9)
             let input = { Cluster = cluster [ l40 ]; Model = Hardware.llama2_70b; Types = [| demand "a" 100.0 10.0 1.0 |]; Current = [||] }
             match CpSatPlanner.solve PlannerOptions.Default input with
             | Ok _ -> failtest "70B on one L40S"
             | Error es -> Expect.stringContains es.Head "fits no replica configuration" "message"
         }
         test "mixed GPU types and cross-node pipelines are planned" {
-            let a100 = { Name = "a"; Gpu = Hardware.a100; NumGpus = 8; IntraLinkBytesPerSec = 300e9 }
+            let a100 = (Hardware.node "a" Hardware.a100 8 300e9)
             let c = cluster [ h100Node "h0" 8; h100Node "h1" 8; a100; { a100 with Name = "a1" } ]
             let input = { Cluster = c; Model = Hardware.llama2_70b; Types = [| demand "chat" 1000.0 200.0 20.0; demand "code" 2000.0 20.0 10.0 |]; Current = [||] }
             let s = solveOk PlannerOptions.Default input

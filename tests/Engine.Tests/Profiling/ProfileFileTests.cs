@@ -47,7 +47,7 @@ public sealed class ProfileFileTests : IDisposable
         var shape = BatchShape.Of(1, 300, 0, 0);
         Assert.Equal(Fitted.Predict(shape), new MeasuredIterationTime(k).Seconds(shape), 12);
         var model = PlannerAdapter.Model(SimulationTestKit.Llama13B);
-        var links = new Links(400e9, 200e9);
+        var links = Links.Default(400e9, 200e9);
         var config = new ReplicaConfig(Hardware.h100, 1, 1, false);
         var sim = new CostModelIterationTime(k, model, links, config);
         Assert.Equal(ReplicaCost.prefillSec(k, model, links, config, 1, 300), sim.Seconds(shape), 12);

@@ -9,7 +9,7 @@ public sealed class CostModelIterationTimeTests
 {
     private static readonly CostCoefficients K = CostCoefficientsModule.defaults;
     private static readonly ModelSpec Model = PlannerAdapter.Model(SimulationTestKit.Llama13B);
-    private static readonly Links Links = new(400e9, 200e9);
+    private static readonly Links Links = Links.Default(400e9, 200e9);
 
     [Theory]
     [InlineData(1, 1, false)]

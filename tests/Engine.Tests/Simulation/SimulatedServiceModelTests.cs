@@ -6,7 +6,7 @@ namespace OServe.Engine.Tests.Simulation;
 
 public sealed class SimulatedServiceModelTests
 {
-    private static readonly Links Links = new(450e9, 50e9);
+    private static readonly Links Links = Links.Default(450e9, 50e9);
     private static readonly ReplicaConfig Tp8 = new(Hardware.h100, 8, 1, false);
 
     private static ReplicaMemory Memory(ReplicaConfig c) => ReplicaCost.memory(CostCoefficientsModule.defaults, Hardware.llama2_70b, c).ResultValue;
