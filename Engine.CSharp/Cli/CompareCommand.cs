@@ -12,7 +12,8 @@ namespace OServe.Engine.Cli;
 /// </summary>
 public static class CompareCommand
 {
-    private static readonly ServingSystem[] Systems = [ServingSystem.OServe, ServingSystem.StaticHomogeneous, ServingSystem.Reload, ServingSystem.PaperHeuristic];
+    private static readonly ServingSystem[] Systems =
+        [ServingSystem.OServe, ServingSystem.StaticHomogeneous, ServingSystem.StaticVllmDefault, ServingSystem.Reload, ServingSystem.PaperHeuristic];
 
     public static Command Create()
     {
@@ -39,10 +40,24 @@ public static class CompareCommand
             var results = ProgressReporter.Run(output, SystemRunner.Name(Systems[0]), w.DurationS, (next, progress) =>
             {
                 var list = new List<SystemResult>();
+                StaticBaselines? statics = null;
                 foreach (var system in Systems)
                 {
                     if (list.Count > 0) next(SystemRunner.Name(system));
-                    list.Add(RunSystem(w, system, k, progress, service, verification));
+                    switch (system)
+                    {
+                        // Every static shape once; the vLLM default is one of them under its own name.
+                        case ServingSystem.StaticHomogeneous:
+                            statics = SystemRunner.Statics(w, k, progress);
+                            list.AddRange(statics.All);
+                            break;
+                        case ServingSystem.StaticVllmDefault:
+                            if (statics?.VllmDefault is { } vllm) list.Add(vllm);
+                            break;
+                        default:
+                            list.Add(RunSystem(w, system, k, progress, service, verification));
+                            break;
+                    }
                 }
                 return list;
             });
@@ -57,8 +72,9 @@ public static class CompareCommand
             if (parse.GetValue(sweep))
             {
                 double baseScale = common.RateScale(parse);
-                sweepResults = ProgressReporter.Run(output, "sweep", Systems.Length, (_, progress) =>
-                    Systems.Select((system, i) =>
+                var swept = Systems.Where(s => s != ServingSystem.StaticVllmDefault || SystemRunner.VllmDefaultTp(w) is not null).ToArray();
+                sweepResults = ProgressReporter.Run(output, "sweep", swept.Length, (_, progress) =>
+                    swept.Select((system, i) =>
                     {
                         progress(i);
                         return Sweep(s => common.Load(parse, scenarioRef, s), system, k, service, verification, baseScale, sloTarget, parse.GetValue(steps));
@@ -78,10 +94,20 @@ public static class CompareCommand
     /// <param name="staticSloTolerance">How the static shape is chosen (<see cref="SystemRunner.BestStaticIndex"/>): the sweep
     /// passes 0, so static is its best shape on SLO attainment, the sweep's criterion.</param>
     private static SystemResult RunSystem(ScenarioWorkload w, ServingSystem system, CostCoefficients k, Action<double> progress, IServiceModel? service,
-        VerificationOptions? verification, double staticSloTolerance = VerificationOptions.DefaultSloTolerance) =>
-        system == ServingSystem.StaticHomogeneous
-            ? SystemRunner.BestStatic(w, k, progress, staticSloTolerance).Best
-            : SimulateCommand.Run(w, system, k, progress, service, verification);
+        VerificationOptions? verification, double staticSloTolerance = VerificationOptions.DefaultSloTolerance) => system switch
+    {
+        ServingSystem.StaticHomogeneous => SystemRunner.BestStatic(w, k, progress, staticSloTolerance).Best,
+        ServingSystem.StaticVllmDefault => VllmDefault(w, k, progress),
+        _ => SimulateCommand.Run(w, system, k, progress, service, verification),
+    };
+
+    private static SystemResult VllmDefault(ScenarioWorkload w, CostCoefficients k, Action<double> progress)
+    {
+        if (SystemRunner.VllmDefaultTp(w) is not int tp || SystemRunner.Homogeneous(w, tp, 1, k) is not { } plan)
+            throw new PlanningException($"{w.Model.Name}: no TP degree leaves 30% of GPU memory for KV on {w.Cluster.Name}");
+        var name = SystemRunner.Name(ServingSystem.StaticVllmDefault);
+        return new SystemResult(new SystemPlans(ServingSystem.StaticVllmDefault, [plan], 0, 0, 0, name), SystemRunner.Simulate(w, [plan], k, progress));
+    }
 
     /// <summary>The highest rate scale (and its request rate) at which the system keeps SLO attainment at or above the target.</summary>
     public sealed record SweepResult(string System, double MaxRateScale, double MaxRequestRate, int NumRuns);

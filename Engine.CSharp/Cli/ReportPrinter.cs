@@ -46,20 +46,27 @@ public static class ReportPrinter
 
     private static string F(string label, string value) => string.Create(Inv, $"{label + ":",-40}{value,12}");
 
-    /// <summary>One row per system; ratios are the other system's figure over OServe's (latency) or OServe's over theirs (throughput).</summary>
+    /// <summary>
+    /// One row per system (static shapes: those with a role, i.e. the best, median and worst in
+    /// hindsight; the others are in results.json); ratios are the other system's figure over
+    /// OServe's (latency) or OServe's over theirs (throughput).
+    /// </summary>
     public static void PrintComparison(TextWriter o, IReadOnlyList<SystemResult> results)
     {
         var oserve = results.First(r => r.Plans.System == ServingSystem.OServe).Report.Overall;
-        o.WriteLine($"{"system",-22} {"plan s",7} {"switch",6} {"P99 E2E",9} {"mean E2E",9} {"P99 TTFT",9} {"P99 TPOT",9} {"tok/s",9} {"goodput",8} {"SLO ok",7} {"P99 E2E x",10} {"goodput x",10}");
-        foreach (var r in results)
+        o.WriteLine($"{"system",-22} {"plan s",7} {"switch",6} {"P99 E2E",9} {"mean E2E",9} {"P99 TTFT",9} {"P99 TPOT",9} {"tok/s",9} {"goodput",8} {"SLO ok",7} {"P99 E2E x",10} {"goodput x",10}  role");
+        foreach (var r in results.Where(r => r.IsShown))
         {
             var m = r.Report.Overall;
             double latencyRatio = m.E2e.P99 / oserve.E2e.P99;
             double goodputRatio = m.Goodput > 0 ? oserve.Goodput / m.Goodput : double.PositiveInfinity;
             int switches = r.Report.Switches.Count(s => s.NumNew > 0 || s.NumRemoved > 0);
             o.WriteLine(string.Create(Inv,
-                $"{r.Plans.Label,-22} {r.Plans.PlanningSeconds,7:F1} {switches,6} {m.E2e.P99,9:F2} {m.E2e.Mean,9:F2} {m.Ttft.P99,9:F2} {m.Tpot.P99,9:F4} {m.OutputTokenThroughput,9:F0} {m.Goodput,8:F2} {100 * m.SloAttainment,6:F1}% {latencyRatio,10:F2} {goodputRatio,10:F2}"));
+                $"{r.Plans.Label,-22} {r.Plans.PlanningSeconds,7:F1} {switches,6} {m.E2e.P99,9:F2} {m.E2e.Mean,9:F2} {m.Ttft.P99,9:F2} {m.Tpot.P99,9:F4} {m.OutputTokenThroughput,9:F0} {m.Goodput,8:F2} {100 * m.SloAttainment,6:F1}% {latencyRatio,10:F2} {goodputRatio,10:F2}  {r.Role}"));
         }
+        int numStatic = results.Count(r => r.Plans.System == ServingSystem.StaticHomogeneous);
+        if (numStatic > 0)
+            o.WriteLine($"{numStatic} static shapes simulated: {string.Join(", ", results.Where(r => r.Plans.System == ServingSystem.StaticHomogeneous).OrderBy(r => r.Report.Overall.E2e.P99).Select(r => string.Create(Inv, $"{r.Plans.Label} {r.Report.Overall.E2e.P99:F2}")))} (P99 E2E s)");
         o.WriteLine("P99 E2E x: that system's P99 end-to-end latency over OServe's (above 1: OServe is faster).");
         o.WriteLine("goodput x: OServe's goodput (requests/s meeting every SLO) over that system's (above 1: OServe serves more within SLO).");
         foreach (var r in results)

@@ -34,6 +34,7 @@ public static class ResultWriter
             {
                 Name = r.Plans.Label,
                 r.Plans.System,
+                r.Role,
                 r.Plans.PlanningSeconds,
                 r.Plans.MaxPlanningSeconds,
                 NumPlans = r.Plans.Plans.Count,
@@ -49,7 +50,8 @@ public static class ResultWriter
             var schedule = new PlanSchedule { Model = w.Model.Name, Cluster = w.Cluster.Name, WindowS = w.Scenario.Workload.WindowS, Plans = r.Plans.Plans };
             ContractYaml.WriteFile(Path.Combine(dir, $"plans-{Sanitize(r.Plans.Label)}.yaml"), schedule);
         }
-        PlotWriter.WriteAll(dir, w, results);
+        // Plots show OServe, the baselines and the static shapes with a role (best, median, worst).
+        PlotWriter.WriteAll(dir, w, results.Where(r => r.IsShown).ToList());
     }
 
     public static string Sanitize(string name) => string.Concat(name.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' ? c : '-'));

@@ -16,14 +16,23 @@ public enum ServingSystem
     Reload,
     /// <summary>The paper's two-level heuristic (max-flow routing, greedy GPU moves), hot switching.</summary>
     PaperHeuristic,
+    /// <summary>What a vLLM user deploys: the smallest TP that holds the weights with at least 30% of GPU memory left, over every GPU.</summary>
+    StaticVllmDefault,
 }
 
 /// <summary>Plans of one system for a workload, and what planning cost in wall time; with plan verification, what each window chose.</summary>
 public sealed record SystemPlans(ServingSystem System, IReadOnlyList<Plan> Plans, double PlanningSeconds, double MaxPlanningSeconds, int NumSwitches, string Label,
     IReadOnlyList<WindowChoice>? Choices = null);
 
-/// <summary>One system's simulated run.</summary>
-public sealed record SystemResult(SystemPlans Plans, SimulationReport Report);
+/// <summary>One system's simulated run; <paramref name="Role"/> says what a static shape stands for in a comparison (best, median, worst in hindsight).</summary>
+public sealed record SystemResult(SystemPlans Plans, SimulationReport Report, string? Role = null)
+{
+    /// <summary>Tables and plots show every system but the static shapes without a role (those are in results.json).</summary>
+    public bool IsShown => Plans.System != ServingSystem.StaticHomogeneous || Role is not null;
+}
+
+/// <summary>Every feasible homogeneous shape simulated on the trace, and the ones a comparison reports.</summary>
+public sealed record StaticBaselines(SystemResult Best, SystemResult Median, SystemResult Worst, SystemResult? VllmDefault, IReadOnlyList<SystemResult> All);
 
 /// <summary>Produces each system's plans and runs them through the simulator.</summary>
 public static class SystemRunner
@@ -33,8 +42,24 @@ public static class SystemRunner
         ServingSystem.OServe => "oserve",
         ServingSystem.StaticHomogeneous => "static",
         ServingSystem.Reload => "reload",
+        ServingSystem.StaticVllmDefault => "static-vllm-default",
         _ => "paper-heuristic",
     };
+
+    /// <summary>
+    /// vLLM's usual deployment: the smallest TP degree (a power of two within a node) whose weight
+    /// shard leaves at least 30% of every GPU's memory for the KV cache, replicated over the cluster.
+    /// Null when no degree leaves that much.
+    /// </summary>
+    public static int? VllmDefaultTp(ScenarioWorkload w)
+    {
+        double memory = w.Cluster.Nodes.Min(n => w.Cluster.GpuTypeOf(n).MemoryGib) * (1L << 30);
+        int maxTp = w.Cluster.Nodes.Min(n => n.Gpus);
+        for (int tp = 1; tp <= maxTp; tp *= 2)
+            if (w.Model.Heads % tp == 0 && (double)w.Model.WeightBytes / tp <= 0.7 * memory)
+                return tp;
+        return null;
+    }
 
     /// <summary>Per-window plans from the planner (forecast, solve, keep-or-switch, switch steps).</summary>
     /// <param name="service">Rates and latencies per (config, type) for the planner; null: its analytic model.</param>
@@ -131,6 +156,19 @@ public static class SystemRunner
     public static (SystemResult Best, IReadOnlyList<SystemResult> All) BestStatic(ScenarioWorkload w, CostCoefficients k, Action<double>? progress = null,
         double sloTolerance = VerificationOptions.DefaultSloTolerance)
     {
+        var statics = Statics(w, k, progress, sloTolerance);
+        return (statics.Best, statics.All);
+    }
+
+    /// <summary>
+    /// Every feasible homogeneous shape, simulated on the trace: the best in hindsight
+    /// (<see cref="BestStaticIndex"/>), the median and the worst by P99 E2E, and vLLM's default
+    /// shape (<see cref="VllmDefaultTp"/>) as its own system. The search time counts as the best's
+    /// planning time.
+    /// </summary>
+    public static StaticBaselines Statics(ScenarioWorkload w, CostCoefficients k, Action<double>? progress = null,
+        double sloTolerance = VerificationOptions.DefaultSloTolerance)
+    {
         var clock = Stopwatch.StartNew();
         var all = new List<SystemResult>();
         foreach (var plan in HomogeneousCandidates(w, k))
@@ -140,10 +178,27 @@ public static class SystemRunner
         }
         if (all.Count == 0)
             throw new PlanningException($"{w.Model.Name} fits no homogeneous replica shape on {w.Cluster.Name}");
-        var best = all[BestStaticIndex(all.Select(r => (r.Report.Overall.SloAttainment, r.Report.Overall.E2e.P99)).ToList(), sloTolerance)];
-        // Search time counts as this system's planning time.
-        var plans = best.Plans with { PlanningSeconds = clock.Elapsed.TotalSeconds, MaxPlanningSeconds = clock.Elapsed.TotalSeconds };
-        return (best with { Plans = plans }, all);
+        int bestIndex = BestStaticIndex(all.Select(r => (r.Report.Overall.SloAttainment, r.Report.Overall.E2e.P99)).ToList(), sloTolerance);
+        var byP99 = Enumerable.Range(0, all.Count).OrderBy(i => all[i].Report.Overall.E2e.P99).ToList();
+        int medianIndex = byP99[(byP99.Count - 1) / 2], worstIndex = byP99[^1];
+        for (int i = 0; i < all.Count; i++)
+        {
+            var roles = new[] { (bestIndex, "best static in hindsight"), (medianIndex, "median static"), (worstIndex, "worst static") }
+                .Where(r => r.Item1 == i).Select(r => r.Item2).ToList();
+            if (roles.Count > 0) all[i] = all[i] with { Role = string.Join(", ", roles) };
+        }
+        all[bestIndex] = all[bestIndex] with
+        {
+            Plans = all[bestIndex].Plans with { PlanningSeconds = clock.Elapsed.TotalSeconds, MaxPlanningSeconds = clock.Elapsed.TotalSeconds },
+        };
+        SystemResult? vllm = null;
+        if (VllmDefaultTp(w) is int tp && all.FirstOrDefault(r => r.Plans.Label == $"static-tp{tp}-pp1") is { } shape)
+            vllm = shape with
+            {
+                Plans = shape.Plans with { System = ServingSystem.StaticVllmDefault, Label = Name(ServingSystem.StaticVllmDefault), PlanningSeconds = 0, MaxPlanningSeconds = 0 },
+                Role = $"tp{tp}: the smallest TP leaving 30% of GPU memory for KV",
+            };
+        return new StaticBaselines(all[bestIndex], all[medianIndex], all[worstIndex], vllm, all);
     }
 
     /// <summary>
