@@ -23,10 +23,11 @@ public static class PlanCommand
         var schedule = new Option<bool>("--schedule") { Description = "Plan every window of the trace (forecast -> plan -> switch) and write a plan schedule" };
         var maxWindows = new Option<int>("--max-windows") { Description = "With --schedule: plan at most this many windows (0 = all)", DefaultValueFactory = _ => 0 };
         var profile = new Option<string?>("--profile") { Description = "Cost-model profile (coefficients measured by `oserve profile`)" };
+        var gpuProfile = GpuProfileOption.Create();
         var output = new Option<string?>("--output", "-o") { Description = "Where to write the YAML (default plan.yaml, or schedule.yaml with --schedule)" };
         var command = new Command("plan", "Plan a heterogeneous deployment (replicas, TP/PP, routing per request type, switch steps) with CP-SAT or a baseline, and write it as YAML.")
         {
-            workload, cluster, model, window, types, current, planner, schedule, maxWindows, profile, output,
+            workload, cluster, model, window, types, current, planner, schedule, maxWindows, profile, gpuProfile, output,
         };
         command.SetAction(parse =>
         {
@@ -42,7 +43,7 @@ public static class PlanCommand
             var options = (inputs.Scenario?.Planner ?? new PlannerOptions()) with { };
             if (parse.GetValue(planner) is { } kind) options = options with { Kind = ParseKind(kind) };
             var slo = inputs.Scenario?.Slo ?? new Slo();
-            var coefficients = PlanningInputs.Coefficients(parse.GetValue(profile));
+            var coefficients = GpuProfileOption.Apply(parse.GetValue(gpuProfile), PlanningInputs.Coefficients(parse.GetValue(profile)));
             stdout.WriteLine($"workload: {inputs.Trace.Source}, {inputs.Trace.Requests.Length} requests over {inputs.Trace.DurationSec:F0} s");
 
             if (parse.GetValue(schedule))

@@ -14,6 +14,7 @@ public sealed class SimulationOptions
     private readonly Option<double?> _duration = new("--duration") { Description = "Use only the first SECONDS of the trace" };
     private readonly Option<string?> _output = new("--output") { Description = "Directory for JSON results and PNG plots" };
     private readonly Option<string?> _profile = new("--profile") { Description = "Cost-model profile (YAML/JSON `coefficients:`, e.g. from `oserve profile`) in place of the defaults" };
+    private readonly Option<string?> _gpuProfile = GpuProfileOption.Create();
     private readonly Option<string> _service = new("--service")
     {
         Description = "Where the planners get each config's rate and latency per request type: 'simulated' (one replica simulated at a few loads, cached) or 'analytic' (the planner's closed-form steady state)",
@@ -35,13 +36,14 @@ public sealed class SimulationOptions
         command.Options.Add(_duration);
         command.Options.Add(_output);
         command.Options.Add(_profile);
+        command.Options.Add(_gpuProfile);
         command.Options.Add(_service);
         command.Options.Add(_verify);
     }
 
-    /// <summary>The cost model's coefficients: the defaults, or those of --profile.</summary>
-    public CostCoefficients Coefficients(ParseResult parse) =>
-        parse.GetValue(_profile) is { } path ? OServe.Engine.Profiling.ProfileFile.Load(path) : CostCoefficientsModule.defaults;
+    /// <summary>The cost model's coefficients: the defaults, or those of --profile, with the GPU step-time profile of --gpu-profile.</summary>
+    public CostCoefficients Coefficients(ParseResult parse) => GpuProfileOption.Apply(parse.GetValue(_gpuProfile),
+        parse.GetValue(_profile) is { } path ? OServe.Engine.Profiling.ProfileFile.Load(path) : CostCoefficientsModule.defaults);
 
     /// <summary>The planners' service model: a fresh simulated one (its cache lives as long as the command), or null for analytic.</summary>
     public IServiceModel? ServiceModel(ParseResult parse, CostCoefficients k) => parse.GetValue(_service) switch

@@ -92,6 +92,9 @@ module CostCoefficients =
           DrainMaxRemainingTokens = 64
           GpuSteps = Some GpuStepProfile.builtIn.Value }
 
+    /// The same coefficients with another GPU step-time profile (None: the analytic roofline).
+    let withGpuSteps (profile: GpuStepProfile option) (k: CostCoefficients) = { k with GpuSteps = profile }
+
     /// True when a measured (linear) step-time profile replaces the roofline.
     let isMeasured (k: CostCoefficients) =
         k.PrefillSecPerToken > 0.0 || k.PrefillSecPerSeq > 0.0 || k.PrefillSecPerAttentionPair > 0.0
