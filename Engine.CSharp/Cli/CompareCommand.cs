@@ -21,10 +21,11 @@ public static class CompareCommand
         var sweep = new Option<bool>("--sweep") { Description = "Also find each system's highest rate scale that meets the SLO attainment target (bisection)" };
         var target = new Option<double>("--slo-target") { Description = "SLO attainment the sweep requires (fraction of requests meeting every SLO)", DefaultValueFactory = _ => 0.9 };
         var steps = new Option<int>("--sweep-steps") { Description = "Bisection steps of the sweep", DefaultValueFactory = _ => 5 };
+        var perWindow = new Option<bool>("--per-window") { Description = "Also print, per window, the deployment OServe, the best static and the vLLM default ran, with the window's P99 TTFT and E2E" };
         var common = SimulationOptions.Create();
         var command = new Command("compare", "Run OServe, the best static homogeneous deployment, reload switching and the paper's heuristic on the same simulated trace; print ratios, write JSON and plots.")
         {
-            scenario, sweep, target, steps,
+            scenario, sweep, target, steps, perWindow,
         };
         common.AddTo(command);
         command.SetAction(parse =>
@@ -64,6 +65,7 @@ public static class CompareCommand
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{w.Scenario.Name}: {w.Model.Name} on {w.Cluster.Name} ({w.Cluster.NumGpus} GPUs), {w.Requests.Length} requests over {w.DurationS / 60:F1} min from {w.Trace.Source}"));
             ReportPrinter.PrintComparison(output, results);
+            if (parse.GetValue(perWindow)) ReportPrinter.PrintPerWindow(output, results, w.Scenario.Workload.WindowS);
             output.WriteLine(service is SimulatedServiceModel sm
                 ? string.Create(CultureInfo.InvariantCulture, $"planners' service model: simulated, {sm.NumCurves} (config, type) curves measured in {sm.MeasureSeconds:F1} s (not in plan s)")
                 : "planners' service model: analytic");

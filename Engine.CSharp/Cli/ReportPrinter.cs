@@ -74,6 +74,38 @@ public static class ReportPrinter
                 o.WriteLine($"{r.Plans.Label} verified plans per window: {Chosen(choices)}");
     }
 
+    /// <summary>
+    /// Per window, for OServe and the systems it is measured against (best static, vLLM default):
+    /// the deployment each ran (replica shapes), the window's P99 TTFT (its queue) and P99 E2E, so
+    /// a missed target can be traced to the windows and plans that caused it.
+    /// </summary>
+    public static void PrintPerWindow(TextWriter o, IReadOnlyList<SystemResult> results, double windowS)
+    {
+        var shown = results.Where(r => r.Plans.System is ServingSystem.OServe or ServingSystem.StaticVllmDefault
+            || r.Role?.Contains("best static", StringComparison.Ordinal) == true).ToList();
+        if (shown.Count == 0) return;
+        o.WriteLine("per window: deployment, P99 TTFT (queue) / P99 E2E in seconds");
+        o.WriteLine($"{"window",6} {"req/s",6}  " + string.Join("  ", shown.Select(r => $"{r.Plans.Label,-40}")));
+        int n = shown.Max(r => r.Report.Windows.Count);
+        for (int w = 0; w < n; w++)
+        {
+            var first = shown.Select(r => r.Report.Windows).FirstOrDefault(ws => w < ws.Count);
+            double rate = first is null ? 0 : first[w].ArrivalRatePerType.Sum();
+            var cells = shown.Select(r =>
+            {
+                var plan = r.Plans.Plans[Math.Min(w, r.Plans.Plans.Count - 1)];
+                string figures = w < r.Report.Windows.Count && r.Report.Windows[w].NumArrivals > 0
+                    ? string.Create(Inv, $"{r.Report.Windows[w].P99Ttft:F2}/{r.Report.Windows[w].P99E2e:F1}") : "-";
+                return $"{Shapes(plan) + " " + figures,-40}";
+            });
+            o.WriteLine(string.Create(Inv, $"{w * windowS / 60,5:F0}m {rate,6:F1}  ") + string.Join("  ", cells));
+        }
+    }
+
+    /// <summary>A plan's replicas as counts of shapes: "3xtp8 4xtp2".</summary>
+    public static string Shapes(OServe.Contracts.Plan plan) =>
+        string.Join(" ", plan.Replicas.GroupBy(r => r.Pp > 1 ? $"tp{r.Tp}pp{r.Pp}" : $"tp{r.Tp}").OrderByDescending(g => g.Count()).Select(g => $"{g.Count()}x{g.Key}"));
+
     /// <summary>The candidate chosen in each window, runs collapsed: "cpsat x2, keep x5".</summary>
     public static string Chosen(IReadOnlyList<WindowChoice> choices)
     {

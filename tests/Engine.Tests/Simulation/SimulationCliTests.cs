@@ -45,14 +45,27 @@ public sealed class SimulationCliTests : IDisposable
     public async Task Compare_PrintsEverySystem_AndWritesJsonPlansAndPlots()
     {
         var outDir = Path.Combine(_dir, "out");
-        var (code, output, error) = await Run("compare", Scenario(), "--output", outDir);
+        var (code, output, error) = await Run("compare", Scenario(), "--output", outDir, "--per-window");
         Assert.Equal("", error);
         Assert.Equal(0, code);
-        foreach (var system in new[] { "oserve", "static-tp", "reload", "paper-heuristic" })
+        foreach (var system in new[] { "oserve", "static-tp", "static-vllm-default", "reload", "paper-heuristic", "best static in hindsight", "worst static" })
             Assert.Contains(system, output);
         foreach (var file in new[] { "results.json", "plans-oserve.yaml", "rate-per-type.png", "plan-switches.png", "p99-e2e-over-time.png", "e2e-cdf.png" })
             Assert.True(new FileInfo(Path.Combine(outDir, file)).Length > 0, $"{file} missing or empty");
-        Assert.Contains("\"request_throughput\"", await File.ReadAllTextAsync(Path.Combine(outDir, "results.json")));
+        string json = await File.ReadAllTextAsync(Path.Combine(outDir, "results.json"));
+        Assert.Contains("\"request_throughput\"", json);
+        // The interface checks read: every system by name, each static shape as static-tpX-ppY, and the vLLM default.
+        using var doc = System.Text.Json.JsonDocument.Parse(json);
+        var names = doc.RootElement.GetProperty("systems").EnumerateArray().Select(e => e.GetProperty("name").GetString()!).ToList();
+        Assert.Contains("oserve", names);
+        Assert.Contains("static-vllm-default", names);
+        Assert.Contains("static-tp8-pp1", names);
+        Assert.Equal(names.Count, names.Distinct().Count());
+        Assert.All(doc.RootElement.GetProperty("systems").EnumerateArray(),
+            e => Assert.True(e.GetProperty("report").GetProperty("overall").GetProperty("e2e").GetProperty("p99").GetDouble() > 0));
+        // Llama-2-13B (26 GB) leaves 30% of an 80 GB A100 free at TP1: that is the vLLM default.
+        Assert.Contains("tp1: the smallest TP leaving 30% of GPU memory for KV", output);
+        Assert.Contains("per window: deployment, P99 TTFT (queue) / P99 E2E in seconds", output);
     }
 
     [Fact]
