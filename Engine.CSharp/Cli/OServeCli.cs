@@ -21,6 +21,7 @@ public static class OServeCli
         root.Subcommands.Add(SimulateCommand.Create());
         root.Subcommands.Add(CompareCommand.Create());
         root.Subcommands.Add(CostModelCommand.Create());
+        root.Subcommands.Add(SweepPlotCommand.Create());
         root.Subcommands.Add(MicroBenchCommands.BenchModel());
         root.Subcommands.Add(MicroBenchCommands.BenchScheduler());
         root.Subcommands.Add(ProfileCommand.Create());
