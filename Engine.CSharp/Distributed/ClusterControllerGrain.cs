@@ -59,12 +59,13 @@ public sealed class ClusterControllerGrain(
         return Task.CompletedTask;
     }
 
-    public async Task<ClusterPlanView> Initialize(string planYaml)
+    public async Task<ClusterPlanView> Initialize(string planYaml, int knownEpoch)
     {
         if (state.State.TargetYaml is null)
         {
             Parse(planYaml, "initial plan");
             state.State.TargetYaml = planYaml;
+            state.State.Epoch = Math.Max(state.State.Epoch, knownEpoch);
             await state.WriteStateAsync();
             _lastEvent = "initial plan installed";
             await ReconcileAsync(null, CancellationToken.None);
@@ -201,7 +202,7 @@ public sealed class ClusterControllerGrain(
         }
         catch (Exception error)
         {
-            logger.LogDebug("plan controller: worker {Node} did not answer: {Error}", node, error.Message);
+            logger.LogWarning("plan controller: worker {Node} did not answer: {Error}", node, error.Message);
             return null;
         }
     }

@@ -13,12 +13,14 @@ public sealed record FrontEndOptions
     public TimeSpan PlanPollInterval { get; init; } = TimeSpan.FromMilliseconds(250);
     public TimeSpan StatusPollInterval { get; init; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>A request that lost its replica waits this long for another one before it fails.</summary>
+    /// <summary>A request that lost its replica keeps trying others this long before it fails.</summary>
     public TimeSpan ResumeTimeout { get; init; } = TimeSpan.FromSeconds(60);
-    public int MaxResumes { get; init; } = 16;
 
-    /// <summary>A replica whose stream broke is avoided this long (or until the plan drops it).</summary>
-    public TimeSpan SuspectFor { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// A replica whose stream broke is avoided this long by every request (or until the plan drops
+    /// it). Short on purpose: the break may have been the client's gateway dying, not the replica.
+    /// </summary>
+    public TimeSpan SuspectFor { get; init; } = TimeSpan.FromSeconds(3);
     public int AdmissionCapacity { get; init; } = 1024;
 }
 
@@ -43,6 +45,7 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
     private volatile ClusterPlanView _view = new(0, null, null, [], [], null);
     private volatile WorkerStatus[] _statuses = [];
     private Task _pollLoop = Task.CompletedTask;
+    private string? _lastTargetYaml, _inForceYaml;
     private int _inFlight;
 
     private ClusterRuntime(IClusterClient client, string clusterId, IEngineTokenizer tokenizer, string modelName, int maxModelLength,
@@ -67,7 +70,7 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
         var runtime = new ClusterRuntime(client, clusterId, tokenizer, modelName, maxModelLength, options ?? new FrontEndOptions(),
             logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
         var yaml = ContractYaml.Write(initial);
-        var view = await runtime.Controller.Initialize(yaml);
+        var view = await runtime.Controller.Initialize(yaml, 0);
         if (view.TargetYaml != yaml)
             runtime._logger.LogWarning("the cluster already has a plan (epoch {Epoch}): keeping it; --plan was not applied (PUT /v1/plan switches)", view.Epoch);
         runtime.Install(view);
@@ -98,7 +101,7 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
     }
 
     /// <summary>Reads the controller's view now (the poll loop does it every <see cref="FrontEndOptions.PlanPollInterval"/>).</summary>
-    public async Task RefreshAsync() => Install(await Controller.GetPlan());
+    public async Task RefreshAsync() => await InstallAsync(await Controller.GetPlan());
 
     public IAsyncEnumerable<GenerationEvent> GenerateAsync(GenerationRequest request, CancellationToken cancellationToken)
     {
@@ -115,7 +118,7 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
     private async IAsyncEnumerable<GenerationEvent> FollowAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var delivered = new List<int>();
-        var excluded = new HashSet<string>(StringComparer.Ordinal);
+        var excluded = new Dictionary<string, DateTime>(StringComparer.Ordinal); // replica key -> avoided until
         DateTime? lostAt = null;
         try
         {
@@ -163,16 +166,17 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
                     replica.AddOutstanding(-1);
                     await DisposeQuietlyAsync(stream);
                 }
-                // The stream broke: resume elsewhere from what the client has.
+                // The stream broke: resume elsewhere from what the client has, within the resume budget.
                 lostAt ??= DateTime.UtcNow;
-                excluded.Add(replica.Key);
+                excluded[replica.Key] = DateTime.UtcNow + _options.SuspectFor;
                 if (failure is not ReplicaUnavailableException)
                     replica.MarkSuspect(_options.SuspectFor);
                 _counters.CountBreak();
                 _logger.LogWarning("request {Request}: stream from {Replica} broke after {Tokens} token(s) ({Error}); resuming elsewhere",
                     request.RequestId, replica, delivered.Count, failure!.Message.Split('\n')[0]);
-                if (attempt + 1 >= _options.MaxResumes)
-                    throw new InvalidOperationException($"request {request.RequestId} lost its replica {attempt + 1} times; last: {failure.Message}", failure);
+                if (DateTime.UtcNow - lostAt > _options.ResumeTimeout)
+                    throw new TimeoutException($"request {request.RequestId} found no replica to resume on for {_options.ResumeTimeout.TotalSeconds:F0} s; last: {failure.Message}", failure);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(500, 50 << Math.Min(attempt, 4))), cancellationToken);
             }
         }
         finally
@@ -201,16 +205,15 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
     }
 
     /// <summary>The replica for this request now, avoiding those that failed it; waits for a plan with one (a dead worker's replicas leave the plan once Orleans declares it dead).</summary>
-    private async Task<RemoteReplica> PickAsync(GenerationRequest request, HashSet<string> excluded, DateTime since, CancellationToken cancellationToken)
+    private async Task<RemoteReplica> PickAsync(GenerationRequest request, Dictionary<string, DateTime> excluded, DateTime since, CancellationToken cancellationToken)
     {
-        int epoch = -1;
         while (true)
         {
             if (_deployment is { } d)
             {
-                if (d.Epoch != epoch && epoch >= 0)
-                    excluded.RemoveWhere(key => !d.Replicas.Any(r => r.Key == key)); // gone from the plan: a later comeback is a new replica
-                epoch = d.Epoch;
+                var now = DateTime.UtcNow;
+                foreach (var key in excluded.Where(kv => kv.Value <= now).Select(kv => kv.Key).ToArray())
+                    excluded.Remove(key);
                 var routed = d.Routing.Route(request.PromptTokens.Count, request.Sampling.MaxTokens);
                 if (Usable(routed, excluded))
                     return routed;
@@ -224,7 +227,7 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
         }
     }
 
-    private static bool Usable(RemoteReplica r, HashSet<string> excluded) => !excluded.Contains(r.Key) && !r.IsSuspect;
+    private static bool Usable(RemoteReplica r, Dictionary<string, DateTime> excluded) => !excluded.ContainsKey(r.Key) && !r.IsSuspect;
 
     private async Task PollAsync(CancellationToken cancellationToken)
     {
@@ -257,19 +260,34 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
         catch (Exception) { return null; }
     }
 
+    /// <summary>Follows the controller's view; a controller that lost its state (its storage went with a worker) gets the last target this front end saw.</summary>
+    private async Task InstallAsync(ClusterPlanView view)
+    {
+        if (view.TargetYaml is null && _lastTargetYaml is { } known)
+        {
+            _logger.LogWarning("the cluster's controller came back without a plan (its storage was lost): giving it the last one this front end saw");
+            view = await Controller.Initialize(known, _view.Epoch);
+        }
+        Install(view);
+    }
+
     private void Install(ClusterPlanView view)
     {
         var previous = _deployment;
         _view = view;
-        if (previous is not null && previous.Epoch == view.Epoch)
+        if (view.TargetYaml is not null)
+            _lastTargetYaml = view.TargetYaml;
+        if (view.InForceYaml == _inForceYaml)
             return;
         if (view.InForceYaml is null)
         {
-            _deployment = null;
+            // Nothing is up: keep the last deployment, whose streams fail and wait for the next plan, rather than none.
+            _logger.LogWarning("no replica of the cluster's plan is up (live workers: {Workers})", string.Join(", ", view.LiveNodes));
             return;
         }
         var plan = ContractYaml.ParsePlan(view.InForceYaml, "plan in force").Value;
         _deployment = RemoteDeployment.Of(view.Epoch, plan, previous);
+        _inForceYaml = view.InForceYaml;
         _logger.LogInformation("plan in force: epoch {Epoch}, {Replicas}", view.Epoch, string.Join(", ", _deployment.Replicas));
     }
 

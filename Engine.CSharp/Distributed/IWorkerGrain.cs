@@ -5,11 +5,10 @@ namespace OServe.Engine.Distributed;
 
 /// <summary>
 /// One node's worker, keyed by the node name (<c>node1</c>) and activated only on the silo that
-/// runs <c>oserve worker --node node1</c> (<see cref="NodePlacementAttribute"/>). The grain is a
+/// runs <c>oserve worker --node node1</c> (<see cref="NodePlacementAttribute"/> on the grain class). The grain is a
 /// facade: the node's devices, model and replicas live in the silo's <see cref="WorkerNode"/>, so
 /// a grain deactivation loses nothing and only the process's death takes the replicas with it.
 /// </summary>
-[NodePlacement]
 public interface IWorkerGrain : IGrainWithStringKey
 {
     [AlwaysInterleave]
@@ -46,9 +45,13 @@ public interface IWorkerGrain : IGrainWithStringKey
 /// </summary>
 public interface IClusterControllerGrain : IGrainWithStringKey
 {
-    /// <summary>Installs <paramref name="planYaml"/> as the target unless the cluster already has one, and returns the view.</summary>
+    /// <summary>
+    /// Installs <paramref name="planYaml"/> as the target unless the cluster already has one, and
+    /// returns the view. <paramref name="knownEpoch"/>: the last epoch the caller saw, so a controller
+    /// that lost its storage and is re-seeded by a front end keeps epochs increasing.
+    /// </summary>
     [ResponseTimeout("00:05:00")]
-    Task<ClusterPlanView> Initialize(string planYaml);
+    Task<ClusterPlanView> Initialize(string planYaml, int knownEpoch);
 
     [AlwaysInterleave]
     Task<ClusterPlanView> GetPlan();

@@ -6,9 +6,10 @@ namespace OServe.Engine.Distributed;
 /// <summary>
 /// The grain side of <see cref="IWorkerGrain"/>: forwards to the silo's <see cref="WorkerNode"/>.
 /// Reentrant: generations stream for seconds and must interleave with loads, status and chunk reads
-/// (the node is thread-safe, and heavy work runs off the grain's scheduler).
+/// (the node is thread-safe, and heavy work runs off the grain's scheduler). Orleans reads placement
+/// attributes on the grain class, not on its interface.
 /// </summary>
-[Reentrant]
+[Reentrant, NodePlacement]
 public sealed class WorkerGrain(WorkerNode node) : Grain, IWorkerGrain
 {
     public override Task OnActivateAsync(CancellationToken cancellationToken)

@@ -54,8 +54,9 @@ internal sealed class LocalCluster : IAsyncDisposable
             failureDetection ?? FailureDetection.Fast, controller ?? new ControllerSettings());
         try
         {
-            foreach (var node in nodes)
-                await cluster.StartWorkerAsync(node);
+            // The primary first (it holds the membership table), then the others at once.
+            await cluster.StartWorkerAsync(nodes[0]);
+            await Task.WhenAll(nodes.Skip(1).Select(cluster.StartWorkerAsync));
             return cluster;
         }
         catch
@@ -77,7 +78,9 @@ internal sealed class LocalCluster : IAsyncDisposable
     /// <summary>Starts (or restarts, on new ports) the worker of <paramref name="node"/>; the first one started holds the membership table.</summary>
     public async Task StartWorkerAsync(string node)
     {
-        bool isPrimary = _workers.Count == 0 && !_workers.ContainsKey(node);
+        bool isPrimary;
+        lock (_workers)
+            isPrimary = _workers.Count == 0;
         int siloPort = isPrimary ? _primarySiloPort : FreePort();
         int gatewayPort = FreePort();
         var model = TinyModel();
@@ -92,7 +95,8 @@ internal sealed class LocalCluster : IAsyncDisposable
                 DevicePool.Logical(DevicesPerNode, node), services.GetRequiredService<IGrainFactory>(), services.GetRequiredService<ILogger<WorkerNode>>()),
             Quiet);
         await host.StartAsync();
-        _workers[node] = (host, model, siloPort, gatewayPort);
+        lock (_workers)
+            _workers[node] = (host, model, siloPort, gatewayPort);
     }
 
     /// <summary>Stops a worker without leaving the cluster (the silo does not announce it): Orleans' probes must declare it dead.</summary>
@@ -153,7 +157,19 @@ internal sealed class LocalCluster : IAsyncDisposable
         WaitForAsync(frontEnd, f => f.Current is { } p && p.Replicas.Select(r => r.Id).Order().SequenceEqual(ids.Order()),
             $"replicas {string.Join(",", ids)} in force");
 
-    private static void Quiet(ILoggingBuilder logging) => logging.SetMinimumLevel(LogLevel.Critical);
+    // OSERVE_TEST_LOGS=1 shows the workers' and the controller's own logs (and Orleans' warnings) on the console.
+    private static void Quiet(ILoggingBuilder logging)
+    {
+        if (Environment.GetEnvironmentVariable("OSERVE_TEST_LOGS") == "1")
+        {
+            logging.AddSimpleConsole(c => (c.SingleLine, c.TimestampFormat) = (true, "HH:mm:ss.fff "));
+            logging.SetMinimumLevel(LogLevel.Information);
+            logging.AddFilter("Orleans", LogLevel.Warning);
+            logging.AddFilter("Microsoft", LogLevel.Warning);
+        }
+        else
+            logging.SetMinimumLevel(LogLevel.Critical);
+    }
 
     public static int FreePort()
     {
@@ -164,18 +180,18 @@ internal sealed class LocalCluster : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var client in _clients)
+        // Every silo stops at once and without goodbyes: the cluster goes as a whole, and a graceful
+        // leave per silo costs seconds each.
+        var all = _clients.Concat(_workers.Values.Select(w => w.Host)).ToArray();
+        await Task.WhenAll(all.Select(async host =>
         {
-            try { await client.StopAsync(new CancellationTokenSource(TimeSpan.FromSeconds(5)).Token); } catch (Exception) { }
-            client.Dispose();
-        }
-        // Non-primary workers first: the primary holds the membership table the others leave through.
-        foreach (var (_, (host, model, siloPort, _)) in _workers.OrderBy(w => w.Value.SiloPort == _primarySiloPort))
-        {
-            try { await host.StopAsync(new CancellationTokenSource(TimeSpan.FromSeconds(5)).Token); } catch (Exception) { }
+            using var now = new CancellationTokenSource();
+            await now.CancelAsync();
+            try { await host.StopAsync(now.Token); } catch (Exception) { }
             host.Dispose();
-            model.Dispose();
-        }
+        }));
+        foreach (var w in _workers.Values)
+            w.Model.Dispose();
         _workers.Clear();
     }
 }
