@@ -41,6 +41,7 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
     private readonly ClusterCounters _counters = new();
+    private readonly StreamRegistry _streams = new();
     private volatile RemoteDeployment? _deployment;
     private volatile ClusterPlanView _view = new(0, null, null, [], [], null);
     private volatile WorkerStatus[] _statuses = [];
@@ -128,7 +129,11 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
                 var wire = new WorkerRequest($"{request.RequestId}~{attempt}", [.. request.PromptTokens, .. delivered],
                     WireSampling.Of(request.Sampling) with { MaxTokens = request.Sampling.MaxTokens - delivered.Count });
                 replica.AddOutstanding(1);
-                var stream = _client.GetGrain<IWorkerGrain>(replica.Node).Generate(replica.Key, wire, cancellationToken).GetAsyncEnumerator(cancellationToken);
+                // Cancelled by the client leaving, or by membership declaring the worker dead (see Install):
+                // a dead worker's stream otherwise waits out Orleans' response timeout.
+                using var streamStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                var registration = _streams.Register(replica.Node, streamStop);
+                var stream = _client.GetGrain<IWorkerGrain>(replica.Node).Generate(replica.Key, wire, streamStop.Token).GetAsyncEnumerator(streamStop.Token);
                 Exception? failure = null;
                 try
                 {
@@ -136,7 +141,7 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
                     {
                         try
                         {
-                            if (!await stream.MoveNextAsync())
+                            if (!await stream.MoveNextAsync().AsTask().WaitAsync(streamStop.Token))
                             {
                                 failure = new EndOfStreamException($"worker {replica.Node} ended the stream of {wire.RequestId} without a finish reason");
                                 break;
@@ -163,6 +168,7 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
                 }
                 finally
                 {
+                    _streams.Unregister(registration);
                     replica.AddOutstanding(-1);
                     await DisposeQuietlyAsync(stream);
                 }
@@ -274,7 +280,13 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
     private void Install(ClusterPlanView view)
     {
         var previous = _deployment;
+        var previousLive = _view.LiveNodes;
         _view = view;
+        // Streams on workers that membership no longer holds live are dead: break them now so they resume.
+        if (view.LiveNodes.Length > 0)
+            foreach (var node in previousLive.Except(view.LiveNodes))
+                if (_streams.CancelNode(node) is > 0 and var n)
+                    _logger.LogWarning("worker {Node} is no longer live: resuming its {Streams} stream(s) elsewhere", node, n);
         if (view.TargetYaml is not null)
             _lastTargetYaml = view.TargetYaml;
         if (view.InForceYaml == _inForceYaml)
