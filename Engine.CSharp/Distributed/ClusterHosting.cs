@@ -69,6 +69,9 @@ public sealed record FrontEndHostOptions
 public static class ClusterHosting
 {
     public const string PlanStorageName = "oserve-plans";
+
+    /// <summary>Response timeout of clients and silos under fast failure detection (Orleans' default: 30 s).</summary>
+    public static TimeSpan FastResponseTimeout { get; } = TimeSpan.FromSeconds(5);
     public const string ServiceId = "oserve";
 
     /// <summary>A worker silo; <paramref name="node"/> builds the node's state once the silo's services exist.</summary>
@@ -100,6 +103,8 @@ public static class ClusterHosting
                     break;
             }
             silo.Configure<ClusterMembershipOptions>(o => Apply(o, options.FailureDetection));
+            if (options.FailureDetection.IsFast)
+                silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = FastResponseTimeout); // a stream heartbeats every half of it
             silo.Services.AddPlacementDirector<NodePlacement, NodePlacementDirector>();
         });
         return builder.Build();
@@ -125,9 +130,10 @@ public static class ClusterHosting
             }
             if (options.FailureDetection.IsFast)
             {
-                // A streaming call to a worker that was killed fails within this instead of Orleans' 30 s;
-                // a live worker's stream sends heartbeats, so a long generation is not cut.
-                client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(10));
+                // A call lost with a killed worker, or with the gateway it went through, fails within this
+                // instead of Orleans' 30 s. A live worker's stream answers a waiting MoveNext with a
+                // heartbeat after half of the silo's own timeout (the same figure), so a slow token is not cut.
+                client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = FastResponseTimeout);
                 client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(2));
             }
             var deadline = DateTime.UtcNow + options.ConnectTimeout;

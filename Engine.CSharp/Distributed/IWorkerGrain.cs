@@ -29,11 +29,11 @@ public interface IWorkerGrain : IGrainWithStringKey
     IAsyncEnumerable<WorkerEvent> Generate(string key, WorkerRequest request, CancellationToken cancellationToken = default);
 
     /// <summary>The tensors this worker can send to a peer building a replica (its host copy of the model).</summary>
-    [AlwaysInterleave]
+    [AlwaysInterleave, ResponseTimeout("00:01:00")]
     Task<WeightEntry[]> GetWeightIndex();
 
     /// <summary>One chunk of a tensor's bytes: shard send/receive goes in chunks so no message is large.</summary>
-    [AlwaysInterleave]
+    [AlwaysInterleave, ResponseTimeout("00:01:00")]
     Task<byte[]> ReadWeightChunk(string name, long offset, int length);
 }
 
