@@ -26,9 +26,10 @@ internal sealed class LocalCluster : IAsyncDisposable
     private readonly List<IHost> _clients = [];
     private readonly int _primarySiloPort;
 
-    private LocalCluster(string clusterId, int devicesPerNode, FailureDetection failureDetection, ControllerSettings controller)
+    private LocalCluster(string clusterId, int devicesPerNode, FailureDetection failureDetection, ControllerSettings controller, MembershipSpec membership)
     {
         ClusterId = clusterId;
+        Membership = membership;
         DevicesPerNode = devicesPerNode;
         FailureDetection = failureDetection;
         Controller = controller;
@@ -36,6 +37,9 @@ internal sealed class LocalCluster : IAsyncDisposable
     }
 
     public string ClusterId { get; }
+
+    /// <summary>Localhost (the first worker holds the table) or a Redis server the test started.</summary>
+    public MembershipSpec Membership { get; }
     public int DevicesPerNode { get; }
     public FailureDetection FailureDetection { get; }
     public ControllerSettings Controller { get; }
@@ -48,10 +52,10 @@ internal sealed class LocalCluster : IAsyncDisposable
     });
 
     public static async Task<LocalCluster> StartAsync(IReadOnlyList<string> nodes, int devicesPerNode = 2,
-        FailureDetection? failureDetection = null, ControllerSettings? controller = null)
+        FailureDetection? failureDetection = null, ControllerSettings? controller = null, MembershipSpec? membership = null)
     {
         var cluster = new LocalCluster("test-" + Guid.NewGuid().ToString("N")[..8], devicesPerNode,
-            failureDetection ?? FailureDetection.Fast, controller ?? new ControllerSettings());
+            failureDetection ?? FailureDetection.Fast, controller ?? new ControllerSettings(), membership ?? MembershipSpec.Localhost);
         try
         {
             // The primary first (it holds the membership table), then the others at once.
@@ -86,7 +90,7 @@ internal sealed class LocalCluster : IAsyncDisposable
         var model = TinyModel();
         var options = new WorkerHostOptions
         {
-            Node = node, ClusterId = ClusterId, Membership = MembershipSpec.Localhost,
+            Node = node, ClusterId = ClusterId, Membership = Membership,
             SiloPort = siloPort, GatewayPort = gatewayPort, PrimarySiloPort = _primarySiloPort,
             FailureDetection = FailureDetection, Controller = Controller,
         };
@@ -117,7 +121,7 @@ internal sealed class LocalCluster : IAsyncDisposable
     {
         var host = ClusterHosting.BuildFrontEndClient(new FrontEndHostOptions
         {
-            ClusterId = ClusterId, Membership = MembershipSpec.Localhost,
+            ClusterId = ClusterId, Membership = Membership,
             GatewayPorts = _workers.Values.Select(w => w.GatewayPort).ToArray(), FailureDetection = FailureDetection,
         }, Quiet);
         await host.StartAsync();
