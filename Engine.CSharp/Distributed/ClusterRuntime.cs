@@ -7,23 +7,6 @@ using Orleans;
 
 namespace OServe.Engine.Distributed;
 
-/// <summary>How the front end follows the plan and what a request whose replica died may wait for.</summary>
-public sealed record FrontEndOptions
-{
-    public TimeSpan PlanPollInterval { get; init; } = TimeSpan.FromMilliseconds(250);
-    public TimeSpan StatusPollInterval { get; init; } = TimeSpan.FromSeconds(1);
-
-    /// <summary>A request that lost its replica keeps trying others this long before it fails.</summary>
-    public TimeSpan ResumeTimeout { get; init; } = TimeSpan.FromSeconds(60);
-
-    /// <summary>
-    /// A replica whose stream broke is avoided this long by every request (or until the plan drops
-    /// it). Short on purpose: the break may have been the client's gateway dying, not the replica.
-    /// </summary>
-    public TimeSpan SuspectFor { get; init; } = TimeSpan.FromSeconds(3);
-    public int AdmissionCapacity { get; init; } = 1024;
-}
-
 /// <summary>
 /// The front end's engine: the plan in force on the cluster (followed from the controller grain)
 /// behind <see cref="IInferenceEngine"/>, so the OpenAI server serves it unchanged. A request is
@@ -153,6 +136,13 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
                             break;
                         }
                         var e = stream.Current;
+                        if (e.Finish == FinishReason.Abort && e.TokenId < 0 && !cancellationToken.IsCancellationRequested)
+                        {
+                            // The worker ended the request, not the client: its silo is leaving (a graceful
+                            // shutdown deactivates the grain) or the replica is going. Resume elsewhere.
+                            failure = new OperationCanceledException($"worker {replica.Node} aborted {wire.RequestId}");
+                            break;
+                        }
                         if (e.TokenId >= 0)
                             delivered.Add(e.TokenId);
                         if (lostAt is { } since)
@@ -160,7 +150,8 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
                             _counters.ObserveResumed(DateTime.UtcNow - since);
                             lostAt = null;
                         }
-                        _counters.CountToken(delivered.Count == 1 && e.TokenId >= 0 ? request.PromptTokens.Count : 0);
+                        if (e.TokenId >= 0)
+                            _counters.CountToken(delivered.Count == 1 ? request.PromptTokens.Count : 0);
                         yield return new GenerationEvent(request.RequestId, e.TokenId, e.TextDelta, e.Finish, request.PromptTokens.Count, delivered.Count);
                         if (e.Finish != FinishReason.None)
                             yield break;
