@@ -118,6 +118,8 @@ wait_until "$victim to rejoin" is_full 300 && say "$victim rejoined: full plan i
 
 wait "$load_pid"; rc=$?
 sed 's/^/fault-drill: /' "$logs/load.err" >&2
+# The front end's own figure: the longest a broken stream waited for its next token (after the break was seen).
+say "front end: $(cluster | grep -oE '"(stream_breaks|requests_resumed|max_resume_seconds)":[0-9.]+' | tr '\n' ' ')"
 tail -n 1 "$logs/load.out"
 [[ $drill_ok -eq 1 ]] || { [[ $rc -eq 0 ]] && rc=1; }
 exit $rc
