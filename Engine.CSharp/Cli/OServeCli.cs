@@ -28,6 +28,8 @@ public static class OServeCli
         root.Subcommands.Add(FidelityCommand.Create());
         root.Subcommands.Add(BenchSwitchCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
+        root.Subcommands.Add(WorkerCommand.Create());
+        root.Subcommands.Add(DrillLoadCommand.Create());
         return root;
     }
 

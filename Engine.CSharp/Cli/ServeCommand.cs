@@ -34,13 +34,18 @@ public static class ServeCommand
     private static readonly Option<long> Seed = new("--seed") { Description = "Seed of the built-in model's random weights", DefaultValueFactory = _ => 1234 };
     private static readonly Option<string?> PlanFile = new("--plan") { Description = "Serve the replicas this plan (YAML) lists, routed by type; GET/PUT /v1/plan read and switch it live" };
     private static readonly Option<string?> ClusterRef = new("--cluster") { Description = "Cluster (file or built-in name, e.g. cpu-logical-4) the plan's devices belong to; default: the plan's cluster by name" };
+    // Multi-node serving (Engine.CSharp/Distributed): the plan's replicas run on `oserve worker` processes.
+    private static readonly Option<string?> Membership = new("--membership") { Description = "Serve --plan across `oserve worker` processes: 'localhost' or redis://HOST:PORT (where the workers' membership lives)" };
+    private static readonly Option<string?> ClusterId = new("--cluster-id") { Description = "With --membership: the workers' Orleans cluster id; default: the cluster's name" };
+    private static readonly Option<string> GatewayPorts = new("--gateway-ports") { Description = "With --membership localhost: the workers' gateway ports, comma-separated", DefaultValueFactory = _ => "30000" };
+    private static readonly Option<bool> FastFailureDetection = new("--fast-failure-detection") { Description = "With --membership: the workers' loopback failure-detection timing (tests, drills)" };
 
     public static Command Create()
     {
         var command = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics); with --plan, the plan's replicas and GET/PUT /v1/plan.")
         {
             Model, Tokenizer, DType, Host, Port, ApiKey, ServedName, MaxNumSeqs, MaxBatchedTokens, BlockSize, MaxModelLen,
-            KvCacheGib, AdmissionCapacity, Threads, Seed, PlanFile, ClusterRef,
+            KvCacheGib, AdmissionCapacity, Threads, Seed, PlanFile, ClusterRef, Membership, ClusterId, GatewayPorts, FastFailureDetection,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(parse, cancellationToken));
         return command;
@@ -76,6 +81,19 @@ public static class ServeCommand
         var modelPath = parse.GetValue(Model);
         using var model = LoadModel(modelPath, parse.GetValue(Tokenizer), ParseDType(parse.GetValue(DType)!), parse.GetValue(Seed));
         output.WriteLine($"model: {model.Description}");
+        if (parse.GetValue(Membership) is { } membership)
+        {
+            var planFile = parse.GetValue(PlanFile) ?? throw new CliUsageException("--membership: serving across workers needs --plan");
+            var cluster = new OServe.Engine.Distributed.ClusterFrontEndOptions
+            {
+                PlanPath = planFile, ClusterRef = parse.GetValue(ClusterRef), Membership = WorkerCommand.ParseMembership(membership),
+                ClusterId = parse.GetValue(ClusterId), GatewayPorts = ParsePorts(parse.GetValue(GatewayPorts)!),
+                FailureDetection = parse.GetValue(FastFailureDetection) ? OServe.Engine.Distributed.FailureDetection.Fast : OServe.Engine.Distributed.FailureDetection.Default,
+            };
+            await OServe.Engine.Distributed.ClusterFrontEnd.RunAsync(cluster, serveOptions, model, settings, names.Length > 0 ? names[0] : null,
+                (name, dir) => Catalog.Cluster(name, dir), output, cancellationToken);
+            return OServeCli.ExitOk;
+        }
         if (parse.GetValue(PlanFile) is { } planPath)
         {
             IWeightStore storage = modelPath is null ? new RandomWeightStore(model.Config, parse.GetValue(Seed)) : new CheckpointWeightStore(modelPath);
@@ -110,6 +128,10 @@ public static class ServeCommand
         output.WriteLine($"plan v{plan.Value.Version} on {cluster.Name}: {string.Join(", ", runtime.Replicas)}");
         return runtime;
     }
+
+    private static int[] ParsePorts(string text) =>
+        text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(p =>
+            int.TryParse(p, out var port) && port is > 0 and <= 65535 ? port : throw new CliUsageException($"--gateway-ports: '{p}' is not a port (1..65535)")).ToArray();
 
     /// <summary>The model at <paramref name="path"/>, or the built-in random-weight one when no path is given.</summary>
     public static LoadedModel LoadModel(string? path, string? tokenizer, torch.ScalarType dtype, long seed)

@@ -1,0 +1,37 @@
+using Orleans;
+using Orleans.Concurrency;
+
+namespace OServe.Engine.Distributed;
+
+/// <summary>
+/// The grain side of <see cref="IWorkerGrain"/>: forwards to the silo's <see cref="WorkerNode"/>.
+/// Reentrant: generations stream for seconds and must interleave with loads, status and chunk reads
+/// (the node is thread-safe, and heavy work runs off the grain's scheduler). Orleans reads placement
+/// attributes on the grain class, not on its interface.
+/// </summary>
+[Reentrant, NodePlacement]
+public sealed class WorkerGrain(WorkerNode node) : Grain, IWorkerGrain
+{
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        // NodePlacement puts the grain here; this guards against any other placement path.
+        var key = this.GetPrimaryKeyString();
+        if (key != node.Node)
+            throw new InvalidOperationException($"worker grain '{key}' activated on the worker of node '{node.Node}'");
+        return Task.CompletedTask;
+    }
+
+    public Task<WorkerStatus> GetStatus() => Task.FromResult(node.Status());
+
+    public Task<LoadReport> LoadReplica(ReplicaShape shape, string? weightsFrom) => node.LoadAsync(shape, weightsFrom);
+
+    public Task<bool> UnloadReplica(string key) => Task.FromResult(node.Unload(key));
+
+    public IAsyncEnumerable<WorkerEvent> Generate(string key, WorkerRequest request, CancellationToken cancellationToken = default) =>
+        node.GenerateAsync(key, request, cancellationToken);
+
+    public Task<WeightEntry[]> GetWeightIndex() => Task.FromResult(node.WeightIndex());
+
+    // Off the grain's scheduler: a chunk copy is short, but many in flight would stall other calls.
+    public Task<byte[]> ReadWeightChunk(string name, long offset, int length) => Task.Run(() => node.ReadWeightChunk(name, offset, length));
+}

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The fault drill: a Redis membership store, three `oserve worker`s (cluster cpu-3node, the built-in
+# model, one tp=1 replica each) and the front end, all on loopback; a bounded streaming load; one
+# worker SIGKILLed mid-load and restarted. Ends with one line from the load's clients:
+#   sent N, completed N, failed F, duplicated D, recovered in S s
+# (S: from the kill to the last interrupted stream's next token) and exits 0 only when F = D = 0.
+# Everything it starts is stopped on exit (trap), by process id.
+#
+# Usage: scripts/fault-drill.sh [--requests N] [--concurrency C] [--max-tokens T] [--kill NODE]
+# Env: CONFIGURATION (Release), OSERVE_DRILL_LOGS (a folder to keep the processes' logs in).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+requests=60; concurrency=12; max_tokens=48; victim=node1
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --requests) requests=$2; shift 2 ;;
+    --concurrency) concurrency=$2; shift 2 ;;
+    --max-tokens) max_tokens=$2; shift 2 ;;
+    --kill) victim=$2; shift 2 ;;
+    *) echo "fault-drill: unknown option '$1' (see the header of $0)" >&2; exit 2 ;;
+  esac
+done
+case "$victim" in node0|node1|node2) ;; *) echo "fault-drill: --kill must be node0, node1 or node2, got '$victim'" >&2; exit 2 ;; esac
+
+config=${CONFIGURATION:-Release}
+logs=${OSERVE_DRILL_LOGS:-$(mktemp -d /tmp/oserve-drill.XXXXXX)}
+mkdir -p "$logs"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  sleep 1
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+  wait 2>/dev/null
+}
+trap cleanup EXIT INT TERM
+say() { echo "fault-drill: $*" >&2; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+free_port() {
+  local port
+  while true; do
+    port=$((20000 + RANDOM % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+  done
+}
+
+say "building Engine.CSharp ($config)"
+dotnet build Engine.CSharp -c "$config" -nologo -v quiet -clp:ErrorsOnly >"$logs/build.log" 2>&1 || { cat "$logs/build.log" >&2; exit 1; }
+oserve=(dotnet "Engine.CSharp/bin/$config/net10.0/oserve.dll")
+
+redis_server=$(scripts/install-redis.sh) || { say "redis-server is not available"; exit 1; }
+redis_port=$(free_port)
+"$redis_server" --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no >"$logs/redis.log" 2>&1 &
+pids+=($!)
+membership="redis://127.0.0.1:$redis_port"
+
+engine=(--max-model-len 512 --kv-cache-gib 0.1 --max-num-seqs 32 --threads 1)
+declare -A silo gateway worker_pid
+for node in node0 node1 node2; do silo[$node]=$(free_port); gateway[$node]=$(free_port); done
+start_worker() {
+  local node=$1
+  "${oserve[@]}" worker --node "$node" --cluster cpu-3node --membership "$membership" --fast-failure-detection \
+    --silo-port "${silo[$node]}" --gateway-port "${gateway[$node]}" "${engine[@]}" >>"$logs/$node.log" 2>&1 &
+  worker_pid[$node]=$!
+  pids+=($!)
+}
+for node in node0 node1 node2; do start_worker "$node"; done
+
+http_port=$(free_port)
+base="http://127.0.0.1:$http_port"
+"${oserve[@]}" serve --plan scenarios/plans/builtin-3node-tp1.yaml --membership "$membership" --fast-failure-detection \
+  --port "$http_port" "${engine[@]}" >"$logs/front-end.log" 2>&1 &
+pids+=($!)
+
+# The front end's /v1/cluster, compacted; empty when it did not answer (busy or down: no conclusion).
+cluster() { curl -sf -m 5 "$base/v1/cluster" | tr -d ' \n'; }
+live_nodes() { grep -o '"live_nodes":\[[^]]*\]' <<<"$1"; }
+is_full() {   # all three workers live and the plan in force has r0 r1 r2, none missing
+  local live; live=$(live_nodes "$1")
+  [[ $live == *'"node0"'* && $live == *'"node1"'* && $live == *'"node2"'* && $1 == *'"missing_replicas":[]'* ]] \
+    && grep -Eq '"replicas":\[\{"id":"r0".*\{"id":"r1".*\{"id":"r2"' <<<"$1"
+}
+is_dead() { [[ -n $1 && $(live_nodes "$1") != *"\"$victim\""* ]]; }   # membership no longer holds the victim live
+wait_until() {  # wait_until WHAT CHECK LIMIT_S
+  local what=$1 check=$2 limit=$3 start state; start=$(now)
+  while true; do
+    state=$(cluster)
+    [[ -n $state ]] && $check "$state" && return 0
+    if awk -v s="$(since "$start")" -v l="$limit" 'BEGIN { exit !(s > l) }'; then say "gave up waiting for $what after $limit s (logs: $logs)"; return 1; fi
+    sleep 0.2
+  done
+}
+started=$(now)
+wait_until "the three workers' replicas" is_full 300 || exit 1
+say "cluster up in $(since "$started") s: 3 workers, plan r0 r1 r2 in force (logs: $logs)"
+
+"${oserve[@]}" drill-load --base-url "$base" --requests "$requests" --concurrency "$concurrency" --max-tokens "$max_tokens" \
+  --progress-file "$logs/progress" --kill-marker "$logs/killed-at" >"$logs/load.out" 2>"$logs/load.err" &
+load_pid=$!
+pids+=($load_pid)
+
+# Mid-load: once a quarter of the requests have finished (so many streams are in flight).
+until [[ -f "$logs/progress" && $(cat "$logs/progress") -ge $((requests / 4)) ]] || ! kill -0 "$load_pid" 2>/dev/null; do sleep 0.1; done
+now >"$logs/killed-at"
+killed=$(cat "$logs/killed-at")
+kill -KILL "${worker_pid[$victim]}"
+wait "${worker_pid[$victim]}" 2>/dev/null   # reap it quietly
+say "SIGKILLed worker $victim (pid ${worker_pid[$victim]}) after $(cat "$logs/progress") of $requests requests finished"
+
+drill_ok=1
+wait_until "$victim to be declared dead" is_dead 120 && say "$victim declared dead by membership $(since "$killed") s after the kill; the plan in force is without it" || drill_ok=0
+
+restarted=$(now)
+start_worker "$victim"
+wait_until "$victim to rejoin" is_full 300 && say "$victim rejoined: full plan in force again $(since "$restarted") s after its restart ($(since "$killed") s after the kill)" || drill_ok=0
+
+wait "$load_pid"; rc=$?
+sed 's/^/fault-drill: /' "$logs/load.err" >&2
+# The front end's own figure: the longest a broken stream waited for its next token (after the break was seen).
+say "front end: $(cluster | grep -oE '"(stream_breaks|requests_resumed|max_resume_seconds)":[0-9.]+' | tr '\n' ' ')"
+tail -n 1 "$logs/load.out"
+[[ $drill_ok -eq 1 ]] || { [[ $rc -eq 0 ]] && rc=1; }
+exit $rc

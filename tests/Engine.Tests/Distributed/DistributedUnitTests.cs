@@ -1,0 +1,112 @@
+using OServe.Contracts;
+using OServe.Engine.Cli;
+using OServe.Engine.Distributed;
+using Xunit;
+using static OServe.Engine.Tests.Distributed.ClusterServingTests;
+
+namespace OServe.Engine.Tests.Distributed;
+
+/// <summary>The distributed runtime's pure parts: membership options, degraded plans, cluster plan rules, the drill's verdicts, the CLI's refusals.</summary>
+public sealed class DistributedUnitTests
+{
+    [Theory]
+    [InlineData("localhost", MembershipKind.Localhost, null)]
+    [InlineData("redis://127.0.0.1:6379", MembershipKind.Redis, "127.0.0.1:6379")]
+    [InlineData("redis://redis.internal:6380,password=x", MembershipKind.Redis, "redis.internal:6380,password=x")]
+    public void Membership_options_parse(string text, MembershipKind kind, string? redis)
+    {
+        var spec = MembershipSpec.Parse(text);
+        Assert.Equal(kind, spec.Kind);
+        Assert.Equal(redis, spec.RedisConfiguration);
+    }
+
+    [Theory]
+    [InlineData("zookeeper://x:1")]
+    [InlineData("redis://")]
+    [InlineData("redis://host")]
+    [InlineData("redis://host:99999")]
+    public void Bad_membership_options_name_the_option(string text)
+    {
+        var error = Assert.Throws<ArgumentException>(() => MembershipSpec.Parse(text));
+        Assert.StartsWith("--membership:", error.Message);
+    }
+
+    [Fact]
+    public void A_dead_workers_replicas_leave_the_plan_and_their_types_go_to_the_replicas_left()
+    {
+        var plan = PlanOf("c", 3, Replica("a", "node0/0"), Replica("b", "node1/0"), Replica("c", "node2/0")) with
+        {
+            Routing =
+            [
+                new RoutingEntry { Type = "short", Weights = new Dictionary<string, double> { ["a"] = 2, ["b"] = 1 } },
+                new RoutingEntry { Type = "long", Weights = new Dictionary<string, double> { ["c"] = 1 } },
+            ],
+        };
+        var restricted = PlanRestriction.Restrict(plan, new HashSet<string> { "a", "b" }, version: 7)!;
+        Assert.Equal(7, restricted.Version);
+        Assert.Equal(["a", "b"], restricted.Replicas.Select(r => r.Id));
+        Assert.Equal(new Dictionary<string, double> { ["a"] = 2, ["b"] = 1 }, restricted.Routing.Single(r => r.Type == "short").Weights);
+        // "long" lost its only replica: it goes where the load already goes, in the same proportion.
+        Assert.Equal(new Dictionary<string, double> { ["a"] = 2, ["b"] = 1 }, restricted.Routing.Single(r => r.Type == "long").Weights);
+        Assert.Null(PlanRestriction.Restrict(plan, new HashSet<string>(), 8));
+        Assert.True(PlanRestriction.SameDeployment(plan, plan with { Version = 9 }));
+        Assert.False(PlanRestriction.SameDeployment(plan, restricted));
+    }
+
+    [Fact]
+    public void A_replica_across_two_workers_is_refused_with_its_devices_named()
+    {
+        using var model = LocalCluster.TinyModel();
+        var hardware = new Cluster
+        {
+            Name = "c", GpuTypes = [new GpuType { Name = "cpu-logical", MemoryGib = 4, Tflops = 0.1, HbmGbps = 20 }],
+            Nodes = [new Node { Name = "node0", GpuType = "cpu-logical", Gpus = 1, IntraLinkGbps = 10 }, new Node { Name = "node1", GpuType = "cpu-logical", Gpus = 1, IntraLinkGbps = 10 }],
+            InterNodeLinkGbps = 1,
+        };
+        var card = OServe.Engine.Orchestration.ModelCardOf.Llama(model.Config, LocalCluster.ModelName, model.Model.DType);
+        // Pipeline stages on two nodes: fine for the single-process runtime and the planner, not yet for workers.
+        var plan = PlanOf("c", 1, Replica("split", "node0/0", "node1/0") with { Tp = 1, Pp = 2 });
+        var errors = ClusterPlanChecks.Validate(plan, hardware, card, model.Config);
+        var error = Assert.Single(errors);
+        Assert.Equal("replicas[0].devices", error.Field);
+        Assert.Contains("spans nodes node0 and node1: a replica runs on one worker", error.Message);
+        Assert.Empty(ClusterPlanChecks.Validate(PlanOf("c", 1, Replica("a", "node0/0"), Replica("b", "node1/0")), hardware, card, model.Config));
+    }
+
+    private static DrillTrace Trace(int tokens, double sentAt, params double[] times) =>
+        new(true, times.Length, tokens, "length", null, times) { SentAt = sentAt };
+
+    [Fact]
+    public void The_drill_counts_completed_failed_and_duplicated_requests_and_measures_recovery_from_the_kill()
+    {
+        var traces = new[]
+        {
+            Trace(3, 0, 1, 2, 3),                                       // untouched
+            Trace(3, 0, 1, 2, 9.5),                                     // interrupted at 5, resumed at 9.5
+            Trace(3, 4.8, 7, 8, 8.5),                                   // sent before the kill, first token after it
+            Trace(4, 0, 1, 2, 3, 4),                                    // one token too many: duplicated
+            new DrillTrace(false, 1, null, null, "HTTP 500: boom", [1]) { SentAt = 0 }, // failed
+            Trace(2, 0, 1, 2),                                          // fewer tokens than asked: failed
+        };
+        var result = DrillLoad.Summarize(3, traces, killedAt: 5);
+        Assert.Equal((6, 3, 2, 1), (result.Sent, result.Completed, result.Failed, result.Duplicated));
+        Assert.Equal(4.5, result.RecoverySeconds, 6);
+        Assert.Equal(2, result.NumInterrupted);
+        Assert.False(result.Passed);
+        Assert.Equal("sent 6, completed 3, failed 2, duplicated 1, recovered in 4.5 s", result.Line);
+        Assert.True(DrillLoad.Summarize(3, traces[..3], null).Passed);
+    }
+
+    [Theory]
+    [InlineData("worker --node node9 --cluster cpu-3node", "--node: cluster 'cpu-3node' has no node 'node9'")]
+    [InlineData("worker --node node0 --cluster cpu-3node --membership etcd://x", "--membership: 'etcd://x' is not 'localhost' or 'redis://HOST:PORT'")]
+    [InlineData("serve --membership localhost", "--membership: serving across workers needs --plan")]
+    [InlineData("drill-load --requests 0", "--requests: must be at least 1, got 0")]
+    public async Task Bad_cluster_options_exit_2_naming_the_option(string args, string message)
+    {
+        var error = new StringWriter();
+        var code = await OServeCli.RunAsync(args.Split(' '), new StringWriter(), error);
+        Assert.Equal(OServeCli.ExitBadInput, code);
+        Assert.Contains(message, error.ToString());
+    }
+}
