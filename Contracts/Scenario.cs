@@ -10,7 +10,14 @@ public sealed record PlannerOptions
     public PlannerKind Kind { get; init; } = PlannerKind.Cpsat;
     /// <summary>Target utilization: routed load stays under rho times capacity.</summary>
     public double Rho { get; init; } = 0.85;
+    /// <summary>
+    /// The solver's work budget over all its stages, in CP-SAT deterministic seconds (a count of
+    /// solver operations scaled to about one second of one core). Not wall time: a loaded or slower
+    /// machine takes longer and returns the same plan.
+    /// </summary>
     public double MaxSolveSeconds { get; init; } = 1.0;
+    /// <summary>Optional wall-clock guard per solver stage, seconds; a stage it stops is reported as machine-dependent.</summary>
+    public double? MaxWallSeconds { get; init; }
     public SwitchMode Switching { get; init; } = SwitchMode.Hot;
     public int? MaxTp { get; init; }
 }

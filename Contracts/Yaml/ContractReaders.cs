@@ -124,6 +124,7 @@ internal static class ContractReaders
         Kind = m.OptEnum("kind", PlannerKind.Cpsat),
         Rho = m.OptDouble("rho", positive: true, max: 1.0) ?? 0.85,
         MaxSolveSeconds = m.OptDouble("max_solve_seconds", positive: true) ?? 1.0,
+        MaxWallSeconds = m.OptDouble("max_wall_seconds", positive: true),
         Switching = m.OptEnum("switching", SwitchMode.Hot),
         MaxTp = m.OptInt("max_tp", min: 1),
     };
@@ -176,6 +177,20 @@ internal static class ContractReaders
         EstSeconds = m.OptDouble("est_seconds") ?? 0,
     };
 
+    public static SolveStage Stage(MapReader m) => new()
+    {
+        Name = m.String("name"),
+        // Missing or unreadable (already reported): read as Heuristic, the one status with no rule
+        // of its own, so the error is not followed by a second one about stopped_by.
+        Status = m.OptEnum("status", SolveStageStatus.Heuristic),
+        Objective = m.OptDouble("objective"),
+        Bound = m.OptDouble("bound"),
+        DeterministicTime = m.OptDouble("deterministic_time"),
+        Budget = m.OptDouble("budget"),
+        WallSeconds = m.OptDouble("wall_seconds"),
+        StoppedBy = m.OptString("stopped_by"),
+    };
+
     public static Plan Plan(MapReader m)
     {
         var window = m.Map("window");
@@ -206,6 +221,7 @@ internal static class ContractReaders
                 Bound = predicted.OptDouble("bound"),
                 Gap = predicted.OptDouble("gap"),
                 SolveSeconds = predicted.OptDouble("solve_seconds"),
+                Stages = predicted.Has("stages") ? predicted.List("stages", Stage) : null,
             }),
             Switch = sw is null ? null : Finish(sw, new SwitchPlan
             {

@@ -144,5 +144,6 @@ module PaperHeuristic =
             let routed = route options.Rho p best
             let served = fst bestScore
             Ok { Problem = p; Counts = best; Routed = routed
-                 Stages = [ { Stage = "greedy"; Status = sprintf "%d moves" steps; Objective = served; Bound = nan; Seconds = wall.Elapsed.TotalSeconds } ]
+                 Stages = [ { Stage = sprintf "greedy (%d moves)" steps; Status = StageStatus.Heuristic; Objective = served; Bound = nan
+                              DeterministicTime = 0.0; Budget = 0.0; Seconds = wall.Elapsed.TotalSeconds; StoppedBy = "" } ]
                  Status = "Heuristic"; Objective = served; Bound = nan; Gap = nan; WallSeconds = wall.Elapsed.TotalSeconds; SwitchCostSec = 0.0 })

@@ -20,7 +20,7 @@ module StaticBaseline =
         CpSatPlanner.prepare options input
         |> Result.bind (fun p ->
             let shapes = p.Candidates |> Array.map (fun c -> c.Config.Tp, c.Config.Pp) |> Array.distinct |> Array.sort
-            let fast = { options with MaxSolveSeconds = max 0.3 (options.MaxSolveSeconds / float (max 1 shapes.Length)) }
+            let fast = { options with SolveBudget = max 0.3 (options.SolveBudget / float (max 1 shapes.Length)) }
             let results =
                 shapes
                 |> Array.choose (fun (tp, pp) ->

@@ -11,61 +11,6 @@ open OServe.Planner.Baselines
 open OServe.Planner.Workload
 open OServe.Planner.Forecast
 
-/// Everything `oserve plan` needs; settable properties so C# can use an object initializer.
-type PlanRequest(cluster: Cluster, model: ModelCard, requestTypes: IReadOnlyList<RequestTypeSpec>) =
-    member _.Cluster = cluster
-    member _.Model = model
-    /// Types with their forecast rates for the window.
-    member _.RequestTypes = requestTypes
-    member val Slo = Slo() with get, set
-    member val Options = OServe.Contracts.PlannerOptions() with get, set
-    /// The plan now running, or null for a cold start.
-    member val Current: Plan | null = null with get, set
-    member val WindowStartS = 0.0 with get, set
-    member val WindowS = 60.0 with get, set
-    member val Coefficients = CostCoefficients.defaults with get, set
-    /// Measured rates and latencies per (config, type); null: the analytic model of Coefficients.
-    member val ServiceModel: IServiceModel | null = null with get, set
-    member val Constraints: PlannerConstraint[] = [||] with get, set
-    member val NumWorkers = 2 with get, set
-    /// Skip the keep-or-switch test and return the fresh solve placed against Current: for callers
-    /// that rank candidate plans themselves (the simulator's plan verification).
-    member val AlwaysSwitch = false with get, set
-
-type PlanOutcome =
-    { Plan: Plan
-      /// A readable table of the plan (print it as is).
-      Summary: string
-      Warnings: string[]
-      /// Why the planner switched or kept the current plan; empty without a current plan.
-      SwitchReason: string
-      Solution: Solution
-      Deployment: Deployment }
-
-/// `oserve plan --schedule`: every window of a trace is forecast, planned and switched in turn.
-type ScheduleRequest(cluster: Cluster, model: ModelCard, trace: OServe.Planner.Workload.Trace) =
-    member _.Cluster = cluster
-    member _.Model = model
-    member _.Trace = trace
-    member val NumTypes = 4 with get, set
-    member val WindowS = 60.0 with get, set
-    /// Windows per season for Holt-Winters; 0 for Holt only.
-    member val SeasonLength = 0 with get, set
-    /// Plan at most this many windows (0 = all).
-    member val MaxWindows = 0 with get, set
-    member val Slo = Slo() with get, set
-    member val Options = OServe.Contracts.PlannerOptions() with get, set
-    member val Coefficients = CostCoefficients.defaults with get, set
-    /// Measured rates and latencies per (config, type); null: the analytic model of Coefficients.
-    member val ServiceModel: IServiceModel | null = null with get, set
-    member val Constraints: PlannerConstraint[] = [||] with get, set
-    member val NumWorkers = 2 with get, set
-
-type ScheduleOutcome =
-    { Schedule: PlanSchedule
-      Summary: string
-      NumSwitches: int
-      Outcomes: PlanOutcome[] }
 
 [<RequireQualifiedAccess>]
 module Planning =
@@ -75,7 +20,8 @@ module Planning =
         let o = req.Options
         { OServe.Planner.Solver.PlannerOptions.Default with
             Rho = o.Rho
-            MaxSolveSeconds = o.MaxSolveSeconds
+            SolveBudget = o.MaxSolveSeconds
+            MaxWallSeconds = (if o.MaxWallSeconds.HasValue then o.MaxWallSeconds.Value else 0.0)
             NumWorkers = req.NumWorkers
             Coefficients = req.Coefficients
             Service = (match req.ServiceModel with | null -> None | m -> Some m)
@@ -89,111 +35,7 @@ module Planning =
         | _ -> CpSatPlanner.solve options input
 
     /// Mean E2E latency estimate (s) over the routed traffic, each config at its own utilization.
-    let meanLatency (s: Solution) =
-        let served = s.ServedRate
-        if served <= 0.0 then 0.0
-        else
-            let p = s.Problem
-            let total =
-                p.Candidates |> Array.sumBy (fun c ->
-                    let row = s.Routed[c.Index]
-                    if s.Counts[c.Index] = 0 || Array.sum row <= 0.0 then 0.0
-                    else
-                        let u = (row |> Array.mapi (fun j v -> if v > 0.0 then v / c.Service[j].Rate else 0.0) |> Array.sum) / float s.Counts[c.Index]
-                        let e = c.EstimateAt(min 0.99 u)
-                        row |> Array.mapi (fun j v -> if v > 0.0 then v * e[j].E2eSec else 0.0) |> Array.sum)
-            total / served
-
-    let private utilization (p: ScaledProblem) (d: Deployment) (i: int) =
-        let r = d.Replicas[i]
-        let n = fst r.Devices[0]
-        match p.Candidates |> Array.tryFind (fun c -> Array.contains n p.Groups[c.Group].Nodes && c.Config.Tp = r.Config.Tp && c.Config.Pp = r.Config.Pp && c.Config.Gpu.Name = r.Config.Gpu.Name) with
-        | Some c -> d.RatePerReplica[i] |> Array.mapi (fun j v -> if v > 0.0 then v / c.Service[j].Rate else 0.0) |> Array.sum
-        | None -> 0.0
-
-    let private stepKind (k: StepKind) =
-        match k with
-        | StepKind.Keep -> SwitchStepKind.Keep
-        | StepKind.Drain -> SwitchStepKind.Drain
-        | StepKind.MoveKv -> SwitchStepKind.MoveKv
-        | StepKind.CopyShard -> SwitchStepKind.CopyShard
-        | StepKind.LoadShard -> SwitchStepKind.LoadShard
-        | StepKind.Stop -> SwitchStepKind.Stop
-        | _ -> SwitchStepKind.Start
-
-    let private toPlan (req: PlanRequest) (spec: ClusterSpec) (kind: string) (types: TypeDemand[]) (s: Solution) (d: Deployment)
-                       (switch: SwitchSchedule) (fromVersion: int) : Plan =
-        let dev = ContractMapping.deviceText spec
-        let replicas =
-            d.Replicas |> Array.map (fun r ->
-                ReplicaSpec(Id = r.Id, GpuType = r.Config.Gpu.Name, Devices = (r.Devices |> Array.map dev :> IReadOnlyList<string>),
-                            Tp = r.Config.Tp, Pp = r.Config.Pp, MaxNumSeqs = req.Coefficients.MaxNumSeqs))
-        let routing =
-            types |> Array.mapi (fun j t ->
-                let w = Dictionary<string, float>()
-                d.Replicas |> Array.iteri (fun i r -> if d.RatePerReplica[i][j] > 0.0 && t.Rate > 0.0 then w[r.Id] <- Math.Round(d.RatePerReplica[i][j] / t.Rate, 6))
-                RoutingEntry(Type = t.Name, Weights = (w :> IReadOnlyDictionary<string, float>)))
-        let maxUtil = if d.Replicas.Length = 0 then 0.0 else Array.init d.Replicas.Length (utilization s.Problem d) |> Array.max
-        let switchPlan =
-                let sw, v = switch, fromVersion
-                let steps =
-                    sw.Steps |> Array.map (fun st ->
-                        SwitchStep(Kind = stepKind st.Kind, Replica = st.Replica, Device = (st.Device |> Option.map dev |> Option.toObj),
-                                   Source = (match st.Kind, st.Source with
-                                             | StepKind.LoadShard, _ -> "storage"
-                                             | _, Some src -> dev src
-                                             | _, None -> null),
-                                   Bytes = st.Bytes, EstSeconds = Math.Round(st.EstSeconds, 4)))
-                SwitchPlan(FromVersion = v, Steps = (steps :> IReadOnlyList<SwitchStep>), TotalBytes = sw.TotalBytes, EstSeconds = Math.Round(sw.EstSeconds, 4))
-        let finite v = if Double.IsFinite v then Nullable(Math.Round(v, 6)) else Nullable()
-        Plan(Version = fromVersion + 1, Model = req.Model.Name, Cluster = req.Cluster.Name, Planner = kind,
-             Window = PlanWindow(StartS = req.WindowStartS, LengthS = req.WindowS),
-             RequestTypes = (types |> Array.map (fun t -> RequestTypeSpec(Name = t.Name, InputTokens = Math.Round(t.InputTokens, 1), OutputTokens = Math.Round(t.OutputTokens, 1), RateRps = Math.Round(t.Rate, 6))) :> IReadOnlyList<RequestTypeSpec>),
-             Replicas = (replicas :> IReadOnlyList<ReplicaSpec>),
-             Routing = (routing :> IReadOnlyList<RoutingEntry>),
-             Predicted = PredictedFigures(DemandRps = Math.Round(s.DemandRate, 6), ServedRps = Math.Round(s.ServedRate, 6), MaxUtilization = Math.Round(maxUtil, 4),
-                                          MeanLatencyS = finite (meanLatency s), SolveStatus = s.Status, Objective = finite s.Objective,
-                                          Bound = finite s.Bound, Gap = finite s.Gap, SolveSeconds = finite s.WallSeconds),
-             Switch = switchPlan)
-
-    let private summary (req: PlanRequest) (kind: string) (types: TypeDemand[]) (s: Solution) (d: Deployment) (plan: Plan) (warnings: string list) (reason: string) =
-        let sb = StringBuilder()
-        let line (t: string) = sb.AppendLine t |> ignore
-        line (sprintf "plan v%d (%s) for %s on %s, window %g s + %g s" plan.Version kind req.Model.Name req.Cluster.Name req.WindowStartS req.WindowS)
-        let pct = if s.DemandRate > 0.0 then 100.0 * s.ServedRate / s.DemandRate else 100.0
-        line (sprintf "solve: %s, served %.3f of %.3f req/s (%.1f%%), mean latency %.3f s, objective %.3f, bound %.3f, gap %.2f%%, %.2f s"
-                  s.Status s.ServedRate s.DemandRate pct (meanLatency s) s.Objective s.Bound (100.0 * s.Gap) s.WallSeconds)
-        line (sprintf "%-12s %8s %8s %10s %10s" "type" "input" "output" "rate/s" "served/s")
-        types |> Array.iteri (fun j t ->
-            let served = s.Routed |> Array.sumBy (fun row -> row[j])
-            line (sprintf "%-12s %8.0f %8.0f %10.3f %10.3f" t.Name t.InputTokens t.OutputTokens t.Rate served))
-        line (sprintf "%-6s %-22s %-34s %6s  %s" "id" "config" "devices" "util" "routed req/s")
-        d.Replicas |> Array.iteri (fun i r ->
-            let devs = plan.Replicas[i].Devices |> String.concat ","
-            let shown = if devs.Length > 34 then devs.Substring(0, 31) + "..." else devs
-            let routed =
-                d.RatePerReplica[i] |> Array.mapi (fun j v -> if v > 0.0 then sprintf "%s %.3f" types[j].Name v else "") |> Array.filter ((<>) "") |> String.concat ", "
-            line (sprintf "%-6s %-22s %-34s %6.2f  %s" r.Id r.Config.Label shown (utilization s.Problem d i) routed))
-        match plan.Switch with
-        | null -> ()
-        | sw ->
-            let count k = sw.Steps |> Seq.filter (fun st -> st.Kind = k) |> Seq.length
-            line (sprintf "switch from v%d: %d kept, %d started, %d stopped, %.2f GB moved, est %.2f s"
-                      sw.FromVersion (count SwitchStepKind.Keep) (count SwitchStepKind.Start) (count SwitchStepKind.Stop) (float sw.TotalBytes / 1e9) sw.EstSeconds)
-        if reason <> "" then line (sprintf "switch decision: %s" reason)
-        for w in warnings do line (sprintf "warning: %s" w)
-        sb.ToString()
-
-    /// Explains why nothing can be served (SLO too tight, requests longer than any KV cache).
-    let private whyNothing (s: Solution) =
-        let p = s.Problem
-        [ for j in 0 .. p.Types.Length - 1 do
-              if p.Demand[j] > 0L && not (p.Candidates |> Array.exists (fun c -> p.Allowed c.Index j)) then
-                  let best = p.Candidates |> Array.minBy (fun c -> c.Service[j].E2eSec)
-                  let e = best.Service[j]
-                  yield err (sprintf "types[%d]" j)
-                          (sprintf "type %s (%.0f in / %.0f out) can be served by no configuration: best is %s with TTFT %.3f s, TPOT %.4f s, E2E %.2f s at rho %.2f (rate %.3f/s)"
-                               p.Types[j].Name p.Types[j].InputTokens p.Types[j].OutputTokens best.Config.Label e.TtftSec e.TpotSec e.E2eSec 0.0 e.Rate) ]
+    let meanLatency (s: Solution) = PlanOutput.meanLatency s
 
     /// Plans one window: solve (CP-SAT, static or the paper's heuristic), decide whether switching
     /// from the current plan pays, place replicas on GPUs, route, and derive switch steps.
@@ -215,10 +57,7 @@ module Planning =
                 let kindName = match kind with | PlannerKind.Static -> "static" | PlannerKind.PaperHeuristic -> "paper-heuristic" | _ -> "cpsat"
                 match solveWith kind options input with
                 | Error es -> Error(es |> List.map (err ""))
-                | Ok s when s.ServedRate <= 0.0 && s.DemandRate > 0.0 ->
-                    match whyNothing s with
-                    | [] -> Error [ err "" (sprintf "the plan would serve nothing of %.3f req/s (constraints leave no usable GPU?)" s.DemandRate) ]
-                    | es -> Error es
+                | Ok s when s.ServedRate <= 0.0 && s.DemandRate > 0.0 -> Error(PlanOutput.whyNothing options.Rho options.Constraints s)
                 | Ok fresh ->
                     let place (s: Solution) =
                         Placement.place spec s.Problem s.Counts current |> Result.map (Placement.route s.Problem s.Counts s.Routed)
@@ -252,13 +91,9 @@ module Planning =
                         | Ok(s, d, reason) ->
                             // A cold start is a switch from version 0 (nothing loaded): every shard from storage.
                             let fromVersion = match req.Current with | null -> 0 | p -> p.Version
-                            let planOut = toPlan req spec kindName types s d (switchOf d) fromVersion
-                            let warnings =
-                                [ if s.ServedRate < s.DemandRate * 0.999 then
-                                      yield sprintf "demand %.3f req/s exceeds what the cluster serves at rho %.2f: %.3f req/s (%.1f%% unserved)"
-                                                s.DemandRate options.Rho s.ServedRate (100.0 * (1.0 - s.ServedRate / s.DemandRate))
-                                  if s.Status = "Feasible" then yield sprintf "the solve hit its time limit: gap %.2f%%" (100.0 * s.Gap) ]
-                            let text = summary req kindName types s d planOut warnings reason
+                            let planOut = PlanOutput.toPlan req spec kindName types s d (switchOf d) fromVersion
+                            let warnings = PlanOutput.warnings options.Rho s d
+                            let text = PlanOutput.summary req kindName types s d planOut warnings reason
                             Ok { Plan = planOut; Summary = text; Warnings = Array.ofList warnings; SwitchReason = reason; Solution = s; Deployment = d }
 
     let internal typeSpecs (types: OServe.Planner.Workload.RequestType[]) (rates: float[]) =
