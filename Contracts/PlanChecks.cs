@@ -110,6 +110,12 @@ public static class PlanChecks
         string F(string field) => prefix.Length == 0 ? field : $"{prefix}.{field}";
         if (plan.Model != model.Name) report(F("model"), $"plan is for model '{plan.Model}' but the model card is '{model.Name}'");
         if (plan.Cluster != cluster.Name) report(F("cluster"), $"plan is for cluster '{plan.Cluster}' but the cluster is '{cluster.Name}'");
+        for (var i = 0; i < plan.RequestTypes.Count; i++)
+        {
+            var t = plan.RequestTypes[i];
+            if (t.InputTokens + t.OutputTokens > model.MaxContext)
+                report(F($"request_types[{i}]"), $"type '{t.Name}' has {t.InputTokens:0.#} + {t.OutputTokens:0.#} tokens, more than {model.Name}'s context of {model.MaxContext}: no replica can hold such a request");
+        }
         for (var i = 0; i < plan.Replicas.Count; i++)
         {
             var r = plan.Replicas[i];

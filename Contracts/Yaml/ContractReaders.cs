@@ -106,6 +106,7 @@ internal static class ContractReaders
             Synthetic = synthetic is null ? null : Finish(synthetic, Synthetic(synthetic)),
             WindowS = m.OptDouble("window_s", positive: true) ?? 60,
             NumTypes = m.OptInt("num_types", min: 1, max: 64) ?? 4,
+            OverContext = m.OptEnum("over_context", OverContext.Clip),
         };
         if (workload.Trace is null && workload.Synthetic is null)
             m.Context.Error(m.Node, m.Field("trace"), "a workload needs a trace, a synthetic spec, or both");

@@ -38,7 +38,7 @@ public static class SystemRunner
 
     /// <summary>Per-window plans from the planner (forecast, solve, keep-or-switch, switch steps).</summary>
     /// <param name="service">Rates and latencies per (config, type) for the planner; null: its analytic model.</param>
-    public static SystemPlans PlanSchedule(ScenarioWorkload w, ServingSystem system, int numWorkers = 2, IServiceModel? service = null)
+    public static SystemPlans PlanSchedule(ScenarioWorkload w, ServingSystem system, int numWorkers = 1, IServiceModel? service = null)
     {
         var options = w.Scenario.Planner with
         {

@@ -23,7 +23,7 @@ public static class VerifiedScheduler
 {
     /// <returns>The plans, with what verification saw and chose in each window (<see cref="SystemPlans.Choices"/>).</returns>
     public static SystemPlans PlanSchedule(ScenarioWorkload w, ServingSystem system, CostCoefficients k,
-        IServiceModel? service, VerificationOptions? options = null, int numWorkers = 2)
+        IServiceModel? service, VerificationOptions? options = null, int numWorkers = 1)
     {
         options ??= new VerificationOptions();
         bool reload = system == ServingSystem.Reload;

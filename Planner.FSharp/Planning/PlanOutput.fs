@@ -141,10 +141,13 @@ module PlanOutput =
         line (sprintf "solve: %s, served %.3f of %.3f req/s (%.1f%%), mean latency %.3f s, %.2f s"
                   s.Status s.ServedRate s.DemandRate pct (meanLatency s) s.WallSeconds)
         for st in s.Stages do line ("  stage " + st.Describe())
-        line (sprintf "%-12s %8s %8s %10s %10s" "type" "input" "output" "rate/s" "served/s")
+        if req.ContextNote <> "" then line ("context: " + req.ContextNote)
+        let over = req.OverContextPerType
+        let overHead, overCell = if over.Length = types.Length then sprintf " %9s" "over ctx", (fun j -> sprintf " %9d" over[j]) else "", (fun _ -> "")
+        line (sprintf "%-12s %8s %8s %10s %10s%s" "type" "input" "output" "rate/s" "served/s" overHead)
         types |> Array.iteri (fun j t ->
             let served = s.Routed |> Array.sumBy (fun row -> row[j])
-            line (sprintf "%-12s %8.0f %8.0f %10.3f %10.3f" t.Name t.InputTokens t.OutputTokens t.Rate served))
+            line (sprintf "%-12s %8.0f %8.0f %10.3f %10.3f%s" t.Name t.InputTokens t.OutputTokens t.Rate served (overCell j)))
         line (sprintf "%-6s %-22s %-34s %6s  %s" "id" "config" "devices" "util" "routed req/s")
         d.Replicas |> Array.iteri (fun i r ->
             let devs = plan.Replicas[i].Devices |> String.concat ","

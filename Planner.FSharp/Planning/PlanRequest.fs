@@ -23,6 +23,11 @@ type PlanRequest(cluster: Cluster, model: ModelCard, requestTypes: IReadOnlyList
     member val Constraints: PlannerConstraint[] = [||] with get, set
     /// CP-SAT workers; any fixed count gives the same plan on every run (see SolverStage).
     member val NumWorkers = 1 with get, set
+    /// Per type (request_types order): requests that exceeded the model's context (shown as a
+    /// column of the summary when set).
+    member val OverContextPerType: int[] = [||] with get, set
+    /// One line on how the workload met the context (ContextReport.Describe), printed in the summary.
+    member val ContextNote = "" with get, set
     /// Skip the keep-or-switch test and return the fresh solve placed against Current: for callers
     /// that rank candidate plans themselves (the simulator's plan verification).
     member val AlwaysSwitch = false with get, set
@@ -55,6 +60,8 @@ type ScheduleRequest(cluster: Cluster, model: ModelCard, trace: OServe.Planner.W
     member val ServiceModel: IServiceModel | null = null with get, set
     member val Constraints: PlannerConstraint[] = [||] with get, set
     member val NumWorkers = 1 with get, set
+    /// One line on how the trace met the context, printed above the schedule table.
+    member val ContextNote = "" with get, set
 
 type ScheduleOutcome =
     { Schedule: PlanSchedule

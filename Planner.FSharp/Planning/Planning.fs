@@ -112,6 +112,21 @@ module Planning =
                     float n / duration)
             typeSpecs types rates)
 
+    /// Per type, as typesOfTrace fits them on `trace` (the context-limited trace), how many requests
+    /// of `original` (the trace as read) exceeded the context: clipped ones typed by their clipped
+    /// lengths, dropped ones by their own.
+    let overContextPerType (trace: Trace) (numTypes: int) (original: Request[]) (context: ContextReport) : int[] =
+        match RequestTyping.fit { TypingOptions.Default with NumTypes = numTypes } trace.Requests with
+        | Error _ -> [||]
+        | Ok types ->
+            let counts = Array.zeroCreate types.Length
+            original |> Array.iteri (fun i r ->
+                if context.IsOver[i] then
+                    let r = if context.Policy = OverContext.Clip then ContextLimit.clip context.MaxContextTokens r else r
+                    let t = RequestTyping.classify types r.InputTokens r.OutputTokens
+                    counts[t] <- counts[t] + 1)
+            counts
+
     /// Window 0 is planned from its own observed rates (no history yet); window w >= 1 from the
     /// smoothing forecast over windows 0..w-1. Each plan starts from the previous one, so switch
     /// steps and the keep-or-switch decision apply window to window.
@@ -156,11 +171,14 @@ module Planning =
                     | sw -> sw.FromVersion > 0 && sw.Steps |> Seq.exists (fun st -> st.Kind = SwitchStepKind.Start)
                 let sb = StringBuilder()
                 sb.AppendLine(sprintf "schedule for %s on %s: %d windows of %g s, %d types" req.Model.Name req.Cluster.Name n req.WindowS types.Length) |> ignore
-                sb.AppendLine(sprintf "%6s %10s %10s %10s %8s %8s %8s" "window" "forecast" "actual" "served" "replicas" "switch" "solve s") |> ignore
+                if req.ContextNote <> "" then sb.AppendLine("context: " + req.ContextNote) |> ignore
+                sb.AppendLine(sprintf "%6s %10s %10s %10s %8s %8s %8s  %s" "window" "forecast" "actual" "served" "replicas" "switch" "solve s" "solve status (stages not finished)") |> ignore
                 outcomes |> Seq.iteri (fun i o ->
                     let actual = series |> Array.sumBy (fun s -> s[i])
                     let sw = match o.Plan.Switch with | null -> "-" | p when switched o -> sprintf "%.1fs" p.EstSeconds | _ -> "-"
-                    sb.AppendLine(sprintf "%6d %10.3f %10.3f %10.3f %8d %8s %8.2f" i o.Solution.DemandRate actual o.Solution.ServedRate o.Plan.Replicas.Count sw o.Solution.WallSeconds) |> ignore)
+                    let unfinished = o.Solution.UnfinishedStages |> List.map (fun st -> sprintf "%s: %s" st.Stage st.StoppedBy)
+                    let status = if unfinished.IsEmpty then o.Solution.Status else sprintf "%s (%s)" o.Solution.Status (String.Join(", ", unfinished))
+                    sb.AppendLine(sprintf "%6d %10.3f %10.3f %10.3f %8d %8s %8.2f  %s" i o.Solution.DemandRate actual o.Solution.ServedRate o.Plan.Replicas.Count sw o.Solution.WallSeconds status) |> ignore)
                 let numSwitches = outcomes |> Seq.filter switched |> Seq.length
                 sb.AppendLine(sprintf "%d switches" numSwitches) |> ignore
                 let schedule = PlanSchedule(Model = req.Model.Name, Cluster = req.Cluster.Name, WindowS = req.WindowS, Plans = (outcomes |> Seq.map (fun o -> o.Plan) |> Array.ofSeq :> IReadOnlyList<Plan>))
