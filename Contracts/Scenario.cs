@@ -35,4 +35,6 @@ public sealed record Scenario
     public required Workload Workload { get; init; }
     public Slo Slo { get; init; } = new();
     public PlannerOptions Planner { get; init; } = new();
+    /// <summary>Built-in constraints every planner and candidate plan keeps (README-constraints.md).</summary>
+    public IReadOnlyList<ConstraintSpec> Constraints { get; init; } = [];
 }

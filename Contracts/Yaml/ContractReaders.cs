@@ -130,6 +130,42 @@ internal static class ContractReaders
         MaxTp = m.OptInt("max_tp", min: 1),
     };
 
+    /// <summary>One constraint: the fields its kind takes (any other is reported as unknown, with the expected ones).</summary>
+    public static ConstraintSpec Constraint(MapReader m)
+    {
+        var kindText = m.String("kind");
+        if (!EnumNames.TryParse<ConstraintKind>(kindText, out var kind))
+        {
+            if (kindText.Length > 0) m.Error("kind", $"'{kindText}' is not one of: {string.Join(", ", EnumNames.All<ConstraintKind>())}");
+            m.IgnoreRest();
+            return new ConstraintSpec { Kind = ConstraintKind.MaxTp, Value = int.MaxValue };
+        }
+        return kind switch
+        {
+            ConstraintKind.MaxReplicas => new ConstraintSpec
+            {
+                Kind = kind, Tp = m.Int("tp", min: 1), Pp = m.OptInt("pp", min: 1) ?? 1, GpuType = m.OptString("gpu_type"), Count = m.OptInt("count", min: 0, required: true) ?? 0,
+            },
+            ConstraintKind.KeepFree => new ConstraintSpec { Kind = kind, Node = m.String("node"), Gpus = m.OptInt("gpus", min: 1) },
+            ConstraintKind.Pin => Pin(m),
+            ConstraintKind.MaxTp or ConstraintKind.MaxPp => new ConstraintSpec { Kind = kind, Value = m.Int("value", min: 1) },
+            _ => new ConstraintSpec { Kind = kind },
+        };
+    }
+
+    /// <summary>A pin's tp defaults to its devices over its pp (4 devices, pp 1: tp 4).</summary>
+    private static ConstraintSpec Pin(MapReader m)
+    {
+        var devices = m.StringList("devices");
+        int pp = m.OptInt("pp", min: 1) ?? 1;
+        return new ConstraintSpec
+        {
+            Kind = ConstraintKind.Pin, Devices = devices, Pp = pp, Tp = m.OptInt("tp", min: 1) ?? Math.Max(1, devices.Count / pp), Id = m.OptString("id"),
+        };
+    }
+
+    public static ConstraintSet Constraints(MapReader m) => new() { Constraints = m.List("constraints", Constraint) };
+
     public static Scenario Scenario(MapReader m)
     {
         var workload = m.Map("workload", required: true);
@@ -144,6 +180,7 @@ internal static class ContractReaders
             Workload = workload is null ? new Workload { Name = "", WindowS = 60 } : Finish(workload, Workload(workload)),
             Slo = slo is null ? new Slo() : Finish(slo, Slo(slo)),
             Planner = planner is null ? new PlannerOptions() : Finish(planner, PlannerOptions(planner)),
+            Constraints = m.List("constraints", Constraint, required: false),
         };
     }
 

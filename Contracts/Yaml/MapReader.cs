@@ -219,6 +219,13 @@ internal sealed class MapReader
     public void Error(string key, string message) =>
         _ctx.Error(_node.Children.TryGetValue(new YamlScalarNode(key), out var v) ? v : _node, Field(key), message);
 
+    /// <summary>Marks every field as read: after an error that makes the rest meaningless (an unknown kind), only that error is reported.</summary>
+    public void IgnoreRest()
+    {
+        foreach (var (key, _) in _node.Children)
+            if (key is YamlScalarNode { Value: { } name }) _asked.Add(name);
+    }
+
     /// <summary>Reports every field present in the mapping that the reader never asked for.</summary>
     public void Finish()
     {

@@ -81,7 +81,8 @@ public sealed class SimulationOptions
     public ScenarioWorkload Load(ParseResult parse, string scenarioRef, double? rateScale = null)
     {
         var path = Catalog.ScenarioPath(scenarioRef);
-        var scenario = ContractYaml.ReadScenario(path);
+        var sourced = ContractYaml.LoadScenario(path);
+        var scenario = sourced.Value;
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         double scale = rateScale ?? parse.GetValue(_rateScale);
         if (!(scale > 0)) throw new CliUsageException($"--rate-scale must be positive, got {scale}");
@@ -89,7 +90,7 @@ public sealed class SimulationOptions
         try
         {
             return ScenarioWorkload.Load(scenario, dir, (c, rel) => Catalog.Cluster(c, rel), (m, rel) => Catalog.Model(m, rel),
-                parse.GetValue(_trace), scale, parse.GetValue(_duration), OverContextOption(parse.GetValue(_overContext)));
+                parse.GetValue(_trace), scale, parse.GetValue(_duration), OverContextOption(parse.GetValue(_overContext)), sourced.Lines);
         }
         catch (ArgumentException e)
         {

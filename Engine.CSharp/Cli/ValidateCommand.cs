@@ -13,9 +13,9 @@ public static class ValidateCommand
     public static Command Create()
     {
         var files = new Argument<string[]>("files") { Description = "YAML files to check (kind detected from their fields)", Arity = ArgumentArity.OneOrMore };
-        var cluster = new Option<string?>("--cluster") { Description = "Cluster (file or built-in name) to check plans against; default: the plan's cluster by name" };
+        var cluster = new Option<string?>("--cluster") { Description = "Cluster (file or built-in name) to check plans and constraints files against; default: the plan's cluster by name" };
         var model = new Option<string?>("--model") { Description = "Model card (file or built-in name) to check plans against; default: the plan's model by name" };
-        var command = new Command("validate", "Check YAML files (cluster, model card, scenario, plan, plan schedule) and report every problem with file, line and field.")
+        var command = new Command("validate", "Check YAML files (cluster, model card, scenario, plan, plan schedule, constraints) and report every problem with file, line and field.")
         {
             files, cluster, model,
         };
@@ -70,9 +70,17 @@ public static class ValidateCommand
                 var loadedScenario = ContractYaml.LoadScenario(file);
                 var scenario = loadedScenario.Value;
                 var dir = Path.GetDirectoryName(Path.GetFullPath(file))!;
-                Catalog.Cluster(scenario.Cluster, dir);
+                var scenarioCluster = Catalog.Cluster(scenario.Cluster, dir);
+                PlanConstraints.EnsureValid(scenario.Constraints, scenarioCluster, loadedScenario.Lines);
                 var card = Catalog.Model(scenario.Model, dir);
                 return $"scenario '{scenario.Name}'{ContextSummary(scenario, dir, card, loadedScenario.Lines)}";
+            case "constraints":
+                var set = ContractYaml.LoadConstraints(file);
+                if (clusterRef is null)
+                    return $"{set.Value.Constraints.Count} constraints (give --cluster to check the nodes and devices they name)";
+                var target = Catalog.Cluster(clusterRef);
+                PlanConstraints.EnsureValid(set.Value.Constraints, target, set.Lines);
+                return $"{set.Value.Constraints.Count} constraints, valid on {target.Name}";
             default:
                 var workload = ContractYaml.ReadWorkload(file);
                 return $"workload '{workload.Name}'";
@@ -114,6 +122,7 @@ public static class ValidateCommand
         if (Has("nodes")) return "cluster";
         if (Has("layers")) return "model";
         if (Has("workload")) return "scenario";
+        if (Has("constraints")) return "constraints";
         return "workload";
     }
 }

@@ -46,12 +46,14 @@ public sealed class ScenarioWorkload
     /// <param name="tracePath">Overrides the scenario's trace path (resolved against the working directory); its format is detected from its content.</param>
     /// <param name="rateScale">Multiplies the arrival rate (divides every arrival time).</param>
     /// <param name="overContext">Overrides the scenario's policy for requests longer than the model's context.</param>
+    /// <param name="scenarioLines">Where the scenario's fields are, for constraint errors with file and line.</param>
     public static ScenarioWorkload Load(Scenario scenario, string scenarioDir, Func<string, string?, Cluster> clusters, Func<string, string?, ModelCard> models,
-        string? tracePath = null, double rateScale = 1.0, double? durationS = null, OverContext? overContext = null)
+        string? tracePath = null, double rateScale = 1.0, double? durationS = null, OverContext? overContext = null, SourceMap? scenarioLines = null)
     {
         if (!(rateScale > 0) || double.IsInfinity(rateScale))
             throw new ArgumentException($"--rate-scale must be a positive number, got {rateScale}");
         var cluster = clusters(scenario.Cluster, scenarioDir);
+        PlanConstraints.EnsureValid(scenario.Constraints, cluster, scenarioLines);
         var model = models(scenario.Model, scenarioDir);
         var workload = scenario.Workload;
         if (tracePath is not null)

@@ -53,6 +53,7 @@ public static class SystemRunner
             Options = options,
             NumWorkers = numWorkers,
             ServiceModel = service,
+            ConstraintSpecs = w.Scenario.Constraints,
         };
         var outcome = OServe.Planner.Planning.Scheduling.planSchedule(request);
         if (outcome.IsError)
@@ -62,16 +63,25 @@ public static class SystemRunner
         return new SystemPlans(system, o.Schedule.Plans, solveSeconds.Sum(), solveSeconds.DefaultIfEmpty(0).Max(), o.NumSwitches, Name(system));
     }
 
-    /// <summary>One (TP, PP) replicated over every GPU of every node, all types routed to all replicas.</summary>
+    /// <summary>
+    /// One (TP, PP) replicated over every GPU of every node, all types routed to all replicas. The
+    /// scenario's constraints shape it: GPUs kept free are left out (the last of each node), a
+    /// max_replicas rule caps the count; a shape that still breaks one (another shape pinned, TP
+    /// over max_tp) is no candidate (null).
+    /// </summary>
     public static Plan? Homogeneous(ScenarioWorkload w, int tp, int pp, CostCoefficients k)
     {
         var cluster = w.Cluster;
+        var constraints = w.Scenario.Constraints;
         int size = tp * pp;
         var replicas = new List<ReplicaSpec>();
+        int cap = constraints.Where(c => c.Kind == ConstraintKind.MaxReplicas && c.Tp == tp && (c.Pp ?? 1) == pp && c.GpuType is null)
+            .Select(c => c.Count ?? 0).DefaultIfEmpty(int.MaxValue).Min();
         foreach (var node in cluster.Nodes)
         {
             if (node.Gpus % size != 0) return null;
-            for (int first = 0; first < node.Gpus; first += size)
+            int usable = node.Gpus - PlanConstraints.FreeToKeep(constraints, node);
+            for (int first = 0; first + size <= usable && replicas.Count < cap; first += size)
                 replicas.Add(new ReplicaSpec
                 {
                     Id = $"r{replicas.Count}",
@@ -81,10 +91,11 @@ public static class SystemRunner
                     Pp = pp,
                 });
         }
+        if (replicas.Count == 0) return null;
         var config = PlannerAdapter.Config(replicas[0], cluster);
         if (ReplicaCost.memory(k, PlannerAdapter.Model(w.Model), config).IsError) return null;
         var types = w.Types.Select(t => new RequestTypeSpec { Name = $"t{t.Id}", InputTokens = t.MeanInputTokens, OutputTokens = t.MeanOutputTokens }).ToList();
-        return new Plan
+        var plan = new Plan
         {
             Model = w.Model.Name,
             Cluster = cluster.Name,
@@ -93,6 +104,7 @@ public static class SystemRunner
             Replicas = replicas,
             Routing = types.Select(t => new RoutingEntry { Type = t.Name, Weights = replicas.ToDictionary(r => r.Id, _ => 1.0) }).ToList(),
         };
+        return PlanConstraints.Violations(plan, constraints, cluster).Count == 0 ? PlanConstraints.WithPinIds(plan, constraints) : null;
     }
 
     /// <summary>Every feasible homogeneous shape (TP and PP powers of two within a node).</summary>
@@ -139,7 +151,9 @@ public static class SystemRunner
             all.Add(new SystemResult(new SystemPlans(ServingSystem.StaticHomogeneous, [plan], 0, 0, 0, plan.Planner), report));
         }
         if (all.Count == 0)
-            throw new PlanningException($"{w.Model.Name} fits no homogeneous replica shape on {w.Cluster.Name}");
+            throw new PlanningException(w.Scenario.Constraints.Count == 0
+                ? $"{w.Model.Name} fits no homogeneous replica shape on {w.Cluster.Name}"
+                : $"no homogeneous replica shape of {w.Model.Name} on {w.Cluster.Name} keeps the scenario's constraints ({string.Join("; ", w.Scenario.Constraints.Select(c => c.Describe()))})");
         var best = all[BestStaticIndex(all.Select(r => (r.Report.Overall.SloAttainment, r.Report.Overall.E2e.P99)).ToList(), sloTolerance)];
         // Search time counts as this system's planning time.
         var plans = best.Plans with { PlanningSeconds = clock.Elapsed.TotalSeconds, MaxPlanningSeconds = clock.Elapsed.TotalSeconds };

@@ -21,6 +21,8 @@ type PlanRequest(cluster: Cluster, model: ModelCard, requestTypes: IReadOnlyList
     /// Measured rates and latencies per (config, type); null: the analytic model of Coefficients.
     member val ServiceModel: IServiceModel | null = null with get, set
     member val Constraints: PlannerConstraint[] = [||] with get, set
+    /// Built-in constraints (a scenario's `constraints:`, `oserve plan --constraints`), kept by every planner.
+    member val ConstraintSpecs: IReadOnlyList<ConstraintSpec> = [||] with get, set
     /// CP-SAT workers; any fixed count gives the same plan on every run (see SolverStage).
     member val NumWorkers = 1 with get, set
     /// Per type (request_types order): requests that exceeded the model's context (shown as a
@@ -59,6 +61,7 @@ type ScheduleRequest(cluster: Cluster, model: ModelCard, trace: OServe.Planner.W
     /// Measured rates and latencies per (config, type); null: the analytic model of Coefficients.
     member val ServiceModel: IServiceModel | null = null with get, set
     member val Constraints: PlannerConstraint[] = [||] with get, set
+    member val ConstraintSpecs: IReadOnlyList<ConstraintSpec> = [||] with get, set
     member val NumWorkers = 1 with get, set
     /// One line on how the trace met the context, printed above the schedule table.
     member val ContextNote = "" with get, set

@@ -16,7 +16,8 @@ open OServe.Planner.Forecast
 module Planning =
     let private err field message = { Field = field; Message = message }
 
-    let internal options (req: PlanRequest) =
+    /// The solver's options for a request; `rules` are its built-in constraints on the cluster view.
+    let internal options (req: PlanRequest) (rules: ConstraintRule list) =
         let o = req.Options
         { OServe.Planner.Solver.PlannerOptions.Default with
             Rho = o.Rho
@@ -26,7 +27,9 @@ module Planning =
             Coefficients = req.Coefficients
             Service = (match req.ServiceModel with | null -> None | m -> Some m)
             ReloadFromStorage = (o.Switching = SwitchMode.Reload)
-            Constraints = (if o.MaxTp.HasValue then [ Constraints.maxTp o.MaxTp.Value ] else []) @ List.ofArray req.Constraints }
+            Constraints = List.ofArray req.Constraints
+            // The scenario's planner.max_tp is the max_tp rule, so the heuristic and static baseline keep it too.
+            Rules = (if o.MaxTp.HasValue then [ MaxTp o.MaxTp.Value ] else []) @ rules }
 
     let internal solveWith (kind: PlannerKind) options input =
         match kind with
@@ -40,10 +43,13 @@ module Planning =
     /// Plans one window: solve (CP-SAT, static or the paper's heuristic), decide whether switching
     /// from the current plan pays, place replicas on GPUs, route, and derive switch steps.
     let plan (req: PlanRequest) : Result<PlanOutcome, PlanError list> =
-        match ContractMapping.cluster req.Cluster, ContractMapping.demands req.RequestTypes req.Slo with
+        let mapped =
+            ContractMapping.cluster req.Cluster
+            |> Result.bind (fun spec -> ContractMapping.rules spec req.ConstraintSpecs |> Result.map (fun rules -> spec, rules))
+        match mapped, ContractMapping.demands req.RequestTypes req.Slo with
         | Error e1, Error e2 -> Error(e1 @ e2)
         | Error e, _ | _, Error e -> Error e
-        | Ok spec, Ok types ->
+        | Ok(spec, rules), Ok types ->
             let current =
                 match req.Current with
                 | null -> Ok [||]
@@ -51,16 +57,17 @@ module Planning =
             match current with
             | Error e -> Error e
             | Ok current ->
-                let options = options req
+                let options = options req rules
+                let pinned = ConstraintRule.pins options.Rules spec
                 let input = { Cluster = spec; Model = ContractMapping.model req.Model; Types = types; Current = current }
                 let kind = req.Options.Kind
                 let kindName = match kind with | PlannerKind.Static -> "static" | PlannerKind.PaperHeuristic -> "paper-heuristic" | _ -> "cpsat"
                 match solveWith kind options input with
                 | Error es -> Error(es |> List.map (err ""))
-                | Ok s when s.ServedRate <= 0.0 && s.DemandRate > 0.0 -> Error(PlanOutput.whyNothing options.Rho options.Constraints s)
+                | Ok s when s.ServedRate <= 0.0 && s.DemandRate > 0.0 -> Error(PlanOutput.whyNothing options.Rho (options.Constraints @ ConstraintRule.toConstraints spec options.Rules) s)
                 | Ok fresh ->
                     let place (s: Solution) =
-                        Placement.place spec s.Problem s.Counts current |> Result.map (Placement.route s.Problem s.Counts s.Routed)
+                        Placement.place spec s.Problem s.Counts pinned current |> Result.map (Placement.route s.Problem s.Counts s.Routed)
                     let longShare =
                         let total = types |> Array.sumBy (fun t -> t.Rate)
                         if total <= 0.0 then 0.0
@@ -76,16 +83,19 @@ module Planning =
                             if current.Length = 0 then Ok(fresh, d, "")
                             elif req.AlwaysSwitch then Ok(fresh, d, "fresh plan requested (the caller decides whether to switch)")
                             else
-                                let sw = switchOf d
-                                match CpSatPlanner.evaluate options input (fun p -> CpSatPlanner.currentCounts p current) with
-                                | Error _ -> Ok(fresh, d, "the current plan cannot be evaluated on this cluster: switching")
-                                | Ok cur ->
-                                    let removed = current |> Array.filter (fun c -> not (d.Replicas |> Array.exists (fun r -> r.Id = c.Id && r.Devices = c.Devices)))
-                                    let affected = cur.ServedRate * float removed.Length / float (max 1 current.Length)
-                                    let verdict =
-                                        SwitchPlanner.decide req.WindowS options.SwitchLatencyGain options.MaxSwitchFraction (fresh.ServedRate, meanLatency fresh) (cur.ServedRate, meanLatency cur) sw.EstSeconds affected
-                                    if verdict.Pays then Ok(fresh, d, verdict.Reason)
-                                    else place cur |> Result.map (fun dc -> cur, dc, verdict.Reason)
+                                match ConstraintRule.violations options.Rules spec fresh.Problem (CpSatPlanner.currentCounts fresh.Problem current) with
+                                | broken :: _ -> Ok(fresh, d, sprintf "the current plan breaks a constraint (%s): switching" broken)
+                                | [] ->
+                                    let sw = switchOf d
+                                    match CpSatPlanner.evaluate options input (fun p -> CpSatPlanner.currentCounts p current) with
+                                    | Error _ -> Ok(fresh, d, "the current plan cannot be evaluated on this cluster: switching")
+                                    | Ok cur ->
+                                        let removed = current |> Array.filter (fun c -> not (d.Replicas |> Array.exists (fun r -> r.Id = c.Id && r.Devices = c.Devices)))
+                                        let affected = cur.ServedRate * float removed.Length / float (max 1 current.Length)
+                                        let verdict =
+                                            SwitchPlanner.decide req.WindowS options.SwitchLatencyGain options.MaxSwitchFraction (fresh.ServedRate, meanLatency fresh) (cur.ServedRate, meanLatency cur) sw.EstSeconds affected
+                                        if verdict.Pays then Ok(fresh, d, verdict.Reason)
+                                        else place cur |> Result.map (fun dc -> cur, dc, verdict.Reason)
                         match chosen with
                         | Error e -> Error [ err "" e ]
                         | Ok(s, d, reason) ->
@@ -152,6 +162,7 @@ module Planning =
                 pr.Coefficients <- req.Coefficients
                 pr.ServiceModel <- req.ServiceModel
                 pr.Constraints <- req.Constraints
+                pr.ConstraintSpecs <- req.ConstraintSpecs
                 pr.NumWorkers <- req.NumWorkers
                 pr.Current <- current
                 pr.WindowStartS <- float w * req.WindowS

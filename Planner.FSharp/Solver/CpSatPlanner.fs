@@ -28,7 +28,10 @@ type PlannerOptions =
       Coefficients: CostCoefficients
       /// Rates and latencies per (config, type); None: the analytic model with Coefficients.
       Service: IServiceModel option
+      /// Researcher constraints (F# code; CP-SAT only).
       Constraints: PlannerConstraint list
+      /// The built-in constraints as data (YAML, CLI): kept by every planner.
+      Rules: ConstraintRule list
       /// Reload mode: new shards always come from storage (the "reload" baseline).
       ReloadFromStorage: bool
       /// When current and new plans serve the same, switch only for this relative mean-latency gain...
@@ -39,7 +42,7 @@ type PlannerOptions =
     static member Default =
         { Rho = 0.85; MaxPp = 4; RateResolution = 200; Measure = ServedMeasure.Requests; Objective = Lexicographic
           LatencyTolerance = 0.02; SolveBudget = 1.0; MaxWallSeconds = 0.0; NumWorkers = 1; RandomSeed = 1
-          Coefficients = CostCoefficients.defaults; Service = None; Constraints = []; ReloadFromStorage = false
+          Coefficients = CostCoefficients.defaults; Service = None; Constraints = []; Rules = []; ReloadFromStorage = false
           SwitchLatencyGain = 0.05; MaxSwitchFraction = 0.1 }
 
     member o.StageSettings = { NumWorkers = o.NumWorkers; RandomSeed = o.RandomSeed; MaxWallSeconds = o.MaxWallSeconds }
@@ -114,8 +117,8 @@ module CpSatPlanner =
         sprintf "%d candidate configs in %d node groups, %d routing variables" p.Candidates.Length p.Groups.Length numRoutes
 
     /// Why the first stage gave no plan, in the user's terms.
-    let private noPlan (options: PlannerOptions) (p: ScaledProblem) (r: IntVar option[][]) (rep: StageReport) =
-        let named = options.Constraints |> List.map (fun k -> k.Name)
+    let private noPlan (options: PlannerOptions) (cluster: ClusterSpec) (p: ScaledProblem) (r: IntVar option[][]) (rep: StageReport) =
+        let named = (options.Constraints |> List.map (fun k -> k.Name)) @ (options.Rules |> List.map (ConstraintRule.name cluster))
         match rep.Status with
         | StageStatus.Infeasible when named.IsEmpty -> sprintf "CP-SAT proved the model infeasible at stage %s (%s)" rep.Stage (size p r)
         | StageStatus.Infeasible -> sprintf "the constraints cannot all hold together (CP-SAT proved it at stage %s): %s" rep.Stage (String.Join("; ", named))
@@ -171,7 +174,7 @@ module CpSatPlanner =
                 model.AddLinearConstraint(b, low, 0L) |> ignore
         let ctx = { Model = model; Problem = p; Cluster = cluster; X = x; R = r }
         let constraintErrors =
-            options.Constraints
+            options.Constraints @ ConstraintRule.toConstraints cluster options.Rules
             |> List.choose (fun k -> match k.Apply ctx with Ok() -> None | Error e -> Some(sprintf "constraint %s: %s" k.Name e))
         if not constraintErrors.IsEmpty then Error constraintErrors
         else
@@ -228,7 +231,7 @@ module CpSatPlanner =
             // The latency stage starts near its optimum (StartingPoint), not at the served stage's
             // answer. Only without researcher constraints, which the added replicas could break.
             let start (xs: int64[], rs: int64[][]) =
-                if not options.Constraints.IsEmpty || fixedCounts.IsSome then xs, rs
+                if not options.Constraints.IsEmpty || not options.Rules.IsEmpty || fixedCounts.IsSome then xs, rs
                 else
                     let totals = Array.init nJ (fun j -> rs |> Array.sumBy (fun row -> row[j]))
                     StartingPoint.route p (fun c j -> Option.isSome r.[c].[j]) (StartingPoint.fill p xs rs) totals
@@ -263,14 +266,14 @@ module CpSatPlanner =
                 let obj = LinearExpr.NewBuilder().AddTerm(served, ws).AddTerm(latency, -wl).AddTerm(switchCost, -wsw)
                 model.Maximize(obj)
                 let solver, rep = stage "weighted"
-                if not rep.HasSolution then Error [ noPlan options p r rep ]
+                if not rep.HasSolution then Error [ noPlan options cluster p r rep ]
                 else
                     let servedValue = float (solver.Value(served))
                     finish solver [ { rep with Objective = servedValue; Bound = nan } ]
             | Lexicographic ->
                 model.Maximize(served)
                 let s1, rep1 = stage "served"
-                if not rep1.HasSolution then Error [ noPlan options p r rep1 ]
+                if not rep1.HasSolution then Error [ noPlan options cluster p r rep1 ]
                 else
                     let best = int64 (Math.Round rep1.Objective)
                     model.AddLinearConstraint(served, best, high) |> ignore
@@ -308,7 +311,8 @@ module CpSatPlanner =
 
     /// Everything up to the scaled problem: groups, candidates (with reasons for rejected ones).
     let prepare (options: PlannerOptions) (input: PlanInput) : Result<ScaledProblem, string list> =
-        let isolate = options.Constraints |> List.collect (fun k -> k.IsolatedNodes) |> Set.ofList
+        let isolate =
+            (options.Constraints |> List.collect (fun k -> k.IsolatedNodes)) @ (options.Rules |> List.collect ConstraintRule.isolatedNodes) |> Set.ofList
         let groups = PlanningProblem.groups input.Cluster isolate
         let cands, rejected =
             let service = options.Service |> Option.defaultWith (fun () -> AnalyticServiceModel(options.Coefficients) :> IServiceModel)
