@@ -8,7 +8,7 @@ namespace OServe.Engine.Simulation;
 /// <summary>The systems a comparison runs, all on the same trace, cost model and simulator.</summary>
 public enum ServingSystem
 {
-    /// <summary>CP-SAT planner on the smoothing forecast of each window, live hot switching.</summary>
+    /// <summary>CP-SAT planner on the forecast (ForecastMethod.Auto) of each window, live hot switching.</summary>
     OServe,
     /// <summary>The best single (TP, PP) over every GPU, found by simulating each; never changes.</summary>
     StaticHomogeneous,

@@ -138,7 +138,7 @@ module Planning =
             counts
 
     /// Window 0 is planned from its own observed rates (no history yet); window w >= 1 from the
-    /// smoothing forecast over windows 0..w-1. Each plan starts from the previous one, so switch
+    /// forecast (ForecastMethod.Auto) over windows 0..w-1. Each plan starts from the previous one, so switch
     /// steps and the keep-or-switch decision apply window to window.
     let planSchedule (req: ScheduleRequest) : Result<ScheduleOutcome, PlanError list> =
         match RequestTyping.fit { TypingOptions.Default with NumTypes = req.NumTypes } req.Trace.Requests with
@@ -147,14 +147,14 @@ module Planning =
             let series = RequestTyping.rateSeries types req.WindowS req.Trace.Requests
             let total = series[0].Length
             let n = if req.MaxWindows > 0 then min req.MaxWindows total else total
-            let fopts = { ForecastOptions.Default with SeasonLength = (if req.SeasonLength > 1 then Some req.SeasonLength else None) }
+            let fopts = { ForecastOptions.Default with SeasonLength = (if req.SeasonLength > 1 then Some req.SeasonLength else None); WindowSec = req.WindowS }
             let outcomes = List<PlanOutcome>()
             let mutable failure = None
             let mutable current: Plan | null = null
             let mutable w = 0
             while failure.IsNone && w < n do
                 let rates =
-                    series |> Array.map (fun s -> if w = 0 then s[0] else Forecaster.next fopts ForecastMethod.Smoothing s[0 .. w - 1])
+                    series |> Array.map (fun s -> if w = 0 then s[0] else Forecaster.next fopts ForecastMethod.Auto s[0 .. w - 1])
                 let specs = typeSpecs types (rates |> Array.map (fun (r: float) -> Math.Round(r, 6)))
                 let pr = PlanRequest(req.Cluster, req.Model, (specs :> IReadOnlyList<RequestTypeSpec>))
                 pr.Slo <- req.Slo
