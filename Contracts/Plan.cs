@@ -35,6 +35,43 @@ public sealed record PlanWindow
     public double LengthS { get; init; } = 60;
 }
 
+/// <summary>How one solver stage ended. Only <see cref="Optimal"/> and <see cref="Infeasible"/> are proofs.</summary>
+public enum SolveStageStatus
+{
+    /// <summary>The stage proved its optimum.</summary>
+    Optimal,
+    /// <summary>A plan, but the stage stopped (work budget or wall-clock cap) before proving it optimal.</summary>
+    Feasible,
+    /// <summary>The stage stopped before finding any plan.</summary>
+    NoSolution,
+    /// <summary>The stage proved that no plan satisfies the constraints.</summary>
+    Infeasible,
+    /// <summary>The solver rejected the model (e.g. a possible 64-bit overflow).</summary>
+    ModelInvalid,
+    /// <summary>A heuristic ran to its own stopping rule: no optimality claim.</summary>
+    Heuristic,
+}
+
+/// <summary>One stage of the planner's solve (served rate, latency, switch cost, spread), as it ended.</summary>
+public sealed record SolveStage
+{
+    public required string Name { get; init; }
+    public required SolveStageStatus Status { get; init; }
+    public double? Objective { get; init; }
+    public double? Bound { get; init; }
+    /// <summary>Solver work used, CP-SAT deterministic seconds (the same on any machine and load).</summary>
+    public double? DeterministicTime { get; init; }
+    /// <summary>The stage's share of the work budget, deterministic seconds.</summary>
+    public double? Budget { get; init; }
+    public double? WallSeconds { get; init; }
+    /// <summary>What stopped an unfinished stage: "work budget", "wall-clock cap" (machine-dependent), or the solver's message.</summary>
+    public string? StoppedBy { get; init; }
+
+    /// <summary>Ended with a proof (or, for a heuristic, by its own rule) rather than at a limit.</summary>
+    [YamlIgnore]
+    public bool IsFinished => Status is SolveStageStatus.Optimal or SolveStageStatus.Infeasible or SolveStageStatus.Heuristic;
+}
+
 /// <summary>What the planner expects of the plan, and how its solve went.</summary>
 public sealed record PredictedFigures
 {
@@ -47,6 +84,8 @@ public sealed record PredictedFigures
     public double? Bound { get; init; }
     public double? Gap { get; init; }
     public double? SolveSeconds { get; init; }
+    /// <summary>Every solver stage in order; <see cref="SolveStatus"/> is "Optimal" only when each stage is.</summary>
+    public IReadOnlyList<SolveStage>? Stages { get; init; }
 }
 
 public enum SwitchStepKind

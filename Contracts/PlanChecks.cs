@@ -60,18 +60,62 @@ public static class PlanChecks
                 report($"{at}.type", $"'{e.Type}' is not one of the plan's request types ({string.Join(", ", types)})");
             if (!routed.Add(e.Type)) report($"{at}.type", $"type '{e.Type}' is routed twice");
             foreach (var (replica, weight) in e.Weights)
+            {
                 if (!ids.Contains(replica))
                     report($"{at}.weights.{replica}", $"'{replica}' is not a replica of this plan");
-            if (e.Weights.Count > 0 && e.Weights.Values.Sum() <= 0)
+                if (weight < 0)
+                    report($"{at}.weights.{replica}", $"{weight.ToString(System.Globalization.CultureInfo.InvariantCulture)} is negative");
+            }
+            if (e.Weights.Count > 0 && e.Weights.Values.All(w => w == 0))
                 report($"{at}.weights", "weights sum to 0: the type would be served nowhere");
         }
+        // A type the plan declares but routes nowhere would have its requests dropped (or sent to a
+        // replica the plan never sized for them) the moment one arrives, even if its forecast was 0.
+        if (plan.Replicas.Count > 0)
+            for (var i = 0; i < plan.RequestTypes.Count; i++)
+            {
+                var name = plan.RequestTypes[i].Name;
+                if (!plan.Routing.Any(e => e.Type == name && e.Weights.Count > 0))
+                    report(F($"request_types[{i}]"), $"type '{name}' has no routing entry with a replica: its requests would be served nowhere");
+            }
+        CheckStages(plan.Predicted, F("predicted"), report);
     }
+
+    /// <summary>A solve is "Optimal" only when every stage proved its optimum; a stage that did not finish says what stopped it.</summary>
+    private static void CheckStages(PredictedFigures? predicted, string at, Action<string, string> report)
+    {
+        if (predicted?.Stages is not { } stages) return;
+        for (var i = 0; i < stages.Count; i++)
+        {
+            var st = stages[i];
+            if (st.Status == SolveStageStatus.Optimal && !string.IsNullOrEmpty(st.StoppedBy))
+                report($"{at}.stages[{i}].stopped_by", $"stage '{st.Name}' is optimal, so nothing stopped it (got '{st.StoppedBy}')");
+            if (st.Status is SolveStageStatus.Feasible or SolveStageStatus.NoSolution && string.IsNullOrEmpty(st.StoppedBy))
+                report($"{at}.stages[{i}].stopped_by", $"stage '{st.Name}' did not finish ({EnumText(st.Status)}): say what stopped it (work budget or wall-clock cap)");
+        }
+        var unfinished = stages.FirstOrDefault(st => st.Status != SolveStageStatus.Optimal);
+        if (string.Equals(predicted.SolveStatus, "optimal", StringComparison.OrdinalIgnoreCase) && unfinished is not null)
+            report($"{at}.solve_status", $"says Optimal, but stage '{unfinished.Name}' is {EnumText(unfinished.Status)}");
+    }
+
+    private static string EnumText(SolveStageStatus s) => s switch
+    {
+        SolveStageStatus.NoSolution => "no_solution",
+        SolveStageStatus.ModelInvalid => "model_invalid",
+        _ => s.ToString().ToLowerInvariant(),
+    };
 
     public static void CheckAgainst(Plan plan, Cluster cluster, ModelCard model, string prefix, Action<string, string> report)
     {
         string F(string field) => prefix.Length == 0 ? field : $"{prefix}.{field}";
         if (plan.Model != model.Name) report(F("model"), $"plan is for model '{plan.Model}' but the model card is '{model.Name}'");
         if (plan.Cluster != cluster.Name) report(F("cluster"), $"plan is for cluster '{plan.Cluster}' but the cluster is '{cluster.Name}'");
+        for (var i = 0; i < plan.RequestTypes.Count; i++)
+        {
+            var t = plan.RequestTypes[i];
+            if (t.InputTokens + t.OutputTokens > model.MaxContext)
+                report(F($"request_types[{i}]"), $"type '{t.Name}' has {t.InputTokens:0.#} + {t.OutputTokens:0.#} tokens, more than {model.Name}'s context of {model.MaxContext}: no replica can hold such a request");
+        }
         for (var i = 0; i < plan.Replicas.Count; i++)
         {
             var r = plan.Replicas[i];

@@ -10,7 +10,14 @@ public sealed record PlannerOptions
     public PlannerKind Kind { get; init; } = PlannerKind.Cpsat;
     /// <summary>Target utilization: routed load stays under rho times capacity.</summary>
     public double Rho { get; init; } = 0.85;
+    /// <summary>
+    /// The solver's work budget over all its stages, in CP-SAT deterministic seconds (a count of
+    /// solver operations scaled to about one second of one core). Not wall time: a loaded or slower
+    /// machine takes longer and returns the same plan.
+    /// </summary>
     public double MaxSolveSeconds { get; init; } = 1.0;
+    /// <summary>Optional wall-clock guard per solver stage, seconds; a stage it stops is reported as machine-dependent.</summary>
+    public double? MaxWallSeconds { get; init; }
     public SwitchMode Switching { get; init; } = SwitchMode.Hot;
     public int? MaxTp { get; init; }
 }
@@ -28,4 +35,6 @@ public sealed record Scenario
     public required Workload Workload { get; init; }
     public Slo Slo { get; init; } = new();
     public PlannerOptions Planner { get; init; } = new();
+    /// <summary>Built-in constraints every planner and candidate plan keeps (README-constraints.md).</summary>
+    public IReadOnlyList<ConstraintSpec> Constraints { get; init; } = [];
 }

@@ -10,6 +10,17 @@ public enum TraceFormat
     Mooncake,
 }
 
+/// <summary>What to do with a request longer than the model's context (prompt + output tokens).</summary>
+public enum OverContext
+{
+    /// <summary>Shorten it to fit (the output kept up to the context less one token, the prompt cut), and say how many were.</summary>
+    Clip,
+    /// <summary>Leave it out of the workload, and say how many were.</summary>
+    Drop,
+    /// <summary>Refuse the whole workload with an error naming how many and the longest.</summary>
+    Refuse,
+}
+
 /// <summary>A request trace on disk. A relative path is resolved against the file that names it.</summary>
 public sealed record TraceRef
 {
@@ -66,6 +77,8 @@ public sealed record Workload
     public double WindowS { get; init; } = 60;
     /// <summary>k of the k-means typing.</summary>
     public int NumTypes { get; init; } = 4;
+    /// <summary>Requests longer than the model's context: clipped (default), dropped or refused.</summary>
+    public OverContext OverContext { get; init; } = OverContext.Clip;
 }
 
 /// <summary>Service-level objectives at P99, seconds; a null objective is not enforced.</summary>

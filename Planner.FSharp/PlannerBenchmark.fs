@@ -36,7 +36,7 @@ module PlannerBenchmark =
               Types = demands totalRps; Current = [||] }
         let options =
             { PlannerOptions.Default with
-                MaxSolveSeconds = maxSeconds; NumWorkers = 2; Constraints = (if isolate then [ perNode numNodes ] else []) }
+                SolveBudget = maxSeconds; NumWorkers = 1; Constraints = (if isolate then [ perNode numNodes ] else []) }
         let timed (f: unit -> Result<Solution, string list>) =
             Array.init runs (fun _ ->
                 let sw = Stopwatch.StartNew()
@@ -47,11 +47,48 @@ module PlannerBenchmark =
             match snd results[results.Length - 1] with
             | Ok s ->
                 sb.AppendLine(sprintf "%-13s %-16s %6d %8.1f %9.1f %9.2f %9.3f %9.3f %-16s %8s" label name (numNodes * 8) totalRps s.ServedRate
-                                  (Planning.meanLatency s) (median times) (Array.max times) (s.Stages |> List.map (fun st -> st.Status.Substring(0, min 4 st.Status.Length)) |> String.concat "/") (if Double.IsNaN s.Gap then "-" else sprintf "%.3f%%" (100.0 * s.Gap))) |> ignore
+                                  (Planning.meanLatency s) (median times) (Array.max times) (s.Stages |> List.map (fun st -> (string st.Status).Substring(0, min 4 (string st.Status).Length)) |> String.concat "/") (if Double.IsNaN s.Gap then "-" else sprintf "%.3f%%" (100.0 * s.Gap))) |> ignore
             | Error es -> sb.AppendLine(sprintf "%-10s %-16s failed: %s" label name (String.Join("; ", es))) |> ignore
         report "cpsat" (timed (fun () -> CpSatPlanner.solve options input))
         report "static" (timed (fun () -> StaticBaseline.solve options input |> Result.map fst))
         report "paper-heuristic" (timed (fun () -> PaperHeuristic.solve options input))
+
+    let llama3_8b = ModelSpec.Llama("Llama-3-8B", 32, 4096, 14336, 32, 8, 128256, 2, 8192)
+
+    /// 32 nodes of 8 GPUs, H100, A100 and L40S in turn, each node with its own link speed: no two
+    /// nodes alike, so nothing pools and the model has one group per node.
+    let unpooledCluster : ClusterSpec =
+        let gpus = [| Hardware.h100, 400e9; Hardware.a100, 300e9; Hardware.l40s, 32e9 |]
+        Hardware.cluster
+            (Array.init 32 (fun i ->
+                let gpu, link = gpus[i % 3]
+                Hardware.node (sprintf "n%d" i) gpu 8 (link + float i * 1e9)))
+            100e9
+
+    /// One row per (demand, budget): wall seconds and the stages' statuses, Llama-3-8B on the unpooled cluster.
+    let unpooled (sb: StringBuilder) (budgets: float list) (workers: int) (runs: int) =
+        for totalRps in [ 160.0; 640.0 ] do
+            for budget in budgets do
+                let input = { Cluster = unpooledCluster; Model = llama3_8b; Types = demands totalRps; Current = [||] }
+                let options = { PlannerOptions.Default with SolveBudget = budget; NumWorkers = workers }
+                let prep = Stopwatch.StartNew()
+                CpSatPlanner.prepare options input |> ignore
+                sb.AppendLine(sprintf "prepare %.2f s" prep.Elapsed.TotalSeconds) |> ignore
+                let results =
+                    Array.init runs (fun _ ->
+                        let sw = Stopwatch.StartNew()
+                        let r = CpSatPlanner.solve options input
+                        sw.Elapsed.TotalSeconds, r)
+                let times = results |> Array.map fst
+                match snd results[0] with
+                | Ok s ->
+                    let same = results |> Array.forall (fun (_, r) -> match r with Ok o -> o.Counts = s.Counts && o.Routed = s.Routed | Error _ -> false)
+                    let replicas = Array.sum s.Counts
+                    let gpusUsed = s.Problem.Candidates |> Array.sumBy (fun c -> s.Counts[c.Index] * c.Config.Size)
+                    sb.AppendLine(sprintf "%-13s %6.0f rps budget %5.2f workers %d: served %8.2f, latency %6.3f s, %3d replicas on %3d GPUs, median %6.2f s, max %6.2f s, identical %b, %s"
+                                      "256-unpooled" totalRps budget workers s.ServedRate (Planning.meanLatency s) replicas gpusUsed (median times) (Array.max times) same
+                                      (s.Stages |> List.map (fun st -> sprintf "%s %s %.2f/%.2f det %.2fs" st.Stage (string st.Status) st.DeterministicTime st.Budget st.Seconds) |> String.concat ", ")) |> ignore
+                | Error es -> sb.AppendLine(sprintf "256-unpooled %6.0f rps budget %5.2f: failed: %s" totalRps budget (String.Join("; ", es))) |> ignore
 
     let private forecastRows (sb: StringBuilder) (sharedDir: string option) =
         for name in [ "conv"; "code" ] do

@@ -109,6 +109,7 @@ internal static class ContractReaders
             Synthetic = synthetic is null ? null : Finish(synthetic, Synthetic(synthetic)),
             WindowS = m.OptDouble("window_s", positive: true) ?? 60,
             NumTypes = m.OptInt("num_types", min: 1, max: 64) ?? 4,
+            OverContext = m.OptEnum("over_context", OverContext.Clip),
         };
         if (workload.Trace is null && workload.Synthetic is null)
             m.Context.Error(m.Node, m.Field("trace"), "a workload needs a trace, a synthetic spec, or both");
@@ -127,9 +128,46 @@ internal static class ContractReaders
         Kind = m.OptEnum("kind", PlannerKind.Cpsat),
         Rho = m.OptDouble("rho", positive: true, max: 1.0) ?? 0.85,
         MaxSolveSeconds = m.OptDouble("max_solve_seconds", positive: true) ?? 1.0,
+        MaxWallSeconds = m.OptDouble("max_wall_seconds", positive: true),
         Switching = m.OptEnum("switching", SwitchMode.Hot),
         MaxTp = m.OptInt("max_tp", min: 1),
     };
+
+    /// <summary>One constraint: the fields its kind takes (any other is reported as unknown, with the expected ones).</summary>
+    public static ConstraintSpec Constraint(MapReader m)
+    {
+        var kindText = m.String("kind");
+        if (!EnumNames.TryParse<ConstraintKind>(kindText, out var kind))
+        {
+            if (kindText.Length > 0) m.Error("kind", $"'{kindText}' is not one of: {string.Join(", ", EnumNames.All<ConstraintKind>())}");
+            m.IgnoreRest();
+            return new ConstraintSpec { Kind = ConstraintKind.MaxTp, Value = int.MaxValue };
+        }
+        return kind switch
+        {
+            ConstraintKind.MaxReplicas => new ConstraintSpec
+            {
+                Kind = kind, Tp = m.Int("tp", min: 1), Pp = m.OptInt("pp", min: 1) ?? 1, GpuType = m.OptString("gpu_type"), Count = m.OptInt("count", min: 0, required: true) ?? 0,
+            },
+            ConstraintKind.KeepFree => new ConstraintSpec { Kind = kind, Node = m.String("node"), Gpus = m.OptInt("gpus", min: 1) },
+            ConstraintKind.Pin => Pin(m),
+            ConstraintKind.MaxTp or ConstraintKind.MaxPp => new ConstraintSpec { Kind = kind, Value = m.Int("value", min: 1) },
+            _ => new ConstraintSpec { Kind = kind },
+        };
+    }
+
+    /// <summary>A pin's tp defaults to its devices over its pp (4 devices, pp 1: tp 4).</summary>
+    private static ConstraintSpec Pin(MapReader m)
+    {
+        var devices = m.StringList("devices");
+        int pp = m.OptInt("pp", min: 1) ?? 1;
+        return new ConstraintSpec
+        {
+            Kind = ConstraintKind.Pin, Devices = devices, Pp = pp, Tp = m.OptInt("tp", min: 1) ?? Math.Max(1, devices.Count / pp), Id = m.OptString("id"),
+        };
+    }
+
+    public static ConstraintSet Constraints(MapReader m) => new() { Constraints = m.List("constraints", Constraint) };
 
     public static Scenario Scenario(MapReader m)
     {
@@ -145,6 +183,7 @@ internal static class ContractReaders
             Workload = workload is null ? new Workload { Name = "", WindowS = 60 } : Finish(workload, Workload(workload)),
             Slo = slo is null ? new Slo() : Finish(slo, Slo(slo)),
             Planner = planner is null ? new PlannerOptions() : Finish(planner, PlannerOptions(planner)),
+            Constraints = m.List("constraints", Constraint, required: false),
         };
     }
 
@@ -179,6 +218,20 @@ internal static class ContractReaders
         EstSeconds = m.OptDouble("est_seconds") ?? 0,
     };
 
+    public static SolveStage Stage(MapReader m) => new()
+    {
+        Name = m.String("name"),
+        // Missing or unreadable (already reported): read as Heuristic, the one status with no rule
+        // of its own, so the error is not followed by a second one about stopped_by.
+        Status = m.OptEnum("status", SolveStageStatus.Heuristic),
+        Objective = m.OptDouble("objective"),
+        Bound = m.OptDouble("bound"),
+        DeterministicTime = m.OptDouble("deterministic_time"),
+        Budget = m.OptDouble("budget"),
+        WallSeconds = m.OptDouble("wall_seconds"),
+        StoppedBy = m.OptString("stopped_by"),
+    };
+
     public static Plan Plan(MapReader m)
     {
         var window = m.Map("window");
@@ -209,6 +262,7 @@ internal static class ContractReaders
                 Bound = predicted.OptDouble("bound"),
                 Gap = predicted.OptDouble("gap"),
                 SolveSeconds = predicted.OptDouble("solve_seconds"),
+                Stages = predicted.Has("stages") ? predicted.List("stages", Stage) : null,
             }),
             Switch = sw is null ? null : Finish(sw, new SwitchPlan
             {

@@ -41,6 +41,7 @@ public static class ContractYaml
     public static Sourced<Workload> LoadWorkload(string path) => Load(path, ContractReaders.Workload);
     public static Sourced<Plan> LoadPlan(string path) => Load(path, ContractReaders.Plan);
     public static Sourced<PlanSchedule> LoadPlanSchedule(string path) => Load(path, ContractReaders.Schedule);
+    public static Sourced<ConstraintSet> LoadConstraints(string path) => Load(path, ContractReaders.Constraints);
 
     public static Sourced<Cluster> ParseCluster(string yaml, string file = "cluster.yaml") => Parse(yaml, file, ContractReaders.Cluster);
     public static Sourced<ModelCard> ParseModelCard(string yaml, string file = "model.yaml") => Parse(yaml, file, ContractReaders.ModelCard);
@@ -48,6 +49,7 @@ public static class ContractYaml
     public static Sourced<Workload> ParseWorkload(string yaml, string file = "workload.yaml") => Parse(yaml, file, ContractReaders.Workload);
     public static Sourced<Plan> ParsePlan(string yaml, string file = "plan.yaml") => Parse(yaml, file, ContractReaders.Plan);
     public static Sourced<PlanSchedule> ParsePlanSchedule(string yaml, string file = "schedule.yaml") => Parse(yaml, file, ContractReaders.Schedule);
+    public static Sourced<ConstraintSet> ParseConstraints(string yaml, string file = "constraints.yaml") => Parse(yaml, file, ContractReaders.Constraints);
 
     private static Sourced<T> Load<T>(string path, Func<MapReader, T> read)
     {

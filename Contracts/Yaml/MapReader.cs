@@ -53,6 +53,9 @@ internal sealed class MapReader
         return null;
     }
 
+    /// <summary>Whether the mapping holds the field (an optional list that is absent stays null, not empty).</summary>
+    public bool Has(string key) => _node.Children.ContainsKey(new YamlScalarNode(key));
+
     public string String(string key) => OptString(key, required: true) ?? "";
 
     public string? OptString(string key, bool required = false) => Scalar(key, required, "a string");
@@ -188,7 +191,7 @@ internal sealed class MapReader
         return result;
     }
 
-    /// <summary>A mapping of names to non-negative numbers (e.g. routing weights).</summary>
+    /// <summary>A mapping of names to finite numbers (e.g. routing weights).</summary>
     public Dictionary<string, double> NumberMap(string key)
     {
         var result = new Dictionary<string, double>(StringComparer.Ordinal);
@@ -204,12 +207,10 @@ internal sealed class MapReader
             var name = (k as YamlScalarNode)?.Value ?? "";
             var path = $"{Field(key)}.{name}";
             _ctx.Record(path, v);
+            // Signs are the contract's rule (PlanChecks reports a negative weight), not the reader's.
             if (v is YamlScalarNode { Value: { } text }
                 && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var w) && double.IsFinite(w))
-            {
-                if (w < 0) _ctx.Error(v, path, $"{text} is negative");
-                else result[name] = w;
-            }
+                result[name] = w;
             else _ctx.Error(v, path, $"expected a number, got '{(v as YamlScalarNode)?.Value}'");
         }
         return result;
@@ -217,6 +218,13 @@ internal sealed class MapReader
 
     public void Error(string key, string message) =>
         _ctx.Error(_node.Children.TryGetValue(new YamlScalarNode(key), out var v) ? v : _node, Field(key), message);
+
+    /// <summary>Marks every field as read: after an error that makes the rest meaningless (an unknown kind), only that error is reported.</summary>
+    public void IgnoreRest()
+    {
+        foreach (var (key, _) in _node.Children)
+            if (key is YamlScalarNode { Value: { } name }) _asked.Add(name);
+    }
 
     /// <summary>Reports every field present in the mapping that the reader never asked for.</summary>
     public void Finish()

@@ -64,7 +64,7 @@ public static class CompareCommand
             });
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{w.Scenario.Name}: {w.Model.Name} on {w.Cluster.Name} ({w.Cluster.NumGpus} GPUs), {w.Requests.Length} requests over {w.DurationS / 60:F1} min from {w.Trace.Source}"));
-            ReportPrinter.PrintComparison(output, results);
+            ReportPrinter.PrintComparison(output, results, w.ContextLine);
             if (parse.GetValue(perWindow)) ReportPrinter.PrintPerWindow(output, results, w.Scenario.Workload.WindowS);
             output.WriteLine(service is SimulatedServiceModel sm
                 ? string.Create(CultureInfo.InvariantCulture, $"planners' service model: simulated, {sm.NumCurves} (config, type) curves measured in {sm.MeasureSeconds:F1} s (not in plan s)")
@@ -82,6 +82,7 @@ public static class CompareCommand
                         return Sweep(s => common.Load(parse, scenarioRef, s), system, k, service, verification, baseScale, sloTarget, parse.GetValue(steps));
                     }).ToList());
                 PrintSweep(output, sweepResults, sloTarget);
+                output.WriteLine($"requests over the context (every rate scale): {w.ContextLine}");
             }
             if (common.OutputDir(parse) is { } dir)
             {

@@ -2,6 +2,7 @@ using System.CommandLine;
 using OServe.Contracts;
 using OServe.Contracts.Yaml;
 using OServe.Planner.Planning;
+using OServe.Planner.Workload;
 
 namespace OServe.Engine.Cli;
 
@@ -23,11 +24,19 @@ public static class PlanCommand
         var schedule = new Option<bool>("--schedule") { Description = "Plan every window of the trace (forecast -> plan -> switch) and write a plan schedule" };
         var maxWindows = new Option<int>("--max-windows") { Description = "With --schedule: plan at most this many windows (0 = all)", DefaultValueFactory = _ => 0 };
         var profile = new Option<string?>("--profile") { Description = "Cost-model profile (coefficients measured by `oserve profile`)" };
+        var constraintsFile = new Option<string?>("--constraints")
+        {
+            Description = "YAML file with a `constraints:` list (max_replicas, keep_free, pin, max_tp, max_pp, no_cross_node_pp; see README-constraints.md), added to the scenario's",
+        };
+        var overContext = new Option<string?>("--over-context")
+        {
+            Description = "Requests longer than the model's context: clip (shorten to fit), drop, or refuse (error); default the scenario's (clip). Always counted and reported",
+        };
         var gpuProfile = GpuProfileOption.Create();
         var output = new Option<string?>("--output", "-o") { Description = "Where to write the YAML (default plan.yaml, or schedule.yaml with --schedule)" };
         var command = new Command("plan", "Plan a heterogeneous deployment (replicas, TP/PP, routing per request type, switch steps) with CP-SAT or a baseline, and write it as YAML.")
         {
-            workload, cluster, model, window, types, current, planner, schedule, maxWindows, profile, gpuProfile, output,
+            workload, cluster, model, window, types, current, planner, schedule, maxWindows, profile, gpuProfile, constraintsFile, overContext, output,
         };
         command.SetAction(parse =>
         {
@@ -44,13 +53,21 @@ public static class PlanCommand
             if (parse.GetValue(planner) is { } kind) options = options with { Kind = ParseKind(kind) };
             var slo = inputs.Scenario?.Slo ?? new Slo();
             var coefficients = GpuProfileOption.Apply(parse.GetValue(gpuProfile), PlanningInputs.Coefficients(parse.GetValue(profile)));
+            var constraints = inputs.Constraints(theCluster, parse.GetValue(constraintsFile));
             stdout.WriteLine($"workload: {inputs.Trace.Source}, {inputs.Trace.Requests.Length} requests over {inputs.Trace.DurationSec:F0} s");
+            var policy = SimulationOptions.OverContextOption(parse.GetValue(overContext)) ?? inputs.Scenario?.Workload.OverContext ?? OverContext.Clip;
+            var limited = ContextLimit.apply(policy, theModel.MaxContext, inputs.Trace);
+            if (limited.IsError) throw new CliUsageException($"--workload {parse.GetValue(workload)}: {limited.ErrorValue}");
+            var (trace, context) = limited.ResultValue;
+            // Printed by the plan's (or the schedule's) summary.
+            var contextNote = $"{theModel.Name}: {context.Describe()}";
 
             if (parse.GetValue(schedule))
             {
-                var request = new ScheduleRequest(theCluster, theModel, inputs.Trace)
+                var request = new ScheduleRequest(theCluster, theModel, trace)
                 {
                     NumTypes = numTypes, WindowS = windowS, MaxWindows = parse.GetValue(maxWindows), Slo = slo, Options = options, Coefficients = coefficients,
+                    ContextNote = contextNote, ConstraintSpecs = constraints,
                 };
                 var outcome = Planning.planSchedule(request);
                 if (outcome.IsError) return Failed(stderr, outcome.ErrorValue);
@@ -63,12 +80,15 @@ public static class PlanCommand
                 return OServeCli.ExitOk;
             }
 
-            var typed = Planning.typesOfTrace(inputs.Trace, numTypes);
+            var typed = Planning.typesOfTrace(trace, numTypes);
             if (typed.IsError) return Failed(stderr, typed.ErrorValue);
             var plan = new PlanRequest(theCluster, theModel, typed.ResultValue)
             {
-                Slo = slo, Options = options, WindowS = windowS, Coefficients = coefficients,
+                Slo = slo, Options = options, WindowS = windowS, Coefficients = coefficients, ContextNote = contextNote, ConstraintSpecs = constraints,
+                OverContextPerType = Planning.overContextPerType(trace, numTypes, inputs.Trace.Requests, context),
             };
+            if (constraints.Count > 0)
+                stdout.WriteLine($"constraints: {string.Join("; ", constraints.Select(c => c.Describe()))}");
             if (parse.GetValue(current) is { } currentPath)
             {
                 var loaded = ContractYaml.LoadPlan(currentPath);

@@ -14,7 +14,8 @@ public static class ReportPrinter
         var all = r.Overall;
         o.WriteLine($"============ {w.Scenario.Name}: {result.Plans.Label} ============");
         o.WriteLine(F("Trace", w.Trace.Source));
-        o.WriteLine(F("Requests (clipped to context)", $"{w.Requests.Length} ({w.NumClipped})"));
+        o.WriteLine(F("Requests", $"{w.Requests.Length}"));
+        o.WriteLine(F($"Over the {w.Model.MaxContext}-token context", $"{w.NumOverContext} {w.Context.Action}"));
         o.WriteLine(F("Plans / switches", $"{result.Plans.Plans.Count} / {r.Switches.Count(s => s.NumNew > 0 || s.NumRemoved > 0)}"));
         o.WriteLine(F("Planning time total / max (s)", $"{result.Plans.PlanningSeconds:F2} / {result.Plans.MaxPlanningSeconds:F2}"));
         o.WriteLine(F("Benchmark duration (s)", $"{all.DurationS:F2}"));
@@ -28,9 +29,14 @@ public static class ReportPrinter
         Latency(o, "Inter-token Latency", "ITL", all.Itl);
         Latency(o, "End-to-end Latency", "E2EL", all.E2e);
         o.WriteLine("---------------------- per type ----------------------");
-        o.WriteLine($"{"type",-6} {"requests",9} {"req/s",8} {"P99 TTFT",9} {"P99 TPOT",9} {"P50 E2E",9} {"P99 E2E",9} {"SLO ok",7}");
-        foreach (var t in r.PerType)
-            o.WriteLine(string.Create(Inv, $"{t.Name,-6} {t.NumRequests,9} {t.RequestThroughput,8:F2} {t.Ttft.P99,9:F3} {t.Tpot.P99,9:F4} {t.E2e.Median,9:F2} {t.E2e.P99,9:F2} {100 * t.SloAttainment,6:F1}%"));
+        o.WriteLine($"{"type",-6} {"requests",9} {"over ctx",9} {"req/s",8} {"P99 TTFT",9} {"P99 TPOT",9} {"P50 E2E",9} {"P99 E2E",9} {"SLO ok",7}");
+        for (int j = 0; j < r.PerType.Count; j++)
+        {
+            var t = r.PerType[j];
+            int over = j < w.OverContextPerType.Length ? w.OverContextPerType[j] : 0;
+            o.WriteLine(string.Create(Inv, $"{t.Name,-6} {t.NumRequests,9} {over,9} {t.RequestThroughput,8:F2} {t.Ttft.P99,9:F3} {t.Tpot.P99,9:F4} {t.E2e.Median,9:F2} {t.E2e.P99,9:F2} {100 * t.SloAttainment,6:F1}%"));
+        }
+        o.WriteLine($"over ctx: {w.ContextLine}");
         o.WriteLine(string.Create(Inv, $"simulated {r.NumEvents} events in {r.WallSeconds:F2} s wall; {r.NumPreemptions} preemptions, {r.NumMigrated} requests migrated"));
         o.WriteLine("==================================================");
     }
@@ -51,7 +57,8 @@ public static class ReportPrinter
     /// hindsight; the others are in results.json); ratios are the other system's figure over
     /// OServe's (latency) or OServe's over theirs (throughput).
     /// </summary>
-    public static void PrintComparison(TextWriter o, IReadOnlyList<SystemResult> results)
+    /// <param name="contextLine">How many requests exceeded the model's context and what was done (<see cref="ScenarioWorkload.ContextLine"/>).</param>
+    public static void PrintComparison(TextWriter o, IReadOnlyList<SystemResult> results, string? contextLine = null)
     {
         var oserve = results.First(r => r.Plans.System == ServingSystem.OServe).Report.Overall;
         o.WriteLine($"{"system",-22} {"plan s",7} {"switch",6} {"P99 E2E",9} {"mean E2E",9} {"P99 TTFT",9} {"P99 TPOT",9} {"tok/s",9} {"goodput",8} {"SLO ok",7} {"P99 E2E x",10} {"goodput x",10}  role");
@@ -67,6 +74,7 @@ public static class ReportPrinter
         int numStatic = results.Count(r => r.Plans.System == ServingSystem.StaticHomogeneous);
         if (numStatic > 0)
             o.WriteLine($"{numStatic} static shapes simulated: {string.Join(", ", results.Where(r => r.Plans.System == ServingSystem.StaticHomogeneous).OrderBy(r => r.Report.Overall.E2e.P99).Select(r => string.Create(Inv, $"{r.Plans.Label} {r.Report.Overall.E2e.P99:F2}")))} (P99 E2E s)");
+        if (contextLine is not null) o.WriteLine($"requests over the context: {contextLine}");
         o.WriteLine("P99 E2E x: that system's P99 end-to-end latency over OServe's (above 1: OServe is faster).");
         o.WriteLine("goodput x: OServe's goodput (requests/s meeting every SLO) over that system's (above 1: OServe serves more within SLO).");
         foreach (var r in results)

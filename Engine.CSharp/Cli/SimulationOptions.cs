@@ -9,7 +9,11 @@ namespace OServe.Engine.Cli;
 /// <summary>Options shared by <c>simulate</c> and <c>compare</c>: which trace, how much of it, at what rate, where results go.</summary>
 public sealed class SimulationOptions
 {
-    private readonly Option<string?> _trace = new("--trace") { Description = "Trace file to use instead of the scenario's (Azure, BurstGPT or Mooncake format)" };
+    private readonly Option<string?> _trace = new("--trace") { Description = "Trace file to use instead of the scenario's: Azure CSV, BurstGPT CSV or Mooncake JSONL, told apart by its content" };
+    private readonly Option<string?> _overContext = new("--over-context")
+    {
+        Description = "Requests longer than the model's context: clip (shorten to fit), drop, or refuse (error); default the scenario's (clip). Always counted and reported",
+    };
     private readonly Option<double> _rateScale = new("--rate-scale") { Description = "Multiply the arrival rate (2 = twice as many requests per second)", DefaultValueFactory = _ => 1.0 };
     private readonly Option<double?> _duration = new("--duration") { Description = "Use only the first SECONDS of the trace" };
     private readonly Option<string?> _output = new("--output") { Description = "Directory for JSON results and PNG plots" };
@@ -32,6 +36,7 @@ public sealed class SimulationOptions
     public void AddTo(Command command)
     {
         command.Options.Add(_trace);
+        command.Options.Add(_overContext);
         command.Options.Add(_rateScale);
         command.Options.Add(_duration);
         command.Options.Add(_output);
@@ -63,12 +68,23 @@ public sealed class SimulationOptions
 
     public string? OutputDir(ParseResult parse) => parse.GetValue(_output);
 
+    /// <summary>--over-context as a policy (null: the scenario's); shared with <c>oserve plan</c>.</summary>
+    public static OverContext? OverContextOption(string? text) => text?.Trim().ToLowerInvariant() switch
+    {
+        null => null,
+        "clip" => OverContext.Clip,
+        "drop" => OverContext.Drop,
+        "refuse" => OverContext.Refuse,
+        _ => throw new CliUsageException($"--over-context: '{text}' is not clip, drop or refuse"),
+    };
+
     public double RateScale(ParseResult parse) => parse.GetValue(_rateScale);
 
     public ScenarioWorkload Load(ParseResult parse, string scenarioRef, double? rateScale = null)
     {
         var path = Catalog.ScenarioPath(scenarioRef);
-        var scenario = ContractYaml.ReadScenario(path);
+        var sourced = ContractYaml.LoadScenario(path);
+        var scenario = sourced.Value;
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         double scale = rateScale ?? parse.GetValue(_rateScale);
         if (!(scale > 0)) throw new CliUsageException($"--rate-scale must be positive, got {scale}");
@@ -76,7 +92,7 @@ public sealed class SimulationOptions
         try
         {
             return ScenarioWorkload.Load(scenario, dir, (c, rel) => Catalog.Cluster(c, rel), (m, rel) => Catalog.Model(m, rel),
-                parse.GetValue(_trace), scale, parse.GetValue(_duration));
+                parse.GetValue(_trace), scale, parse.GetValue(_duration), OverContextOption(parse.GetValue(_overContext)), sourced.Lines);
         }
         catch (ArgumentException e)
         {

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using OServe.Contracts;
 using OServe.Contracts.Yaml;
+using OServe.Planner.Planning;
+using OServe.Planner.Workload;
 using YamlDotNet.RepresentationModel;
 
 namespace OServe.Engine.Cli;
@@ -11,9 +13,9 @@ public static class ValidateCommand
     public static Command Create()
     {
         var files = new Argument<string[]>("files") { Description = "YAML files to check (kind detected from their fields)", Arity = ArgumentArity.OneOrMore };
-        var cluster = new Option<string?>("--cluster") { Description = "Cluster (file or built-in name) to check plans against; default: the plan's cluster by name" };
+        var cluster = new Option<string?>("--cluster") { Description = "Cluster (file or built-in name) to check plans and constraints files against; default: the plan's cluster by name" };
         var model = new Option<string?>("--model") { Description = "Model card (file or built-in name) to check plans against; default: the plan's model by name" };
-        var command = new Command("validate", "Check YAML files (cluster, model card, scenario, plan, plan schedule) and report every problem with file, line and field.")
+        var command = new Command("validate", "Check YAML files (cluster, model card, scenario, plan, plan schedule, constraints) and report every problem with file, line and field.")
         {
             files, cluster, model,
         };
@@ -62,18 +64,42 @@ public static class ValidateCommand
                 var cluster = ContractYaml.ReadCluster(file);
                 return $"cluster '{cluster.Name}', {cluster.Nodes.Count} nodes, {cluster.NumGpus} GPUs";
             case "model":
-                var card = ContractYaml.ReadModelCard(file);
-                return $"model card '{card.Name}', {card.ParamCount / 1e9:F1}B parameters";
+                var modelCard = ContractYaml.ReadModelCard(file);
+                return $"model card '{modelCard.Name}', {modelCard.ParamCount / 1e9:F1}B parameters";
             case "scenario":
-                var scenario = ContractYaml.ReadScenario(file);
-                var dir = Path.GetDirectoryName(Path.GetFullPath(file));
-                Catalog.Cluster(scenario.Cluster, dir);
-                Catalog.Model(scenario.Model, dir);
-                return $"scenario '{scenario.Name}'";
+                var loadedScenario = ContractYaml.LoadScenario(file);
+                var scenario = loadedScenario.Value;
+                var dir = Path.GetDirectoryName(Path.GetFullPath(file))!;
+                var scenarioCluster = Catalog.Cluster(scenario.Cluster, dir);
+                PlanConstraints.EnsureValid(scenario.Constraints, scenarioCluster, loadedScenario.Lines);
+                var card = Catalog.Model(scenario.Model, dir);
+                return $"scenario '{scenario.Name}'{ContextSummary(scenario, dir, card, loadedScenario.Lines)}";
+            case "constraints":
+                var set = ContractYaml.LoadConstraints(file);
+                if (clusterRef is null)
+                    return $"{set.Value.Constraints.Count} constraints (give --cluster to check the nodes and devices they name)";
+                var target = Catalog.Cluster(clusterRef);
+                PlanConstraints.EnsureValid(set.Value.Constraints, target, set.Lines);
+                return $"{set.Value.Constraints.Count} constraints, valid on {target.Name}";
             default:
                 var workload = ContractYaml.ReadWorkload(file);
                 return $"workload '{workload.Name}'";
         }
+    }
+
+    /// <summary>
+    /// How the scenario's workload meets its model's context: ", workload: N requests; M exceed the
+    /// 4096-token context (clipped ...)". A scenario that refuses over-long requests and has some is an error.
+    /// </summary>
+    private static string ContextSummary(Scenario scenario, string dir, ModelCard model, SourceMap lines)
+    {
+        var trace = WorkloadSource.load(scenario.Workload, dir);
+        if (trace.IsError) throw new ContractException([lines.Error("workload", string.Join("; ", trace.ErrorValue))]);
+        var report = ContextLimit.report(scenario.Workload.OverContext, model.MaxContext, trace.ResultValue.Requests);
+        if (scenario.Workload.OverContext == OverContext.Refuse && report.NumOver > 0)
+            throw new ContractException([lines.Error("workload.over_context",
+                $"refuse, but {report.NumOver} of {report.NumRequests} requests exceed {model.Name}'s {model.MaxContext}-token context: simulate and compare would stop (clip or drop them)")]);
+        return $", workload: {report.NumRequests} requests from {trace.ResultValue.Source}; {model.Name}: {report.Describe()}";
     }
 
     /// <summary>Guesses the kind of contract from its top-level fields.</summary>
@@ -96,6 +122,7 @@ public static class ValidateCommand
         if (Has("nodes")) return "cluster";
         if (Has("layers")) return "model";
         if (Has("workload")) return "scenario";
+        if (Has("constraints")) return "constraints";
         return "workload";
     }
 }

@@ -14,7 +14,8 @@ public sealed class SmoothingRateForecaster(int? seasonLength = null) : IRateFor
 {
     private readonly ForecastOptions _options = new(
         seasonLength is > 1 ? FSharpOption<int>.Some(seasonLength.Value) : FSharpOption<int>.None,
-        ForecastOptions.Default.MovingAverageWindow, ForecastOptions.Default.MinHistory);
+        ForecastOptions.Default.MovingAverageWindow, ForecastOptions.Default.MinHistory, ForecastOptions.Default.WindowSec,
+        ForecastOptions.Default.ValidationWindows, ForecastOptions.Default.MaxHistory);
 
     public double Next(IReadOnlyList<double> history) => Forecaster.next(_options, ForecastMethod.Smoothing, history.ToArray());
 }

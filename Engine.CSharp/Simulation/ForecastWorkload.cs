@@ -6,7 +6,7 @@ namespace OServe.Engine.Simulation;
 /// <summary>
 /// The workload a live planner can know at the start of a window, and synthetic requests drawn from
 /// it for plan verification. Only requests that arrived before the window's start are read: rates
-/// come from the smoothing forecast over past windows; arrival patterns and lengths are replayed
+/// come from the forecast over past windows; arrival patterns and lengths are replayed
 /// from recent past requests of each type. Reading the trace's future would make the verification an oracle, so every method
 /// here takes a cut-off and ignores what lies after it.
 /// </summary>
@@ -14,7 +14,7 @@ public static class ForecastWorkload
 {
     /// <summary>
     /// Forecast rate (requests/s) per type for window <paramref name="window"/>, from the per-type
-    /// counts of windows 0..window-1 (Holt smoothing, as the planner's schedule does). Window 0 has
+    /// counts of windows 0..window-1 (the planner's forecaster, ForecastMethod.Auto, as its schedule uses). Window 0 has
     /// no history: like every planner's schedule here, it takes window 0's observed rates (the cold
     /// start convention; the static baseline's search sees the whole trace).
     /// </summary>
@@ -33,7 +33,9 @@ public static class ForecastWorkload
             counts[r.TypeIndex][Math.Min(numWindows - 1, (int)(r.ArrivalS / windowS))] += 1 / windowS;
         }
         if (window == 0) return counts.Select(c => c[0]).ToArray();
-        return counts.Select(c => Math.Max(0, Forecaster.next(ForecastOptions.Default, ForecastMethod.Smoothing, c))).ToArray();
+        var options = new ForecastOptions(ForecastOptions.Default.SeasonLength, ForecastOptions.Default.MovingAverageWindow, ForecastOptions.Default.MinHistory,
+            windowS, ForecastOptions.Default.ValidationWindows, ForecastOptions.Default.MaxHistory);
+        return counts.Select(c => Math.Max(0, Forecaster.next(options, ForecastMethod.Auto, c))).ToArray();
     }
 
     /// <summary>

@@ -1,16 +1,23 @@
 using ScottPlot;
-using OServe.Contracts;
 
 namespace OServe.Engine.Simulation;
 
 /// <summary>
 /// The comparison's plots (ScottPlot, PNG): arrival rate per type over time with the switches,
 /// GPUs per replica shape over time (the plan switches), P99 end-to-end latency per window, and
-/// the end-to-end latency CDF of every system.
+/// the end-to-end latency CDF of every system. Every plot keeps its axes at or above zero, puts its
+/// legend beside the data (never over the last points), tells systems apart by marker and dash and
+/// names the ones whose curves coincide, and says in its legend how many requests exceeded the
+/// model's context.
 /// </summary>
 public static class PlotWriter
 {
-    private const int Width = 1000, Height = 520;
+    private const int Width = 1150, Height = 520;
+
+    private static readonly MarkerShape[] Markers =
+        [MarkerShape.FilledCircle, MarkerShape.OpenSquare, MarkerShape.FilledTriangleUp, MarkerShape.OpenDiamond, MarkerShape.Cross, MarkerShape.Asterisk, MarkerShape.OpenCircle];
+
+    private static readonly LinePattern[] Patterns = [LinePattern.Solid, LinePattern.Dashed, LinePattern.Dotted, LinePattern.DenselyDashed];
 
     public static void WriteAll(string dir, ScenarioWorkload w, IReadOnlyList<SystemResult> results)
     {
@@ -19,27 +26,58 @@ public static class PlotWriter
         Rates(Path.Combine(dir, "rate-per-type.png"), w, lead);
         Switches(Path.Combine(dir, "plan-switches.png"), w, lead);
         P99OverTime(Path.Combine(dir, "p99-e2e-over-time.png"), w, results);
-        Cdf(Path.Combine(dir, "e2e-cdf.png"), results);
+        Cdf(Path.Combine(dir, "e2e-cdf.png"), w, results);
+    }
+
+    /// <summary>
+    /// Windows that lie wholly within the trace: the last, partial one holds only the arrivals of
+    /// its first seconds, and its rate over a whole window would be drawn as a drop to zero.
+    /// </summary>
+    public static List<WindowMetrics> FullWindows(IReadOnlyList<WindowMetrics> windows, double windowS, double durationS) =>
+        windows.Where(x => x.StartS + windowS <= durationS + 1e-9).ToList();
+
+    /// <summary>For each series, the index of an earlier series with exactly the same points, or -1.</summary>
+    public static int[] SameAsEarlier(IReadOnlyList<(double[] Xs, double[] Ys)> series)
+    {
+        var same = new int[series.Count];
+        for (int i = 0; i < series.Count; i++)
+        {
+            same[i] = -1;
+            for (int k = 0; k < i && same[i] < 0; k++)
+                if (series[k].Xs.SequenceEqual(series[i].Xs) && series[k].Ys.SequenceEqual(series[i].Ys))
+                    same[i] = same[k] >= 0 ? same[k] : k;
+        }
+        return same;
+    }
+
+    /// <summary>An upper axis limit a little above the largest finite value (1 when there is none), so the axis starts at 0 and is never empty.</summary>
+    public static double Top(IEnumerable<double> values)
+    {
+        double max = values.Where(double.IsFinite).DefaultIfEmpty(0).Max();
+        return max > 0 ? max * 1.08 : 1;
     }
 
     private static void Rates(string path, ScenarioWorkload w, SystemResult lead)
     {
         var plot = new Plot();
-        var windows = lead.Report.Windows;
+        double windowS = w.Scenario.Workload.WindowS;
+        var windows = FullWindows(lead.Report.Windows, windowS, w.DurationS);
         double[] xs = windows.Select(x => x.StartS / 60).ToArray();
+        double top = 0;
         for (int j = 0; j < w.Types.Length; j++)
         {
             int type = j;
-            var line = plot.Add.Scatter(xs, windows.Select(x => type < x.ArrivalRatePerType.Length ? x.ArrivalRatePerType[type] : 0).ToArray());
+            var ys = windows.Select(x => type < x.ArrivalRatePerType.Length ? x.ArrivalRatePerType[type] : 0).ToArray();
+            top = Math.Max(top, Top(ys));
+            var line = plot.Add.Scatter(xs, ys);
             var t = w.Types[j];
-            line.LegendText = $"t{t.Id} (in {t.MeanInputTokens:F0}, out {t.MeanOutputTokens:F0})";
-            line.MarkerSize = 0;
+            int over = j < w.OverContextPerType.Length ? w.OverContextPerType[j] : 0;
+            line.LegendText = $"t{t.Id} (in {t.MeanInputTokens:F0}, out {t.MeanOutputTokens:F0}{(over > 0 ? $"; {over} over ctx" : "")})";
+            Style(line, j, markerSize: 3);
         }
         MarkSwitches(plot, lead.Report);
-        plot.Title($"{w.Scenario.Name}: arrival rate per request type (dashed: {lead.Plans.Label} switches)");
-        plot.XLabel("time (min)");
-        plot.YLabel("requests / s");
-        plot.ShowLegend();
+        Finish(plot, w, $"{w.Scenario.Name}: arrivals per type, full {windowS:F0} s windows (dashed: {lead.Plans.Label} switches)",
+            "requests / s", xs.DefaultIfEmpty(0).Max() + windowS / 60, top);
         plot.SavePng(path, Width, Height);
     }
 
@@ -49,8 +87,10 @@ public static class PlotWriter
         var plans = lead.Plans.Plans;
         var shapes = plans.SelectMany(p => p.Replicas.Select(r => r.ConfigKey)).Distinct().Order().ToList();
         double end = Math.Max(w.DurationS, plans[^1].Window.StartS + plans[^1].Window.LengthS) / 60;
-        foreach (var shape in shapes)
+        double top = 0;
+        for (int s = 0; s < shapes.Count; s++)
         {
+            var shape = shapes[s];
             var xs = new List<double>();
             var ys = new List<double>();
             for (int i = 0; i < plans.Count; i++)
@@ -61,42 +101,37 @@ public static class PlotWriter
                 xs.Add(start); ys.Add(gpus);
                 xs.Add(stop); ys.Add(gpus);
             }
+            top = Math.Max(top, Top(ys));
             var line = plot.Add.Scatter(xs.ToArray(), ys.ToArray());
             line.LegendText = shape;
-            line.MarkerSize = 0;
+            Style(line, s, markerSize: 0);
         }
         MarkSwitches(plot, lead.Report);
-        plot.Title($"{lead.Plans.Label}: GPUs per replica shape over time (dashed: switches)");
-        plot.XLabel("time (min)");
-        plot.YLabel("GPUs");
-        plot.ShowLegend();
+        Finish(plot, w, $"{lead.Plans.Label}: GPUs per replica shape over time (dashed: switches)", "GPUs", end, top);
         plot.SavePng(path, Width, Height);
     }
 
     private static void P99OverTime(string path, ScenarioWorkload w, IReadOnlyList<SystemResult> results)
     {
         var plot = new Plot();
-        foreach (var r in results)
+        var series = results.Select(r =>
         {
-            var windows = r.Report.Windows.Where(x => x.NumArrivals > 0).ToList();
-            var line = plot.Add.Scatter(windows.Select(x => x.StartS / 60).ToArray(), windows.Select(x => x.P99E2e).ToArray());
-            line.LegendText = r.Plans.Label;
-            line.MarkerSize = 3;
-        }
-        plot.Title($"{w.Scenario.Name}: P99 end-to-end latency per {w.Scenario.Workload.WindowS:F0} s window (by arrival)");
-        plot.XLabel("time (min)");
-        plot.YLabel("P99 E2E (s)");
-        plot.ShowLegend();
+            var windows = r.Report.Windows.Where(x => x.NumArrivals > 0 && double.IsFinite(x.P99E2e)).ToList();
+            return (Xs: windows.Select(x => x.StartS / 60).ToArray(), Ys: windows.Select(x => x.P99E2e).ToArray());
+        }).ToList();
+        AddSystems(plot, results, series, markerSize: 5);
+        double right = series.SelectMany(s => s.Xs).DefaultIfEmpty(0).Max() + w.Scenario.Workload.WindowS / 60;
+        Finish(plot, w, $"{w.Scenario.Name}: P99 end-to-end latency per {w.Scenario.Workload.WindowS:F0} s window (by arrival)",
+            "P99 E2E (s)", right, Top(series.SelectMany(s => s.Ys)));
         plot.SavePng(path, Width, Height);
     }
 
-    private static void Cdf(string path, IReadOnlyList<SystemResult> results)
+    private static void Cdf(string path, ScenarioWorkload w, IReadOnlyList<SystemResult> results)
     {
         var plot = new Plot();
-        foreach (var r in results)
+        var series = results.Select(r =>
         {
             var sorted = r.Report.SortedE2e;
-            if (sorted.Length == 0) continue;
             int n = Math.Min(2000, sorted.Length);
             var xs = new double[n];
             var ys = new double[n];
@@ -106,15 +141,48 @@ public static class PlotWriter
                 xs[i] = sorted[at];
                 ys[i] = (at + 1.0) / sorted.Length;
             }
-            var line = plot.Add.Scatter(xs, ys);
-            line.LegendText = r.Plans.Label;
-            line.MarkerSize = 0;
-        }
-        plot.Title("End-to-end latency CDF");
-        plot.XLabel("E2E latency (s)");
-        plot.YLabel("fraction of requests");
-        plot.ShowLegend();
+            return (Xs: xs, Ys: ys);
+        }).ToList();
+        AddSystems(plot, results, series, markerSize: 0);
+        Finish(plot, w, "End-to-end latency CDF", "fraction of requests", Top(series.SelectMany(s => s.Xs)), 1.02, xLabel: "E2E latency (s)");
         plot.SavePng(path, Width, Height);
+    }
+
+    /// <summary>One line per system, each with its own marker and dash; a system whose curve equals an earlier one's says so in the legend.</summary>
+    private static void AddSystems(Plot plot, IReadOnlyList<SystemResult> results, List<(double[] Xs, double[] Ys)> series, float markerSize)
+    {
+        var same = SameAsEarlier(series);
+        for (int i = 0; i < results.Count; i++)
+        {
+            if (series[i].Xs.Length == 0) continue;
+            var line = plot.Add.Scatter(series[i].Xs, series[i].Ys);
+            line.LegendText = same[i] >= 0 ? $"{results[i].Plans.Label} (same as {results[same[i]].Plans.Label})" : results[i].Plans.Label;
+            Style(line, i, markerSize);
+        }
+    }
+
+    private static void Style(ScottPlot.Plottables.Scatter line, int index, float markerSize)
+    {
+        line.LinePattern = Patterns[index % Patterns.Length];
+        line.LineWidth = 1.5f;
+        line.MarkerShape = Markers[index % Markers.Length];
+        line.MarkerSize = markerSize;
+    }
+
+    /// <summary>Titles, axes from 0 (time and values are never negative), the context note, and the legend to the right of the data.</summary>
+    private static void Finish(Plot plot, ScenarioWorkload w, string title, string yLabel, double right, double top, string xLabel = "time (min)")
+    {
+        plot.Title(title);
+        plot.XLabel(xLabel);
+        plot.YLabel(yLabel);
+        plot.Axes.SetLimits(0, right > 0 ? right : 1, 0, top > 0 ? top : 1);
+        plot.Legend.ManualItems.Add(new LegendItem
+        {
+            LabelText = $"{w.NumOverContext}/{w.Context.NumRequests} requests over the {w.Model.MaxContext}-token context ({w.Context.Action})",
+            MarkerShape = MarkerShape.None,
+            LineWidth = 0,
+        });
+        plot.ShowLegend(Edge.Right);
     }
 
     private static void MarkSwitches(Plot plot, SimulationReport report)

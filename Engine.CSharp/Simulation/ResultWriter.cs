@@ -26,7 +26,15 @@ public static class ResultWriter
             Cluster = w.Cluster.Name,
             Trace = w.Trace.Source,
             NumRequests = w.Requests.Length,
-            w.NumClipped,
+            // Requests longer than the model's context: how many, and whether clipped or dropped.
+            Context = new
+            {
+                w.Context.MaxContextTokens,
+                Policy = w.Context.Policy.ToString().ToLowerInvariant(),
+                NumOver = w.Context.NumOver,
+                NumRequestsBefore = w.Context.NumRequests,
+                OverPerType = w.OverContextPerType,
+            },
             w.DurationS,
             Slo = w.Scenario.Slo,
             Types = w.Types.Select(t => new { Name = $"t{t.Id}", t.MeanInputTokens, t.MeanOutputTokens, t.Share }),

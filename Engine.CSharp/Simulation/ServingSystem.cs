@@ -8,7 +8,7 @@ namespace OServe.Engine.Simulation;
 /// <summary>The systems a comparison runs, all on the same trace, cost model and simulator.</summary>
 public enum ServingSystem
 {
-    /// <summary>CP-SAT planner on the smoothing forecast of each window, live hot switching.</summary>
+    /// <summary>CP-SAT planner on the forecast (ForecastMethod.Auto) of each window, live hot switching.</summary>
     OServe,
     /// <summary>The best single (TP, PP) over every GPU, found by simulating each; never changes.</summary>
     StaticHomogeneous,
@@ -63,7 +63,7 @@ public static class SystemRunner
 
     /// <summary>Per-window plans from the planner (forecast, solve, keep-or-switch, switch steps).</summary>
     /// <param name="service">Rates and latencies per (config, type) for the planner; null: its analytic model.</param>
-    public static SystemPlans PlanSchedule(ScenarioWorkload w, ServingSystem system, int numWorkers = 2, IServiceModel? service = null)
+    public static SystemPlans PlanSchedule(ScenarioWorkload w, ServingSystem system, int numWorkers = 1, IServiceModel? service = null)
     {
         var options = w.Scenario.Planner with
         {
@@ -78,6 +78,7 @@ public static class SystemRunner
             Options = options,
             NumWorkers = numWorkers,
             ServiceModel = service,
+            ConstraintSpecs = w.Scenario.Constraints,
         };
         var outcome = OServe.Planner.Planning.Scheduling.planSchedule(request);
         if (outcome.IsError)
@@ -87,16 +88,25 @@ public static class SystemRunner
         return new SystemPlans(system, o.Schedule.Plans, solveSeconds.Sum(), solveSeconds.DefaultIfEmpty(0).Max(), o.NumSwitches, Name(system));
     }
 
-    /// <summary>One (TP, PP) replicated over every GPU of every node, all types routed to all replicas.</summary>
+    /// <summary>
+    /// One (TP, PP) replicated over every GPU of every node, all types routed to all replicas. The
+    /// scenario's constraints shape it: GPUs kept free are left out (the last of each node), a
+    /// max_replicas rule caps the count; a shape that still breaks one (another shape pinned, TP
+    /// over max_tp) is no candidate (null).
+    /// </summary>
     public static Plan? Homogeneous(ScenarioWorkload w, int tp, int pp, CostCoefficients k)
     {
         var cluster = w.Cluster;
+        var constraints = w.Scenario.Constraints;
         int size = tp * pp;
         var replicas = new List<ReplicaSpec>();
+        int cap = constraints.Where(c => c.Kind == ConstraintKind.MaxReplicas && c.Tp == tp && (c.Pp ?? 1) == pp && c.GpuType is null)
+            .Select(c => c.Count ?? 0).DefaultIfEmpty(int.MaxValue).Min();
         foreach (var node in cluster.Nodes)
         {
             if (node.Gpus % size != 0) return null;
-            for (int first = 0; first < node.Gpus; first += size)
+            int usable = node.Gpus - PlanConstraints.FreeToKeep(constraints, node);
+            for (int first = 0; first + size <= usable && replicas.Count < cap; first += size)
                 replicas.Add(new ReplicaSpec
                 {
                     Id = $"r{replicas.Count}",
@@ -106,10 +116,11 @@ public static class SystemRunner
                     Pp = pp,
                 });
         }
+        if (replicas.Count == 0) return null;
         var config = PlannerAdapter.Config(replicas[0], cluster);
         if (ReplicaCost.memory(k, PlannerAdapter.Model(w.Model), config).IsError) return null;
         var types = w.Types.Select(t => new RequestTypeSpec { Name = $"t{t.Id}", InputTokens = t.MeanInputTokens, OutputTokens = t.MeanOutputTokens }).ToList();
-        return new Plan
+        var plan = new Plan
         {
             Model = w.Model.Name,
             Cluster = cluster.Name,
@@ -118,6 +129,7 @@ public static class SystemRunner
             Replicas = replicas,
             Routing = types.Select(t => new RoutingEntry { Type = t.Name, Weights = replicas.ToDictionary(r => r.Id, _ => 1.0) }).ToList(),
         };
+        return PlanConstraints.Violations(plan, constraints, cluster).Count == 0 ? PlanConstraints.WithPinIds(plan, constraints) : null;
     }
 
     /// <summary>Every feasible homogeneous shape (TP and PP powers of two within a node).</summary>
@@ -177,7 +189,9 @@ public static class SystemRunner
             all.Add(new SystemResult(new SystemPlans(ServingSystem.StaticHomogeneous, [plan], 0, 0, 0, plan.Planner), report));
         }
         if (all.Count == 0)
-            throw new PlanningException($"{w.Model.Name} fits no homogeneous replica shape on {w.Cluster.Name}");
+            throw new PlanningException(w.Scenario.Constraints.Count == 0
+                ? $"{w.Model.Name} fits no homogeneous replica shape on {w.Cluster.Name}"
+                : $"no homogeneous replica shape of {w.Model.Name} on {w.Cluster.Name} keeps the scenario's constraints ({string.Join("; ", w.Scenario.Constraints.Select(c => c.Describe()))})");
         int bestIndex = BestStaticIndex(all.Select(r => (r.Report.Overall.SloAttainment, r.Report.Overall.E2e.P99)).ToList(), sloTolerance);
         var byP99 = Enumerable.Range(0, all.Count).OrderBy(i => all[i].Report.Overall.E2e.P99).ToList();
         int medianIndex = byP99[(byP99.Count - 1) / 2], worstIndex = byP99[^1];

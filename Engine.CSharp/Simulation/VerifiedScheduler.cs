@@ -23,7 +23,7 @@ public static class VerifiedScheduler
 {
     /// <returns>The plans, with what verification saw and chose in each window (<see cref="SystemPlans.Choices"/>).</returns>
     public static SystemPlans PlanSchedule(ScenarioWorkload w, ServingSystem system, CostCoefficients k,
-        IServiceModel? service, VerificationOptions? options = null, int numWorkers = 2)
+        IServiceModel? service, VerificationOptions? options = null, int numWorkers = 1)
     {
         options ??= new VerificationOptions();
         bool reload = system == ServingSystem.Reload;
@@ -109,6 +109,7 @@ public static class VerifiedScheduler
                 WindowStartS = start,
                 WindowS = windowS,
                 AlwaysSwitch = true,
+                ConstraintSpecs = w.Scenario.Constraints,
             };
             var outcome = Planning.plan(request);
             if (outcome.IsOk)
@@ -122,12 +123,16 @@ public static class VerifiedScheduler
         if (options.IncludeHomogeneous)
             foreach (var h in SystemRunner.HomogeneousCandidates(w, k))
             {
-                var plan = Renumbered(h, current) with { Version = version, Window = window, RequestTypes = specs };
+                var plan = PlanConstraints.WithPinIds(Renumbered(h, current), w.Scenario.Constraints) with { Version = version, Window = window, RequestTypes = specs };
                 if (current is not null) plan = PlannerAdapter.WithSwitch(w.Cluster, w.Model, k, current, plan, reload);
                 list.Add(new PlanCandidate(h.Planner, plan));
             }
         if (list.Count == 0)
             throw new PlanningException($"window at {start} s: no candidate plan ({string.Join(" | ", errors)})");
+        // Every candidate keeps the scenario's constraints: the CP-SAT ones by construction, the
+        // homogeneous ones by SystemRunner.Homogeneous; a kept plan that breaks one (constraints
+        // the running plan predates) is no candidate.
+        list.RemoveAll(c => PlanConstraints.Violations(c.Plan, w.Scenario.Constraints, w.Cluster).Count > 0);
         // Equal plans are simulated once; the first (the kept plan before any new one) stays.
         // A plan without replicas (the solve for a window forecast at zero demand) cannot take the requests a forecast misses.
         var seen = new HashSet<string>(StringComparer.Ordinal);

@@ -81,13 +81,23 @@ module PaperHeuristic =
         CpSatPlanner.prepare options input
         |> Result.bind (fun p ->
             let nC = p.Candidates.Length
+            // The built-in constraints: GPUs kept free leave the group's pool, forbidden configs are
+            // never used, pinned replicas are there from the start and never given away, and every
+            // move is checked against the rest (max_replicas).
+            let rules = options.Rules
+            let allowed (c: Candidate) = rules |> List.forall (fun r -> not (ConstraintRule.forbids r c.Config))
+            let keeps (counts: int[]) = ConstraintRule.violations rules input.Cluster p counts |> List.isEmpty
+            let minimum = ConstraintRule.minimums rules p
             let free (counts: int[]) g =
-                p.Groups[g].NumGpus - (p.Candidates |> Array.sumBy (fun c -> if c.Group = g then counts[c.Index] * c.Config.Size else 0))
-            // Start: in each group, the smallest feasible replica over every GPU.
-            let start = Array.zeroCreate<int> nC
+                p.Groups[g].NumGpus - ConstraintRule.reserved rules p g
+                - (p.Candidates |> Array.sumBy (fun c -> if c.Group = g then counts[c.Index] * c.Config.Size else 0))
+            // Start: the pinned replicas, then in each group the smallest allowed replica over every GPU left.
+            let start = Array.copy minimum
             for g in p.Groups do
-                match p.Candidates |> Array.filter (fun c -> c.Group = g.Index) |> Array.sortBy (fun c -> c.Config.Size, c.Config.Pp) |> Array.tryHead with
-                | Some c -> start[c.Index] <- g.NumGpus / c.Config.Size
+                match p.Candidates |> Array.filter (fun c -> c.Group = g.Index && allowed c) |> Array.sortBy (fun c -> c.Config.Size, c.Config.Pp) |> Array.tryHead with
+                | Some c ->
+                    start[c.Index] <- start[c.Index] + max 0 (free start g.Index) / c.Config.Size
+                    while start[c.Index] > minimum[c.Index] && not (keeps start) do start[c.Index] <- start[c.Index] - 1
                 | None -> ()
             let mutable current = start
             let mutable currentRoute = route options.Rho p current
@@ -106,7 +116,7 @@ module PaperHeuristic =
                 let donors = donorsAll |> Array.truncate 3
                 let receivers g =
                     p.Candidates
-                    |> Array.filter (fun c -> c.Group = g && p.Allowed c.Index needy)
+                    |> Array.filter (fun c -> c.Group = g && p.Allowed c.Index needy && allowed c)
                     |> Array.sortByDescending (fun c -> c.Service[needy].Rate / float c.Config.Size)
                     |> Array.truncate 3
                 // A move frees GPUs from the least utilized replicas (one donor config first, then
@@ -117,11 +127,12 @@ module PaperHeuristic =
                     let mutable i = 0
                     while free next g < r.Config.Size && i < donorOrder.Length do
                         let d = donorOrder[i]
-                        if p.Candidates[d].Group = g && next[d] > 0 && d <> r.Index then next[d] <- next[d] - 1
+                        if p.Candidates[d].Group = g && next[d] > minimum[d] && d <> r.Index then next[d] <- next[d] - 1
                         else i <- i + 1
                     if free next g >= r.Config.Size then
                         next[r.Index] <- next[r.Index] + free next g / r.Config.Size
-                        Some next
+                        while next[r.Index] > current[r.Index] && not (keeps next) do next[r.Index] <- next[r.Index] - 1
+                        if next[r.Index] > current[r.Index] && keeps next then Some next else None
                     else None
                 let moves =
                     [| for d in donors do
@@ -144,5 +155,6 @@ module PaperHeuristic =
             let routed = route options.Rho p best
             let served = fst bestScore
             Ok { Problem = p; Counts = best; Routed = routed
-                 Stages = [ { Stage = "greedy"; Status = sprintf "%d moves" steps; Objective = served; Bound = nan; Seconds = wall.Elapsed.TotalSeconds } ]
+                 Stages = [ { Stage = sprintf "greedy (%d moves)" steps; Status = StageStatus.Heuristic; Objective = served; Bound = nan
+                              DeterministicTime = 0.0; Budget = 0.0; Seconds = wall.Elapsed.TotalSeconds; StoppedBy = "" } ]
                  Status = "Heuristic"; Objective = served; Bound = nan; Gap = nan; WallSeconds = wall.Elapsed.TotalSeconds; SwitchCostSec = 0.0 })

@@ -93,3 +93,39 @@ module ContractMapping =
         | es -> Error es
 
     let deviceText (spec: ClusterSpec) (n: int, i: int) = sprintf "%s/%d" spec.Nodes[n].Name i
+
+    /// The built-in constraints on the planner's cluster view (node names to indices). Contracts'
+    /// PlanConstraints.Check reports the same problems with file and line first; this is the net.
+    let rules (spec: ClusterSpec) (specs: ConstraintSpec seq) : Result<ConstraintRule list, PlanError list> =
+        let nodeIndex name = spec.Nodes |> Array.tryFindIndex (fun n -> n.Name = name)
+        let results =
+            specs |> Seq.mapi (fun i c ->
+                let at field = sprintf "constraints[%d].%s" i field
+                let fail field message = Error [ { Field = at field; Message = message } ]
+                let pp = if c.Pp.HasValue then c.Pp.Value else 1
+                match c.Kind with
+                | ConstraintKind.MaxReplicas -> Ok(MaxReplicas(c.Tp.GetValueOrDefault 1, pp, Option.ofObj c.GpuType, c.Count.GetValueOrDefault 0))
+                | ConstraintKind.KeepFree ->
+                    match nodeIndex (string c.Node) with
+                    | Some n -> Ok(KeepFree(n, (if c.Gpus.HasValue then min c.Gpus.Value spec.Nodes[n].NumGpus else spec.Nodes[n].NumGpus)))
+                    | None -> fail "node" (sprintf "no node '%s' in the cluster" c.Node)
+                | ConstraintKind.Pin ->
+                    let devices =
+                        (match c.Devices with null -> Seq.empty | ds -> ds :> seq<string>)
+                        |> Seq.map (fun text ->
+                            match DeviceId.TryParse text with
+                            | true, id -> nodeIndex id.Node |> Option.filter (fun n -> id.Index < spec.Nodes[n].NumGpus) |> Option.map (fun n -> n, id.Index)
+                            | _ -> None)
+                        |> Array.ofSeq
+                    if devices.Length = 0 || devices |> Array.exists Option.isNone then fail "devices" "names a GPU that is not in the cluster"
+                    else
+                        let ds = devices |> Array.choose id
+                        if ds |> Array.map fst |> Array.distinct |> Array.length > 1 then fail "devices" "a pinned replica must lie in one node"
+                        else Ok(Pin(PlanConstraints.PinId(Array.ofSeq specs, i), c.Tp.GetValueOrDefault ds.Length, pp, ds))
+                | ConstraintKind.MaxTp -> Ok(MaxTp(c.Value.GetValueOrDefault System.Int32.MaxValue))
+                | ConstraintKind.MaxPp -> Ok(MaxPp(c.Value.GetValueOrDefault System.Int32.MaxValue))
+                | _ -> Ok NoCrossNodePp)
+            |> List.ofSeq
+        match results |> List.collect (function Error e -> e | Ok _ -> []) with
+        | [] -> Ok(results |> List.choose (function Ok r -> Some r | Error _ -> None))
+        | es -> Error es

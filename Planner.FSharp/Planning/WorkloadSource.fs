@@ -29,6 +29,14 @@ module WorkloadSource =
         | OServe.Contracts.TraceFormat.Mooncake -> OServe.Planner.Workload.TraceFormat.Mooncake
         | _ -> OServe.Planner.Workload.TraceFormat.Azure
 
+    /// The Contracts format of a trace file, detected from its content (TraceReader.detect).
+    let detectFormat (path: string) : Result<OServe.Contracts.TraceFormat, string list> =
+        match TraceReader.detect path with
+        | Ok OServe.Planner.Workload.TraceFormat.BurstGpt -> Ok OServe.Contracts.TraceFormat.BurstGpt
+        | Ok OServe.Planner.Workload.TraceFormat.Mooncake -> Ok OServe.Contracts.TraceFormat.Mooncake
+        | Ok _ -> Ok OServe.Contracts.TraceFormat.Azure
+        | Error es -> Error(es |> List.map string)
+
     /// Applies TimeScale, StartS and DurationS of a trace reference.
     let window (t: TraceRef) (trace: Trace) : Trace =
         let scaled = trace.Requests |> Array.map (fun r -> { r with Arrival = r.Arrival * t.TimeScale })

@@ -3,7 +3,8 @@ namespace OServe.Planner.Solver
 open System
 open OServe.Planner.CostModel
 
-/// The shipped constraints; see README-constraints.md for writing one.
+/// The shipped constraints as F# builders; README-constraints.md (repository root) covers the YAML
+/// kinds and writing one of your own.
 [<RequireQualifiedAccess>]
 module Constraints =
     /// No replica of a configuration that `excluded` holds for.

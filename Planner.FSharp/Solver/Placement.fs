@@ -69,14 +69,21 @@ module Placement =
                             placed.Add { Id = freshId (); Config = c.Config; Devices = devices }
         if ok then Some(placed.ToArray()) else None
 
-    /// Places the counts; current replicas that still fit their config are kept in place. If keeping
-    /// them fragments the nodes so that the rest no longer packs, everything is placed afresh.
-    let place (cluster: ClusterSpec) (p: ScaledProblem) (counts: int[]) (current: PlacedReplica[]) : Result<PlacedReplica[], string> =
-        match tryPlace cluster p counts current with
+    /// Places the counts: pinned replicas on their devices first (always), then current replicas
+    /// that still fit their config in place. If keeping those fragments the nodes so that the rest
+    /// no longer packs, everything but the pins is placed afresh.
+    let place (cluster: ClusterSpec) (p: ScaledProblem) (counts: int[]) (pinned: PlacedReplica[]) (current: PlacedReplica[]) : Result<PlacedReplica[], string> =
+        let pinsHeld (placed: PlacedReplica[]) =
+            pinned |> Array.forall (fun pin -> placed |> Array.exists (fun r -> r.Id = pin.Id && r.Devices = pin.Devices))
+        let attempt keep = tryPlace cluster p counts keep |> Option.filter pinsHeld
+        match attempt (Array.append pinned current) with
         | Some r -> Ok r
         | None ->
-            match tryPlace cluster p counts [||] with
+            match attempt pinned with
             | Some r -> Ok r
+            | None when pinned.Length > 0 ->
+                Error(sprintf "the pinned replicas (%s) and the planned replica counts do not pack onto the nodes"
+                          (pinned |> Array.map (fun r -> r.Id) |> String.concat ", "))
             | None -> Error "the replica counts do not pack onto the nodes (a node group's sizes are not a divisibility chain)"
 
     /// Splits each candidate's routed rate evenly over the placed replicas of that candidate.

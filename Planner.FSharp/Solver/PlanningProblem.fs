@@ -80,12 +80,14 @@ type ScaledProblem =
       /// floor(rho * LoadScale): load allowed per replica.
       LoadCapacity: int64
       LoadScale: int64
-      /// E2E latency of (c, j) at light load (queueing excluded; see QueueLines), in units of
-      /// 10 ms (the objective's time unit, which keeps coefficients small for the LP).
+      /// E2E latency of (c, j) at light load (queueing excluded; see QueueLines), in LatencyUnitSec
+      /// (10 ms unless a huge problem needed coarser units to keep every objective far below 2^63).
       LatencyCost: int64[][]
+      /// Seconds per unit of LatencyCost and of the queueing terms.
+      LatencyUnitSec: float
       /// Queueing delay of candidate c as a convex piecewise-linear function of its load: for
       /// every line (slope, intercept), t_c >= sum_j slope[j] * r_cj + intercept * x_c, where t_c
-      /// (rate units * 10 ms) is the extra delay summed over the requests c serves. This is the
+      /// (rate units * LatencyUnitSec) is the extra delay summed over the requests c serves. This is the
       /// perspective x * g(load / x) of g(u) = requests/s at utilization u times the extra delay
       /// at u, so spreading load over more replicas lowers it, as queueing does.
       QueueLines: (int64[] * int64)[][]
@@ -95,6 +97,22 @@ type ScaledProblem =
       MaxCount: int64[] }
 
     member p.Allowed c j = p.LoadWeight[c][j] > 0L
+
+    /// Largest value the queueing term t_c can need: the highest line at full demand and count.
+    member p.QueueTop(c: int) =
+        p.QueueLines[c] |> Array.fold (fun m (slopes, b) ->
+            let routed = Array.fold2 (fun s k d -> s + float k * float d) 0.0 slopes p.Demand
+            max m (routed + float (max 0L b) * float (p.MaxCount[c]))) 1.0
+
+    /// Largest value the latency objective (light-load latency of every routed unit plus every
+    /// queueing term) can take: sum |coefficient| * upper bound, what CP-SAT checks against 2^63.
+    member p.LatencyMagnitude =
+        let routed =
+            p.Candidates |> Array.sumBy (fun c ->
+                p.Types |> Array.mapi (fun j _ -> if p.Allowed c.Index j then float (p.LatencyCost[c.Index][j]) * float (p.Demand[j]) else 0.0) |> Array.sum)
+        routed + (p.Candidates |> Array.sumBy (fun c -> p.QueueTop c.Index))
+
+    member p.TotalGpus = p.Groups |> Array.sumBy (fun g -> int64 g.NumGpus)
 
 [<RequireQualifiedAccess>]
 module PlanningProblem =
@@ -152,6 +170,29 @@ module PlanningProblem =
         && (slo.TpotSec |> Option.forall (fun v -> s.TpotSec <= v))
         && (slo.E2eSec |> Option.forall (fun v -> s.E2eSec <= v))
 
+    /// Queueing delay beyond this many seconds per request is counted as this much: any plan that
+    /// queues that long is unusable, and the cap keeps the queue terms' coefficients bounded.
+    let maxQueueDelaySec = 600.0
+
+    /// The spread stage weighs latency by (GPUs + 1) so that one unit of latency outweighs every
+    /// idle GPU; this keeps that product (and so every objective) under 2^52, exact in the LP's
+    /// doubles and far from CP-SAT's 64-bit overflow check.
+    let latencyLimit (totalGpus: int64) = 2.0 ** 52.0 / float (totalGpus + 1L)
+
+    /// Coarser latency units (10 ms times a power of 10) until the latency objective fits latencyLimit.
+    let private coarsen (p: ScaledProblem) : ScaledProblem =
+        let limit = latencyLimit p.TotalGpus
+        let magnitude = p.LatencyMagnitude
+        if magnitude <= limit then p
+        else
+            let factor = 10.0 ** ceil (log10 (magnitude / limit))
+            let down (v: int64) = if v = 0L then 0L else int64 (Math.Ceiling(float v / factor))
+            let downSigned (v: int64) = if v >= 0L then down v else -(down -v)
+            { p with
+                LatencyUnitSec = p.LatencyUnitSec * factor
+                LatencyCost = p.LatencyCost |> Array.map (Array.map down)
+                QueueLines = p.QueueLines |> Array.map (Array.map (fun (slopes, b) -> Array.map down slopes, downSigned b)) }
+
     /// Scales rates to integers: the busiest type gets `resolution` units.
     let scale (groups: NodeGroup[]) (candidates: Candidate[]) (types: TypeDemand[]) (rho: float)
               (resolution: int) (measure: ServedMeasure) : ScaledProblem =
@@ -197,7 +238,8 @@ module PlanningProblem =
                     let atLight = c.EstimateAt light
                     let extra (u: float) =
                         let e = c.EstimateAt u
-                        served |> Array.sumBy (fun j -> weight j * max 0.0 (e[j].E2eSec - atLight[j].E2eSec) * 100.0)
+                        let delay j = if Double.IsFinite e[j].E2eSec then min maxQueueDelaySec (max 0.0 (e[j].E2eSec - atLight[j].E2eSec)) else maxQueueDelaySec
+                        served |> Array.sumBy (fun j -> weight j * delay j * 100.0)
                     let g (u: float) = if u <= 0.0 then 0.0 else u * mixRate * extra u
                     [| 0.0; 0.35; 0.6; 0.76; 0.88; 1.0 |]
                     |> Array.map (fun f -> f * rho)
@@ -205,22 +247,27 @@ module PlanningProblem =
                     |> Array.map (fun (u0, u1) ->
                         let a = (g u1 - g u0) / (u1 - u0) // cost per unit of utilization
                         let b = g u0 - a * u0
-                        // Utilization per rate unit of type j is unit / rate_cj.
-                        // Capped so sums over the demand stay far from int64 overflow.
-                        let cap = 1e12
+                        // Utilization per rate unit of type j is unit / rate_cj. The delay cap bounds
+                        // a and b; the cap here only guards the conversion to int64 (coarsen then
+                        // brings the objective's total under latencyLimit).
+                        let cap = 1e15
                         let slopes = types |> Array.mapi (fun j _ -> if loadWeight[ci][j] > 0L then int64 (min cap (Math.Ceiling(a * unit / c.Service[j].Rate))) else 0L)
                         slopes, int64 (max -cap (Math.Floor b))))
         let served =
             types |> Array.map (fun t -> if measure = ServedMeasure.Tokens then max 1L (int64 (Math.Round(t.InputTokens + t.OutputTokens))) else 1L)
-        { Groups = groups
-          Candidates = candidates
-          Types = types
-          RateUnit = unit
-          Demand = types |> Array.map (fun t -> int64 (Math.Round(t.Rate / unit)))
-          LoadWeight = loadWeight
-          LoadCapacity = int64 (Math.Floor(rho * float loadScale))
-          LoadScale = loadScale
-          LatencyCost = latency
-          QueueLines = queueLines
-          ServedWeight = served
-          MaxCount = candidates |> Array.map (fun c -> int64 (groups[c.Group].NumGpus / c.Config.Size)) }
+        coarsen
+            { Groups = groups
+              Candidates = candidates
+              Types = types
+              RateUnit = unit
+              // Rounded up: when every unit of a type is routed, its whole rate is (the solution's
+              // routing is scaled back to the real rate), so routing weights sum to 1.
+              Demand = types |> Array.map (fun t -> int64 (Math.Ceiling(t.Rate / unit - 1e-9)))
+              LoadWeight = loadWeight
+              LoadCapacity = int64 (Math.Floor(rho * float loadScale))
+              LoadScale = loadScale
+              LatencyCost = latency
+              LatencyUnitSec = 0.01
+              QueueLines = queueLines
+              ServedWeight = served
+              MaxCount = candidates |> Array.map (fun c -> int64 (groups[c.Group].NumGpus / c.Config.Size)) }

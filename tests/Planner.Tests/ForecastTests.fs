@@ -10,6 +10,53 @@ let private noisy (seed: int) (scale: float) (f: int -> float) (n: int) =
     let rng = Random(seed)
     Array.init n (fun t -> f t + scale * (rng.NextDouble() - 0.5))
 
+/// Counts of a Poisson process at `rate(t)` per second over `windowSec` windows, as rates (Knuth's method, seeded).
+let private poissonRates (seed: int) (windowSec: float) (rate: int -> float) (n: int) =
+    let rng = Random(seed)
+    Array.init n (fun t ->
+        let limit = exp (-(rate t * windowSec))
+        let mutable k = 0
+        let mutable p = rng.NextDouble()
+        while p > limit do
+            k <- k + 1
+            p <- p * rng.NextDouble()
+        float k / windowSec)
+
+[<Tests>]
+let floor =
+    testList "Forecast.floor" [
+        test "a forecaster that knows the rate meets the Poisson floor 1 / sqrt(mean count)" {
+            // 400 windows at 1.5 req/s over 60 s: 90 a window, floor 1 / sqrt(90) = 10.5%.
+            let y = poissonRates 11 60.0 (fun _ -> 1.5) 400
+            let oracle = Forecaster.rrmse (Array.create y.Length 1.5) y
+            let floor = Forecaster.poissonFloor 60.0 y
+            Expect.floatClose { absolute = 0.004; relative = 0.0 } floor (1.0 / sqrt 90.0) "floor"
+            Expect.floatClose { absolute = 0.0; relative = 0.1 } oracle floor "the oracle sits on the floor"
+            Expect.floatClose { absolute = 0.15; relative = 0.0 } (Forecaster.dispersion 60.0 y) 1.0 "Poisson dispersion is 1"
+        }
+        test "the random-walk reference is the floor at dispersion 1 and grows with it" {
+            Expect.floatClose Accuracy.high (Forecaster.randomWalkRatio 1.0) 1.0 "Poisson at a steady rate"
+            // D = 4: steps of variance 6 mu, P = (6 + sqrt(36 + 24)) / 2 mu, ratio sqrt(1 + P / mu).
+            Expect.floatClose Accuracy.high (Forecaster.randomWalkRatio 4.0) (sqrt (1.0 + (6.0 + sqrt 60.0) / 2.0)) "D = 4"
+        }
+        test "Auto comes within 1.15x of the floor on a steady Poisson rate, and is deterministic" {
+            let y = poissonRates 12 60.0 (fun _ -> 0.8) 120
+            let auto = Forecaster.evaluate ForecastOptions.Default ForecastMethod.Auto y
+            let floor = Forecaster.poissonFloor 60.0 auto.Actuals
+            Expect.isLessThan (auto.Rrmse / floor) 1.15 (sprintf "auto %.3f vs floor %.3f" auto.Rrmse floor)
+            Expect.equal (Forecaster.evaluate ForecastOptions.Default ForecastMethod.Auto y).Forecasts auto.Forecasts "same forecasts twice"
+        }
+        test "Auto finds a season in the history and uses Holt-Winters where it pays" {
+            let season t = 2.0 * sin (2.0 * Math.PI * float t / 12.0)
+            let y = poissonRates 13 60.0 (fun t -> 4.0 + season t) 96
+            Expect.equal (ForecastModel.detectSeason y[0 .. 59]) (Some 12) "12-window season"
+            let opts = { ForecastOptions.Default with MinHistory = 36 }
+            let auto = Forecaster.evaluate opts ForecastMethod.Auto y
+            let naive = Forecaster.evaluate opts ForecastMethod.Naive y
+            Expect.isLessThan auto.Rrmse (0.8 * naive.Rrmse) "season helps"
+        }
+    ]
+
 [<Tests>]
 let tests =
     testList "Forecast" [
@@ -54,5 +101,8 @@ let tests =
                 let es = series |> Array.map (Forecaster.evaluate opts ForecastMethod.Smoothing)
                 let ns = series |> Array.map (Forecaster.evaluate opts ForecastMethod.Naive)
                 Expect.isLessThan (Forecaster.pooledRrmse es) (Forecaster.pooledRrmse ns * 1.05) "smoothing vs naive"
+                let autos = series |> Array.map (Forecaster.evaluate opts ForecastMethod.Auto)
+                // Bursty on/off traffic: averaging over windows beats chasing the last burst.
+                Expect.isLessThan (Forecaster.pooledRrmse autos) (Forecaster.pooledRrmse es) "auto vs smoothing"
         }
     ]

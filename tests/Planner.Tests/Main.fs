@@ -7,6 +7,11 @@ open Expecto
 [<EntryPoint>]
 let main argv =
     match List.ofArray argv with
+    | "benchmark-unpooled" :: budgets :: workers :: runs :: _ ->
+        let sb = System.Text.StringBuilder()
+        OServe.Planner.PlannerBenchmark.unpooled sb (budgets.Split(',') |> Array.map float |> List.ofArray) (int workers) (int runs)
+        printfn "%s" (sb.ToString())
+        0
     | "benchmark" :: rest ->
         let runs = match rest with | n :: _ -> int n | [] -> 5
         printfn "%s" (OServe.Planner.PlannerBenchmark.run TestPaths.sharedDir runs)

@@ -80,6 +80,26 @@ let tests =
             Expect.notEqual kept.SwitchReason forced.SwitchReason "the keep-or-switch test ran only without the flag"
             Expect.equal (nonNull forced.Plan.Switch).FromVersion first.Plan.Version "switch steps start from the current plan"
         }
+        test "every declared type is routed, and weights sum to 1 where capacity allows" {
+            let cluster, model = paperCluster (), llama70b ()
+            // Rates that are not multiples of the rate unit (the rounding that gave 0.996), and a type forecast at 0.
+            let types = [| spec "short" 300.0 60.0 4.37; spec "chat" 1000.0 250.0 2.913; spec "long-in" 3000.0 40.0 1.171; spec "idle" 800.0 700.0 0.0 |]
+            let o = planOk (PlanRequest(cluster, model, types))
+            validate o.Plan cluster model
+            for t in types do
+                let e = o.Plan.Routing |> Seq.find (fun e -> e.Type = t.Name)
+                Expect.isNonEmpty e.Weights (sprintf "%s is routed" t.Name)
+                Expect.floatClose { absolute = 1e-5; relative = 0.0 } (Seq.sum e.Weights.Values) 1.0 (sprintf "%s weights sum to 1" t.Name)
+        }
+        test "the summary and the plan file give every solver stage's status" {
+            let cluster, model = paperCluster (), llama70b ()
+            let o = planOk (PlanRequest(cluster, model, convTypes 12.0))
+            let stages = nonNull (nonNull o.Plan.Predicted).Stages
+            Expect.equal (stages |> Seq.map (fun s -> s.Name) |> List.ofSeq) [ "served"; "latency"; "spread" ] "cold start stages"
+            for st in stages do Expect.stringContains o.Summary ("stage " + st.Name + ": ") "printed"
+            let optimal = stages |> Seq.forall (fun st -> st.Status = SolveStageStatus.Optimal)
+            Expect.equal ((nonNull o.Plan.Predicted).SolveStatus = "Optimal") optimal "Optimal only when every stage is"
+        }
         test "the paper scenario (Azure conv trace or its synthetic fallback) gives a valid plan" {
             let path = Path.Combine(repoRoot, "scenarios", "llama2-70b-azure-conv.yaml")
             let scenario = ContractYaml.ReadScenario path

@@ -72,6 +72,16 @@ let readers =
             Expect.equal (TraceReader.detect (fixture "mooncake_ok.jsonl")) (Ok TraceFormat.Mooncake) "mooncake"
             Expect.isError (TraceReader.detect (fixture "profile_ok.yaml")) "unknown"
         }
+        test "format detection reads the content, not the file name" {
+            let json = """{"timestamp": 0, "input_length": 10, "output_length": 5, "hash_ids": []}"""
+            Expect.equal (TraceReader.detectLine "a.csv" 1 json) (Ok TraceFormat.Mooncake) "JSON in a .csv"
+            Expect.equal (TraceReader.detectLine "a.jsonl" 1 "TIMESTAMP,ContextTokens,GeneratedTokens") (Ok TraceFormat.Azure) "CSV in a .jsonl"
+            match TraceReader.detectLine "a.jsonl" 3 """{"ts": 1}""" with
+            | Error [ e ] ->
+                Expect.equal (e.Line, e.Field) (3, "format") "where"
+                Expect.stringContains e.Message "without input_length and output_length" "why"
+            | other -> failtestf "expected one error, got %A" other
+        }
         test "real Azure conv trace reads completely" {
             let path = sharedFile "traces/azure2023/AzureLLMInferenceTrace_conv.csv"
             let t = okOf (TraceReader.read path)
@@ -102,6 +112,30 @@ let synthetic =
             let early = Trace.slice 0.0 900.0 t
             let late = Trace.slice 900.0 1800.0 t
             Expect.isGreaterThan (abs (longOutShare early - longOutShare late)) 0.1 "share of long answers moves"
+        }
+    ]
+
+[<Tests>]
+let context =
+    testList "Workload.context" [
+        let reqs = [| { Arrival = 0.0; InputTokens = 100; OutputTokens = 50 }; { Arrival = 1.0; InputTokens = 5000; OutputTokens = 300 }
+                      { Arrival = 2.0; InputTokens = 10; OutputTokens = 9000 } |]
+        let trace = { Source = "t"; Requests = reqs; NumDropped = 0; DropReason = "" }
+        test "clip keeps the output, cuts the prompt, and counts" {
+            match ContextLimit.apply OServe.Contracts.OverContext.Clip 4096 trace with
+            | Error e -> failtest e
+            | Ok(t, r) ->
+                Expect.equal r.NumOver 2 "two over"
+                Expect.equal (t.Requests |> Array.map (fun q -> q.InputTokens, q.OutputTokens)) [| 100, 50; 3796, 300; 1, 4095 |] "clipped"
+                Expect.stringContains (r.Describe()) "2 of 3 requests (66.7%) exceed the 4096-token context" "described"
+        }
+        test "drop leaves them out; refuse names the longest" {
+            match ContextLimit.apply OServe.Contracts.OverContext.Drop 4096 trace with
+            | Ok(t, r) -> Expect.equal (t.Requests.Length, r.NumOver) (1, 2) "one kept"
+            | Error e -> failtest e
+            match ContextLimit.apply OServe.Contracts.OverContext.Refuse 4096 trace with
+            | Ok _ -> failtest "refused"
+            | Error e -> Expect.stringContains e "the longest has 10 + 9000 tokens" "longest"
         }
     ]
 

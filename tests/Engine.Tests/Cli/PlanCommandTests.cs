@@ -111,12 +111,12 @@ public sealed class PlanCommandTests
     }
 
     [Fact]
-    public async Task ForecastReportsSmoothingNextToTheBaselines()
+    public async Task ForecastReportsTheForecasterNextToItsPoissonFloorAndTheBaselines()
     {
         var (code, output, error) = await Run("forecast", "opt-66b-azure-shifting-mix", "--window", "60");
         Assert.True(code == 0, error);
-        Assert.Contains("smoothing", output);
-        Assert.Contains("naive", output);
-        Assert.Contains("mov.avg", output);
+        foreach (var column in new[] { "n/win", "floor", "disp", "auto", "x floor", "auto model", "holt", "naive", "mov.avg" })
+            Assert.Contains(column, output);
+        Assert.Contains("1 / sqrt(requests per window)", output);
     }
 }
