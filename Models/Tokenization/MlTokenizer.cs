@@ -12,9 +12,12 @@ public sealed class MlTokenizer : ITokenizer
     private readonly Tokenizer inner;
     private readonly HashSet<int> specialIds;
 
-    public MlTokenizer(string name, Tokenizer inner, int vocabSize, int bosId, int eosId, IEnumerable<int> specialIds)
+    /// <param name="maxTokenBytes">Longest UTF-8 text of any token (vocabulary and special tokens), see <see cref="ITokenizer.MaxTokenBytes"/>.</param>
+    public MlTokenizer(string name, Tokenizer inner, int vocabSize, int bosId, int eosId, IEnumerable<int> specialIds, int maxTokenBytes)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxTokenBytes);
         Name = name;
+        MaxTokenBytes = maxTokenBytes;
         this.inner = inner;
         VocabSize = vocabSize;
         BosId = bosId;
@@ -26,6 +29,7 @@ public sealed class MlTokenizer : ITokenizer
     public int VocabSize { get; }
     public int BosId { get; }
     public int EosId { get; }
+    public int MaxTokenBytes { get; }
 
     /// <summary>The wrapped tokenizer, for callers that need its full API.</summary>
     public Tokenizer Inner => inner;
