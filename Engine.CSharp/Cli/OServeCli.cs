@@ -47,6 +47,16 @@ public static class OServeCli
             foreach (var problem in e.Errors) config.Error.WriteLine($"error {problem}");
             return ExitBadInput;
         }
+        catch (OServe.Engine.Orchestration.PlanRejectedException e)
+        {
+            foreach (var problem in e.Errors) config.Error.WriteLine($"error {problem}");
+            return ExitBadInput;
+        }
+        catch (OServe.Engine.Serving.ServerStartException e)
+        {
+            config.Error.WriteLine($"error {e.Message}");
+            return ExitBadInput;
+        }
         catch (OServe.Engine.Simulation.PlanningException e)
         {
             config.Error.WriteLine($"error {e.Message}");

@@ -30,4 +30,7 @@ public interface ITokenizer
     }
 
     string Decode(IReadOnlyList<int> ids);
+
+    /// <summary>The bytes of text one token stands for on its own (for logprobs, which name each token).</summary>
+    byte[] TokenBytes(int id) => System.Text.Encoding.UTF8.GetBytes(Decode([id]));
 }

@@ -178,6 +178,10 @@ public sealed class Llama2cTokenizer : ITokenizer
 
     public string Piece(int id) => Encoding.UTF8.GetString(pieces[id]);
 
+    /// <summary>The piece's bytes, a byte token's one byte, nothing for ids outside the vocabulary; spaces kept (" upon").</summary>
+    public byte[] TokenBytes(int id) =>
+        (uint)id >= (uint)pieces.Length ? [] : TryParseByteToken(pieces[id], out byte b) ? [b] : [.. pieces[id]];
+
     // For tests that check Encode against run.c's quadratic scan.
     internal ReadOnlySpan<byte> PieceBytes(int id) => pieces[id];
     internal float Score(int id) => scores[id];
