@@ -9,7 +9,7 @@ public static class ChatResponses
     {
         var (all, chosen) = await ChoiceStreams.CollectBestAsync(generations, request.N);
         var choices = chosen.Select((c, i) => new ChatChoice(i, new ChatMessageBody("assistant", c.Text), OpenAIFinishReason.From(c.Last.FinishReason),
-            request.Logprobs is null ? null : new ChatLogprobs([.. c.Tokens.Where(t => t.Logprob is not null).Select(t => formatter.Chat(t.Logprob!))])));
+            request.Logprobs is null ? null : new ChatLogprobs([.. c.Tokens.Where(t => t.Logprob is not null).Select(t => formatter.Chat(t.Logprob!, request.TokensAsIds))])));
         var first = generations[0];
         return TypedResults.Ok(new ChatCompletionResponse(first.Id, first.Created, request.Model, [.. choices],
             ChoiceStreams.Usage(request, all.Select(c => c.Last.NumOutputTokens))));
@@ -26,7 +26,7 @@ public static class ChatResponses
         await foreach (var (index, step) in ChoiceStreams.InterleaveAsync(generations))
         {
             numOutput[index] = step.NumOutputTokens;
-            var logprobs = request.Logprobs is not null && step.TokenId >= 0 && step.Logprob is { } lp ? new ChatLogprobs([formatter.Chat(lp)]) : null;
+            var logprobs = request.Logprobs is not null && step.TokenId >= 0 && step.Logprob is { } lp ? new ChatLogprobs([formatter.Chat(lp, request.TokensAsIds)]) : null;
             if (step.TextDelta.Length > 0 || step.IsFinished || logprobs is not null)
                 yield return new ChatCompletionChunk(id, created, model,
                     [new ChatChunkChoice(index, new ChatDelta(null, step.TextDelta.Length > 0 ? step.TextDelta : null),

@@ -14,7 +14,7 @@ public static class CompletionResponses
             CompletionLogprobs? logprobs = null;
             if (request.Logprobs is { } top)
             {
-                var builder = formatter.Completion(0, top);
+                var builder = formatter.Completion(0, top, request.TokensAsIds);
                 AddPrompt(builder, request, c.PromptLogprobs);
                 if (!request.IsPromptOnly)
                     foreach (var (id, logprob) in c.Tokens)
@@ -34,7 +34,7 @@ public static class CompletionResponses
     {
         var first = generations[0];
         var (id, created, model) = (first.Id, first.Created, request.Model);
-        var builders = generations.Select(_ => request.Logprobs is { } top ? formatter.Completion(0, top) : null).ToArray();
+        var builders = generations.Select(_ => request.Logprobs is { } top ? formatter.Completion(0, top, request.TokensAsIds) : null).ToArray();
         var started = new bool[generations.Count];
         var numOutput = new int[generations.Count];
         await foreach (var (index, step) in ChoiceStreams.InterleaveAsync(generations))

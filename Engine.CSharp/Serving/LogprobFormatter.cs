@@ -14,17 +14,18 @@ public sealed class LogprobFormatter(IInferenceEngine engine)
     private const float Floor = -9999f;
     private readonly ConcurrentDictionary<int, (string Text, int[] Bytes)> _tokens = new();
 
-    public string Text(int tokenId) => Token(tokenId).Text;
+    /// <param name="asId">vLLM's return_tokens_as_token_ids: "token_id:ID" instead of the text.</param>
+    public string Text(int tokenId, bool asId = false) => asId ? $"token_id:{tokenId}" : Token(tokenId).Text;
 
-    public ChatTokenLogprob Chat(TokenLogprob entry)
+    public ChatTokenLogprob Chat(TokenLogprob entry, bool asIds = false)
     {
-        var (text, bytes) = Token(entry.TokenId);
-        return new ChatTokenLogprob(text, Finite(entry.Logprob), bytes,
-            [.. entry.Top.Select(t => new ChatTopLogprob(Token(t.TokenId).Text, Finite(t.Logprob), Token(t.TokenId).Bytes))]);
+        var bytes = Token(entry.TokenId).Bytes;
+        return new ChatTokenLogprob(Text(entry.TokenId, asIds), Finite(entry.Logprob), bytes,
+            [.. entry.Top.Select(t => new ChatTopLogprob(Text(t.TokenId, asIds), Finite(t.Logprob), Token(t.TokenId).Bytes))]);
     }
 
     /// <summary>Collects one choice's completions logprobs token by token, text offsets counted from <paramref name="startOffset"/>.</summary>
-    public CompletionLogprobsBuilder Completion(int startOffset, int numTop) => new(this, startOffset, numTop);
+    public CompletionLogprobsBuilder Completion(int startOffset, int numTop, bool asIds = false) => new(this, startOffset, numTop, asIds);
 
     internal static float Finite(float logprob) => float.IsNaN(logprob) ? Floor : Math.Max(logprob, Floor);
 
@@ -34,7 +35,7 @@ public sealed class LogprobFormatter(IInferenceEngine engine)
         return (Encoding.UTF8.GetString(bytes), [.. bytes.Select(b => (int)b)]);
     });
 
-    public sealed class CompletionLogprobsBuilder(LogprobFormatter formatter, int startOffset, int numTop)
+    public sealed class CompletionLogprobsBuilder(LogprobFormatter formatter, int startOffset, int numTop, bool asIds)
     {
         private readonly List<string> _tokens = [];
         private readonly List<float?> _logprobs = [];
@@ -47,7 +48,7 @@ public sealed class LogprobFormatter(IInferenceEngine engine)
         /// <summary>A token; <paramref name="entry"/> null for a prompt's first token, which nothing predicts.</summary>
         public void Add(int tokenId, TokenLogprob? entry)
         {
-            var text = formatter.Text(tokenId);
+            var text = formatter.Text(tokenId, asIds);
             _tokens.Add(text);
             _offsets.Add(_offset);
             _offset += text.Length;
@@ -60,7 +61,7 @@ public sealed class LogprobFormatter(IInferenceEngine engine)
             // vLLM's legacy shape: the n most likely tokens, and the chosen one when it is not among them.
             var top = new Dictionary<string, float>(StringComparer.Ordinal);
             foreach (var t in entry.Top.Take(numTop))
-                top.TryAdd(formatter.Text(t.TokenId), Finite(t.Logprob));
+                top.TryAdd(formatter.Text(t.TokenId, asIds), Finite(t.Logprob));
             top.TryAdd(text, Finite(entry.Logprob));
             _top.Add(top);
         }

@@ -20,6 +20,9 @@ public sealed record ParsedRequest(string Model, IReadOnlyList<int> PromptTokens
 
     /// <summary>Logprobs the client asked for: the number of alternatives (chat: top_logprobs, 0 when only logprobs: true); null: none.</summary>
     public int? Logprobs { get; init; }
+
+    /// <summary>vLLM's return_tokens_as_token_ids: logprobs name tokens "token_id:ID" (exact where text is ambiguous).</summary>
+    public bool TokensAsIds { get; init; }
 }
 
 /// <summary>
@@ -65,6 +68,7 @@ public sealed class RequestParser(IInferenceEngine engine, IReadOnlyList<string>
             EchoText = echo ? promptText ?? engine.Decode(prompt) : null,
             IsPromptOnly = promptOnly,
             Logprobs = logprobs,
+            TokensAsIds = fields.Bool("return_tokens_as_token_ids") ?? false,
         };
     }
 
@@ -88,12 +92,13 @@ public sealed class RequestParser(IInferenceEngine engine, IReadOnlyList<string>
         var maxName = fields.TryGet("max_completion_tokens", out _) ? "max_completion_tokens" : "max_tokens";
         var maxTokens = fields.PositiveInt(maxName);
         var messages = ChatMessages(fields);
+        var tokensAsIds = fields.Bool("return_tokens_as_token_ids") ?? false;
         var text = chatTemplate.Render(messages);
         limits.CheckPrompt(text, "messages");
         var prompt = engine.Encode(text, addBos: true, cancellationToken);
         sampling = WithMaxTokens(sampling, prompt, "messages", maxTokens, maxName, engine.MaxModelLength - prompt.Count);
         int? asked = logprobs ? topLogprobs ?? 0 : null;
-        return new ParsedRequest(model, prompt, sampling with { Logprobs = asked }, stream, includeUsage) { N = n, BestOf = n, Logprobs = asked };
+        return new ParsedRequest(model, prompt, sampling with { Logprobs = asked }, stream, includeUsage) { N = n, BestOf = n, Logprobs = asked, TokensAsIds = tokensAsIds };
     }
 
     /// <summary>n, and best_of (completions): best_of sequences are generated and the n best returned.</summary>
