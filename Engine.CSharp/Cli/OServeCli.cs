@@ -25,6 +25,7 @@ public static class OServeCli
         root.Subcommands.Add(ProfileCommand.Create());
         root.Subcommands.Add(FidelityCommand.Create());
         root.Subcommands.Add(BenchSwitchCommand.Create());
+        root.Subcommands.Add(BenchHostileCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
         return root;
     }

@@ -12,8 +12,9 @@ public static class TokenizerLoader
         // 50,000 merges + 256 bytes + <|endoftext|>; the ranks are not public on TiktokenTokenizer.
         const int gpt2VocabSize = 50257;
         const int endOfText = 50256; // GPT-2 uses <|endoftext|> both to start and to end a document.
-        return new MlTokenizer("tiktoken gpt2", tok, gpt2VocabSize, endOfText, endOfText,
-            tok.SpecialTokens?.Values ?? [], MaxTokenBytes(tok, gpt2VocabSize));
+        var merges = TiktokenMerges.Gpt2();
+        return new MlTokenizer("tiktoken gpt2", tok, gpt2VocabSize, endOfText, endOfText, tok.SpecialTokens?.Values ?? [],
+            Math.Max(merges.MaxTokenBytes, Utf8MaxLength(tok.SpecialTokens?.Keys ?? [])), merges, tok.SpecialTokens);
     }
 
     /// <summary>A .tiktoken file; <paramref name="modelName"/> (e.g. "gpt-4") picks the pre-tokenizer regex and special tokens.</summary>
@@ -25,8 +26,9 @@ public static class TokenizerLoader
         // Each line of a .tiktoken file is "base64-token rank".
         var ranks = File.ReadLines(path).Where(l => l.Length > 0).Select(l => int.Parse(l.AsSpan(l.IndexOf(' ') + 1)));
         int vocabSize = VocabSizeOf(ranks, tok.SpecialTokens?.Values);
+        var merges = TiktokenMerges.ReadFile(path);
         return new MlTokenizer($"tiktoken {Path.GetFileName(path)}", tok, vocabSize, bosId, eosId, tok.SpecialTokens?.Values ?? [],
-            MaxTokenBytes(tok, vocabSize));
+            Math.Max(merges.MaxTokenBytes, Utf8MaxLength(tok.SpecialTokens?.Keys ?? [])), merges, tok.SpecialTokens);
     }
 
     /// <summary>A SentencePiece tokenizer.model (Llama 1/2, Mistral, TinyLlama).</summary>
@@ -52,13 +54,6 @@ public static class TokenizerLoader
 
     /// <summary>A Hugging Face tokenizer.json with a byte-level BPE model (GPT-2, Llama 3, Qwen style).</summary>
     public static MlTokenizer HuggingFaceJson(string path, int? bosId, int? eosId) => HfTokenizerJson.Load(path, bosId, eosId);
-
-    /// <summary>
-    /// Longest token in bytes, from each id decoded alone (the byte table is not public): a piece
-    /// that is not whole UTF-8 decodes to U+FFFD, 3 bytes, never fewer than the bytes it replaces.
-    /// </summary>
-    private static int MaxTokenBytes(TiktokenTokenizer tok, int vocabSize) =>
-        Utf8MaxLength(Enumerable.Range(0, vocabSize).Select(id => tok.Decode([id]) ?? "").Concat(tok.SpecialTokens?.Keys ?? []));
 
     internal static int Utf8MaxLength(IEnumerable<string> texts) =>
         Math.Max(1, texts.Select(t => System.Text.Encoding.UTF8.GetByteCount(t)).DefaultIfEmpty(1).Max());

@@ -48,6 +48,10 @@ public static class HostileCases
         var m = Json(t.Model);
         yield return Case(C, "prompt-25MB", t, "/v1/completions", $$"""{"model":{{m}},"prompt":"{{new string('a', 25 << 20)}}"}""", 413, null);
         string overLimit = new('a', (int)Math.Min(t.MaxPromptBytes + 1, 64 << 20));
+        // The longest prompt the byte check lets through, as one word: tokenized in full (a tokenizer
+        // that is quadratic in a word's length spent minutes here), then too long for the context.
+        yield return Case(C, "prompt-one-word-at-byte-limit", t, "/v1/completions",
+            $$"""{"model":{{m}},"prompt":"{{new string('a', (int)Math.Min(t.MaxPromptBytes, 64 << 20))}}"}""", 400, "prompt");
         yield return Case(C, "prompt-over-byte-limit", t, "/v1/completions", $$"""{"model":{{m}},"prompt":"{{overLimit}}"}""", 400, "prompt");
         yield return Case(C, "chat-over-byte-limit", t, "/v1/chat/completions",
             $$"""{"model":{{m}},"messages":[{"role":"user","content":"{{overLimit}}"}]}""", 400, "messages");
