@@ -23,12 +23,7 @@ public sealed class PlanRuntime : IInferenceEngine, IRequestMetricsSource, IMetr
     private readonly SemaphoreSlim _switchGate = new(1, 1);
     private readonly ConcurrentDictionary<string, Tracked> _tracked = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<SwitchReport> _history = new();
-    // Token counters must add up across switches: every replica that ever served counts. Live and
-    // retiring replicas are summed at each scrape; a stopped one's final figures move into _retired
-    // (under the lock, so no scrape sees them twice or not at all) and the replica itself is let go.
-    private readonly Lock _countersGate = new();
-    private readonly HashSet<LiveReplica> _counted = [];
-    private (long Prompt, long Generated) _retired;
+    private readonly ServedTokenCounters _tokens = new();
     private volatile Deployment _deployment;
     private bool _disposed;
 
@@ -260,45 +255,20 @@ public sealed class PlanRuntime : IInferenceEngine, IRequestMetricsSource, IMetr
             usage += s.KvCacheUsage;
         }
         // Gauges describe the deployment in force; token counters everything served since start.
-        var (prompt, generated) = TokenTotals();
+        var (prompt, generated) = _tokens.Totals();
         return new EngineSnapshot(running, waiting, replicas.Count > 0 ? usage / replicas.Count : 0, prompt, generated);
     }
 
     public void WriteMetrics(PrometheusText text, (string Name, string Value)[] labels) =>
         Metrics.Write(text, labels, Current.Version, Replicas);
 
-    private (long Prompt, long Generated) TokenTotals()
-    {
-        lock (_countersGate)
-        {
-            var (prompt, generated) = _retired;
-            foreach (var r in _counted)
-            {
-                var s = r.Engine.Snapshot();
-                prompt += s.PromptTokensTotal;
-                generated += s.GenerationTokensTotal;
-            }
-            return (prompt, generated);
-        }
-    }
-
     /// <summary>A replica a switch stopped: its final token counts stay in the totals, the replica goes.</summary>
-    internal void Retired(LiveReplica replica)
-    {
-        lock (_countersGate)
-        {
-            if (!_counted.Remove(replica))
-                return;
-            var s = replica.Engine.Snapshot();
-            _retired = (_retired.Prompt + s.PromptTokensTotal, _retired.Generated + s.GenerationTokensTotal);
-        }
-    }
+    internal void Retired(LiveReplica replica) => _tokens.Retire(replica);
 
     /// <summary>Makes <paramref name="plan"/> the one in force: new requests route by it from now on.</summary>
     internal void Install(Plan plan, IReadOnlyList<LiveReplica> replicas)
     {
-        lock (_countersGate)
-            _counted.UnionWith(replicas);
+        _tokens.Add(replicas);
         var byId = replicas.ToDictionary(r => r.Id, StringComparer.Ordinal);
         foreach (var r in replicas)
         {
