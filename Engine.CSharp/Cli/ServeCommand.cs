@@ -17,7 +17,7 @@ namespace OServe.Engine.Cli;
 /// </summary>
 public static class ServeCommand
 {
-    private static readonly Option<string?> Model = new("--model") { Description = "A llama2.c .bin checkpoint (tokenizer .bin beside it) or a Hugging Face directory; default: the built-in random-weight model" };
+    private static readonly Option<string?> Model = new("--model") { Description = "A llama2.c .bin checkpoint (tokenizer .bin beside it), a directory holding one, or a Hugging Face directory; default: the built-in random-weight model" };
     private static readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "llama2.c tokenizer .bin, when not beside the checkpoint" };
     private static readonly Option<string> DType = new("--dtype") { Description = "float32, bfloat16 or float16", DefaultValueFactory = _ => "float32" };
     private static readonly Option<string> Host = new("--host") { Description = "Address to bind (loopback by default)", DefaultValueFactory = _ => "127.0.0.1" };
