@@ -44,8 +44,9 @@ public sealed record Cluster
 
     public Node? FindNode(string name) => Nodes.FirstOrDefault(n => n.Name == name);
 
+    /// <summary>GPUs in all; ContractLimits keeps a cluster read from a file under <see cref="Yaml.ContractLimits.MaxGpus"/>.</summary>
     [YamlIgnore]
-    public int NumGpus => Nodes.Sum(n => n.Gpus);
+    public int NumGpus => checked((int)Nodes.Sum(n => (long)n.Gpus));
 
     /// <summary>Every GPU in node order, then index order.</summary>
     public IEnumerable<DeviceId> AllDevices() =>

@@ -37,12 +37,13 @@ public sealed record ModelCard
         get
         {
             long h = Hidden, q = (long)Heads * HeadDim, kv = (long)KvHeads * HeadDim, f = Intermediate;
-            return Architecture switch
+            // Checked: a card past ContractLimits (built in code, not read) fails loudly instead of wrapping.
+            return checked(Architecture switch
             {
                 ModelArchitecture.Llama => h * q + 2 * h * kv + q * h + 3 * h * f + 2 * h,
                 // OPT: q,k,v,o with biases; fc1/fc2 with biases; two LayerNorms with bias.
                 _ => 4 * h * h + 4 * h + 2 * h * f + f + h + 4 * h,
-            };
+            });
         }
     }
 
@@ -53,15 +54,15 @@ public sealed record ModelCard
         {
             long embed = (long)Vocab * Hidden;
             long head = TiedEmbeddings ? 0 : embed;
-            long extra = Architecture == ModelArchitecture.Opt ? (long)(MaxContext + 2) * Hidden + 2L * Hidden : Hidden;
-            return embed + head + extra + Layers * ParamsPerLayer;
+            long extra = Architecture == ModelArchitecture.Opt ? (MaxContext + 2L) * Hidden + 2L * Hidden : Hidden;
+            return checked(embed + head + extra + Layers * ParamsPerLayer);
         }
     }
 
     [YamlIgnore]
-    public long WeightBytes => ParamCount * DtypeBytes;
+    public long WeightBytes => checked(ParamCount * DtypeBytes);
 
     /// <summary>K and V for one token over all layers: 2 * layers * kv_heads * head_dim * dtype bytes.</summary>
     [YamlIgnore]
-    public long KvBytesPerToken => 2L * Layers * KvHeads * HeadDim * DtypeBytes;
+    public long KvBytesPerToken => checked(2L * Layers * KvHeads * HeadDim * DtypeBytes);
 }

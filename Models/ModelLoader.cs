@@ -6,15 +6,20 @@ using TorchSharp;
 namespace OServe.Models;
 
 /// <summary>
-/// Loads a model from a path: a llama2.c checkpoint (.bin, with its tokenizer .bin beside it) or
-/// a Hugging Face directory (config.json + safetensors + tokenizer.model or tokenizer.json).
+/// Loads a model from a path: a llama2.c checkpoint (.bin, with its tokenizer .bin beside it), a
+/// directory holding one (as llama2.c's own model folders do), or a Hugging Face directory
+/// (config.json + safetensors + tokenizer.model or tokenizer.json).
 /// </summary>
 public static class ModelLoader
 {
     /// <param name="tokenizerPath">llama2.c only: the tokenizer .bin; default tokenizer.bin beside the checkpoint, else the only tok*.bin there.</param>
     public static LoadedModel Load(string path, torch.Device device, torch.ScalarType dtype, string? tokenizerPath = null)
     {
-        if (Directory.Exists(path)) return LoadHuggingFace(path, device, dtype);
+        if (Directory.Exists(path))
+        {
+            if (File.Exists(Path.Combine(path, "config.json"))) return LoadHuggingFace(path, device, dtype);
+            return LoadLlama2c(FindLlama2cCheckpoint(path), device, dtype, tokenizerPath);
+        }
         if (File.Exists(path))
         {
             if (path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase)) return LoadLlama2c(path, device, dtype, tokenizerPath);
@@ -54,6 +59,23 @@ public static class ModelLoader
         string json = Path.Combine(directory, "tokenizer.json");
         if (File.Exists(json)) return TokenizerLoader.HuggingFaceJson(json, hf.BosTokenId, hf.EosTokenId);
         throw new FileNotFoundException($"{directory}: no tokenizer.model or tokenizer.json");
+    }
+
+    /// <summary>The one llama2.c checkpoint in a directory: a .bin that is not a tokenizer (tokenizer.bin, tok*.bin).</summary>
+    private static string FindLlama2cCheckpoint(string directory)
+    {
+        var checkpoints = Directory.GetFiles(directory, "*.bin")
+            .Where(f => !Path.GetFileName(f).StartsWith("tok", StringComparison.OrdinalIgnoreCase))
+            .Order(StringComparer.Ordinal)
+            .ToList();
+        return checkpoints.Count switch
+        {
+            1 => checkpoints[0],
+            0 => throw new FileNotFoundException(
+                $"{directory}: neither a Hugging Face model (no config.json) nor a llama2.c one (no checkpoint .bin besides tokenizer files)", directory),
+            _ => throw new InvalidDataException(
+                $"{directory}: {checkpoints.Count} llama2.c checkpoints ({string.Join(", ", checkpoints.Select(Path.GetFileName))}); name one of them"),
+        };
     }
 
     private static string FindLlama2cTokenizer(string checkpoint)

@@ -6,19 +6,19 @@ internal static class ContractReaders
     public static GpuType GpuType(MapReader m) => new()
     {
         Name = m.String("name"),
-        MemoryGib = m.Double("memory_gib"),
-        Tflops = m.Double("tflops"),
-        HbmGbps = m.Double("hbm_gbps"),
+        MemoryGib = m.Double("memory_gib", max: ContractLimits.MaxMemoryGib),
+        Tflops = m.Double("tflops", max: ContractLimits.MaxTflops),
+        HbmGbps = m.Double("hbm_gbps", max: ContractLimits.MaxBandwidthGbps),
     };
 
     public static Node Node(MapReader m) => new()
     {
         Name = m.String("name"),
         GpuType = m.String("gpu_type"),
-        Gpus = m.Int("gpus", min: 1),
-        IntraLinkGbps = m.Double("intra_link_gbps"),
-        AllreduceLatencyUs = m.OptDouble("allreduce_latency_us", positive: true),
-        AllreduceBusGbps = m.OptDouble("allreduce_bus_gbps", positive: true),
+        Gpus = m.Int("gpus", min: 1, max: ContractLimits.MaxGpusPerNode),
+        IntraLinkGbps = m.Double("intra_link_gbps", max: ContractLimits.MaxBandwidthGbps),
+        AllreduceLatencyUs = m.OptDouble("allreduce_latency_us", positive: true, max: ContractLimits.MaxSeconds * 1e6),
+        AllreduceBusGbps = m.OptDouble("allreduce_bus_gbps", positive: true, max: ContractLimits.MaxBandwidthGbps),
     };
 
     public static Cluster Cluster(MapReader m)
@@ -27,12 +27,16 @@ internal static class ContractReaders
         {
             Name = m.String("name"),
             Description = m.OptString("description"),
-            GpuTypes = m.List("gpu_types", GpuType),
-            Nodes = m.List("nodes", Node),
-            InterNodeLinkGbps = m.Double("inter_node_link_gbps"),
-            InterNodeLatencyUs = m.OptDouble("inter_node_latency_us", positive: true),
-            StorageReadGbps = m.OptDouble("storage_read_gbps", positive: true) ?? 2.0,
+            GpuTypes = m.List("gpu_types", GpuType, maxCount: ContractLimits.MaxGpuTypes),
+            Nodes = m.List("nodes", Node, maxCount: ContractLimits.MaxNodes),
+            InterNodeLinkGbps = m.Double("inter_node_link_gbps", max: ContractLimits.MaxBandwidthGbps),
+            InterNodeLatencyUs = m.OptDouble("inter_node_latency_us", positive: true, max: ContractLimits.MaxSeconds * 1e6),
+            StorageReadGbps = m.OptDouble("storage_read_gbps", positive: true, max: ContractLimits.MaxBandwidthGbps) ?? 2.0,
         };
+        // Each node is bounded, so this sum cannot overflow; the cluster as a whole is bounded too.
+        long numGpus = cluster.Nodes.Sum(n => (long)n.Gpus);
+        if (numGpus > ContractLimits.MaxGpus)
+            m.Error("nodes", $"{numGpus} GPUs in all is above the maximum {ContractLimits.MaxGpus}");
         Unique(m, "gpu_types", cluster.GpuTypes.Select(t => t.Name), "GPU type");
         Unique(m, "nodes", cluster.Nodes.Select(n => n.Name), "node");
         var types = cluster.GpuTypes.Select(t => t.Name).ToHashSet();
@@ -55,14 +59,14 @@ internal static class ContractReaders
         {
             Name = m.String("name"),
             Architecture = m.OptEnum("architecture", ModelArchitecture.Llama),
-            Layers = m.Int("layers", min: 1),
-            Hidden = m.Int("hidden", min: 1),
-            Intermediate = m.Int("intermediate", min: 1),
-            Heads = m.Int("heads", min: 1),
-            KvHeads = m.Int("kv_heads", min: 1),
-            Vocab = m.Int("vocab", min: 1),
+            Layers = m.Int("layers", min: 1, max: ContractLimits.MaxLayers),
+            Hidden = m.Int("hidden", min: 1, max: ContractLimits.MaxHidden),
+            Intermediate = m.Int("intermediate", min: 1, max: ContractLimits.MaxIntermediate),
+            Heads = m.Int("heads", min: 1, max: ContractLimits.MaxHeads),
+            KvHeads = m.Int("kv_heads", min: 1, max: ContractLimits.MaxHeads),
+            Vocab = m.Int("vocab", min: 1, max: ContractLimits.MaxVocab),
             DtypeBytes = m.OptInt("dtype_bytes", min: 1, max: 8) ?? 2,
-            MaxContext = m.Int("max_context", min: 1),
+            MaxContext = m.Int("max_context", min: 1, max: ContractLimits.MaxContext),
             TiedEmbeddings = m.OptBool("tied_embeddings", false),
             Source = m.OptString("source"),
         };
@@ -77,25 +81,25 @@ internal static class ContractReaders
     {
         Path = m.String("path"),
         Format = m.OptEnum("format", TraceFormat.Azure),
-        TimeScale = m.OptDouble("time_scale", positive: true) ?? 1.0,
-        StartS = m.OptDouble("start_s") ?? 0,
-        DurationS = m.OptDouble("duration_s", positive: true),
+        TimeScale = m.OptDouble("time_scale", positive: true, max: ContractLimits.MaxTimeScale, min: ContractLimits.MinTimeScale) ?? 1.0,
+        StartS = m.OptDouble("start_s", max: ContractLimits.MaxSeconds) ?? 0,
+        DurationS = m.OptDouble("duration_s", positive: true, max: ContractLimits.MaxSeconds),
     };
 
     public static SyntheticComponent Component(MapReader m) => new()
     {
         Profile = m.OptEnum("profile", LengthProfile.AzureConv),
-        RateRps = m.Double("rate_rps"),
+        RateRps = m.Double("rate_rps", max: ContractLimits.MaxRateRps),
         Amplitude = m.OptDouble("amplitude", max: 1.0) ?? 0,
-        PeriodS = m.OptDouble("period_s", positive: true) ?? 3600,
-        PhaseS = m.OptDouble("phase_s") ?? 0,
+        PeriodS = m.OptDouble("period_s", positive: true, max: ContractLimits.MaxSeconds) ?? 3600,
+        PhaseS = m.OptDouble("phase_s", max: ContractLimits.MaxSeconds) ?? 0,
     };
 
     public static SyntheticSpec Synthetic(MapReader m) => new()
     {
         Seed = m.OptInt("seed") ?? 1,
-        DurationS = m.Double("duration_s"),
-        Components = m.List("components", Component),
+        DurationS = m.Double("duration_s", max: ContractLimits.MaxSyntheticSeconds),
+        Components = m.List("components", Component, maxCount: ContractLimits.MaxComponents),
     };
 
     public static Workload Workload(MapReader m)
@@ -107,7 +111,7 @@ internal static class ContractReaders
             Name = m.String("name"),
             Trace = trace is null ? null : Finish(trace, Trace(trace)),
             Synthetic = synthetic is null ? null : Finish(synthetic, Synthetic(synthetic)),
-            WindowS = m.OptDouble("window_s", positive: true) ?? 60,
+            WindowS = m.OptDouble("window_s", positive: true, max: ContractLimits.MaxSeconds) ?? 60,
             NumTypes = m.OptInt("num_types", min: 1, max: 64) ?? 4,
             OverContext = m.OptEnum("over_context", OverContext.Clip),
         };
@@ -118,19 +122,19 @@ internal static class ContractReaders
 
     public static Slo Slo(MapReader m) => new()
     {
-        TtftS = m.OptDouble("ttft_s", positive: true),
-        TpotS = m.OptDouble("tpot_s", positive: true),
-        E2eS = m.OptDouble("e2e_s", positive: true),
+        TtftS = m.OptDouble("ttft_s", positive: true, max: ContractLimits.MaxSeconds),
+        TpotS = m.OptDouble("tpot_s", positive: true, max: ContractLimits.MaxSeconds),
+        E2eS = m.OptDouble("e2e_s", positive: true, max: ContractLimits.MaxSeconds),
     };
 
     public static PlannerOptions PlannerOptions(MapReader m) => new()
     {
         Kind = m.OptEnum("kind", PlannerKind.Cpsat),
         Rho = m.OptDouble("rho", positive: true, max: 1.0) ?? 0.85,
-        MaxSolveSeconds = m.OptDouble("max_solve_seconds", positive: true) ?? 1.0,
-        MaxWallSeconds = m.OptDouble("max_wall_seconds", positive: true),
+        MaxSolveSeconds = m.OptDouble("max_solve_seconds", positive: true, max: 3600) ?? 1.0,
+        MaxWallSeconds = m.OptDouble("max_wall_seconds", positive: true, max: 3600),
         Switching = m.OptEnum("switching", SwitchMode.Hot),
-        MaxTp = m.OptInt("max_tp", min: 1),
+        MaxTp = m.OptInt("max_tp", min: 1, max: ContractLimits.MaxParallelism),
     };
 
     /// <summary>One constraint: the fields its kind takes (any other is reported as unknown, with the expected ones).</summary>
@@ -190,9 +194,9 @@ internal static class ContractReaders
     public static RequestTypeSpec RequestType(MapReader m) => new()
     {
         Name = m.String("name"),
-        InputTokens = m.Double("input_tokens"),
-        OutputTokens = m.Double("output_tokens"),
-        RateRps = m.OptDouble("rate_rps") ?? 0,
+        InputTokens = m.Double("input_tokens", max: ContractLimits.MaxTokens),
+        OutputTokens = m.Double("output_tokens", max: ContractLimits.MaxTokens),
+        RateRps = m.OptDouble("rate_rps", max: ContractLimits.MaxRateRps) ?? 0,
     };
 
     public static ReplicaSpec Replica(MapReader m) => new()
@@ -200,10 +204,10 @@ internal static class ContractReaders
         Id = m.String("id"),
         GpuType = m.String("gpu_type"),
         Devices = m.StringList("devices"),
-        Tp = m.OptInt("tp", min: 1) ?? 1,
-        Pp = m.OptInt("pp", min: 1) ?? 1,
-        MaxNumSeqs = m.OptInt("max_num_seqs", min: 1) ?? 256,
-        MaxNumBatchedTokens = m.OptInt("max_num_batched_tokens", min: 1) ?? 8192,
+        Tp = m.OptInt("tp", min: 1, max: ContractLimits.MaxParallelism) ?? 1,
+        Pp = m.OptInt("pp", min: 1, max: ContractLimits.MaxParallelism) ?? 1,
+        MaxNumSeqs = m.OptInt("max_num_seqs", min: 1, max: ContractLimits.MaxNumSeqs) ?? 256,
+        MaxNumBatchedTokens = m.OptInt("max_num_batched_tokens", min: 1, max: ContractLimits.MaxBatchedTokens) ?? 8192,
     };
 
     public static RoutingEntry Routing(MapReader m) => new() { Type = m.String("type"), Weights = m.NumberMap("weights") };
@@ -214,8 +218,8 @@ internal static class ContractReaders
         Replica = m.String("replica"),
         Device = m.OptString("device"),
         Source = m.OptString("source"),
-        Bytes = m.OptLong("bytes"),
-        EstSeconds = m.OptDouble("est_seconds") ?? 0,
+        Bytes = m.OptLong("bytes", max: 1L << 60),
+        EstSeconds = m.OptDouble("est_seconds", max: ContractLimits.MaxSeconds) ?? 0,
     };
 
     public static SolveStage Stage(MapReader m) => new()
@@ -239,18 +243,18 @@ internal static class ContractReaders
         var sw = m.Map("switch");
         var plan = new Plan
         {
-            Version = m.OptInt("version", min: 0) ?? 1,
+            Version = m.OptInt("version", min: 0, max: 1_000_000_000) ?? 1,
             Model = m.String("model"),
             Cluster = m.String("cluster"),
             Planner = m.OptString("planner") ?? "cpsat",
             Window = window is null ? new PlanWindow() : Finish(window, new PlanWindow
             {
-                StartS = window.OptDouble("start_s") ?? 0,
-                LengthS = window.OptDouble("length_s", positive: true) ?? 60,
+                StartS = window.OptDouble("start_s", max: ContractLimits.MaxSeconds) ?? 0,
+                LengthS = window.OptDouble("length_s", positive: true, max: ContractLimits.MaxSeconds) ?? 60,
             }),
-            RequestTypes = m.List("request_types", RequestType),
-            Replicas = m.List("replicas", Replica),
-            Routing = m.List("routing", Routing),
+            RequestTypes = m.List("request_types", RequestType, maxCount: ContractLimits.MaxRequestTypes),
+            Replicas = m.List("replicas", Replica, maxCount: ContractLimits.MaxReplicas),
+            Routing = m.List("routing", Routing, maxCount: ContractLimits.MaxRequestTypes),
             Predicted = predicted is null ? null : Finish(predicted, new PredictedFigures
             {
                 DemandRps = predicted.OptDouble("demand_rps") ?? 0,
@@ -266,10 +270,10 @@ internal static class ContractReaders
             }),
             Switch = sw is null ? null : Finish(sw, new SwitchPlan
             {
-                FromVersion = sw.OptInt("from_version", min: 0) ?? 0,
+                FromVersion = sw.OptInt("from_version", min: 0, max: 1_000_000_000) ?? 0,
                 Steps = sw.List("steps", Step, required: false),
-                TotalBytes = sw.OptLong("total_bytes"),
-                EstSeconds = sw.OptDouble("est_seconds") ?? 0,
+                TotalBytes = sw.OptLong("total_bytes", max: 1L << 60),
+                EstSeconds = sw.OptDouble("est_seconds", max: ContractLimits.MaxSeconds) ?? 0,
             }),
         };
         PlanChecks.CheckInternal(plan, m.Field("").TrimEnd('.'), (field, message) => m.Context.Error(null, field, message));
@@ -280,8 +284,8 @@ internal static class ContractReaders
     {
         Model = m.String("model"),
         Cluster = m.String("cluster"),
-        WindowS = m.OptDouble("window_s", positive: true) ?? 60,
-        Plans = m.List("plans", Plan),
+        WindowS = m.OptDouble("window_s", positive: true, max: ContractLimits.MaxSeconds) ?? 60,
+        Plans = m.List("plans", Plan, maxCount: 100_000),
     };
 
     private static T Finish<T>(MapReader reader, T value)

@@ -84,7 +84,7 @@ internal sealed class MapReader
         return value;
     }
 
-    public long OptLong(string key, long min = 0)
+    public long OptLong(string key, long min = 0, long max = long.MaxValue)
     {
         var text = Scalar(key, false, "an integer");
         if (text is null) return 0;
@@ -94,13 +94,14 @@ internal sealed class MapReader
             return 0;
         }
         if (value < min) { Error(key, $"{value} is below the minimum {min}"); return 0; }
+        if (value > max) { Error(key, $"{value} is above the maximum {max}"); return 0; }
         return value;
     }
 
-    /// <summary>A number; <paramref name="positive"/> rejects zero and negatives, else negatives only.</summary>
-    public double Double(string key, bool positive = true) => OptDouble(key, positive, required: true) ?? 0;
+    /// <summary>A number; <paramref name="positive"/> rejects zero and negatives, else negatives only; <paramref name="max"/> bounds it.</summary>
+    public double Double(string key, bool positive = true, double? max = null) => OptDouble(key, positive, required: true, max) ?? 0;
 
-    public double? OptDouble(string key, bool positive = false, bool required = false, double? max = null)
+    public double? OptDouble(string key, bool positive = false, bool required = false, double? max = null, double? min = null)
     {
         var text = Scalar(key, required, "a number");
         if (text is null) return null;
@@ -111,7 +112,8 @@ internal sealed class MapReader
         }
         if (positive && value <= 0) { Error(key, $"{text} is not a positive number"); return null; }
         if (!positive && value < 0) { Error(key, $"{text} is negative"); return null; }
-        if (max is { } hi && value > hi) { Error(key, $"{text} is above the maximum {hi}"); return null; }
+        if (max is { } hi && value > hi) { Error(key, $"{text} is above the maximum {hi:G}"); return null; }
+        if (min is { } lo && value < lo) { Error(key, $"{text} is below the minimum {lo:G}"); return null; }
         return value;
     }
 
@@ -142,8 +144,8 @@ internal sealed class MapReader
         return null;
     }
 
-    /// <summary>Reads a list of mappings; items that are not mappings are reported and skipped.</summary>
-    public List<T> List<T>(string key, Func<MapReader, T> read, bool required = true)
+    /// <summary>Reads a list of mappings; items that are not mappings are reported and skipped; a list longer than <paramref name="maxCount"/> is refused.</summary>
+    public List<T> List<T>(string key, Func<MapReader, T> read, bool required = true, int maxCount = int.MaxValue)
     {
         var result = new List<T>();
         var node = Get(key, required);
@@ -151,6 +153,11 @@ internal sealed class MapReader
         if (node is not YamlSequenceNode seq)
         {
             _ctx.Error(node, Field(key), "expected a list");
+            return result;
+        }
+        if (seq.Children.Count > maxCount)
+        {
+            _ctx.Error(node, Field(key), $"{seq.Children.Count} entries is above the maximum {maxCount}");
             return result;
         }
         for (var i = 0; i < seq.Children.Count; i++)

@@ -27,6 +27,7 @@ public static class OServeCli
         root.Subcommands.Add(ProfileCommand.Create());
         root.Subcommands.Add(FidelityCommand.Create());
         root.Subcommands.Add(BenchSwitchCommand.Create());
+        root.Subcommands.Add(BenchHostileCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(WorkerCommand.Create());
         root.Subcommands.Add(DrillLoadCommand.Create());
@@ -49,6 +50,16 @@ public static class OServeCli
         catch (ContractException e)
         {
             foreach (var problem in e.Errors) config.Error.WriteLine($"error {problem}");
+            return ExitBadInput;
+        }
+        catch (OServe.Engine.Orchestration.PlanRejectedException e)
+        {
+            foreach (var problem in e.Errors) config.Error.WriteLine($"error {problem}");
+            return ExitBadInput;
+        }
+        catch (OServe.Engine.Serving.ServerStartException e)
+        {
+            config.Error.WriteLine($"error {e.Message}");
             return ExitBadInput;
         }
         catch (OServe.Engine.Simulation.PlanningException e)

@@ -17,12 +17,15 @@ namespace OServe.Engine.Cli;
 /// </summary>
 public static class ServeCommand
 {
-    private static readonly Option<string?> Model = new("--model") { Description = "A llama2.c .bin checkpoint (tokenizer .bin beside it) or a Hugging Face directory; default: the built-in random-weight model" };
+    private static readonly Option<string?> Model = new("--model") { Description = "A llama2.c .bin checkpoint (tokenizer .bin beside it), a directory holding one, or a Hugging Face directory; default: the built-in random-weight model" };
     private static readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "llama2.c tokenizer .bin, when not beside the checkpoint" };
     private static readonly Option<string> DType = new("--dtype") { Description = "float32, bfloat16 or float16", DefaultValueFactory = _ => "float32" };
     private static readonly Option<string> Host = new("--host") { Description = "Address to bind (loopback by default)", DefaultValueFactory = _ => "127.0.0.1" };
     private static readonly Option<int> Port = new("--port") { Description = "TCP port (0 picks a free one)", DefaultValueFactory = _ => 8000 };
-    private static readonly Option<string?> ApiKey = new("--api-key") { Description = "Require 'Authorization: Bearer KEY' on /v1 (also from OSERVE_API_KEY)" };
+    private static readonly Option<string?> ApiKey = new("--api-key") { Description = "Require 'Authorization: Bearer KEY' on every route but /health (also from OSERVE_API_KEY)" };
+    private static readonly Option<bool> MetricsWithoutKey = new("--metrics-without-key") { Description = "With --api-key: serve GET /metrics without the key, for scrapers" };
+    private static readonly Option<long?> MaxPromptBytes = new("--max-prompt-bytes") { Description = "Longest prompt in UTF-8 bytes; default: the context length x the longest token's bytes (a longer prompt cannot fit)" };
+    private static readonly Option<double> RequestTimeout = new("--request-timeout") { Description = "Seconds one request may run before the engine aborts it (0: no limit)", DefaultValueFactory = _ => 600 };
     private static readonly Option<string[]> ServedName = new("--served-model-name") { Description = "Name(s) clients use in 'model'", AllowMultipleArgumentsPerToken = true };
     private static readonly Option<int> MaxNumSeqs = new("--max-num-seqs") { Description = "Most sequences in one step", DefaultValueFactory = _ => 64 };
     private static readonly Option<int> MaxBatchedTokens = new("--max-num-batched-tokens") { Description = "Token budget of one step (prefill and decode together)", DefaultValueFactory = _ => 2048 };
@@ -44,7 +47,7 @@ public static class ServeCommand
     {
         var command = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics); with --plan, the plan's replicas and GET/PUT /v1/plan.")
         {
-            Model, Tokenizer, DType, Host, Port, ApiKey, ServedName, MaxNumSeqs, MaxBatchedTokens, BlockSize, MaxModelLen,
+            Model, Tokenizer, DType, Host, Port, ApiKey, MetricsWithoutKey, MaxPromptBytes, RequestTimeout, ServedName, MaxNumSeqs, MaxBatchedTokens, BlockSize, MaxModelLen,
             KvCacheGib, AdmissionCapacity, Threads, Seed, PlanFile, ClusterRef, Membership, ClusterId, GatewayPorts, FastFailureDetection,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(parse, cancellationToken));
@@ -60,6 +63,9 @@ public static class ServeCommand
             Host = parse.GetValue(Host)!,
             Port = parse.GetValue(Port),
             ApiKey = parse.GetValue(ApiKey) ?? Environment.GetEnvironmentVariable("OSERVE_API_KEY"),
+            IsMetricsOpen = parse.GetValue(MetricsWithoutKey),
+            MaxPromptBytes = parse.GetValue(MaxPromptBytes),
+            RequestTimeout = Timeout(parse.GetValue(RequestTimeout)),
             ServedModelNames = names,
         };
         var settings = new EngineSettings
@@ -102,7 +108,15 @@ public static class ServeCommand
                 mapEndpoints: app => PlanEndpoints.Map(app, runtime));
             return OServeCli.ExitOk;
         }
-        var engine = Check(() => LocalEngineBuilder.Create(model, settings, names.Length > 0 ? names[0] : null));
+        AsyncEngine engine;
+        try
+        {
+            engine = Check(() => LocalEngineBuilder.Create(model, settings, names.Length > 0 ? names[0] : null));
+        }
+        catch (Exception e) when (e is not (CliUsageException or OperationCanceledException))
+        {
+            throw new CliUsageException($"serve: could not build the engine: {e.Message}");
+        }
         await using (engine)
         {
             await ServerHost.RunAsync(serveOptions, engine, engineClock: () => engine.Clock.Now, cancellationToken: cancellationToken);
@@ -123,8 +137,19 @@ public static class ServeCommand
         var card = ModelCardOf.Llama(model.Config, servedName ?? model.Name, model.Model.DType);
         var errors = PlanChecks.Validate(plan.Value, cluster, card, plan.Lines).ToList();
         errors.AddRange(ReplicaBuilderRules.Unsupported(plan.Value, model.Config).Select(u => plan.Lines.Error(u.Field, u.Message)));
+        if (plan.Value.Replicas.Count == 0)
+            errors.Add(plan.Lines.Error("replicas", "the plan has no replicas: `serve` would have nowhere to send requests"));
         if (errors.Count > 0) throw new ContractException(errors);
-        var runtime = Check(() => PlanRuntime.Start(plan.Value, cluster, model, storage, options));
+        PlanRuntime runtime;
+        try
+        {
+            runtime = Check(() => PlanRuntime.Start(plan.Value, cluster, model, storage, options));
+        }
+        catch (Exception e) when (e is not (CliUsageException or ContractException or PlanRejectedException or OperationCanceledException))
+        {
+            // Start-up problems are one line and exit 2, never a stack trace.
+            throw new CliUsageException($"--plan {planPath}: could not build its replicas: {e.Message}");
+        }
         output.WriteLine($"plan v{plan.Value.Version} on {cluster.Name}: {string.Join(", ", runtime.Replicas)}");
         return runtime;
     }
@@ -141,11 +166,17 @@ public static class ServeCommand
         {
             return ModelLoader.Load(path, torch.CPU, dtype, tokenizer);
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or UnauthorizedAccessException)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
+            // A file that is not a model, a wrong tokenizer, too little memory: one line, no trace.
             throw new CliUsageException($"--model {path}: {e.Message}");
         }
     }
+
+    private static TimeSpan? Timeout(double seconds) =>
+        seconds == 0 ? null
+        : double.IsFinite(seconds) && seconds > 0 && seconds <= 86_400 ? TimeSpan.FromSeconds(seconds)
+        : throw new CliUsageException($"--request-timeout: must be 0 (no limit) or a number of seconds up to 86400, got {seconds}");
 
     public static torch.ScalarType ParseDType(string text) => text.ToLower(CultureInfo.InvariantCulture) switch
     {

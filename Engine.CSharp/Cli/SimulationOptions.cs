@@ -89,6 +89,9 @@ public sealed class SimulationOptions
         double scale = rateScale ?? parse.GetValue(_rateScale);
         if (!(scale > 0)) throw new CliUsageException($"--rate-scale must be positive, got {scale}");
         if (parse.GetValue(_duration) is double d && !(d > 0)) throw new CliUsageException($"--duration must be positive, got {d}");
+        // Before anything is generated or allocated: a scenario too big for this machine is refused with the reason.
+        SimulationBudget.Check(scenario, dir, Catalog.Cluster(scenario.Cluster, dir), Catalog.Model(scenario.Model, dir),
+            parse.GetValue(_trace), scale, parse.GetValue(_duration));
         try
         {
             return ScenarioWorkload.Load(scenario, dir, (c, rel) => Catalog.Cluster(c, rel), (m, rel) => Catalog.Model(m, rel),

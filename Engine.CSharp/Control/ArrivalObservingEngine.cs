@@ -11,7 +11,11 @@ public sealed class ArrivalObservingEngine(IInferenceEngine inner, ArrivalRecord
     public string ModelName => inner.ModelName;
     public int MaxModelLength => inner.MaxModelLength;
     public int? VocabSize => inner.VocabSize;
+    public int? MaxTokenBytes => inner.MaxTokenBytes;
     public IReadOnlyList<int> Encode(string text, bool addBos) => inner.Encode(text, addBos);
+    public IReadOnlyList<int> Encode(string text, bool addBos, CancellationToken cancellationToken) => inner.Encode(text, addBos, cancellationToken);
+    public byte[] TokenBytes(int tokenId) => inner.TokenBytes(tokenId);
+    public string Decode(IReadOnlyList<int> tokenIds) => inner.Decode(tokenIds);
     public EngineSnapshot Snapshot() => inner.Snapshot();
 
     public IAsyncEnumerable<GenerationEvent> GenerateAsync(GenerationRequest request, CancellationToken cancellationToken)

@@ -37,7 +37,7 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
         _options = options;
         _tokenizer = tokenizer ?? throw new ArgumentNullException(nameof(tokenizer));
         Clock = clock ?? new SystemClock();
-        var scheduler = new Scheduler(schedulerConfig, new TokenStopCondition(tokenizer.EosTokenId));
+        var scheduler = new Scheduler(schedulerConfig, new TokenStopCondition(tokenizer.EndTokenIds));
         _core = new EngineCore(scheduler, runner, Clock, new Sink(this), tokenizer) { StepObserver = options.StepObserver };
         _maxSchedulerWaiting = options.MaxSchedulerWaiting ?? schedulerConfig.MaxNumSeqs;
         _admission = Channel.CreateBounded<RequestHandle>(new BoundedChannelOptions(options.AdmissionCapacity)
@@ -50,6 +50,9 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
         thread.Start();
     }
 
+    /// <summary>Most alternatives a request may ask for per position (vLLM's default max_logprobs).</summary>
+    public const int MaxLogprobs = 20;
+
     public string ModelName => _options.ModelName;
     public int MaxModelLength => _core.Scheduler.Config.MaxModelLen;
     public int? VocabSize => _tokenizer.VocabSize;
@@ -60,7 +63,15 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
 
     public event Action<RequestMetrics>? RequestFinished;
 
+    public int? MaxTokenBytes => _tokenizer.MaxTokenBytes;
+
     public IReadOnlyList<int> Encode(string text, bool addBos) => _tokenizer.Encode(text, addBos);
+
+    public IReadOnlyList<int> Encode(string text, bool addBos, CancellationToken cancellationToken) => _tokenizer.Encode(text, addBos, cancellationToken);
+
+    public byte[] TokenBytes(int tokenId) => _tokenizer.TokenBytes(tokenId);
+
+    public string Decode(IReadOnlyList<int> tokenIds) => _tokenizer.Decode(tokenIds);
 
     public EngineSnapshot Snapshot()
     {
@@ -367,7 +378,11 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
         if (output.TokenId >= 0 && !output.IsFirstToken)
             handle.InterTokenLatencies.Add(output.InterTokenLatency);
         handle.Events.Writer.TryWrite(new GenerationEvent(
-            seq.RequestId, output.TokenId, output.TextDelta, output.FinishReason, seq.NumPromptTokens, output.NumOutputTokens));
+            seq.RequestId, output.TokenId, output.TextDelta, output.FinishReason, seq.NumPromptTokens, output.NumOutputTokens)
+        {
+            Logprob = output.Logprob,
+            PromptLogprobs = output.IsFirstToken && seq.Sampling.PromptLogprobs is not null ? seq.PromptLogprobs ?? new TokenLogprob?[seq.NumPromptTokens] : null,
+        });
         if (!output.IsFinished)
             return;
         Complete(handle, error: null);
@@ -415,6 +430,10 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
         foreach (var stop in sampling.Stop)
             if (string.IsNullOrEmpty(stop))
                 throw new ArgumentException("stop strings must not be empty", "stop");
+        if (sampling.Logprobs is < 0 or > MaxLogprobs)
+            throw new ArgumentException($"logprobs must be in 0..{MaxLogprobs}, got {sampling.Logprobs}", "logprobs");
+        if (sampling.PromptLogprobs is < 0 or > MaxLogprobs)
+            throw new ArgumentException($"prompt logprobs must be in 0..{MaxLogprobs}, got {sampling.PromptLogprobs}", "logprobs");
     }
 
     private sealed class Sink(AsyncEngine engine) : IGenerationSink

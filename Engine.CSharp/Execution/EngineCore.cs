@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using OServe.Engine.Scheduling;
 using OServe.Engine.Simulation;
 
@@ -17,6 +18,7 @@ public sealed class EngineCore
     private readonly Dictionary<string, OutputText> _texts = new(StringComparer.Ordinal);
     private int[] _sampled = new int[64];
     private bool[] _wasLive = new bool[64];
+    private readonly StepLogprobs _logprobs = new();
 
     /// <param name="tokenizer">Null when no text is wanted (the simulator): deltas are empty and stop strings are ignored.</param>
     public EngineCore(Scheduler scheduler, IModelRunner runner, IClock clock, IGenerationSink sink, IEngineTokenizer? tokenizer = null)
@@ -123,9 +125,17 @@ public sealed class EngineCore
         var shape = StepObserver is null ? default : BatchShape.Of(output); // before Update moves the sequences on
         var sampled = Buffer(ref _sampled, output.NumChunks);
         sampled.Fill(IModelRunner.NoToken);
+        // Only steps with a request that asked for logprobs pay for them.
+        var logprobs = StepLogprobs.AreWanted(output) ? _logprobs : null;
         try
         {
-            _runner.Execute(output, sampled);
+            if (logprobs is null)
+                _runner.Execute(output, sampled);
+            else
+            {
+                logprobs.Reset(output.NumChunks);
+                _runner.Execute(output, sampled, logprobs);
+            }
         }
         catch (Exception error)
         {
@@ -133,7 +143,7 @@ public sealed class EngineCore
             FailStep(output, error);
             return true;
         }
-        CompleteStep(output, sampled);
+        CompleteStep(output, sampled, logprobs);
         if (StepObserver is not null && !output.IsEmpty)
             StepObserver.OnStep(new StepRecord(start, Clock.Now, shape));
         return !output.IsEmpty;
@@ -149,9 +159,14 @@ public sealed class EngineCore
         return output;
     }
 
-    public void CompleteStep(SchedulerOutput output, ReadOnlySpan<int> sampledTokens)
+    public void CompleteStep(SchedulerOutput output, ReadOnlySpan<int> sampledTokens) => CompleteStep(output, sampledTokens, null);
+
+    /// <param name="logprobs">What the runner reported for requests that asked for logprobs; null when none did.</param>
+    public void CompleteStep(SchedulerOutput output, ReadOnlySpan<int> sampledTokens, StepLogprobs? logprobs)
     {
         var chunks = output.Chunks;
+        if (logprobs is not null)
+            KeepPromptLogprobs(chunks, logprobs);
         var wasLive = Buffer(ref _wasLive, chunks.Length);
         for (int k = 0; k < chunks.Length; k++)
             wasLive[k] = chunks[k].Sequence.Status == SequenceStatus.Running;
@@ -161,10 +176,24 @@ public sealed class EngineCore
         double now = Clock.Now;
         for (int k = 0; k < chunks.Length; k++)
             if (wasLive[k] && chunks[k].SamplesToken)
-                EmitToken(chunks[k].Sequence, sampledTokens[k], now);
+                EmitToken(chunks[k].Sequence, sampledTokens[k], now, logprobs?.Sampled[k]);
     }
 
-    private void EmitToken(Sequence seq, int tokenId, double now)
+    /// <summary>Prompt logprobs arrive chunk by chunk (chunked prefill) and again after a recompute; the sequence keeps them by position.</summary>
+    private static void KeepPromptLogprobs(ImmutableArray<ScheduledChunk> chunks, StepLogprobs logprobs)
+    {
+        for (int k = 0; k < chunks.Length; k++)
+        {
+            if (logprobs.Prompt[k] is not { } entries)
+                continue;
+            var seq = chunks[k].Sequence;
+            seq.PromptLogprobs ??= new TokenLogprob?[seq.NumPromptTokens];
+            foreach (var (position, logprob) in entries)
+                seq.PromptLogprobs[position] = logprob;
+        }
+    }
+
+    private void EmitToken(Sequence seq, int tokenId, double now, TokenLogprob? logprob = null)
     {
         double interTokenLatency = 0;
         if (double.IsNaN(seq.FirstTokenTime))
@@ -198,7 +227,7 @@ public sealed class EngineCore
         }
         if (reason != FinishReason.None)
             seq.FinishedTime = now;
-        _sink.OnOutput(new RequestOutput(seq, tokenId, seq.NumOutputTokens, delta, reason, now, interTokenLatency));
+        _sink.OnOutput(new RequestOutput(seq, tokenId, seq.NumOutputTokens, delta, reason, now, interTokenLatency) { Logprob = logprob });
     }
 
     private void EmitEnd(Sequence seq, FinishReason reason, Exception? error)

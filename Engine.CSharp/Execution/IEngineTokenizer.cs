@@ -8,7 +8,26 @@ public interface IEngineTokenizer
     /// <summary>End-of-sequence id, or null when the vocabulary has none.</summary>
     int? EosTokenId { get; }
 
+    /// <summary>Every token that ends a generation unless ignore_eos (EOS, and BOS for llama2.c models).</summary>
+    IReadOnlyList<int> EndTokenIds => EosTokenId is { } eos ? [eos] : [];
+
+    /// <summary>Upper bound on the UTF-8 bytes one token stands for; null when unknown.</summary>
+    int? MaxTokenBytes => null;
+
     IReadOnlyList<int> Encode(string text, bool addBos);
+
+    /// <summary>As <see cref="Encode(string, bool)"/>, giving up when <paramref name="cancellationToken"/> fires.</summary>
+    IReadOnlyList<int> Encode(string text, bool addBos, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return Encode(text, addBos);
+    }
+
+    /// <summary>The bytes one token stands for, alone (logprobs name tokens by their text and bytes).</summary>
+    byte[] TokenBytes(int tokenId) => [];
+
+    /// <summary>Text of token ids, special tokens dropped.</summary>
+    string Decode(IReadOnlyList<int> tokenIds) => "";
 
     /// <summary>A fresh per-request decoder that turns generated tokens into text deltas.</summary>
     ITokenStreamDecoder CreateDecoder(IReadOnlyList<int> promptTokens);

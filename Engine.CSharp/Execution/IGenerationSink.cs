@@ -20,6 +20,9 @@ public readonly record struct RequestOutput(
 {
     public bool IsFinished => FinishReason != FinishReason.None;
     public bool IsFirstToken => TokenId >= 0 && NumOutputTokens == 1;
+
+    /// <summary>The token's logprob when its request asked for logprobs.</summary>
+    public TokenLogprob? Logprob { get; init; }
 }
 
 /// <summary>Receives every <see cref="RequestOutput"/> on the engine loop thread; must be quick and must not throw.</summary>

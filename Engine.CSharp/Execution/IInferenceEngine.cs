@@ -18,8 +18,27 @@ public interface IInferenceEngine
     /// </summary>
     int? VocabSize => null;
 
+    /// <summary>
+    /// Upper bound on the UTF-8 bytes one token of the served tokenizer stands for, so the server can
+    /// refuse a prompt too long for the context from its byte length, before tokenizing it. Null: unknown.
+    /// </summary>
+    int? MaxTokenBytes => null;
+
     /// <summary>Tokenizes text with the served model's tokenizer.</summary>
     IReadOnlyList<int> Encode(string text, bool addBos);
+
+    /// <summary>As <see cref="Encode(string, bool)"/>; stops with <see cref="OperationCanceledException"/> once the token fires (the client left).</summary>
+    IReadOnlyList<int> Encode(string text, bool addBos, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return Encode(text, addBos);
+    }
+
+    /// <summary>The bytes of text one token stands for (logprobs name tokens by them); empty when unknown.</summary>
+    byte[] TokenBytes(int tokenId) => [];
+
+    /// <summary>Text of token ids (special tokens dropped), e.g. to echo a prompt given as ids; empty when unknown.</summary>
+    string Decode(IReadOnlyList<int> tokenIds) => "";
 
     /// <summary>
     /// Admits a request. Throws <see cref="AdmissionRejectedException"/> when the admission
@@ -50,6 +69,17 @@ public sealed record SamplingParams
     public IReadOnlyList<string> Stop { get; init; } = [];
     public IReadOnlyList<int> StopTokenIds { get; init; } = [];
     public bool IgnoreEos { get; init; }
+
+    /// <summary>
+    /// Report each generated token's log-probability and those of the <c>Logprobs</c> most likely
+    /// tokens at its position (0: the chosen token's alone); null reports nothing. Log-probabilities
+    /// are of the model's raw distribution, before temperature and top-k/top-p (vLLM's default).
+    /// </summary>
+    public int? Logprobs { get; init; }
+
+    /// <summary>As <see cref="Logprobs"/> for every prompt token after the first (echo with logprobs); null: none.</summary>
+    public int? PromptLogprobs { get; init; }
+
     public bool IsGreedy => Temperature <= 0f;
 }
 
@@ -71,6 +101,15 @@ public sealed record GenerationEvent(
     int NumOutputTokens)
 {
     public bool IsFinished => FinishReason != FinishReason.None;
+
+    /// <summary>The token's log-probability and the top alternatives, when the request asked for logprobs.</summary>
+    public TokenLogprob? Logprob { get; init; }
+
+    /// <summary>
+    /// On the first token's event of a request that asked for prompt logprobs: one entry per prompt
+    /// token, the first null (nothing predicts it).
+    /// </summary>
+    public IReadOnlyList<TokenLogprob?>? PromptLogprobs { get; init; }
 }
 
 public sealed record EngineSnapshot(

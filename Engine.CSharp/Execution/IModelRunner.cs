@@ -19,4 +19,11 @@ public interface IModelRunner
     /// <see cref="SchedulerOutput.FinishedRequestIds"/> for cleanup: no forward pass.
     /// </summary>
     void Execute(SchedulerOutput output, Span<int> sampledTokens);
+
+    /// <summary>
+    /// As <see cref="Execute(SchedulerOutput, Span{int})"/>, and fills <paramref name="logprobs"/>
+    /// for the chunks whose requests asked for them. A runner without logits (the simulator)
+    /// leaves it empty.
+    /// </summary>
+    void Execute(SchedulerOutput output, Span<int> sampledTokens, StepLogprobs logprobs) => Execute(output, sampledTokens);
 }

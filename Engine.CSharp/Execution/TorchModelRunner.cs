@@ -39,7 +39,9 @@ public sealed class TorchModelRunner : IModelRunner, IKvMigration, IDisposable
 
     public ReplicaKvCache Cache { get; }
 
-    public void Execute(SchedulerOutput output, Span<int> sampledTokens)
+    public void Execute(SchedulerOutput output, Span<int> sampledTokens) => Execute(output, sampledTokens, null);
+
+    public void Execute(SchedulerOutput output, Span<int> sampledTokens, StepLogprobs? logprobs)
     {
         foreach (var id in output.FinishedRequestIds)
             _rngs.Remove(id);
@@ -48,38 +50,53 @@ public sealed class TorchModelRunner : IModelRunner, IKvMigration, IDisposable
 
         var chunks = output.Chunks;
         _batch.Clear();
-        bool allGreedy = true;
+        bool allGreedy = true, allSingleRow = true;
         foreach (var chunk in chunks)
         {
             var tokens = new int[chunk.NumTokens];
             chunk.Sequence.CopyTokens(chunk.StartPosition, tokens);
-            _batch.Add(new SequenceChunk(tokens, chunk.StartPosition, chunk.Sequence.BlockTable));
+            bool allRows = logprobs is not null && StepLogprobs.WantsPromptRows(chunk);
+            allSingleRow &= !allRows;
+            _batch.Add(new SequenceChunk(tokens, chunk.StartPosition, chunk.Sequence.BlockTable) { ReturnsAllLogits = allRows });
             if (chunk.SamplesToken && !IsArgMax(chunk.Sequence.Sampling))
                 allGreedy = false;
         }
 
         using var scope = NewDisposeScope();
-        var logits = _model.Forward(_batch, Cache); // [chunks, vocab] float32
+        var rows = _model.Forward(_batch, Cache); // [rows, vocab] float32; a chunk's last row is its next-token row
+        var logits = allSingleRow ? rows : rows.index_select(0, tensor(LastRows(), device: rows.device));
         if (allGreedy)
         {
             var best = logits.argmax(-1).cpu().data<long>().ToArray();
             for (int k = 0; k < chunks.Length; k++)
                 sampledTokens[k] = chunks[k].SamplesToken ? (int)best[k] : IModelRunner.NoToken;
-            return;
         }
-
-        var host = logits.cpu().data<float>().ToArray();
-        int vocab = (int)logits.shape[1];
-        for (int k = 0; k < chunks.Length; k++)
+        else
         {
-            if (!chunks[k].SamplesToken)
+            var host = logits.cpu().data<float>().ToArray();
+            int vocab = (int)logits.shape[1];
+            for (int k = 0; k < chunks.Length; k++)
             {
-                sampledTokens[k] = IModelRunner.NoToken;
-                continue;
+                if (!chunks[k].SamplesToken)
+                {
+                    sampledTokens[k] = IModelRunner.NoToken;
+                    continue;
+                }
+                var seq = chunks[k].Sequence;
+                sampledTokens[k] = _sampler.Sample(host.AsSpan(k * vocab, vocab), seq.Sampling, RngOf(seq));
             }
-            var seq = chunks[k].Sequence;
-            sampledTokens[k] = _sampler.Sample(host.AsSpan(k * vocab, vocab), seq.Sampling, RngOf(seq));
         }
+        if (logprobs is not null)
+            LogprobReport.Fill(rows, _batch, chunks, sampledTokens, logprobs);
+    }
+
+    private long[] LastRows()
+    {
+        var last = new long[_batch.Count];
+        long row = -1;
+        for (int k = 0; k < _batch.Count; k++)
+            last[k] = row += _batch[k].NumLogitRows;
+        return last;
     }
 
     /// <summary>

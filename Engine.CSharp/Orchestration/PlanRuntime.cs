@@ -23,6 +23,7 @@ public sealed class PlanRuntime : IInferenceEngine, IRequestMetricsSource, IMetr
     private readonly SemaphoreSlim _switchGate = new(1, 1);
     private readonly ConcurrentDictionary<string, Tracked> _tracked = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<SwitchReport> _history = new();
+    private readonly ServedTokenCounters _tokens = new();
     private volatile Deployment _deployment;
     private bool _disposed;
 
@@ -98,7 +99,16 @@ public sealed class PlanRuntime : IInferenceEngine, IRequestMetricsSource, IMetr
     /// <summary>Raised after every switch attempt that got past validation.</summary>
     public event Action<SwitchReport>? Switched;
 
+    public int? MaxTokenBytes => _builder.Tokenizer.MaxTokenBytes;
+
     public IReadOnlyList<int> Encode(string text, bool addBos) => _builder.Tokenizer.Encode(text, addBos);
+
+    public IReadOnlyList<int> Encode(string text, bool addBos, CancellationToken cancellationToken) =>
+        _builder.Tokenizer.Encode(text, addBos, cancellationToken);
+
+    public byte[] TokenBytes(int tokenId) => _builder.Tokenizer.TokenBytes(tokenId);
+
+    public string Decode(IReadOnlyList<int> tokenIds) => _builder.Tokenizer.Decode(tokenIds);
 
     /// <summary>The plan's request type a request of this shape is served as; -1 when the plan has none.</summary>
     public int Classify(int promptTokens, int maxTokens) => _deployment.Routing.Classify(promptTokens, maxTokens);
@@ -156,6 +166,9 @@ public sealed class PlanRuntime : IInferenceEngine, IRequestMetricsSource, IMetr
         errors.AddRange(_builder.Unsupported(plan).Select(u => lines.Error(u.Field, u.Message)));
         if (plan.Replicas.Count == 0)
             errors.Add(lines.Error("replicas", "the plan has no replicas: requests would have nowhere to go"));
+        var current = _deployment;
+        if (!ReferenceEquals(current, Deployment.Empty) && plan.Version <= current.Plan.Version)
+            errors.Add(lines.Error("version", $"{plan.Version} does not increase on the plan in force (v{current.Plan.Version}): a stale plan must not replace a newer one"));
         return errors;
     }
 
@@ -233,7 +246,6 @@ public sealed class PlanRuntime : IInferenceEngine, IRequestMetricsSource, IMetr
     {
         var replicas = _deployment.Replicas;
         int running = 0, waiting = 0;
-        long prompt = 0, generated = 0;
         double usage = 0;
         foreach (var r in replicas)
         {
@@ -241,19 +253,22 @@ public sealed class PlanRuntime : IInferenceEngine, IRequestMetricsSource, IMetr
             running += s.NumRequestsRunning;
             waiting += s.NumRequestsWaiting;
             usage += s.KvCacheUsage;
-            prompt += s.PromptTokensTotal;
-            generated += s.GenerationTokensTotal;
         }
-        // Token totals of retired replicas are not carried over: these are figures of the deployment in force.
+        // Gauges describe the deployment in force; token counters everything served since start.
+        var (prompt, generated) = _tokens.Totals();
         return new EngineSnapshot(running, waiting, replicas.Count > 0 ? usage / replicas.Count : 0, prompt, generated);
     }
 
     public void WriteMetrics(PrometheusText text, (string Name, string Value)[] labels) =>
         Metrics.Write(text, labels, Current.Version, Replicas);
 
+    /// <summary>A replica a switch stopped: its final token counts stay in the totals, the replica goes.</summary>
+    internal void Retired(LiveReplica replica) => _tokens.Retire(replica);
+
     /// <summary>Makes <paramref name="plan"/> the one in force: new requests route by it from now on.</summary>
     internal void Install(Plan plan, IReadOnlyList<LiveReplica> replicas)
     {
+        _tokens.Add(replicas);
         var byId = replicas.ToDictionary(r => r.Id, StringComparer.Ordinal);
         foreach (var r in replicas)
         {

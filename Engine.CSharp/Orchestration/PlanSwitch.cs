@@ -118,6 +118,7 @@ internal sealed class PlanSwitch(PlanRuntime runtime, PlanRuntime.Deployment fro
         }
         var stop = Stopwatch.StartNew();
         await old.StopAsync().ConfigureAwait(false); // serves whatever was admitted after the routing changed
+        runtime.Retired(old);
         lock (_events)
             _events.Add(new SwitchEvent(SwitchStepKind.Stop, old.Id, string.Join(",", old.Spec.Devices), 0, stop.Elapsed.TotalSeconds));
         return (migrated, kvBytes, drained);

@@ -68,6 +68,9 @@ public sealed class Sequence
     public bool IsFinished => Status == SequenceStatus.Finished;
     public int NumPreemptions { get; internal set; }
 
+    /// <summary>Logprobs of prompt tokens by position (index 0 stays null), when the request asked for them; engine loop only.</summary>
+    public TokenLogprob?[]? PromptLogprobs { get; internal set; }
+
     public int LastTokenId => _outputTokens.Count > 0 ? _outputTokens[^1] : PromptTokens[NumPromptTokens - 1];
 
     // Engine-clock timestamps (seconds) for TTFT / ITL / E2E; NaN until the event happens.

@@ -4,17 +4,20 @@ using System.Text;
 namespace OServe.Engine.Serving;
 
 /// <summary>
-/// Guards the /v1 routes with "Authorization: Bearer &lt;key&gt;" (vLLM's --api-key). /health and
-/// /metrics stay open so probes and scrapers need no secret. The key comparison takes the same time
-/// whatever the input, so timing does not reveal how much of a guess was right.
+/// With --api-key, one rule: every route needs "Authorization: Bearer &lt;key&gt;" (vLLM's --api-key),
+/// except GET /health for probes, and /metrics when the operator opened it for scrapers
+/// (--metrics-without-key). Unknown routes need the key too, so a caller without it learns nothing
+/// of what is served. The key comparison takes the same time whatever the input, so timing does
+/// not reveal how much of a guess was right.
 /// </summary>
-public sealed class ApiKeyMiddleware(RequestDelegate next, string apiKey)
+public sealed class ApiKeyMiddleware(RequestDelegate next, string apiKey, bool isMetricsOpen)
 {
     private readonly byte[] _expected = Encoding.UTF8.GetBytes("Bearer " + apiKey);
 
     public async Task InvokeAsync(HttpContext context)
     {
-        if (!context.Request.Path.StartsWithSegments("/v1"))
+        var path = context.Request.Path;
+        if (path.Equals("/health", StringComparison.Ordinal) || (isMetricsOpen && path.Equals("/metrics", StringComparison.Ordinal)))
         {
             await next(context);
             return;

@@ -5,7 +5,7 @@ namespace OServe.Engine.Serving;
 /// server's insides (the log gets the details); a request whose client left ends quietly; Kestrel's
 /// own refusals (body too large, bad framing) keep their status in OpenAI's shape.
 /// </summary>
-public sealed class ErrorHandlingMiddleware(RequestDelegate next, ILogger<ErrorHandlingMiddleware> logger)
+public sealed class ErrorHandlingMiddleware(RequestDelegate next, ILogger<ErrorHandlingMiddleware> logger, ServingLimits limits)
 {
     public async Task InvokeAsync(HttpContext context)
     {
@@ -19,7 +19,10 @@ public sealed class ErrorHandlingMiddleware(RequestDelegate next, ILogger<ErrorH
         }
         catch (BadHttpRequestException e) when (!context.Response.HasStarted)
         {
-            await new OpenAIErrorException(e.StatusCode, $"request: {e.Message}", "invalid_request_error").ToResult().ExecuteAsync(context);
+            var message = e.StatusCode == StatusCodes.Status413PayloadTooLarge
+                ? $"request body: larger than this server's limit of {limits.MaxRequestBodyBytes} bytes; prompts are limited to {limits.MaxPromptBytes} bytes {limits.Why()}"
+                : $"request: {e.Message}";
+            await new OpenAIErrorException(e.StatusCode, message, "invalid_request_error").ToResult().ExecuteAsync(context);
         }
         catch (Exception e)
         {

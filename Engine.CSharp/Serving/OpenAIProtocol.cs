@@ -11,10 +11,14 @@ public sealed record UsageInfo(int PromptTokens, int CompletionTokens)
     public int TotalTokens => PromptTokens + CompletionTokens;
 }
 
-public sealed record CompletionChoice(int Index, string Text, string? FinishReason)
-{
-    public object? Logprobs => null;
-}
+public sealed record CompletionChoice(int Index, string Text, string? FinishReason, CompletionLogprobs? Logprobs = null);
+
+/// <summary>The legacy completions logprobs: parallel lists, one entry per token (null for a prompt's first token).</summary>
+public sealed record CompletionLogprobs(
+    IReadOnlyList<string> Tokens,
+    IReadOnlyList<float?> TokenLogprobs,
+    IReadOnlyList<IReadOnlyDictionary<string, float>?> TopLogprobs,
+    IReadOnlyList<int> TextOffset);
 
 /// <summary>/v1/completions, both the whole response and (object "text_completion" too) each stream chunk.</summary>
 public sealed record CompletionResponse(string Id, long Created, string Model, IReadOnlyList<CompletionChoice> Choices)
@@ -27,10 +31,14 @@ public sealed record CompletionResponse(string Id, long Created, string Model, I
 
 public sealed record ChatMessageBody(string Role, string Content);
 
-public sealed record ChatChoice(int Index, ChatMessageBody Message, string FinishReason)
-{
-    public object? Logprobs => null;
-}
+public sealed record ChatChoice(int Index, ChatMessageBody Message, string FinishReason, ChatLogprobs? Logprobs = null);
+
+/// <summary>Chat logprobs: one entry per generated token.</summary>
+public sealed record ChatLogprobs(IReadOnlyList<ChatTokenLogprob> Content);
+
+public sealed record ChatTokenLogprob(string Token, float Logprob, IReadOnlyList<int> Bytes, IReadOnlyList<ChatTopLogprob> TopLogprobs);
+
+public sealed record ChatTopLogprob(string Token, float Logprob, IReadOnlyList<int> Bytes);
 
 public sealed record ChatCompletionResponse(string Id, long Created, string Model, IReadOnlyList<ChatChoice> Choices, UsageInfo Usage)
 {
@@ -41,10 +49,7 @@ public sealed record ChatDelta(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Role,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Content);
 
-public sealed record ChatChunkChoice(int Index, ChatDelta Delta, string? FinishReason)
-{
-    public object? Logprobs => null;
-}
+public sealed record ChatChunkChoice(int Index, ChatDelta Delta, string? FinishReason, ChatLogprobs? Logprobs = null);
 
 public sealed record ChatCompletionChunk(string Id, long Created, string Model, IReadOnlyList<ChatChunkChoice> Choices)
 {

@@ -4,52 +4,115 @@ using OServe.Engine.Execution;
 namespace OServe.Engine.Serving;
 
 /// <summary>A request that passed validation: what the engine runs and how the answer is shaped.</summary>
-public sealed record ParsedRequest(string Model, IReadOnlyList<int> PromptTokens, SamplingParams Sampling, bool Stream, bool IncludeUsage);
+public sealed record ParsedRequest(string Model, IReadOnlyList<int> PromptTokens, SamplingParams Sampling, bool Stream, bool IncludeUsage)
+{
+    /// <summary>Choices returned (OpenAI's n).</summary>
+    public int N { get; init; } = 1;
+
+    /// <summary>Sequences generated, of which the <see cref="N"/> with the highest cumulative logprob are returned (best_of).</summary>
+    public int BestOf { get; init; } = 1;
+
+    /// <summary>Completions echo: the prompt text, put before each choice's text (null: no echo).</summary>
+    public string? EchoText { get; init; }
+
+    /// <summary>echo with max_tokens 0: the prompt alone is the answer; the one token generated for it is dropped.</summary>
+    public bool IsPromptOnly { get; init; }
+
+    /// <summary>Logprobs the client asked for: the number of alternatives (chat: top_logprobs, 0 when only logprobs: true); null: none.</summary>
+    public int? Logprobs { get; init; }
+
+    /// <summary>vLLM's return_tokens_as_token_ids: logprobs name tokens "token_id:ID" (exact where text is ambiguous).</summary>
+    public bool TokensAsIds { get; init; }
+}
 
 /// <summary>
 /// Turns OpenAI request bodies into <see cref="ParsedRequest"/>s, refusing with a 400 that names the
-/// field. Cheap checks run first; the prompt is tokenized last, then checked against the context length.
-/// Options we do not implement are refused unless they hold their do-nothing value, never silently ignored.
+/// field. Cheap checks run first; the prompt is checked against the byte limit, then tokenized
+/// (cancellable: the client may leave), then checked against the context length. Options we do not
+/// implement are refused unless they hold their do-nothing value, never silently ignored.
 /// </summary>
-public sealed class RequestParser(IInferenceEngine engine, IReadOnlyList<string> servedModelNames, IChatTemplate chatTemplate, int defaultCompletionMaxTokens)
+public sealed class RequestParser(IInferenceEngine engine, IReadOnlyList<string> servedModelNames, IChatTemplate chatTemplate,
+    int defaultCompletionMaxTokens, ServingLimits limits)
 {
+    /// <summary>Most choices (n, best_of) one request may ask for.</summary>
+    public const int MaxChoices = 16;
+
     private static readonly string[] ChatRoles = ["system", "developer", "user", "assistant"];
 
-    public ParsedRequest ParseCompletion(JsonElement body)
+    public ParsedRequest ParseCompletion(JsonElement body, CancellationToken cancellationToken = default)
     {
         var fields = new RequestFields(body);
         var model = ResolveModel(fields);
-        fields.RejectUnlessDefault("echo", v => v.ValueKind == JsonValueKind.False, "echo is not supported");
+        var echo = fields.Bool("echo") ?? false;
         fields.RejectUnlessDefault("suffix", v => v.ValueKind == JsonValueKind.String && v.GetString() == "", "suffix is not supported");
-        fields.RejectUnlessDefault("logprobs", v => v.ValueKind == JsonValueKind.False, "logprobs are not supported");
-        fields.Integer("best_of", 1, 1, "only best_of = 1 is supported");
+        // The legacy API takes an integer; false is what some clients send for "none".
+        int? logprobs = fields.TryGet("logprobs", out var l) && l.ValueKind == JsonValueKind.False ? null
+            : (int?)fields.Integer("logprobs", 0, AsyncEngine.MaxLogprobs, $"must be an integer in 0..{AsyncEngine.MaxLogprobs}");
         var (stream, includeUsage) = StreamFlags(fields);
+        var (n, bestOf) = Choices(fields, stream);
         var sampling = Sampling(fields);
-        var maxTokens = fields.PositiveInt("max_tokens");
-        var prompt = CompletionPrompt(fields);
+        var maxTokens = (int?)fields.Integer("max_tokens", echo ? 0 : 1, int.MaxValue, echo ? "must be a non-negative integer" : "must be a positive integer");
+        var (prompt, promptText) = CompletionPrompt(fields, cancellationToken);
         var limit = Math.Min(defaultCompletionMaxTokens, engine.MaxModelLength - prompt.Count);
-        return new ParsedRequest(model, prompt, WithMaxTokens(sampling, prompt, "prompt", maxTokens, "max_tokens", limit), stream, includeUsage);
+        // echo with max_tokens 0 scores the prompt alone: one token is generated, to get the prompt's logprobs, and dropped.
+        bool promptOnly = maxTokens == 0;
+        sampling = WithMaxTokens(sampling, prompt, "prompt", promptOnly ? 1 : maxTokens, "max_tokens", limit) with
+        {
+            Logprobs = logprobs ?? (bestOf > n ? 0 : null), // best_of ranks by cumulative logprob
+            PromptLogprobs = echo ? logprobs : null,
+        };
+        return new ParsedRequest(model, prompt, sampling, stream, includeUsage)
+        {
+            N = n,
+            BestOf = bestOf,
+            EchoText = echo ? promptText ?? engine.Decode(prompt) : null,
+            IsPromptOnly = promptOnly,
+            Logprobs = logprobs,
+            TokensAsIds = fields.Bool("return_tokens_as_token_ids") ?? false,
+        };
     }
 
-    public ParsedRequest ParseChat(JsonElement body)
+    public ParsedRequest ParseChat(JsonElement body, CancellationToken cancellationToken = default)
     {
         var fields = new RequestFields(body);
         var model = ResolveModel(fields);
-        fields.RejectUnlessDefault("logprobs", v => v.ValueKind == JsonValueKind.False, "logprobs are not supported");
-        fields.RejectUnlessDefault("top_logprobs", v => v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var k) && k == 0, "logprobs are not supported");
+        var logprobs = fields.Bool("logprobs") ?? false;
+        var topLogprobs = (int?)fields.Integer("top_logprobs", 0, AsyncEngine.MaxLogprobs, $"must be an integer in 0..{AsyncEngine.MaxLogprobs}");
+        if (topLogprobs > 0 && !logprobs)
+            throw OpenAIErrorException.BadField("top_logprobs", "needs logprobs: true");
         foreach (var name in new[] { "tools", "functions" })
             fields.RejectUnlessDefault(name, v => v.ValueKind == JsonValueKind.Array && v.GetArrayLength() == 0, "tool calling is not supported");
         fields.RejectUnlessDefault("response_format",
             v => v.ValueKind == JsonValueKind.Object && v.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String && t.GetString() == "text",
             "only {\"type\": \"text\"} is supported");
         var (stream, includeUsage) = StreamFlags(fields);
+        var (n, _) = Choices(fields, stream, allowBestOf: false);
         var sampling = Sampling(fields);
         // max_completion_tokens replaced max_tokens in OpenAI's chat API; accept either, the new one first.
         var maxName = fields.TryGet("max_completion_tokens", out _) ? "max_completion_tokens" : "max_tokens";
         var maxTokens = fields.PositiveInt(maxName);
         var messages = ChatMessages(fields);
-        var prompt = engine.Encode(chatTemplate.Render(messages), addBos: true);
-        return new ParsedRequest(model, prompt, WithMaxTokens(sampling, prompt, "messages", maxTokens, maxName, engine.MaxModelLength - prompt.Count), stream, includeUsage);
+        var tokensAsIds = fields.Bool("return_tokens_as_token_ids") ?? false;
+        var text = chatTemplate.Render(messages);
+        limits.CheckPrompt(text, "messages");
+        var prompt = engine.Encode(text, addBos: true, cancellationToken);
+        sampling = WithMaxTokens(sampling, prompt, "messages", maxTokens, maxName, engine.MaxModelLength - prompt.Count);
+        int? asked = logprobs ? topLogprobs ?? 0 : null;
+        return new ParsedRequest(model, prompt, sampling with { Logprobs = asked }, stream, includeUsage) { N = n, BestOf = n, Logprobs = asked, TokensAsIds = tokensAsIds };
+    }
+
+    /// <summary>n, and best_of (completions): best_of sequences are generated and the n best returned.</summary>
+    private static (int N, int BestOf) Choices(RequestFields fields, bool stream, bool allowBestOf = true)
+    {
+        var n = (int)(fields.Integer("n", 1, MaxChoices, $"must be an integer in 1..{MaxChoices}") ?? 1);
+        if (!allowBestOf)
+            return (n, n);
+        var bestOf = (int)(fields.Integer("best_of", 1, MaxChoices, $"must be an integer in 1..{MaxChoices}") ?? n);
+        if (bestOf < n)
+            throw OpenAIErrorException.BadField("best_of", $"must be at least n ({n}), got {bestOf}");
+        if (stream && bestOf > n)
+            throw OpenAIErrorException.BadField("best_of", "cannot be above n when streaming: the best choices are known only at the end");
+        return (n, bestOf);
     }
 
     private string ResolveModel(RequestFields fields)
@@ -72,7 +135,6 @@ public sealed class RequestParser(IInferenceEngine engine, IReadOnlyList<string>
 
     private SamplingParams Sampling(RequestFields fields)
     {
-        fields.Integer("n", 1, 1, "only n = 1 is supported");
         foreach (var name in new[] { "presence_penalty", "frequency_penalty" })
             fields.Number(name, 0, 0, false, "penalties are not supported; only 0 is accepted");
         fields.RejectUnlessDefault("logit_bias", v => v.ValueKind == JsonValueKind.Object && !v.EnumerateObject().Any(), "logit_bias is not supported");
@@ -102,8 +164,8 @@ public sealed class RequestParser(IInferenceEngine engine, IReadOnlyList<string>
         return sampling with { MaxTokens = maxTokens ?? defaultMaxTokens };
     }
 
-    /// <summary>A string, a list of token ids, or a one-element list of either; batches are refused.</summary>
-    private IReadOnlyList<int> CompletionPrompt(RequestFields fields)
+    /// <summary>A string, a list of token ids, or a one-element list of either; batches are refused. The text too when given as one.</summary>
+    private (IReadOnlyList<int> Tokens, string? Text) CompletionPrompt(RequestFields fields, CancellationToken cancellationToken)
     {
         var prompt = fields.Require("prompt");
         if (prompt.ValueKind == JsonValueKind.Array && prompt.GetArrayLength() > 0 && prompt[0].ValueKind != JsonValueKind.Number)
@@ -112,13 +174,16 @@ public sealed class RequestParser(IInferenceEngine engine, IReadOnlyList<string>
                 throw OpenAIErrorException.BadField("prompt", $"a list of {prompt.GetArrayLength()} prompts is not supported; send one prompt per request");
             prompt = prompt[0];
         }
+        string? text = prompt.ValueKind == JsonValueKind.String ? prompt.GetString()! : null;
+        if (text is not null)
+            limits.CheckPrompt(text, "prompt");
         var tokens = prompt.ValueKind switch
         {
-            JsonValueKind.String => engine.Encode(prompt.GetString()!, addBos: true),
+            JsonValueKind.String => engine.Encode(text!, addBos: true, cancellationToken),
             JsonValueKind.Array => RequestFields.AsTokenIds(prompt, "prompt", engine.VocabSize),
             _ => throw OpenAIErrorException.BadField("prompt", $"must be a string or a list of token ids, got {RequestFields.Describe(prompt)}"),
         };
-        return tokens.Count > 0 ? tokens : throw OpenAIErrorException.BadField("prompt", "must not be empty");
+        return tokens.Count > 0 ? (tokens, text) : throw OpenAIErrorException.BadField("prompt", "must not be empty");
     }
 
     private static List<ChatMessage> ChatMessages(RequestFields fields)

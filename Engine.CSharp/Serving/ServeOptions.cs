@@ -11,8 +11,24 @@ public sealed record ServeOptions
     /// <summary>TCP port; 0 picks a free one (read it back with <see cref="ServerHost.BoundAddress"/>).</summary>
     public int Port { get; init; } = 8000;
 
-    /// <summary>When set, every /v1 route requires "Authorization: Bearer &lt;key&gt;".</summary>
+    /// <summary>When set, every route but /health requires "Authorization: Bearer &lt;key&gt;" (/metrics too, unless <see cref="IsMetricsOpen"/>).</summary>
     public string? ApiKey { get; init; }
+
+    /// <summary>Serve GET /metrics without the API key, for scrapers that carry none (--metrics-without-key).</summary>
+    public bool IsMetricsOpen { get; init; }
+
+    /// <summary>
+    /// Longest prompt in UTF-8 bytes (completion prompt, rendered chat, /tokenize). Null: the
+    /// model's context length times the most bytes one token can stand for, so a longer prompt
+    /// could never fit and is refused before any tokenizing work.
+    /// </summary>
+    public long? MaxPromptBytes { get; init; }
+
+    /// <summary>
+    /// Wall time one request may take, admission to last token; past it the engine aborts the
+    /// request (408 when nothing was sent yet, an error event in a stream). Null: no limit.
+    /// </summary>
+    public TimeSpan? RequestTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
     /// <summary>
     /// Names a request's "model" may use (vLLM's --served-model-name). Empty means the engine's own
@@ -55,6 +71,10 @@ public sealed record ServeOptions
             throw new ArgumentException($"retry-after: must not be negative, got {RetryAfter}");
         if (RejectStatusCode is not (StatusCodes.Status429TooManyRequests or StatusCodes.Status503ServiceUnavailable))
             throw new ArgumentException($"reject-status-code: must be 429 or 503, got {RejectStatusCode}");
+        if (MaxPromptBytes is < 1)
+            throw new ArgumentException($"max-prompt-bytes: must be at least 1, got {MaxPromptBytes}");
+        if (RequestTimeout is { } timeout && (timeout <= TimeSpan.Zero || timeout > TimeSpan.FromDays(1)))
+            throw new ArgumentException($"request-timeout: must be between 0 and 86400 seconds, got {timeout.TotalSeconds}");
         if (DefaultCompletionMaxTokens < 1)
             throw new ArgumentException($"default-max-tokens: must be at least 1, got {DefaultCompletionMaxTokens}");
     }

@@ -10,7 +10,7 @@ namespace OServe.Engine.Serving;
 
 /// <summary>
 /// The OpenAI-compatible HTTP server over one <see cref="IInferenceEngine"/>:
-/// POST /v1/completions, POST /v1/chat/completions, GET /v1/models, GET /health, GET /metrics.
+/// POST /v1/completions, POST /v1/chat/completions, GET /v1/models[/{id}], POST /tokenize, GET /health, GET /metrics.
 /// </summary>
 public static class ServerHost
 {
@@ -26,15 +26,27 @@ public static class ServerHost
         IReadOnlyList<string> modelNames = options.ServedModelNames.Count > 0 ? options.ServedModelNames : [engine.ModelName];
         var time = TimeProvider.System;
         var metrics = new ServingMetrics(engine, modelNames[0]);
+        var limits = ServingLimits.For(options, engine);
         var serving = new ServingContext(options, engine, modelNames,
-            new RequestParser(engine, modelNames, chatTemplate ?? new PlainChatTemplate(), options.DefaultCompletionMaxTokens),
+            new RequestParser(engine, modelNames, chatTemplate ?? new PlainChatTemplate(), options.DefaultCompletionMaxTokens, limits),
             new GenerationRunner(engine, metrics, options, time, engineClock ?? GenerationRunner.MonotonicSeconds),
-            metrics, time);
+            metrics, time)
+        {
+            StartedAt = time.GetUtcNow().ToUnixTimeSeconds(),
+            Limits = limits,
+            Logprobs = new LogprobFormatter(engine),
+        };
 
         // The empty builder reads no appsettings files or environment: the options above are the
         // whole configuration, and no file watchers are left behind by servers built in tests.
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = "oserve" });
         builder.WebHost.UseKestrelCore();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            // A body past the limit is refused from its Content-Length, before a byte of it is read.
+            kestrel.Limits.MaxRequestBodySize = limits.MaxRequestBodyBytes;
+            kestrel.ConfigureEndpointDefaults(listen => listen.UseOpenAIErrorBodies(limits));
+        });
         builder.WebHost.UseUrls(ListenUrl(options));
         builder.Services.AddRoutingCore();
         builder.Services.ConfigureHttpJsonOptions(json => ServingJson.Configure(json.SerializerOptions));
@@ -44,10 +56,10 @@ public static class ServerHost
         configure?.Invoke(builder);
 
         var app = builder.Build();
-        app.UseMiddleware<ErrorHandlingMiddleware>();
+        app.UseMiddleware<ErrorHandlingMiddleware>(limits);
         app.UseStatusCodePages(WriteStatusCodeErrorAsync);
         if (options.ApiKey is { } apiKey)
-            app.UseMiddleware<ApiKeyMiddleware>(apiKey);
+            app.UseMiddleware<ApiKeyMiddleware>(apiKey, options.IsMetricsOpen);
         app.UseRouting();
         app.MapOpenAIEndpoints();
         app.MapTokenizeEndpoints();
@@ -63,7 +75,15 @@ public static class ServerHost
         Action<WebApplication>? mapEndpoints = null)
     {
         await using var app = Build(options, engine, chatTemplate, configure, engineClock, mapEndpoints);
-        await app.StartAsync(cancellationToken);
+        try
+        {
+            await app.StartAsync(cancellationToken);
+        }
+        catch (IOException e)
+        {
+            // Port in use, an address this machine does not have, a port it may not open.
+            throw new ServerStartException($"--host {options.Host} --port {options.Port}: cannot listen there: {(e.InnerException ?? e).Message}");
+        }
         app.Logger.LogInformation("Serving {Model} at {Address}", engine.ModelName, BoundAddress(app));
         await app.WaitForShutdownAsync(cancellationToken);
     }
@@ -91,7 +111,7 @@ public static class ServerHost
         var what = $"{http.Request.Method} {http.Request.Path}";
         var message = status switch
         {
-            StatusCodes.Status404NotFound => $"No route {what}; see GET /v1/models, POST /v1/completions, POST /v1/chat/completions, GET /health, GET /metrics.",
+            StatusCodes.Status404NotFound => $"No route {what}; see GET /v1/models, GET /v1/models/{{id}}, POST /v1/completions, POST /v1/chat/completions, POST /tokenize, GET /health, GET /metrics.",
             StatusCodes.Status405MethodNotAllowed => $"Method not allowed: {what}.",
             _ => $"Request {what} failed with status {status}.",
         };
@@ -99,3 +119,6 @@ public static class ServerHost
         return new OpenAIErrorResult(status, new ErrorResponse(new ErrorDetail(message, type, null, null))).ExecuteAsync(http);
     }
 }
+
+/// <summary>The server could not start listening (the message names the address and why); the CLI exits 2 with it.</summary>
+public sealed class ServerStartException(string message) : Exception(message);

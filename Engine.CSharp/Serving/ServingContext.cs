@@ -10,4 +10,12 @@ public sealed record ServingContext(
     RequestParser Parser,
     GenerationRunner Runner,
     ServingMetrics Metrics,
-    TimeProvider Time);
+    TimeProvider Time)
+{
+    /// <summary>Unix seconds when the server was built: the "created" of every model it lists.</summary>
+    public long StartedAt { get; init; }
+
+    public required ServingLimits Limits { get; init; }
+
+    public required LogprobFormatter Logprobs { get; init; }
+}

@@ -38,6 +38,9 @@ public sealed class ServingMetrics(IInferenceEngine engine, string modelName)
         Interlocked.Increment(ref _numFinished[Array.IndexOf(FinishReasons, reason)]);
     }
 
+    /// <summary>A request that ended without finishing (client gone, time budget, failure): counted, not timed.</summary>
+    public void ObserveAborted() => Interlocked.Increment(ref _numFinished[Array.IndexOf(FinishReasons, FinishReason.Abort)]);
+
     /// <summary>The whole exposition, as GET /metrics answers it.</summary>
     public string Render()
     {

@@ -6,7 +6,8 @@ namespace OServe.Engine.Serving;
 /// <summary>
 /// OpenAI's streaming framing: one "data: {json}\n\n" event per chunk, flushed at once, then
 /// "data: [DONE]\n\n". An engine failure after the headers went out cannot change the status, so it is
-/// sent as a final data event holding an OpenAI error (as vLLM does) before [DONE]. A client that
+/// sent as a final data event holding an OpenAI error (as vLLM does) before [DONE], and so is a
+/// request that ran past its time budget. A client that
 /// leaves cancels the request; nothing more is written.
 /// </summary>
 public sealed class SseStreamResult(IAsyncEnumerable<object> chunks, ILogger logger) : IResult, IStatusCodeHttpResult, IContentTypeHttpResult
@@ -35,6 +36,11 @@ public sealed class SseStreamResult(IAsyncEnumerable<object> chunks, ILogger log
         catch (OperationCanceledException) when (aborted.IsCancellationRequested)
         {
             return;
+        }
+        catch (OpenAIErrorException e)
+        {
+            // A refusal known only mid-stream (the request's time budget ran out): its error, as an event.
+            await WriteEventAsync(body, e.ToResult().Body, aborted);
         }
         catch (Exception e)
         {

@@ -19,18 +19,10 @@ public static class TokenizeEndpoints
 
     public static async Task<Results<Ok<TokenizeResponse>, OpenAIErrorResult>> TokenizeAsync(HttpContext http, ServingContext serving)
     {
+        using var scope = new RequestScope(http.RequestAborted, serving.Options.RequestTimeout);
         try
         {
-            JsonElement body;
-            try
-            {
-                using var document = await JsonDocument.ParseAsync(http.Request.Body, default, http.RequestAborted);
-                body = document.RootElement.Clone();
-            }
-            catch (JsonException e)
-            {
-                throw OpenAIErrorException.BadRequest($"request body: not valid JSON ({e.Message})");
-            }
+            var body = await RequestBody.ReadJsonAsync(http, scope.Token);
             if (body.ValueKind != JsonValueKind.Object)
                 throw OpenAIErrorException.BadRequest("request body: expected a JSON object");
             if (body.TryGetProperty("model", out var model))
@@ -49,12 +41,18 @@ public static class TokenizeEndpoints
                     throw OpenAIErrorException.BadField("add_special_tokens", "must be true or false");
                 addSpecial = special.GetBoolean();
             }
-            var tokens = serving.Engine.Encode(prompt.GetString()!, addSpecial);
+            var text = prompt.GetString()!;
+            serving.Limits.CheckPrompt(text, "prompt");
+            var tokens = scope.Run(() => serving.Engine.Encode(text, addSpecial, scope.Token));
             return TypedResults.Ok(new TokenizeResponse(tokens, tokens.Count, serving.Engine.MaxModelLength));
         }
         catch (OpenAIErrorException e)
         {
             return e.ToResult();
+        }
+        catch (OperationCanceledException) when (scope.IsTimedOut)
+        {
+            return scope.TimedOut().ToResult();
         }
     }
 }

@@ -10,4 +10,13 @@ namespace OServe.Models.Kv;
 public sealed record SequenceChunk(IReadOnlyList<int> TokenIds, int StartPosition, IReadOnlyList<int> BlockTable)
 {
     public int EndPosition => StartPosition + TokenIds.Count;
+
+    /// <summary>
+    /// Return logits for every token of the chunk, not only the last (prompt logprobs need the
+    /// prediction at every position). The forward's rows are then this chunk's tokens in order.
+    /// </summary>
+    public bool ReturnsAllLogits { get; init; }
+
+    /// <summary>Rows of logits the forward returns for this chunk.</summary>
+    public int NumLogitRows => ReturnsAllLogits ? TokenIds.Count : 1;
 }

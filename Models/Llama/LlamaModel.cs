@@ -103,7 +103,8 @@ public sealed class LlamaModel : IDisposable
     /// <summary>
     /// Runs one step for a batch of chunks: writes the chunks' K/V into their cache slots, attends
     /// each chunk's queries over its whole cached context (causal inside the chunk), and returns
-    /// float32 logits [batch.Count, vocab] for the last token of each chunk. All tokens of the
+    /// float32 logits [rows, vocab]: one row for the last token of each chunk, or one per token for
+    /// a chunk that <see cref="SequenceChunk.ReturnsAllLogits"/>, in batch order. All tokens of the
     /// batch go through each weight matmul together.
     /// </summary>
     public Tensor Forward(IReadOnlyList<SequenceChunk> batch, PagedKvCache cache)
@@ -112,7 +113,7 @@ public sealed class LlamaModel : IDisposable
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var tensors = plan.ToTensors(Device);
-        var logits = Run(tensors.Tokens, tensors.Positions, tensors.LastTokenRows,
+        var logits = Run(tensors.Tokens, tensors.Positions, tensors.OutputRows,
             (layer, q, k, v) => PagedAttention.Run(plan, tensors, cache, layer, q, k, v, Config.NumHeads, Config.EffectiveHeadDim));
         return logits.MoveToOuterDisposeScope();
     }

@@ -15,7 +15,7 @@ internal sealed class StepPlan
     public sealed record PrefillChunk(int FirstRow, int NumTokens, int ContextLength, long[] ContextRows, int[] Positions);
 
     public sealed record Tensors(
-        Tensor Tokens, Tensor Positions, Tensor LastTokenRows, Tensor WriteSlots,
+        Tensor Tokens, Tensor Positions, Tensor OutputRows, Tensor WriteSlots,
         Tensor? DecodeRows, Tensor? DecodeSlots, Tensor? DecodeMask,
         Tensor[] PrefillSlots, Tensor[] PrefillMasks);
 
@@ -23,6 +23,7 @@ internal sealed class StepPlan
     private long[] positions = [];
     private long[] writeSlots = [];
     private long[] lastRows = [];
+    private long[] outputRows = [];
     private long[] decodeSlots = [];
     private int[] decodeContextLengths = [];
     private int[][] decodePositions = [];
@@ -63,7 +64,8 @@ internal sealed class StepPlan
         plan.positions = new long[total];
         plan.writeSlots = new long[total];
         plan.lastRows = new long[batch.Count];
-        int row = 0;
+        plan.outputRows = new long[batch.Sum(c => c.NumLogitRows)];
+        int row = 0, output = 0;
         for (int i = 0; i < batch.Count; i++)
         {
             var chunk = batch[i];
@@ -76,6 +78,7 @@ internal sealed class StepPlan
                 plan.writeSlots[row] = Checked(cache, chunk.BlockTable, pos, i);
             }
             plan.lastRows[i] = row - 1;
+            for (int r = row - chunk.NumLogitRows; r < row; r++) plan.outputRows[output++] = r;
             if (chunk.TokenIds.Count == 1)
             {
                 plan.Decode.Add(i);
@@ -117,7 +120,7 @@ internal sealed class StepPlan
         return new Tensors(
             tensor(tokens, device: device),
             tensor(positions, device: device),
-            tensor(lastRows, device: device),
+            tensor(outputRows, device: device),
             tensor(writeSlots, device: device),
             decodeRows, decodeSlotsT, decodeMask,
             Prefill.Select(p => tensor(p.ContextRows, device: device)).ToArray(),

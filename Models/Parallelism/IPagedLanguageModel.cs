@@ -27,7 +27,8 @@ public interface IPagedLanguageModel : IDisposable
 
     /// <summary>
     /// One step, as <see cref="LlamaModel.Forward"/>: writes the chunks' K/V into the cache and
-    /// returns float32 logits [batch.Count, vocab] for the last token of each chunk.
+    /// returns float32 logits, one row per <see cref="SequenceChunk.NumLogitRows"/> of each chunk in
+    /// batch order ([batch.Count, vocab] when every chunk wants only its last token).
     /// </summary>
     Tensor Forward(IReadOnlyList<SequenceChunk> batch, ReplicaKvCache cache);
 }

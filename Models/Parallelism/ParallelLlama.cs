@@ -132,7 +132,7 @@ public sealed class ParallelLlama : IPagedLanguageModel
         }
         int last = Layout.Pp - 1;
         var final = xs;
-        var parts = RunStage(last, scope, s => s.HeadPartial(final[s.Spec.Rank].index_select(0, inputs[s.Spec.Index].Tensors.LastTokenRows)));
+        var parts = RunStage(last, scope, s => s.HeadPartial(final[s.Spec.Rank].index_select(0, inputs[s.Spec.Index].Tensors.OutputRows)));
         var logits = Collectives.Gather(parts, 1, OutputDevice).to(ScalarType.Float32);
         return logits.MoveToOuterDisposeScope();
     }

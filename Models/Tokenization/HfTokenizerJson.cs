@@ -69,7 +69,10 @@ internal static class HfTokenizerJson
         int vocabSize = TokenizerLoader.VocabSizeOf(vocab.Values, special.Values);
         int bos = bosId ?? eosId ?? throw Bad(path, "no BOS/EOS token id given (config.json bos_token_id/eos_token_id)");
         int eos = eosId ?? bos;
-        return new MlTokenizer($"bpe {Path.GetFileName(path)}", tokenizer, vocabSize, bos, eos, special.Values);
+        // Byte-level vocabulary strings spell one byte per character (1-2 UTF-8 bytes each), so
+        // their UTF-8 length bounds the bytes of text a token covers.
+        int maxTokenBytes = Math.Max(TokenizerLoader.Utf8MaxLength(vocab.Keys), TokenizerLoader.Utf8MaxLength(special.Keys));
+        return new MlTokenizer($"bpe {Path.GetFileName(path)}", tokenizer, vocabSize, bos, eos, special.Values, maxTokenBytes);
     }
 
     private static string? FindSplitPattern(JsonElement root)

@@ -12,8 +12,9 @@ public static class TokenizerLoader
         // 50,000 merges + 256 bytes + <|endoftext|>; the ranks are not public on TiktokenTokenizer.
         const int gpt2VocabSize = 50257;
         const int endOfText = 50256; // GPT-2 uses <|endoftext|> both to start and to end a document.
-        return new MlTokenizer("tiktoken gpt2", tok, gpt2VocabSize, endOfText, endOfText,
-            tok.SpecialTokens?.Values ?? []);
+        var merges = TiktokenMerges.Gpt2();
+        return new MlTokenizer("tiktoken gpt2", tok, gpt2VocabSize, endOfText, endOfText, tok.SpecialTokens?.Values ?? [],
+            Math.Max(merges.MaxTokenBytes, Utf8MaxLength(tok.SpecialTokens?.Keys ?? [])), merges, tok.SpecialTokens);
     }
 
     /// <summary>A .tiktoken file; <paramref name="modelName"/> (e.g. "gpt-4") picks the pre-tokenizer regex and special tokens.</summary>
@@ -24,8 +25,10 @@ public static class TokenizerLoader
         var tok = TiktokenTokenizer.CreateForModel(modelName, stream);
         // Each line of a .tiktoken file is "base64-token rank".
         var ranks = File.ReadLines(path).Where(l => l.Length > 0).Select(l => int.Parse(l.AsSpan(l.IndexOf(' ') + 1)));
-        return new MlTokenizer($"tiktoken {Path.GetFileName(path)}", tok, VocabSizeOf(ranks, tok.SpecialTokens?.Values),
-            bosId, eosId, tok.SpecialTokens?.Values ?? []);
+        int vocabSize = VocabSizeOf(ranks, tok.SpecialTokens?.Values);
+        var merges = TiktokenMerges.ReadFile(path);
+        return new MlTokenizer($"tiktoken {Path.GetFileName(path)}", tok, vocabSize, bosId, eosId, tok.SpecialTokens?.Values ?? [],
+            Math.Max(merges.MaxTokenBytes, Utf8MaxLength(tok.SpecialTokens?.Keys ?? [])), merges, tok.SpecialTokens);
     }
 
     /// <summary>A SentencePiece tokenizer.model (Llama 1/2, Mistral, TinyLlama).</summary>
@@ -42,12 +45,18 @@ public static class TokenizerLoader
         {
             throw new InvalidDataException($"{path}: not a readable SentencePiece model ({e.Message})", e);
         }
+        // A piece's UTF-8 is never shorter than the text it covers ("▁" is 3 bytes for one space,
+        // "<0x41>" 6 for one byte). Models whose normalizer folds runs of whitespace break that
+        // bound; serve them with an explicit prompt byte limit.
         return new MlTokenizer($"sentencepiece {Path.GetFileName(path)}", tok, VocabSizeOf(tok.Vocabulary.Values, null),
-            tok.BeginningOfSentenceId, tok.EndOfSentenceId, [tok.UnknownId]);
+            tok.BeginningOfSentenceId, tok.EndOfSentenceId, [tok.UnknownId], Utf8MaxLength(tok.Vocabulary.Keys));
     }
 
     /// <summary>A Hugging Face tokenizer.json with a byte-level BPE model (GPT-2, Llama 3, Qwen style).</summary>
     public static MlTokenizer HuggingFaceJson(string path, int? bosId, int? eosId) => HfTokenizerJson.Load(path, bosId, eosId);
+
+    internal static int Utf8MaxLength(IEnumerable<string> texts) =>
+        Math.Max(1, texts.Select(t => System.Text.Encoding.UTF8.GetByteCount(t)).DefaultIfEmpty(1).Max());
 
     internal static int VocabSizeOf(IEnumerable<int> ids, IEnumerable<int>? specialIds) =>
         Math.Max(ids.DefaultIfEmpty(-1).Max(), specialIds?.DefaultIfEmpty(-1).Max() ?? -1) + 1;

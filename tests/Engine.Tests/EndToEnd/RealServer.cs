@@ -21,6 +21,7 @@ internal sealed class RealServer : IAsyncDisposable
     public Uri BaseUrl => ServerHost.BoundAddress(_app);
     public string ModelName => _engine.ModelName;
     public EngineSnapshot Snapshot() => _engine.Snapshot();
+    public AsyncEngine Engine => _engine;
 
     /// <summary>A tiny random built-in model (fast on CPU) unless a model is given.</summary>
     public static async Task<RealServer> StartAsync(LoadedModel? model = null, EngineSettings? settings = null, ServeOptions? options = null)

@@ -38,6 +38,9 @@ public sealed class PlanEndpointsTests
     [InlineData("weights: {zz: 1}", "request-body:", "routing[0].weights.zz", "not a replica")]
     // Valid for the cluster, but tp=3 cannot split the model's 4 attention heads.
     [InlineData("tp3", "request-body:", "replicas[0].tp", "does not divide the model's 4 attention heads")]
+    // A stale plan (version 0, or the version in force) must not replace a newer one.
+    [InlineData("version 0", "request-body:", "version", "0 does not increase on the plan in force (v1)")]
+    [InlineData("version 1", "request-body:", "version", "1 does not increase on the plan in force (v1)")]
     // Not YAML at all.
     [InlineData("{{{", "request-body:", "", "invalid YAML")]
     public async Task A_bad_plan_is_a_400_with_file_line_messages_and_the_plan_in_force_keeps_serving(string change, string where, string field, string message)
@@ -54,6 +57,8 @@ public sealed class PlanEndpointsTests
                 Routing = [new() { Type = "short", Weights = new Dictionary<string, double> { ["zz"] = 1 } }],
             }),
             "tp3" => ContractYaml.Write(OneReplica(2) with { Replicas = [Replica("c", "node0/1", "node0/2", "node0/3")] }),
+            "version 0" => ContractYaml.Write(OneReplica(0)),
+            "version 1" => ContractYaml.Write(OneReplica(1)),
             _ => change,
         };
 

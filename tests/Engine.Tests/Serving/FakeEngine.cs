@@ -47,8 +47,22 @@ public sealed class FakeEngine : IInferenceEngine
     public TaskCompletionSource FirstTokenSent { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     public TaskCompletionSource Cancelled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>Replaces tokenizing (e.g. to block until the request is cancelled); null: one token per character.</summary>
+    public Func<string, CancellationToken, IReadOnlyList<int>>? EncodeHook { get; init; }
+
     public IReadOnlyList<int> Encode(string text, bool addBos) =>
         [.. (addBos ? [Bos] : Array.Empty<int>()), .. text.Select(c => (int)c + 10)];
+
+    public IReadOnlyList<int> Encode(string text, bool addBos, CancellationToken cancellationToken) =>
+        EncodeHook?.Invoke(text, cancellationToken) ?? Encode(text, addBos);
+
+    public byte[] TokenBytes(int tokenId) =>
+        tokenId >= FirstScriptTokenId && tokenId - FirstScriptTokenId < Script.Count
+            ? System.Text.Encoding.UTF8.GetBytes(Script[tokenId - FirstScriptTokenId])
+            : System.Text.Encoding.UTF8.GetBytes(((char)Math.Max(0, tokenId - 10)).ToString());
+
+    /// <summary>The logprob every token of a request gets: -0.1 x (seed mod 3 + 1), so seeds rank distinctly (best_of).</summary>
+    public static float LogprobFor(ulong? seed) => -0.1f * ((int)((seed ?? 0) % 3) + 1);
 
     public IAsyncEnumerable<GenerationEvent> GenerateAsync(GenerationRequest request, CancellationToken cancellationToken)
     {
@@ -82,8 +96,17 @@ public sealed class FakeEngine : IInferenceEngine
         {
             cancellationToken.ThrowIfCancellationRequested();
             Interlocked.Increment(ref _generationTokensTotal);
+            var logprob = request.Sampling.Logprobs is { } top
+                ? new TokenLogprob(FirstScriptTokenId + i, LogprobFor(request.Sampling.Seed), [.. Enumerable.Range(0, top).Select(k => new TopLogprob(FirstScriptTokenId + k, -k))])
+                : null;
             yield return new GenerationEvent(request.RequestId, FirstScriptTokenId + i, Script[i],
-                i == numOutput - 1 ? finish : FinishReason.None, numPrompt, i + 1);
+                i == numOutput - 1 ? finish : FinishReason.None, numPrompt, i + 1)
+            {
+                Logprob = logprob,
+                PromptLogprobs = i == 0 && request.Sampling.PromptLogprobs is not null
+                    ? [null, .. request.PromptTokens.Skip(1).Select(t => new TokenLogprob(t, -1f, []))]
+                    : null,
+            };
             if (i > 0)
                 continue;
             FirstTokenSent.TrySetResult();

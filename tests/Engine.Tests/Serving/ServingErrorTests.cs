@@ -43,10 +43,12 @@ public sealed class ServingErrorTests
     [InlineData(Completions, "{" + Hi + ""","stream":"true"}""", "stream", "stream: must be true or false, got \"true\"")]
     [InlineData(Completions, "{" + Hi + ""","stream_options":{"include_usage":true}}""", "stream_options", "stream_options: is only allowed when stream is true")]
     [InlineData(Completions, "{" + Hi + ""","stream":true,"stream_options":{"include_usage":"yes"}}""", "stream_options.include_usage", "stream_options.include_usage: must be true or false")]
-    [InlineData(Completions, "{" + Hi + ""","n":2}""", "n", "n: only n = 1 is supported, got 2")]
-    [InlineData(Completions, "{" + Hi + ""","echo":true}""", "echo", "echo: echo is not supported")]
-    [InlineData(Completions, "{" + Hi + ""","logprobs":1}""", "logprobs", "logprobs: logprobs are not supported")]
-    [InlineData(Completions, "{" + Hi + ""","best_of":2}""", "best_of", "best_of: only best_of = 1 is supported, got 2")]
+    [InlineData(Completions, "{" + Hi + ""","n":17}""", "n", "n: must be an integer in 1..16, got 17")]
+    [InlineData(Completions, "{" + Hi + ""","echo":"yes"}""", "echo", "echo: must be true or false, got \"yes\"")]
+    [InlineData(Completions, "{" + Hi + ""","logprobs":21}""", "logprobs", "logprobs: must be an integer in 0..20, got 21")]
+    [InlineData(Completions, "{" + Hi + ""","n":2,"best_of":1}""", "best_of", "best_of: must be at least n (2), got 1")]
+    [InlineData(Completions, "{" + Hi + ""","best_of":2,"stream":true}""", "best_of", "best_of: cannot be above n when streaming")]
+    [InlineData(Completions, "{" + Hi + ""","max_tokens":0}""", "max_tokens", "max_tokens: must be a positive integer, got 0")]
     [InlineData(Completions, "{" + Hi + ""","presence_penalty":0.5}""", "presence_penalty", "presence_penalty: penalties are not supported")]
     [InlineData(Completions, "{" + Hi + ""","logit_bias":{"5":1}}""", "logit_bias", "logit_bias: logit_bias is not supported")]
     [InlineData(Completions, "{" + Hi + ""","max_tokens":62}""", "max_tokens",
@@ -63,7 +65,9 @@ public sealed class ServingErrorTests
     [InlineData(Chat, "{" + UserHi + ""","response_format":{"type":"json_object"}}""", "response_format", "response_format: only {\"type\": \"text\"} is supported")]
     [InlineData(Chat, "{" + UserHi + ""","max_completion_tokens":0}""", "max_completion_tokens", "max_completion_tokens: must be a positive integer, got 0")]
     [InlineData(Chat, "{" + UserHi + ""","max_tokens":60}""", "max_tokens", "exceeds the model's maximum context length of 64 tokens")]
-    [InlineData(Chat, "{" + UserHi + ""","n":3}""", "n", "n: only n = 1 is supported, got 3")]
+    [InlineData(Chat, "{" + UserHi + ""","n":0}""", "n", "n: must be an integer in 1..16, got 0")]
+    [InlineData(Chat, "{" + UserHi + ""","top_logprobs":2}""", "top_logprobs", "top_logprobs: needs logprobs: true")]
+    [InlineData(Chat, "{" + UserHi + ""","logprobs":true,"top_logprobs":21}""", "top_logprobs", "top_logprobs: must be an integer in 0..20, got 21")]
     public async Task Bad_request_is_400_naming_the_field(string path, string body, string? param, string message)
     {
         var engine = new FakeEngine();
@@ -133,7 +137,7 @@ public sealed class ServingErrorTests
     }
 
     [Fact]
-    public async Task Api_key_guards_v1_only_missing_or_wrong_is_401()
+    public async Task Api_key_guards_every_route_but_health_missing_or_wrong_is_401()
     {
         await using var server = await ServingTestServer.StartAsync(new FakeEngine(), new ServeOptions { ApiKey = "s3cret" });
         const string body = """{"model":"fake-model","prompt":"Hi","max_tokens":1}""";
@@ -156,8 +160,22 @@ public sealed class ServingErrorTests
 
         using var health = await server.Client.GetAsync("/health");
         Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        foreach (var (method, path) in new[] { ("GET", "/metrics"), ("POST", "/tokenize"), ("GET", "/v1/models/fake-model"), ("GET", "/no-such-route") })
+        {
+            using var refused = await server.Client.SendAsync(new HttpRequestMessage(new HttpMethod(method), path) { Content = new StringContent("""{"prompt":"Hi"}""") });
+            await AssertErrorAsync(refused, HttpStatusCode.Unauthorized, "invalid_request_error", null);
+        }
+    }
+
+    [Fact]
+    public async Task Metrics_can_be_opened_for_scrapers_while_the_rest_keeps_the_key()
+    {
+        await using var server = await ServingTestServer.StartAsync(new FakeEngine(), new ServeOptions { ApiKey = "s3cret", IsMetricsOpen = true });
+
         using var metrics = await server.Client.GetAsync("/metrics");
         Assert.Equal(HttpStatusCode.OK, metrics.StatusCode);
+        using var tokenize = await server.PostAsync("/tokenize", """{"prompt":"Hi"}""");
+        Assert.Equal(HttpStatusCode.Unauthorized, tokenize.StatusCode);
     }
 
     [Fact]

@@ -10,7 +10,7 @@ public sealed class ServingRequestParserTests
     private static readonly FakeEngine Engine = new() { MaxModelLength = 64 };
 
     private static RequestParser Parser(int defaultMaxTokens = 16) =>
-        new(Engine, ["fake-model"], new PlainChatTemplate(), defaultMaxTokens);
+        new(Engine, ["fake-model"], new PlainChatTemplate(), defaultMaxTokens, ServingLimits.For(new ServeOptions(), Engine));
 
     private static ParsedRequest Completion(string fields, int defaultMaxTokens = 16) =>
         Parser(defaultMaxTokens).ParseCompletion(JsonDocument.Parse($$"""{"model":"fake-model",{{fields}}}""").RootElement);
@@ -89,7 +89,7 @@ public sealed class ServingRequestParserTests
     public void Chat_renders_messages_through_the_template_and_joins_text_parts()
     {
         var engine = new FakeEngine { MaxModelLength = 256 };
-        var parser = new RequestParser(engine, ["fake-model"], new PlainChatTemplate(), 16);
+        var parser = new RequestParser(engine, ["fake-model"], new PlainChatTemplate(), 16, ServingLimits.For(new ServeOptions(), engine));
 
         var parsed = parser.ParseChat(JsonDocument.Parse("""
             {"model":"fake-model","messages":[
@@ -127,7 +127,8 @@ public sealed class ServingRequestParserTests
     [Fact]
     public void Token_ids_are_range_checked_only_when_the_engine_knows_its_vocabulary()
     {
-        var parser = new RequestParser(new FakeEngine { VocabSize = null }, ["fake-model"], new PlainChatTemplate(), 16);
+        var engine = new FakeEngine { VocabSize = null };
+        var parser = new RequestParser(engine, ["fake-model"], new PlainChatTemplate(), 16, ServingLimits.For(new ServeOptions(), engine));
 
         var parsed = parser.ParseCompletion(JsonDocument.Parse("""{"model":"fake-model","prompt":[1000000],"stop_token_ids":[999999]}""").RootElement);
 

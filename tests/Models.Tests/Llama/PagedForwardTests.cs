@@ -34,6 +34,26 @@ public sealed class PagedForwardTests : IDisposable
     }
 
     [Fact]
+    public void A_chunk_that_asks_for_all_logits_gets_one_row_per_token_beside_a_last_token_chunk()
+    {
+        var a = TinyModels.Tokens(23, seed: 5);
+        var b = TinyModels.Tokens(9, seed: 6);
+        using var fullA = model.ForwardFull(a);
+        using var fullB = model.ForwardFull(b);
+        using var cache = new PagedKvCache(model.Config, numBlocks: 16, blockSize: 4, CPU, ScalarType.Float32);
+        // a's first chunk returns its 10 rows, b returns its last row, then a's second chunk all 13.
+        using var first = model.Forward([new SequenceChunk(a[..10], 0, [0, 1, 2, 3, 4, 5]) { ReturnsAllLogits = true }, new SequenceChunk(b, 0, [8, 9, 10])], cache);
+        Assert.Equal(11, first.shape[0]);
+        for (int p = 0; p < 10; p++)
+            Assert.True(Greedy.MaxAbsDiff(first[p], fullA[p]) < Tolerance, $"row {p} differs");
+        Assert.True(Greedy.MaxAbsDiff(first[10], fullB[8]) < Tolerance);
+        using var second = model.Forward([new SequenceChunk(a[10..], 10, [0, 1, 2, 3, 4, 5]) { ReturnsAllLogits = true }], cache);
+        Assert.Equal(13, second.shape[0]);
+        for (int p = 10; p < 23; p++)
+            Assert.True(Greedy.MaxAbsDiff(second[p - 10], fullA[p]) < Tolerance, $"row {p} differs");
+    }
+
+    [Fact]
     public void ScrambledBlockTablesGiveContiguousAttention()
     {
         var tokens = TinyModels.Tokens(29, seed: 2);

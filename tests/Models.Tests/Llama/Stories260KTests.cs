@@ -20,6 +20,25 @@ public sealed class Stories260KTests
         Assert.Equal(documented, text);
     }
 
+    [SkippableFact]
+    public void A_directory_holding_a_llama2c_checkpoint_loads_it_with_its_tokenizer()
+    {
+        SharedData.SkipUnlessStories260K();
+        using var loaded = ModelLoader.Load(SharedData.Stories260K, CPU, ScalarType.Float32);
+        Assert.Equal("stories260K", loaded.Name);
+        Assert.Equal(512, loaded.Tokenizer.VocabSize);
+        Assert.Contains("tok512.bin", loaded.Tokenizer.Name);
+    }
+
+    [Fact]
+    public void A_directory_with_no_model_says_what_it_looked_for()
+    {
+        var empty = Directory.CreateTempSubdirectory("oserve-model-").FullName;
+        var e = Assert.Throws<FileNotFoundException>(() => ModelLoader.Load(empty, CPU, ScalarType.Float32));
+        Assert.Contains("no config.json", e.Message);
+        Assert.Contains("llama2.c", e.Message);
+    }
+
     /// <summary>The text stories260K.md shows for `./run stories260K.bin -z tok512.bin -t 0.0`.</summary>
     private static string DocumentedGreedyText()
     {

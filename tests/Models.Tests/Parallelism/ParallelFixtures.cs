@@ -48,7 +48,8 @@ internal static class ParallelFixtures
         SequenceChunk[][] steps =
         [
             [new SequenceChunk(a[..11], 0, ta)],
-            [new SequenceChunk(a[11..20], 11, ta), new SequenceChunk(b[..15], 0, tb)],
+            // b's prefill returns a row per token (prompt logprobs), sharded like any other row.
+            [new SequenceChunk(a[11..20], 11, ta), new SequenceChunk(b[..15], 0, tb) { ReturnsAllLogits = true }],
             [new SequenceChunk([a[20]], 20, ta), new SequenceChunk(b[15..21], 15, tb)],
         ];
         var rows = steps.Select(step => model.Forward(step, cache)).ToList();
