@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using System.Globalization;
+using OServe.Contracts;
+using OServe.Engine.Control;
+using OServe.Engine.Orchestration;
+using OServe.Models;
+using OServe.Planner.CostModel;
+using OServe.Planner.Planning;
+using ModelCard = OServe.Contracts.ModelCard;
+
+namespace OServe.Engine.Demo;
+
+/// <summary>One deployment's long-prompt TTFT and chat-burst throughput, as the planner's cost model predicts them and as the engine did.</summary>
+public sealed record ShapeFigures(string Shape, double PredictedTtftS, double MeasuredTtftS, double PredictedRps, double MeasuredRps);
+
+/// <summary>
+/// The demo's calibration on two logical devices of one core each: the cost model fitted to this
+/// machine, and both deployments it will choose between measured against its predictions.
+/// <list type="number">
+/// <item>one core's matmul FLOP/s and copy bandwidth (a thread with one intra-op thread);</item>
+/// <item>a tp1 replica on one device timed at two prompt lengths (the longer the workload's long
+/// prompt) and two decode batches, which fits the roofline coefficients (<see cref="CpuCostCalibration"/>);</item>
+/// <item>a tp2 replica timed on the long prompt and a decode step: what it loses to the hand-offs
+/// between its two threads beyond the planner's all-reduce bytes becomes the all-reduce latency
+/// (intraNodeLatencySec), spread over the 2 x layers all-reduces of a step;</item>
+/// <item>both deployments (1 x tp2, 2 x tp1) on an idle long prompt (TTFT) and on a burst of
+/// 2 x max_num_seqs chats sent at once (requests/s until the last finishes), next to the planner's
+/// estimates (ReplicaCost.estimate: TTFT at light load; saturated rate times replicas).</item>
+/// </list>
+/// </summary>
+public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadOnlyList<ShapeFigures> Shapes, double WallSeconds)
+{
+    public CostCoefficients Coefficients => Cpu.Coefficients;
+    public ShapeFigures Of(string shape) => Shapes.Single(s => s.Shape == shape);
+
+    public static async Task<DemoCalibration> RunAsync(LoadedModel model, ModelCard card, DemoRequestShapes shapes, DemoRunSettings settings,
+        int repeats, CancellationToken ct)
+    {
+        var watch = Stopwatch.StartNew();
+        var core = CpuCostCalibration.MeasureOneCore();
+        var provisional = CpuCostCalibration.Cluster(2, settings.MemoryGibPerDevice, core.Flops, core.CopyBytesPerSec, perCore: true);
+        RequestTypeSpec[] types = [new() { Name = DemoWorkload.Chat, InputTokens = shapes.ChatInput, OutputTokens = shapes.ChatOutput, RateRps = 1 }];
+
+        CpuCalibration cpu;
+        var onOneCore = provisional with { Nodes = [provisional.Nodes[0] with { Gpus = 1 }], Name = "cpu-x1" };
+        await using (var one = settings.Start(model, onOneCore, DemoShapes.PlanOf(DemoShapes.OneTp1, onOneCore, card.Name, types)))
+            cpu = await CpuCostCalibration.MeasureAsync(one, card, settings.Engine.MaxNumSeqs, ct, core, shapes.LongInput);
+
+        var burst = (Count: 2 * settings.Engine.MaxNumSeqs, shapes.ChatInput, shapes.ChatOutput);
+        ShapeMeasurement tp2, twoTp1;
+        await using (var rt = settings.Start(model, provisional, DemoShapes.PlanOf(DemoShapes.Tp2, provisional, card.Name, types)))
+        {
+            int vocab = rt.VocabSize ?? 256;
+            await ShapeMeasurement.TimeAsync(rt, vocab, 16, 2, 0, ct);
+            double prefill = double.PositiveInfinity;
+            for (int i = 0; i < repeats; i++) prefill = Math.Min(prefill, (await ShapeMeasurement.TimeAsync(rt, vocab, shapes.LongInput, 1, i, ct)).Last);
+            const int steps = 24;
+            var decode = await ShapeMeasurement.TimeAsync(rt, vocab, 16, steps + 1, 0, ct);
+            cpu = FitAllReduceLatency(cpu, card, provisional, shapes.LongInput, prefill, (decode.Last - decode.First) / steps);
+            tp2 = await ShapeMeasurement.RunAsync(DemoShapes.Tp2, rt, shapes.LongInput, repeats, burst, ct);
+        }
+        await using (var rt = settings.Start(model, provisional, DemoShapes.PlanOf(DemoShapes.TwoTp1, provisional, card.Name, types)))
+            twoTp1 = await ShapeMeasurement.RunAsync(DemoShapes.TwoTp1, rt, shapes.LongInput, repeats, burst, ct);
+
+        var cluster = CpuCostCalibration.Cluster(cpu, 2, settings.MemoryGibPerDevice);
+        ShapeFigures Figures(ShapeMeasurement m, int tp, int replicas)
+        {
+            var ttft = Estimate(cpu.Coefficients, card, cluster, tp, shapes.LongInput, shapes.LongOutput, 0.01).TtftSec;
+            var rate = replicas * Estimate(cpu.Coefficients, card, cluster, tp, shapes.ChatInput, shapes.ChatOutput, 0.85).Rate;
+            return new ShapeFigures(m.Shape, ttft, m.LongTtftS, rate, m.BurstRps);
+        }
+        return new DemoCalibration(cpu, cluster, [Figures(tp2, 2, 1), Figures(twoTp1, 1, 2)], watch.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>
+    /// The all-reduce latency that makes the planner's tp2 step times match the measured ones: the
+    /// mean of the prefill and decode residuals (measured minus predicted without latency) over
+    /// the 2 x layers all-reduces of one step; never negative.
+    /// </summary>
+    public static CpuCalibration FitAllReduceLatency(CpuCalibration cpu, ModelCard card, Cluster cluster, int promptTokens, double measuredPrefillS, double measuredDecodeStepS)
+    {
+        var none = cpu.With("intraNodeLatencySec", 0);
+        var (k, m, links, config) = Inputs(none.Coefficients, card, cluster, 2);
+        double prefill = ReplicaCost.prefillSec(k, m, links, config, 1, promptTokens);
+        double decode = ReplicaCost.decodeCycleSec(k, m, links, config, 1, 16);
+        double residual = ((measuredPrefillS - prefill) + (measuredDecodeStepS - decode)) / 2;
+        return cpu.With("intraNodeLatencySec", Math.Max(0, residual / (2.0 * m.NumLayers)));
+    }
+
+    /// <summary>The planner's steady-state estimate of one tp-way replica on one request type at utilization <paramref name="rho"/>.</summary>
+    public static ServiceEstimate Estimate(CostCoefficients k, ModelCard card, Cluster cluster, int tp, double input, double output, double rho)
+    {
+        var (kk, m, links, config) = Inputs(k, card, cluster, tp);
+        var memory = ReplicaCost.memory(kk, m, config);
+        if (memory.IsError) throw new InvalidOperationException($"a tp{tp} replica does not fit a demo device: {memory.ErrorValue}");
+        return ReplicaCost.estimate(kk, m, links, config, memory.ResultValue, input, output, rho);
+    }
+
+    private static (CostCoefficients, ModelSpec, Links, ReplicaConfig) Inputs(CostCoefficients k, ModelCard card, Cluster cluster, int tp)
+    {
+        var spec = ContractMapping.cluster(cluster);
+        if (spec.IsError) throw new InvalidOperationException("the demo's cluster: " + string.Join("; ", spec.ErrorValue.Select(e => e.ToString())));
+        var node = spec.ResultValue.Nodes[0];
+        return (k, ContractMapping.model(card), new Links(node.IntraLinkBytesPerSec, spec.ResultValue.InterLinkBytesPerSec), new ReplicaConfig(node.Gpu, tp, 1, false));
+    }
+
+    public IEnumerable<string> Render(DemoRequestShapes shapes)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        yield return string.Create(inv, $"calibration ({WallSeconds:F1} s): {Cpu.Describe()}");
+        yield return string.Create(inv, $"  {"deployment",-10}  {"TTFT, one " + shapes.LongInput + "-token prompt (ms)",-34}  chat burst throughput (req/s)");
+        yield return string.Create(inv, $"  {"",-10}  {"predicted",10} {"measured",10}{"",14}  {"predicted",10} {"measured",10}");
+        foreach (var s in Shapes)
+            yield return string.Create(inv, $"  {s.Shape,-10}  {s.PredictedTtftS * 1e3,10:F1} {s.MeasuredTtftS * 1e3,10:F1}{"",14}  {s.PredictedRps,10:F1} {s.MeasuredRps,10:F1}");
+        var tp2 = Of(DemoShapes.Tp2);
+        var dp = Of(DemoShapes.TwoTp1);
+        yield return string.Create(inv,
+            $"  measured: 1 x tp2 {(tp2.MeasuredTtftS < dp.MeasuredTtftS ? "has" : "does NOT have")} the lower long-prompt TTFT ({tp2.MeasuredTtftS * 1e3:F0} vs {dp.MeasuredTtftS * 1e3:F0} ms); " +
+            $"2 x tp1 {(dp.MeasuredRps > tp2.MeasuredRps ? "has" : "does NOT have")} the higher chat throughput ({dp.MeasuredRps:F1} vs {tp2.MeasuredRps:F1} req/s)");
+    }
+}
