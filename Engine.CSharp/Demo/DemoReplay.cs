@@ -9,8 +9,18 @@ using OServe.Models;
 
 namespace OServe.Engine.Demo;
 
+/// <summary>What the load generator measured in one replay (latencies in ms, NaN when nothing completed).</summary>
+public sealed record RunMetrics(int Sent, int Completed, double P99TtftMs, double P99E2eMs, double P50E2eMs, double OutputTokensPerS, double DurationS)
+{
+    public static RunMetrics Of(BenchResult r)
+    {
+        double Ms(BenchMetric m, double p) => r.Completed > 0 && r.Summaries.TryGetValue(m, out var s) ? s.PercentileMs(p) : double.NaN;
+        return new RunMetrics(r.NumPrompts, r.Completed, Ms(BenchMetric.Ttft, 99), Ms(BenchMetric.E2el, 99), Ms(BenchMetric.E2el, 50), r.OutputThroughput, r.Duration);
+    }
+}
+
 /// <summary>One replay of the demo workload on one deployment: the adaptive one (controller on) or a static plan.</summary>
-public sealed record RunResult(string Deployment, int Repeat, BenchResult Bench, AccountingResult Accounting, ControllerLog? Log, Plan Initial, Plan Final)
+public sealed record RunResult(string Deployment, int Repeat, RunMetrics Metrics, AccountingResult Accounting, ControllerLog? Log, Plan Initial, Plan Final)
 {
     public const string Adaptive = "adaptive";
 
@@ -20,9 +30,6 @@ public sealed record RunResult(string Deployment, int Repeat, BenchResult Bench,
     public int NumSwitches => Log is null ? 0 : SwitchExplainer.Applied(Log).Count(a => a.Kind == SwitchDecisionKind.Switch);
 
     public int NumReroutes => Log is null ? 0 : SwitchExplainer.Applied(Log).Count(a => a.Kind == SwitchDecisionKind.Reroute);
-
-    public double Percentile(BenchMetric metric, double p) =>
-        Bench.Summaries.TryGetValue(metric, out var s) ? s.PercentileMs(p) : double.NaN;
 }
 
 /// <summary>
@@ -81,10 +88,11 @@ public static class DemoReplay
             await controlLoop;
             await accounting.WaitForAsync(result.Completed, TimeSpan.FromSeconds(2), cancellationToken);
             var books = accounting.Check(result.NumPrompts, result.Completed);
+            var metrics = RunMetrics.Of(result);
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{phase}: {books.Describe()} in {result.Duration:F1} s; P99 TTFT {Ms(result, BenchMetric.Ttft)} ms, P99 E2E {Ms(result, BenchMetric.E2el)} ms; " +
+                $"{phase}: {books.Describe()} in {result.Duration:F1} s; P99 TTFT {metrics.P99TtftMs:F0} ms, P99 E2E {metrics.P99E2eMs:F0} ms; " +
                 $"final plan {PlanText.Replicas(runtime.Current)}"));
-            return new RunResult(deployment, repeat, result, books, log, plan, runtime.Current);
+            return new RunResult(deployment, repeat, metrics, books, log, plan, runtime.Current);
         }
         finally
         {
@@ -93,7 +101,4 @@ public static class DemoReplay
             await app.StopAsync(CancellationToken.None);
         }
     }
-
-    private static string Ms(BenchResult r, BenchMetric m) =>
-        r.Summaries.TryGetValue(m, out var s) ? s.PercentileMs(99).ToString("F0", CultureInfo.InvariantCulture) : "-";
 }

@@ -1,5 +1,4 @@
 using System.Globalization;
-using OServe.Engine.Benchmarking;
 
 namespace OServe.Engine.Demo;
 
@@ -33,12 +32,14 @@ public sealed record Verdict(string Metric, string Static, Spread Adaptive, Spre
     public string Describe()
     {
         var inv = CultureInfo.InvariantCulture;
-        bool same = Adaptive.Mean == StaticSpread.Mean;
-        string how = same ? "the same"
-            : Better ? string.Create(inv, $"{(LowerIsBetter ? "lower" : "higher")} by {Math.Abs(Factor - 1) * 100:F0}% ({Factor:F2}x)") +
-                (BeyondSpread ? ", beyond the run-to-run spread" : Adaptive.Count < 2 ? ", one replay each: spread not measured" : ", but WITHIN the run-to-run spread")
-            : string.Create(inv, $"WORSE by {Math.Abs(1 / Factor - 1) * 100:F0}%");
-        return $"{Metric}: adaptive vs {Static}: {how}";
+        // The change relative to the static deployment's mean, in the metric's good direction.
+        double percent = 100 * Math.Abs(Adaptive.Mean - StaticSpread.Mean) / StaticSpread.Mean;
+        string values = string.Create(inv, $"{Adaptive.Mean:F0} vs {StaticSpread.Mean:F0}");
+        string how = Adaptive.Mean == StaticSpread.Mean ? "the same"
+            : Better ? string.Create(inv, $"{(LowerIsBetter ? "lower" : "higher")} by {percent:F0}%") +
+                (BeyondSpread ? ", beyond the run-to-run spread" : Adaptive.Count < 2 ? " (one replay each: spread not measured)" : ", but WITHIN the run-to-run spread")
+            : string.Create(inv, $"WORSE by {percent:F0}%");
+        return $"{Metric}: adaptive vs {Static}: {values}, {how}";
     }
 }
 
@@ -48,13 +49,13 @@ public sealed record Verdict(string Metric, string Static, Spread Adaptive, Spre
 /// </summary>
 public sealed record DemoSummary(IReadOnlyList<RunResult> Runs)
 {
-    public static readonly (string Name, Func<RunResult, double> Value, bool LowerIsBetter, string Unit)[] Metrics =
+    public static readonly (string Name, Func<RunMetrics, double> Value, bool LowerIsBetter, string Unit)[] Metrics =
     [
-        ("P99 TTFT", r => r.Percentile(BenchMetric.Ttft, 99), true, "ms"),
-        ("P99 E2E", r => r.Percentile(BenchMetric.E2el, 99), true, "ms"),
-        ("P50 E2E", r => r.Percentile(BenchMetric.E2el, 50), true, "ms"),
-        ("completed", r => r.Bench.Completed, false, "req"),
-        ("output tok/s", r => r.Bench.OutputThroughput, false, "tok/s"),
+        ("P99 TTFT", m => m.P99TtftMs, true, "ms"),
+        ("P99 E2E", m => m.P99E2eMs, true, "ms"),
+        ("P50 E2E", m => m.P50E2eMs, true, "ms"),
+        ("completed", m => m.Completed, false, "req"),
+        ("output tok/s", m => m.OutputTokensPerS, false, "tok/s"),
     ];
 
     /// <summary>The three metrics the verdict is about (the issue's): P99 TTFT, P99 E2E, completed requests.</summary>
@@ -66,7 +67,7 @@ public sealed record DemoSummary(IReadOnlyList<RunResult> Runs)
     public Spread Of(string deployment, string metric)
     {
         var m = Metrics.Single(x => x.Name == metric);
-        return Spread.Of(Runs.Where(r => r.Deployment == deployment).Select(m.Value));
+        return Spread.Of(Runs.Where(r => r.Deployment == deployment).Select(r => m.Value(r.Metrics)));
     }
 
     public IReadOnlyList<Verdict> Verdicts() =>
@@ -86,7 +87,7 @@ public sealed record DemoSummary(IReadOnlyList<RunResult> Runs)
         var inv = CultureInfo.InvariantCulture;
         var sb = new System.Text.StringBuilder();
         int repeats = Runs.Count(r => r.IsAdaptive);
-        sb.AppendLine(string.Create(inv, $"summary: {Runs[0].Bench.NumPrompts} requests per replay, {repeats} replay(s) of each deployment, interleaved; " +
+        sb.AppendLine(string.Create(inv, $"summary: {Runs[0].Metrics.Sent} requests per replay, {repeats} replay(s) of each deployment, interleaved; " +
             $"switches applied per adaptive replay: {string.Join(", ", Runs.Where(r => r.IsAdaptive).Select(r => r.NumSwitches))}"));
         sb.AppendLine(string.Create(inv, $"  {"metric",-14}") + string.Concat(Deployments.Select(d => string.Create(inv, $" {d,24}"))));
         foreach (var m in Metrics)

@@ -54,13 +54,8 @@ public static class SwitchExplainer
                 yield return "  forecast for the next window: " + string.Join(", ", f.TypeNames.Select((t, j) => string.Create(inv, $"{t} {f.Forecast[j]:F2}"))) +
                     " req/s (observed " + string.Join(", ", f.TypeNames.Select((t, j) => string.Create(inv, $"{t} {f.Observed[j]:F2}"))) + ")";
             if (c.Forecast is { } fc && candidates is not null)
-            {
-                string running = PlanText.Replicas(before), chosen = PlanText.Replicas(after);
-                foreach (var k in candidates(fc.Forecast))
-                    yield return string.Create(inv,
-                        $"  candidate {k.Shape,-8}: serves {k.ServedRps,6:F2} of {k.DemandRps:F2} req/s, mean latency {k.MeanLatencyS * 1e3,6:F0} ms") +
-                        (k.Shape == chosen ? "  <- chosen" : k.Shape == running ? "  (was running)" : "");
-            }
+                foreach (var line in Candidates(candidates(fc.Forecast), PlanText.Replicas(before), PlanText.Replicas(after)))
+                    yield return line;
             yield return "  expected gain: " + (c.Decision.Reason.Length > 0 ? c.Decision.Reason : "(no reason given)") +
                 string.Create(inv, $"; switch estimated at {c.Decision.EstSeconds:F3} s");
             yield return string.Create(inv, $"  applied in {c.Result.Result.Seconds:F2} s: {c.Result.Result.Detail}");
@@ -68,9 +63,23 @@ public static class SwitchExplainer
         }
         if (n == 0)
         {
-            var keeps = run.Log.OfType<SwitchDecisionEvent>().Where(d => d.Kind is SwitchDecisionKind.Keep or SwitchDecisionKind.Skip && d.Reason.Length > 0).TakeLast(2);
-            yield return $"{run.Deployment} #{run.Repeat}: no switch applied; the planner's last reasons: " +
-                string.Join(" | ", keeps.Select(k => $"window {k.Window}: {k.Reason}"));
+            yield return $"{run.Deployment} #{run.Repeat}: no switch applied; it served {PlanText.Replicas(run.Initial)} throughout";
+            // What the planner saw at the busiest forecast: why even that did not move it.
+            var busiest = run.Log.OfType<ForecastEvent>().MaxBy(f => f.Forecast.Sum());
+            if (busiest is not null && candidates is not null)
+            {
+                yield return string.Create(inv, $"  at its busiest forecast (window {busiest.Window}: ") +
+                    string.Join(", ", busiest.TypeNames.Select((t, j) => string.Create(inv, $"{t} {busiest.Forecast[j]:F2}"))) + " req/s) the planner estimated:";
+                foreach (var line in Candidates(candidates(busiest.Forecast), PlanText.Replicas(run.Initial), ""))
+                    yield return line;
+            }
+            if (run.Log.OfType<SwitchDecisionEvent>().LastOrDefault(d => d.Window == busiest?.Window) is { Reason.Length: > 0 } d)
+                yield return $"  and decided: {d.Kind.ToString().ToLowerInvariant()}, {d.Reason}";
         }
     }
+
+    private static IEnumerable<string> Candidates(IReadOnlyList<DemoPlanning.Candidate> candidates, string running, string chosen) =>
+        candidates.Select(k => string.Create(CultureInfo.InvariantCulture,
+            $"  candidate {k.Shape,-8}: serves {k.ServedRps,6:F2} of {k.DemandRps:F2} req/s, mean latency {k.MeanLatencyS * 1e3,6:F0} ms") +
+            (k.Shape == chosen ? "  <- chosen" : k.Shape == running ? "  (was running)" : ""));
 }
