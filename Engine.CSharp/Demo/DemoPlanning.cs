@@ -28,7 +28,8 @@ public static class DemoPlanning
             return FSharpResult<Unit, string>.NewOk(null!);
         }));
 
-    public static PlannerOptions Solver { get; } = new() { MaxSolveSeconds = 1.0 };
+    /// <summary>A tiny model (two devices, two shapes) solves in milliseconds; the cap keeps a re-plan within a short window on a busy machine.</summary>
+    public static PlannerOptions Solver { get; } = new() { MaxSolveSeconds = 0.5 };
 
     public static Plan InitialPlan(Cluster cluster, ModelCard card, CostCoefficients k, IReadOnlyList<RequestTypeSpec> types, double windowS)
     {

@@ -8,7 +8,7 @@ namespace OServe.Engine.Demo;
 public sealed record DemoRequestShapes
 {
     public int ChatInput { get; init; } = 48;
-    public int ChatOutput { get; init; } = 16;
+    public int ChatOutput { get; init; } = 12;
     public int LongInput { get; init; } = 1024;
     public int LongOutput { get; init; } = 4;
 
@@ -28,8 +28,8 @@ public sealed record DemoRequestShapes
 /// <summary>Arrival rates of the demo workload, requests/s: long prompts in their phases, chats at the bottom and top of their burst.</summary>
 public sealed record DemoRates(double LongRps, double ChatLowRps, double ChatPeakRps)
 {
-    /// <summary>Chat burst peak as a fraction of the measured chat throughput of 2 x tp1.</summary>
-    public const double PeakShare = 0.7;
+    /// <summary>The chat burst peaks at most at this fraction of 2 x tp1's measured chat throughput.</summary>
+    public const double PeakShare = 0.75;
     /// <summary>Chats at the foot of the ramps as a fraction of the peak.</summary>
     public const double LowShare = 0.15;
     /// <summary>Long-prompt load: this fraction of one prompt's TTFT on the faster deployment, per second.</summary>
@@ -38,17 +38,17 @@ public sealed record DemoRates(double LongRps, double ChatLowRps, double ChatPea
     public DemoRates Scaled(double k) => new(LongRps * k, ChatLowRps * k, ChatPeakRps * k);
 
     /// <summary>
-    /// Rates sized to what this machine measured: the chat peak at <see cref="PeakShare"/> of
-    /// 2 x tp1's chat throughput (above 1 x tp2's when the trade-off is there), long prompts at
-    /// <see cref="LongUtilization"/> of the faster deployment's one-prompt time, so both regimes
-    /// exist whatever the machine's speed.
+    /// Rates sized to what this machine measured, so both regimes exist whatever its speed: the
+    /// chat peak at 1 x tp2's chat throughput (it saturates there), but at most
+    /// <see cref="PeakShare"/> of 2 x tp1's (which must keep up); long prompts at
+    /// <see cref="LongUtilization"/> of the faster deployment's one-prompt time.
     /// </summary>
     public static DemoRates For(ShapeFigures tp2, ShapeFigures twoTp1)
     {
-        double peak = PeakShare * Math.Max(twoTp1.MeasuredRps, tp2.MeasuredRps);
+        double peak = Math.Min(tp2.MeasuredRps, PeakShare * twoTp1.MeasuredRps);
         double ttft = Math.Min(tp2.MeasuredTtftS, twoTp1.MeasuredTtftS);
         if (!(peak > 0) || !(ttft > 0) || !double.IsFinite(peak) || !double.IsFinite(ttft))
-            throw new ArgumentException($"calibration gave no usable figures (chat throughput {peak / PeakShare} req/s, long TTFT {ttft} s)");
+            throw new ArgumentException($"calibration gave no usable figures (chat throughput {tp2.MeasuredRps} and {twoTp1.MeasuredRps} req/s, long TTFT {ttft} s)");
         return new DemoRates(LongUtilization / ttft, LowShare * peak, peak);
     }
 }
