@@ -1,9 +1,3 @@
-using OServe.Contracts;
-using OServe.Engine.Execution;
-using OServe.Engine.Orchestration;
-using OServe.Models;
-using OServe.Models.Parallelism;
-
 namespace OServe.Engine.Demo;
 
 /// <summary>`oserve demo` settings; the defaults finish in about two minutes on 2 cores.</summary>
@@ -24,10 +18,10 @@ public sealed record DemoOptions
     /// <summary>Where to write the calibrated profile (planner format); null: not written.</summary>
     public string? ProfileOutPath { get; init; }
     /// <summary>Simulated seconds of the paper-scale section's trace.</summary>
-    public double PaperScaleDurationS { get; init; } = 600;
+    public double PaperScaleDurationS { get; init; } = 300;
     public bool PaperScale { get; init; } = true;
 
-    public static DemoOptions Quick => new() { DurationS = 6, WindowS = 0.5, Repeats = 1, CalibrationRepeats = 2, PaperScaleDurationS = 300 };
+    public static DemoOptions Quick => new() { DurationS = 6, WindowS = 0.5, Repeats = 1, CalibrationRepeats = 2, PaperScaleDurationS = 120 };
 
     public void Validate()
     {
@@ -36,23 +30,4 @@ public sealed record DemoOptions
         if (Repeats is < 1 or > 10) throw new ArgumentException($"--repeats: must be in 1..10, got {Repeats}");
         if (!(RateScale > 0) || !double.IsFinite(RateScale)) throw new ArgumentException($"--rate-scale: must be a positive number, got {RateScale}");
     }
-}
-
-/// <summary>
-/// How the demo runs its engines: the built-in model, two logical devices of one core each
-/// (<see cref="PoolDevice.OwnsCore"/>), engine limits sized for a 2-core CPU.
-/// </summary>
-public sealed record DemoRunSettings
-{
-    public EngineSettings Engine { get; init; } = new() { MaxNumSeqs = 16, MaxModelLen = 1280, KvCacheGib = 0.25 };
-    public BuiltInModelOptions Model { get; init; } = new() { MaxSeqLen = 1280 };
-    public double MemoryGibPerDevice { get; init; } = 1.0;
-
-    /// <summary>A plan runtime on a fresh pool of one-core logical devices; cold loads regenerate the built-in weights.</summary>
-    public PlanRuntime Start(LoadedModel model, Cluster cluster, Plan plan) =>
-        PlanRuntime.Start(plan, cluster, model, new RandomWeightStore(model.Config, Model.Seed), new PlanRuntimeOptions
-        {
-            Engine = Engine, Devices = DevicePool.Logical(cluster, oneCoreEach: true),
-            Logger = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance,
-        });
 }

@@ -4,55 +4,6 @@ using OServe.Planner.Workload;
 
 namespace OServe.Engine.Demo;
 
-/// <summary>The demo's two request types: short chats, and long prompts with short answers.</summary>
-public sealed record DemoRequestShapes
-{
-    public int ChatInput { get; init; } = 48;
-    public int ChatOutput { get; init; } = 12;
-    public int LongInput { get; init; } = 1024;
-    public int LongOutput { get; init; } = 4;
-
-    /// <summary>Lengths are drawn uniformly within this fraction of the mean (so requests are not all alike).</summary>
-    public double Jitter { get; init; } = 0.1;
-
-    public void Validate(int maxModelLen)
-    {
-        if (ChatInput < 1 || ChatOutput < 1 || LongInput < 1 || LongOutput < 1)
-            throw new ArgumentException($"demo request lengths must be positive: chat {ChatInput}/{ChatOutput}, long {LongInput}/{LongOutput}");
-        if ((LongInput + LongOutput) * (1 + Jitter) > maxModelLen)
-            throw new ArgumentException($"demo long prompts ({LongInput} + {LongOutput} tokens, +{Jitter:P0}) exceed the model's context of {maxModelLen}");
-        if (LongInput <= ChatInput) throw new ArgumentException($"long prompts ({LongInput} tokens) must be longer than chats ({ChatInput})");
-    }
-}
-
-/// <summary>Arrival rates of the demo workload, requests/s: long prompts in their phases, chats at the bottom and top of their burst.</summary>
-public sealed record DemoRates(double LongRps, double ChatLowRps, double ChatPeakRps)
-{
-    /// <summary>The chat burst peaks at most at this fraction of 2 x tp1's measured chat throughput.</summary>
-    public const double PeakShare = 0.75;
-    /// <summary>Chats at the foot of the ramps as a fraction of the peak.</summary>
-    public const double LowShare = 0.15;
-    /// <summary>Long-prompt load: this fraction of one prompt's TTFT on the faster deployment, per second.</summary>
-    public const double LongUtilization = 0.3;
-
-    public DemoRates Scaled(double k) => new(LongRps * k, ChatLowRps * k, ChatPeakRps * k);
-
-    /// <summary>
-    /// Rates sized to what this machine measured, so both regimes exist whatever its speed: the
-    /// chat peak at 1 x tp2's chat throughput (it saturates there), but at most
-    /// <see cref="PeakShare"/> of 2 x tp1's (which must keep up); long prompts at
-    /// <see cref="LongUtilization"/> of the faster deployment's one-prompt time.
-    /// </summary>
-    public static DemoRates For(ShapeFigures tp2, ShapeFigures twoTp1)
-    {
-        double peak = Math.Min(tp2.MeasuredRps, PeakShare * twoTp1.MeasuredRps);
-        double ttft = Math.Min(tp2.MeasuredTtftS, twoTp1.MeasuredTtftS);
-        if (!(peak > 0) || !(ttft > 0) || !double.IsFinite(peak) || !double.IsFinite(ttft))
-            throw new ArgumentException($"calibration gave no usable figures (chat throughput {tp2.MeasuredRps} and {twoTp1.MeasuredRps} req/s, long TTFT {ttft} s)");
-        return new DemoRates(LongUtilization / ttft, LowShare * peak, peak);
-    }
-}
-
 /// <summary>One stretch of the workload, [FromS, ToS): one request type whose rate goes linearly from RateFrom to RateTo.</summary>
 public sealed record DemoPhase(string Label, double FromS, double ToS, string Type, double RateFromRps, double RateToRps)
 {
