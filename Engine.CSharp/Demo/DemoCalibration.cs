@@ -23,7 +23,8 @@ public sealed record ShapeFigures(string Shape, double PredictedTtftS, double Me
 /// <item>a tp2 replica timed on the long prompt and a decode step: what it loses to the hand-offs
 /// between its two threads beyond the planner's all-reduce bytes becomes the all-reduce latency
 /// (intraNodeLatencySec), spread over the 2 x layers all-reduces of a step;</item>
-/// <item>both deployments (1 x tp2, 2 x tp1) on an idle long prompt (TTFT) and on a burst of
+/// <item>both deployments (1 x tp2, 2 x tp1) on an idle long prompt (TTFT: the best of the tp2
+/// and tp1 timings above, a lone prompt on 2 x tp1 running on one tp1 replica) and on a burst of
 /// 2 x max_num_seqs chats sent at once (requests/s until the last finishes), next to the planner's
 /// estimates (ReplicaCost.estimate: TTFT at light load; saturated rate times replicas).</item>
 /// </list>
@@ -46,35 +47,28 @@ public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadO
         await using (var one = settings.Start(model, onOneCore, DemoShapes.PlanOf(DemoShapes.OneTp1, onOneCore, card.Name, types)))
             cpu = await CpuCostCalibration.MeasureAsync(one, card, settings.Engine.MaxNumSeqs, ct, core, shapes.LongInput);
 
-        var burst = (Count: 2 * settings.Engine.MaxNumSeqs, shapes.ChatInput, shapes.ChatOutput);
-        ShapeMeasurement tp2, twoTp1;
+        // A single prompt on 2 x tp1 runs on one tp1 replica: its TTFT is the one just measured.
+        double ttftTp1 = cpu.LongPrefillSec, ttftTp2, rpsTp2, rpsTwoTp1;
+        int burst = 2 * settings.Engine.MaxNumSeqs;
         await using (var rt = settings.Start(model, provisional, DemoShapes.PlanOf(DemoShapes.Tp2, provisional, card.Name, types)))
         {
-            int vocab = rt.VocabSize ?? 256;
-            await ShapeMeasurement.TimeAsync(rt, vocab, 16, 2, 0, ct);
-            double prefill = double.PositiveInfinity;
-            for (int i = 0; i < repeats; i++) prefill = Math.Min(prefill, (await ShapeMeasurement.TimeAsync(rt, vocab, shapes.LongInput, 1, i, ct)).Last);
-            const int steps = 24;
-            double step = double.PositiveInfinity;
-            for (int i = 0; i < repeats; i++)
-            {
-                var decode = await ShapeMeasurement.TimeAsync(rt, vocab, 16, steps + 1, i, ct);
-                step = Math.Min(step, (decode.Last - decode.First) / steps);
-            }
-            cpu = FitAllReduceLatency(cpu, card, provisional, shapes.LongInput, prefill, step);
-            tp2 = await ShapeMeasurement.RunAsync(DemoShapes.Tp2, rt, shapes.LongInput, repeats, burst, ct);
+            await EngineProbe.TimeAsync(rt, 16, 2, 0, ct); // warm-up: first-call costs stay out of the figures
+            ttftTp2 = await EngineProbe.BestTtftAsync(rt, shapes.LongInput, repeats, ct);
+            cpu = FitAllReduceLatency(cpu, card, provisional, shapes.LongInput, ttftTp2, await EngineProbe.BestDecodeStepAsync(rt, repeats, ct));
+            rpsTp2 = await EngineProbe.BurstRpsAsync(rt, burst, shapes.ChatInput, shapes.ChatOutput, ct);
         }
         await using (var rt = settings.Start(model, provisional, DemoShapes.PlanOf(DemoShapes.TwoTp1, provisional, card.Name, types)))
-            twoTp1 = await ShapeMeasurement.RunAsync(DemoShapes.TwoTp1, rt, shapes.LongInput, repeats, burst, ct);
+        {
+            await EngineProbe.TimeAsync(rt, 16, 2, 0, ct);
+            rpsTwoTp1 = await EngineProbe.BurstRpsAsync(rt, burst, shapes.ChatInput, shapes.ChatOutput, ct);
+        }
 
         var cluster = CpuCostCalibration.Cluster(cpu, 2, settings.MemoryGibPerDevice);
-        ShapeFigures Figures(ShapeMeasurement m, int tp, int replicas)
-        {
-            var ttft = Estimate(cpu.Coefficients, card, cluster, tp, shapes.LongInput, shapes.LongOutput, 0.01).TtftSec;
-            var rate = replicas * Estimate(cpu.Coefficients, card, cluster, tp, shapes.ChatInput, shapes.ChatOutput, 0.85).Rate;
-            return new ShapeFigures(m.Shape, ttft, m.LongTtftS, rate, m.BurstRps);
-        }
-        return new DemoCalibration(cpu, cluster, [Figures(tp2, 2, 1), Figures(twoTp1, 1, 2)], watch.Elapsed.TotalSeconds);
+        ShapeFigures Figures(string shape, int tp, int replicas, double ttft, double rps) => new(shape,
+            Estimate(cpu.Coefficients, card, cluster, tp, shapes.LongInput, shapes.LongOutput, 0.01).TtftSec, ttft,
+            replicas * Estimate(cpu.Coefficients, card, cluster, tp, shapes.ChatInput, shapes.ChatOutput, 0.85).Rate, rps);
+        return new DemoCalibration(cpu, cluster,
+            [Figures(DemoShapes.Tp2, 2, 1, ttftTp2, rpsTp2), Figures(DemoShapes.TwoTp1, 1, 2, ttftTp1, rpsTwoTp1)], watch.Elapsed.TotalSeconds);
     }
 
     /// <summary>

@@ -54,8 +54,15 @@ public static class SwitchExplainer
                 yield return "  forecast for the next window: " + string.Join(", ", f.TypeNames.Select((t, j) => string.Create(inv, $"{t} {f.Forecast[j]:F2}"))) +
                     " req/s (observed " + string.Join(", ", f.TypeNames.Select((t, j) => string.Create(inv, $"{t} {f.Observed[j]:F2}"))) + ")";
             if (c.Forecast is { } fc && candidates is not null)
-                foreach (var line in Candidates(candidates(fc.Forecast), PlanText.Replicas(before), PlanText.Replicas(after)))
+            {
+                var listed = candidates(fc.Forecast);
+                foreach (var line in Candidates(listed, PlanText.Replicas(before), PlanText.Replicas(after)))
                     yield return line;
+                // The planner may answer with neither listed shape (one tp1 replica when one suffices).
+                if (listed.All(k => k.Shape != PlanText.Replicas(after)) && after.Predicted is { } p)
+                    yield return string.Create(inv,
+                        $"  the planner's {PlanText.Replicas(after),-8}: serves {p.ServedRps,6:F2} of {p.DemandRps:F2} req/s, mean latency {(p.MeanLatencyS ?? double.NaN) * 1e3,6:F0} ms  <- chosen");
+            }
             yield return "  expected gain: " + (c.Decision.Reason.Length > 0 ? c.Decision.Reason : "(no reason given)") +
                 string.Create(inv, $"; switch estimated at {c.Decision.EstSeconds:F3} s");
             yield return string.Create(inv, $"  applied in {c.Result.Result.Seconds:F2} s: {c.Result.Result.Detail}");
