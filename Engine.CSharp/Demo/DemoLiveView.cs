@@ -10,7 +10,7 @@ namespace OServe.Engine.Demo;
 /// <summary>
 /// What a replay shows while it runs: plan, observed and forecast rates per type, recent latencies,
 /// switches. A Spectre.Console Live table on a terminal; otherwise a plain line every few seconds
-/// (the controller's own log lines are written as they happen in both cases).
+/// (and, from DemoReplay, a line per switch as it happens).
 /// </summary>
 public sealed class DemoLiveView(string phase, double durationS, BenchProgress progress, Func<string> plan, ControllerLog? log)
 {
@@ -39,7 +39,7 @@ public sealed class DemoLiveView(string phase, double durationS, BenchProgress p
         }
         while (!until.IsCompleted)
         {
-            await Task.WhenAny(until, Task.Delay(TimeSpan.FromSeconds(Math.Clamp(durationS / 10, 1, 5))));
+            await Task.WhenAny(until, Task.Delay(TimeSpan.FromSeconds(Math.Clamp(durationS / 5, 2, 5))));
             if (!until.IsCompleted) output.WriteLine(Line((DateTime.UtcNow - start).TotalSeconds));
         }
     }
