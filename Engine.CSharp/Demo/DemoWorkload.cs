@@ -54,7 +54,14 @@ public sealed record DemoWorkload(Trace Trace, IReadOnlyList<RequestTypeSpec> Ty
             var (input, output) = phase.Type == Chat ? (shapes.ChatInput, shapes.ChatOutput) : (shapes.LongInput, shapes.LongOutput);
             requests.Add(new Request(t, Jitter(rng, input, shapes.Jitter), Jitter(rng, output, shapes.Jitter)));
         }
-        if (requests.Count < 2) throw new ArgumentException($"the demo workload of {durationS} s holds {requests.Count} requests; make it longer or the rates higher");
+        // Every phase holds at least one request: on a slow machine calibration sizes the rates so
+        // low that a short run could draw none, and a replay needs something to serve in each regime.
+        foreach (var p in phases.Where(p => !requests.Any(r => r.Arrival >= p.FromS && r.Arrival < p.ToS)))
+        {
+            var (input, output) = p.Type == Chat ? (shapes.ChatInput, shapes.ChatOutput) : (shapes.LongInput, shapes.LongOutput);
+            requests.Add(new Request((p.FromS + p.ToS) / 2, input, output));
+        }
+        requests.Sort((a, b) => a.Arrival.CompareTo(b.Arrival));
         var trace = new Trace("oserve demo (phased long prompts / chat burst)", requests.ToArray(), 0, "");
 
         // The initial plan is made for the first window's demand, as a deployment started for the traffic it meets.

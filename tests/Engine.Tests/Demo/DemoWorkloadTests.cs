@@ -56,6 +56,14 @@ public sealed class DemoWorkloadTests
     }
 
     [Fact]
+    public void Every_phase_holds_a_request_even_at_rates_too_low_to_draw_one()
+    {
+        var w = DemoWorkload.Build(Shapes, new DemoRates(0.001, 0.001, 0.002), 3, 0.5, seed: 1);
+        Assert.All(w.CountPerPhase(), n => Assert.True(n >= 1));
+        Assert.Equal(DemoWorkload.Long, w.Phases.First(p => w.Trace.Requests[0].Arrival < p.ToS).Type);
+    }
+
+    [Fact]
     public void The_same_seed_gives_the_same_trace()
     {
         var a = DemoWorkload.Build(Shapes, Rates, 30, 1, seed: 5);
