@@ -59,7 +59,8 @@ public sealed record CpuCalibration
 /// a larger batch) and the coefficients are fitted so the planner's own formulas (ReplicaCost) give
 /// back those times for a replica that owns the whole machine:
 /// <list type="bullet">
-/// <item>iterationOverheadSec = intercept of prefill time over prompt length (two lengths);</item>
+/// <item>iterationOverheadSec = intercept of prefill time over prompt length (two lengths, both
+/// at most 384 tokens, where attention's quadratic term is small);</item>
 /// <item>prefillMfu = 2 * params * P / (flops * (t_prefill(P) - overhead)) for the longer P;</item>
 /// <item>decodeHbmEfficiency = (weight bytes + KV bytes read) / (bandwidth * (t_decode(1) - overhead));</item>
 /// <item>decodeMfu = 2 * params * B / (flops * (t_decode(B) - overhead));</item>
@@ -85,6 +86,11 @@ public static class CpuCostCalibration
         await TimeRequestAsync(engine, vocab, 16, 4, cancellationToken); // warm-up
         var shortPrefill = Math.Min(await PrefillAsync(engine, vocab, shortP, cancellationToken), await PrefillAsync(engine, vocab, shortP, cancellationToken));
         var longPrefill = Math.Min(await PrefillAsync(engine, vocab, longP, cancellationToken), await PrefillAsync(engine, vocab, longP, cancellationToken));
+        // Beyond a few hundred tokens attention's quadratic term bends the curve, and a line through
+        // (short, long) would cut the time axis below zero: the intercept then comes from a shorter point.
+        int midP = longP <= 384 ? longP : 192;
+        var midPrefill = midP == longP ? longPrefill
+            : Math.Min(await PrefillAsync(engine, vocab, midP, cancellationToken), await PrefillAsync(engine, vocab, midP, cancellationToken));
         var decode1 = await DecodeStepAsync(engine, vocab, 1, cancellationToken);
         var decodeB = await DecodeStepAsync(engine, vocab, batch, cancellationToken);
 
@@ -92,7 +98,7 @@ public static class CpuCostCalibration
         double p = model.TotalParams;
         // Two points of prefill time over length: the intercept is the fixed cost of a step. Kept
         // below half the cheapest step so noise cannot leave a negative compute time.
-        var slope = Math.Max(0, (longPrefill - shortPrefill) / (longP - shortP));
+        var slope = Math.Max(0, (midPrefill - shortPrefill) / (midP - shortP));
         var overhead = Math.Clamp(shortPrefill - slope * shortP, 0, 0.5 * Math.Min(decode1, shortPrefill));
         const int decodeContext = 32;
         var values = new Dictionary<string, string>

@@ -20,8 +20,8 @@ public sealed record ShapeFigures(string Shape, double PredictedTtftS, double Me
 /// <item>one core's matmul FLOP/s and copy bandwidth (a thread with one intra-op thread);</item>
 /// <item>a tp1 replica on one device timed at two prompt lengths (the longer the workload's long
 /// prompt) and two decode batches, which fits the roofline coefficients (<see cref="CpuCostCalibration"/>);</item>
-/// <item>a tp2 replica timed on the long prompt and a decode step: what it loses to the hand-offs
-/// between its two threads beyond the planner's all-reduce bytes becomes the all-reduce latency
+/// <item>a tp2 replica timed on a decode step: what it loses to the hand-offs between its two
+/// threads beyond the planner's all-reduce bytes becomes the all-reduce latency
 /// (intraNodeLatencySec), spread over the 2 x layers all-reduces of a step;</item>
 /// <item>both deployments (1 x tp2, 2 x tp1) on an idle long prompt (TTFT: the best of the tp2
 /// and tp1 timings above, a lone prompt on 2 x tp1 running on one tp1 replica) and on a burst of
@@ -54,7 +54,7 @@ public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadO
         {
             await EngineProbe.TimeAsync(rt, 16, 2, 0, ct); // warm-up: first-call costs stay out of the figures
             ttftTp2 = await EngineProbe.BestTtftAsync(rt, shapes.LongInput, repeats, ct);
-            cpu = FitAllReduceLatency(cpu, card, provisional, shapes.LongInput, ttftTp2, await EngineProbe.BestDecodeStepAsync(rt, repeats, ct));
+            cpu = FitAllReduceLatency(cpu, card, provisional, await EngineProbe.BestDecodeStepAsync(rt, repeats, ct));
             rpsTp2 = await EngineProbe.BurstRpsAsync(rt, burst, shapes.ChatInput, shapes.ChatOutput, ct);
         }
         await using (var rt = settings.Start(model, provisional, DemoShapes.PlanOf(DemoShapes.TwoTp1, provisional, card.Name, types)))
@@ -72,18 +72,17 @@ public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadO
     }
 
     /// <summary>
-    /// The all-reduce latency that makes the planner's tp2 step times match the measured ones: the
-    /// mean of the prefill and decode residuals (measured minus predicted without latency) over
-    /// the 2 x layers all-reduces of one step; never negative.
+    /// The all-reduce latency that makes the planner's tp2 decode step match the measured one: the
+    /// residual (measured minus predicted without latency) over the 2 x layers all-reduces of a
+    /// step; never negative. The decode step, not the prefill: there the hand-offs are a large
+    /// share of a few milliseconds, while a long prefill's compute noise would swamp them.
     /// </summary>
-    public static CpuCalibration FitAllReduceLatency(CpuCalibration cpu, ModelCard card, Cluster cluster, int promptTokens, double measuredPrefillS, double measuredDecodeStepS)
+    public static CpuCalibration FitAllReduceLatency(CpuCalibration cpu, ModelCard card, Cluster cluster, double measuredDecodeStepS)
     {
         var none = cpu.With("intraNodeLatencySec", 0);
         var (k, m, links, config) = Inputs(none.Coefficients, card, cluster, 2);
-        double prefill = ReplicaCost.prefillSec(k, m, links, config, 1, promptTokens);
         double decode = ReplicaCost.decodeCycleSec(k, m, links, config, 1, 16);
-        double residual = ((measuredPrefillS - prefill) + (measuredDecodeStepS - decode)) / 2;
-        return cpu.With("intraNodeLatencySec", Math.Max(0, residual / (2.0 * m.NumLayers)));
+        return cpu.With("intraNodeLatencySec", Math.Max(0, (measuredDecodeStepS - decode) / (2.0 * m.NumLayers)));
     }
 
     /// <summary>The planner's steady-state estimate of one tp-way replica on one request type at utilization <paramref name="rho"/>.</summary>

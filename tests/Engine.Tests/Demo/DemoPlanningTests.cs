@@ -2,6 +2,7 @@ using OServe.Contracts;
 using OServe.Engine.Control;
 using OServe.Engine.Demo;
 using OServe.Planner.CostModel;
+using OServe.Planner.Planning;
 using Xunit;
 
 namespace OServe.Engine.Tests.Demo;
@@ -64,5 +65,37 @@ public sealed class DemoPlanningTests
         Assert.Equal([DemoShapes.Tp2, DemoShapes.TwoTp1], candidates.Select(c => c.Shape));
         Assert.All(candidates, c => Assert.Equal(2.02, c.DemandRps, 3));
         Assert.True(candidates[0].MeanLatencyS < candidates[1].MeanLatencyS, "one tp2 replica is the faster on light long prompts");
+    }
+}
+
+public sealed class DemoCalibrationTests
+{
+    [Fact]
+    public void The_all_reduce_latency_is_what_the_tp2_decode_step_loses_beyond_the_model_spread_over_its_all_reduces()
+    {
+        var values = new Dictionary<string, string>
+        {
+            ["iterationOverheadSec"] = "0.002", ["prefillMfu"] = "2", ["decodeMfu"] = "1", ["decodeHbmEfficiency"] = "1",
+            ["linkEfficiency"] = "1", ["workspaceBytes"] = (64L << 20).ToString(), ["minKvTokens"] = "1280", ["maxNumSeqs"] = "16",
+        };
+        var cpu = new CpuCalibration
+        {
+            MatmulFlops = 50e9, CopyBytesPerSec = 15e9, PerCore = true, ShortPrefillTokens = 32, ShortPrefillSec = 0.01, LongPrefillTokens = 1024,
+            LongPrefillSec = 0.2, DecodeStepSec = 0.006, DecodeBatch = 8, BatchedDecodeStepSec = 0.01,
+            Coefficients = CostCoefficientsModule.ofMap("test", values).ResultValue, Values = values,
+        };
+        var cluster = CpuCostCalibration.Cluster(cpu, 2, 1.0);
+        var card = OServe.Engine.Orchestration.ModelCardOf.Llama(
+            OServe.Models.BuiltInModel.ConfigOf(new DemoRunSettings().Model), "builtin", TorchSharp.torch.ScalarType.Float32);
+        var none = DemoCalibration.FitAllReduceLatency(cpu, card, cluster, 0); // faster than the model: never a negative latency
+        Assert.Equal(0, none.Coefficients.IntraNodeLatencySec);
+        var (k, m) = (none.Coefficients, ContractMapping.model(card));
+        var node = ContractMapping.cluster(cluster).ResultValue.Nodes[0];
+        double predicted = ReplicaCost.decodeCycleSec(k, m, new Links(node.IntraLinkBytesPerSec, node.IntraLinkBytesPerSec), new ReplicaConfig(node.Gpu, 2, 1, false), 1, 16);
+
+        var fitted = DemoCalibration.FitAllReduceLatency(cpu, card, cluster, predicted + 2 * m.NumLayers * 100e-6);
+
+        Assert.Equal(100e-6, fitted.Coefficients.IntraNodeLatencySec, 9);
+        Assert.Contains("all-reduce latency 100 us", fitted.Describe());
     }
 }
