@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using OServe.Contracts;
 using OServe.Engine.Execution;
+using OServe.Models.Parallelism;
 using OServe.Planner.CostModel;
 using OServe.Planner.Planning;
 using TorchSharp;
@@ -22,22 +23,44 @@ public sealed record CpuCalibration
     public required double BatchedDecodeStepSec { get; init; }
     public required CostCoefficients Coefficients { get; init; }
 
+    /// <summary>
+    /// True when <see cref="MatmulFlops"/> and <see cref="CopyBytesPerSec"/> are one core's (measured
+    /// on a thread with one intra-op thread) and each logical device owns a core; false when they
+    /// are the whole machine's, shared by the devices.
+    /// </summary>
+    public bool PerCore { get; init; }
+
+    /// <summary>The coefficient values as the planner's profile reader took them (camelCase keys).</summary>
+    public required IReadOnlyDictionary<string, string> Values { get; init; }
+
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
-        $"matmul {MatmulFlops / 1e9:F1} GFLOP/s, copy {CopyBytesPerSec / 1e9:F1} GB/s; prefill {ShortPrefillTokens} tok {ShortPrefillSec * 1e3:F1} ms, " +
+        $"matmul {MatmulFlops / 1e9:F1} GFLOP/s, copy {CopyBytesPerSec / 1e9:F1} GB/s{(PerCore ? " (one core)" : "")}; prefill {ShortPrefillTokens} tok {ShortPrefillSec * 1e3:F1} ms, " +
         $"{LongPrefillTokens} tok {LongPrefillSec * 1e3:F1} ms; decode step {DecodeStepSec * 1e3:F1} ms (batch 1), {BatchedDecodeStepSec * 1e3:F1} ms (batch {DecodeBatch}); " +
         $"fitted overhead {Coefficients.IterationOverheadSec * 1e3:F2} ms/step, prefill MFU {Coefficients.PrefillMfu:F3}, decode MFU {Coefficients.DecodeMfu:F3}, " +
-        $"decode bandwidth efficiency {Coefficients.DecodeHbmEfficiency:F3}");
+        $"decode bandwidth efficiency {Coefficients.DecodeHbmEfficiency:F3}") +
+        (Values.ContainsKey("intraNodeLatencySec") ? string.Create(CultureInfo.InvariantCulture, $", all-reduce latency {Coefficients.IntraNodeLatencySec * 1e6:F0} us") : "");
+
+    /// <summary>The same calibration with coefficient <paramref name="key"/> (camelCase, as in a profile) set to <paramref name="value"/>.</summary>
+    public CpuCalibration With(string key, double value)
+    {
+        var values = new Dictionary<string, string>(Values) { [key] = value.ToString("R", CultureInfo.InvariantCulture) };
+        return this with { Values = values, Coefficients = CpuCostCalibration.Read(values) };
+    }
 }
 
 /// <summary>
 /// Makes the planner's cost model describe this CPU instead of a GPU. Logical CPU devices share
 /// the machine fairly: each of N devices is given 1/N of the measured matmul FLOP/s and copy
 /// bandwidth (the planner's "Tflops" and "HbmGbps"), and the intra-node link is the measured copy
-/// bandwidth. Then the real engine is timed (two prefill lengths, a decode step at batch 1 and at
+/// bandwidth; or, for devices that own one core each (PoolDevice.OwnsCore), the figures are
+/// measured on one thread with one intra-op thread and each device gets them whole
+/// (<see cref="MeasureOneCore"/>, then <c>MeasureAsync(..., oneCore)</c> on an engine of one
+/// such device). Then the real engine is timed (two prefill lengths, a decode step at batch 1 and at
 /// a larger batch) and the coefficients are fitted so the planner's own formulas (ReplicaCost) give
 /// back those times for a replica that owns the whole machine:
 /// <list type="bullet">
-/// <item>iterationOverheadSec = intercept of prefill time over prompt length (two lengths);</item>
+/// <item>iterationOverheadSec = intercept of prefill time over prompt length (two lengths, both
+/// at most 384 tokens, where attention's quadratic term is small);</item>
 /// <item>prefillMfu = 2 * params * P / (flops * (t_prefill(P) - overhead)) for the longer P;</item>
 /// <item>decodeHbmEfficiency = (weight bytes + KV bytes read) / (bandwidth * (t_decode(1) - overhead));</item>
 /// <item>decodeMfu = 2 * params * B / (flops * (t_decode(B) - overhead));</item>
@@ -50,15 +73,24 @@ public static class CpuCostCalibration
 {
     public const string DeviceTypeName = "cpu-logical";
 
-    public static async Task<CpuCalibration> MeasureAsync(IInferenceEngine engine, ModelCard card, int maxNumSeqs, CancellationToken cancellationToken)
+    /// <param name="oneCore">this core's figures from <see cref="MeasureOneCore"/> when <paramref name="engine"/> runs on
+    /// one core-owning device; null: the machine's figures are measured here (every core, the calling thread's torch threads).</param>
+    /// <param name="longPromptTokens">the longer of the two prefill lengths timed (default 384): the prompt length the fit must be right at.</param>
+    public static async Task<CpuCalibration> MeasureAsync(IInferenceEngine engine, ModelCard card, int maxNumSeqs, CancellationToken cancellationToken,
+        (double Flops, double CopyBytesPerSec)? oneCore = null, int longPromptTokens = 384)
     {
-        var flops = MatmulFlops();
-        var copy = CopyBytesPerSec();
+        var flops = oneCore?.Flops ?? MatmulFlops();
+        var copy = oneCore?.CopyBytesPerSec ?? CopyBytesPerSec();
         var vocab = engine.VocabSize ?? 256;
-        int shortP = 32, longP = Math.Min(384, engine.MaxModelLength - 2), batch = Math.Min(8, maxNumSeqs);
+        int shortP = 32, longP = Math.Clamp(longPromptTokens, shortP + 1, engine.MaxModelLength - 2), batch = Math.Min(8, maxNumSeqs);
         await TimeRequestAsync(engine, vocab, 16, 4, cancellationToken); // warm-up
         var shortPrefill = Math.Min(await PrefillAsync(engine, vocab, shortP, cancellationToken), await PrefillAsync(engine, vocab, shortP, cancellationToken));
         var longPrefill = Math.Min(await PrefillAsync(engine, vocab, longP, cancellationToken), await PrefillAsync(engine, vocab, longP, cancellationToken));
+        // Beyond a few hundred tokens attention's quadratic term bends the curve, and a line through
+        // (short, long) would cut the time axis below zero: the intercept then comes from a shorter point.
+        int midP = longP <= 384 ? longP : 192;
+        var midPrefill = midP == longP ? longPrefill
+            : Math.Min(await PrefillAsync(engine, vocab, midP, cancellationToken), await PrefillAsync(engine, vocab, midP, cancellationToken));
         var decode1 = await DecodeStepAsync(engine, vocab, 1, cancellationToken);
         var decodeB = await DecodeStepAsync(engine, vocab, batch, cancellationToken);
 
@@ -66,13 +98,14 @@ public static class CpuCostCalibration
         double p = model.TotalParams;
         // Two points of prefill time over length: the intercept is the fixed cost of a step. Kept
         // below half the cheapest step so noise cannot leave a negative compute time.
-        var slope = Math.Max(0, (longPrefill - shortPrefill) / (longP - shortP));
+        var slope = Math.Max(0, (midPrefill - shortPrefill) / (midP - shortP));
         var overhead = Math.Clamp(shortPrefill - slope * shortP, 0, 0.5 * Math.Min(decode1, shortPrefill));
         const int decodeContext = 32;
         var values = new Dictionary<string, string>
         {
             ["iterationOverheadSec"] = Num(overhead),
-            ["prefillMfu"] = Num(2 * p * longP / (flops * (longPrefill - overhead))),
+            // The planner prices prefill compute as dense + causal attention FLOPs (ReplicaCost.prefillSec).
+            ["prefillMfu"] = Num((2 * p * longP + AttentionFlops(model, longP)) / (flops * (longPrefill - overhead))),
             ["decodeHbmEfficiency"] = Num((model.WeightBytes + decodeContext * (double)model.KvBytesPerToken) / (copy * (decode1 - overhead))),
             ["decodeMfu"] = Num(2 * p * batch / (flops * (decodeB - overhead))),
             ["linkEfficiency"] = "1",
@@ -80,31 +113,75 @@ public static class CpuCostCalibration
             ["minKvTokens"] = card.MaxContext.ToString(CultureInfo.InvariantCulture),
             ["maxNumSeqs"] = maxNumSeqs.ToString(CultureInfo.InvariantCulture),
         };
-        // Through the planner's own profile reader, so a calibration is exactly what a profile file would give.
-        var read = CostCoefficientsModule.ofMap("CPU calibration", values);
-        if (read.IsError) throw new InvalidOperationException(string.Join("; ", read.ErrorValue));
-        var k = read.ResultValue;
         return new CpuCalibration
         {
-            MatmulFlops = flops, CopyBytesPerSec = copy,
+            MatmulFlops = flops, CopyBytesPerSec = copy, PerCore = oneCore is not null,
             ShortPrefillTokens = shortP, ShortPrefillSec = shortPrefill, LongPrefillTokens = longP, LongPrefillSec = longPrefill,
-            DecodeStepSec = decode1, DecodeBatch = batch, BatchedDecodeStepSec = decodeB, Coefficients = k,
+            DecodeStepSec = decode1, DecodeBatch = batch, BatchedDecodeStepSec = decodeB, Coefficients = Read(values), Values = values,
         };
     }
 
-    /// <summary>One node of <paramref name="numDevices"/> logical CPU devices, each 1/N of the measured machine.</summary>
-    public static Cluster Cluster(CpuCalibration c, int numDevices, double memoryGibPerDevice) => new()
+    /// <summary>Through the planner's own profile reader, so a calibration is exactly what a profile file would give.</summary>
+    internal static CostCoefficients Read(IReadOnlyDictionary<string, string> values)
     {
-        Name = $"cpu-x{numDevices}",
-        Description = "logical CPU devices sharing this machine (figures measured by oserve's CPU calibration)",
-        GpuTypes = [new GpuType
+        var read = CostCoefficientsModule.ofMap("CPU calibration", values);
+        if (read.IsError) throw new InvalidOperationException(string.Join("; ", read.ErrorValue));
+        return read.ResultValue;
+    }
+
+    /// <summary>
+    /// Matmul FLOP/s and copy bandwidth of one core: measured on a fresh thread pinned to one
+    /// intra-op thread (<see cref="IntraOpThreads"/>), as a core-owning logical device computes.
+    /// </summary>
+    public static (double Flops, double CopyBytesPerSec) MeasureOneCore()
+    {
+        (double, double) result = default;
+        Exception? error = null;
+        var thread = new Thread(() =>
         {
-            Name = DeviceTypeName, MemoryGib = memoryGibPerDevice,
-            Tflops = c.MatmulFlops / numDevices / 1e12, HbmGbps = c.CopyBytesPerSec / numDevices / 1e9,
-        }],
-        Nodes = [new Node { Name = "cpu", GpuType = DeviceTypeName, Gpus = numDevices, IntraLinkGbps = c.CopyBytesPerSec / 1e9 }],
-        InterNodeLinkGbps = c.CopyBytesPerSec / 1e9,
-    };
+            try
+            {
+                IntraOpThreads.PinCurrentThread(1);
+                result = (MatmulFlops(), CopyBytesPerSec());
+            }
+            catch (Exception e)
+            {
+                error = e;
+            }
+        }) { Name = "oserve-calibrate-core" };
+        thread.Start();
+        thread.Join();
+        if (error is not null) throw new InvalidOperationException("measuring one core: " + error.Message, error);
+        return result;
+    }
+
+    /// <summary>
+    /// One node of <paramref name="numDevices"/> logical CPU devices: each 1/N of the measured
+    /// machine, or, for a per-core calibration (<see cref="CpuCalibration.PerCore"/>), one core each.
+    /// </summary>
+    public static Cluster Cluster(CpuCalibration c, int numDevices, double memoryGibPerDevice) =>
+        Cluster(numDevices, memoryGibPerDevice, c.MatmulFlops, c.CopyBytesPerSec, c.PerCore);
+
+    /// <param name="flops">matmul FLOP/s measured on the machine, or on one core when <paramref name="perCore"/>.</param>
+    /// <param name="copyBytesPerSec">copy bandwidth measured likewise; it is also every link's.</param>
+    public static Cluster Cluster(int numDevices, double memoryGibPerDevice, double flops, double copyBytesPerSec, bool perCore)
+    {
+        double share = perCore ? 1 : numDevices;
+        return new()
+        {
+            Name = $"cpu-x{numDevices}",
+            Description = perCore
+                ? "logical CPU devices of one core each (figures measured by oserve's CPU calibration)"
+                : "logical CPU devices sharing this machine (figures measured by oserve's CPU calibration)",
+            GpuTypes = [new GpuType
+            {
+                Name = DeviceTypeName, MemoryGib = memoryGibPerDevice,
+                Tflops = flops / share / 1e12, HbmGbps = copyBytesPerSec / share / 1e9,
+            }],
+            Nodes = [new Node { Name = "cpu", GpuType = DeviceTypeName, Gpus = numDevices, IntraLinkGbps = copyBytesPerSec / 1e9 }],
+            InterNodeLinkGbps = copyBytesPerSec / 1e9,
+        };
+    }
 
     /// <summary>Writes the coefficients in the planner's profile format (CostCoefficients.load reads it back).</summary>
     public static void WriteProfile(string path, CpuCalibration c)
@@ -117,11 +194,15 @@ public static class CpuCostCalibration
         foreach (var (name, value) in new (string, object)[]
         {
             ("iterationOverheadSec", k.IterationOverheadSec), ("prefillMfu", k.PrefillMfu), ("decodeMfu", k.DecodeMfu),
-            ("decodeHbmEfficiency", k.DecodeHbmEfficiency), ("linkEfficiency", k.LinkEfficiency), ("workspaceBytes", k.WorkspaceBytes),
+            ("decodeHbmEfficiency", k.DecodeHbmEfficiency), ("linkEfficiency", k.LinkEfficiency), ("intraNodeLatencySec", k.IntraNodeLatencySec), ("workspaceBytes", k.WorkspaceBytes),
             ("minKvTokens", k.MinKvTokens), ("maxNumSeqs", k.MaxNumSeqs),
         })
             w.WriteLine(string.Format(inv, "  {0}: {1:R}", name, value));
     }
+
+    /// <summary>ReplicaCost.prefillSec's attention term for one prompt of <paramref name="tokens"/> at the default factor.</summary>
+    private static double AttentionFlops(OServe.Planner.CostModel.ModelSpec m, int tokens) =>
+        CostCoefficientsModule.defaults.AttentionFlopsFactor * 2.0 * m.NumLayers * (double)tokens * tokens * m.NumHeads * m.HeadDim;
 
     private static string Num(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 

@@ -10,7 +10,7 @@ namespace OServe.Engine.Demo;
 /// <summary>
 /// What a replay shows while it runs: plan, observed and forecast rates per type, recent latencies,
 /// switches. A Spectre.Console Live table on a terminal; otherwise a plain line every few seconds
-/// (the controller's own log lines are written as they happen in both cases).
+/// (and, from DemoReplay, a line per switch as it happens).
 /// </summary>
 public sealed class DemoLiveView(string phase, double durationS, BenchProgress progress, Func<string> plan, ControllerLog? log)
 {
@@ -39,7 +39,7 @@ public sealed class DemoLiveView(string phase, double durationS, BenchProgress p
         }
         while (!until.IsCompleted)
         {
-            await Task.WhenAny(until, Task.Delay(TimeSpan.FromSeconds(Math.Clamp(durationS / 10, 1, 5))));
+            await Task.WhenAny(until, Task.Delay(TimeSpan.FromSeconds(Math.Clamp(durationS / 5, 2, 5))));
             if (!until.IsCompleted) output.WriteLine(Line((DateTime.UtcNow - start).TotalSeconds));
         }
     }
@@ -69,13 +69,19 @@ public sealed class DemoLiveView(string phase, double durationS, BenchProgress p
 
     private string Rates()
     {
-        if (log?.OfType<ForecastEvent>().LastOrDefault() is not { } f) return "rates: no window closed yet";
+        if (log is null) return "static plan, no controller";
+        if (log.OfType<ForecastEvent>().LastOrDefault() is not { } f) return "rates: no window closed yet";
         return "observed " + string.Join(" ", f.TypeNames.Select((n, j) => string.Create(CultureInfo.InvariantCulture, $"{n}={f.Observed[j]:F2}"))) +
                ", forecast " + string.Join(" ", f.TypeNames.Select((n, j) => string.Create(CultureInfo.InvariantCulture, $"{n}={f.Forecast[j]:F2}")));
     }
 
-    private string Switches() =>
-        log is null ? "none (static plan)" : log.OfType<SwitchResultEvent>().Count(e => e.Result.Applied && e.FromVersion != e.ToVersion).ToString(CultureInfo.InvariantCulture);
+    private string Switches()
+    {
+        if (log is null) return "none (static plan)";
+        var applied = SwitchExplainer.Applied(log);
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{applied.Count(a => a.Kind == SwitchDecisionKind.Switch)} (and {applied.Count(a => a.Kind == SwitchDecisionKind.Reroute)} re-routes)");
+    }
 
     private (double Ttft, double E2e) Latencies()
     {

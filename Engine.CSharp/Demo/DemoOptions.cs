@@ -1,35 +1,33 @@
 namespace OServe.Engine.Demo;
 
-/// <summary>`oserve demo` settings; the defaults finish in about three and a half minutes on 2 cores.</summary>
+/// <summary>`oserve demo` settings; the defaults finish in about two minutes on 2 cores.</summary>
 public sealed record DemoOptions
 {
-    /// <summary>Length of each of the two replays (adaptive, then static), seconds.</summary>
-    public double DurationS { get; init; } = 90;
-    public double WindowS { get; init; } = 15;
-    /// <summary>Logical CPU devices the planner deploys replicas on.</summary>
-    public int NumDevices { get; init; } = 2;
-    /// <summary>
-    /// Largest TP and PP degree the planner may choose (`--max-parallelism`); null: no limit. 1 by
-    /// default: the logical devices share this machine's cores, so a tp2 replica computes no faster
-    /// than two tp1 replicas, and the default run stays the one measured in Demo/README.md.
-    /// </summary>
-    public int? MaxParallelism { get; init; } = 1;
-    /// <summary>Multiplies every arrival rate of the built-in workload.</summary>
+    /// <summary>Length of each replay, seconds (three deployments x <see cref="Repeats"/> replays run).</summary>
+    public double DurationS { get; init; } = 14;
+    public double WindowS { get; init; } = 1.0;
+    /// <summary>Replays of each deployment, interleaved (adaptive, static, static, adaptive, ...), for the spread.</summary>
+    public int Repeats { get; init; } = 2;
+    /// <summary>Multiplies every arrival rate of the workload (which calibration sizes to this machine).</summary>
     public double RateScale { get; init; } = 1.0;
     public int Seed { get; init; } = 7;
-    /// <summary>A planner profile file to use instead of calibrating the coefficients here.</summary>
+    /// <summary>Best-of count of calibration's latency measurements.</summary>
+    public int CalibrationRepeats { get; init; } = 3;
+    /// <summary>A planner profile file to use instead of the coefficients calibrated here.</summary>
     public string? ProfilePath { get; init; }
     /// <summary>Where to write the calibrated profile (planner format); null: not written.</summary>
     public string? ProfileOutPath { get; init; }
+    /// <summary>Simulated seconds of the paper-scale section's trace.</summary>
+    public double PaperScaleDurationS { get; init; } = 300;
+    public bool PaperScale { get; init; } = true;
 
-    public static DemoOptions Quick => new() { DurationS = 10, WindowS = 2.5, RateScale = 0.8 };
+    public static DemoOptions Quick => new() { DurationS = 6, WindowS = 0.5, Repeats = 1, CalibrationRepeats = 2, PaperScaleDurationS = 120 };
 
     public void Validate()
     {
         if (!(DurationS >= 2) || !double.IsFinite(DurationS)) throw new ArgumentException($"--duration: must be at least 2 seconds, got {DurationS}");
-        if (!(WindowS > 0) || WindowS > DurationS) throw new ArgumentException($"--window: must be in (0, duration {DurationS}] seconds, got {WindowS}");
-        if (NumDevices is < 1 or > 8) throw new ArgumentException($"--devices: must be in 1..8, got {NumDevices}");
-        if (MaxParallelism is < 1) throw new ArgumentException($"--max-parallelism: must be at least 1, got {MaxParallelism}");
+        if (!(WindowS > 0) || WindowS > DurationS / 4) throw new ArgumentException($"--window: must be in (0, duration/4 = {DurationS / 4}] seconds (the workload has four shifts to follow), got {WindowS}");
+        if (Repeats is < 1 or > 10) throw new ArgumentException($"--repeats: must be in 1..10, got {Repeats}");
         if (!(RateScale > 0) || !double.IsFinite(RateScale)) throw new ArgumentException($"--rate-scale: must be a positive number, got {RateScale}");
     }
 }

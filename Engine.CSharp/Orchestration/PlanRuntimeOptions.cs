@@ -23,7 +23,7 @@ public sealed record PlanRuntimeOptions
 
     /// <summary>
     /// The devices behind the plan's device ids. Default (null): a logical CPU device for every GPU
-    /// of the cluster, with the cluster's ids (<see cref="DevicePool.Logical(Cluster)"/>), so each
+    /// of the cluster, with the cluster's ids (<see cref="DevicePool.Logical(Cluster, bool)"/>), so each
     /// replica still holds only its own shards and its own KV cache.
     /// </summary>
     public DevicePool? Devices { get; init; }

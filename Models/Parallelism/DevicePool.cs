@@ -42,20 +42,23 @@ public sealed class DevicePool
         return new DevicePool(Enumerable.Range(0, n).Select(i => new PoolDevice($"{node}/{i}", i, new torch.Device(DeviceType.CUDA, i), isLogical: false)));
     }
 
-    /// <summary><paramref name="count"/> logical devices <paramref name="node"/>/0 .. on the host CPU.</summary>
-    public static DevicePool Logical(int count, string node = "node0")
+    /// <summary>
+    /// <paramref name="count"/> logical devices <paramref name="node"/>/0 .. on the host CPU; with
+    /// <paramref name="oneCoreEach"/> each stands for one core (<see cref="PoolDevice.OwnsCore"/>).
+    /// </summary>
+    public static DevicePool Logical(int count, string node = "node0", bool oneCoreEach = false)
     {
         if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "a device pool needs at least one device");
         CheckNodeName(node);
-        return new DevicePool(Enumerable.Range(0, count).Select(i => new PoolDevice($"{node}/{i}", i, torch.CPU, isLogical: true)));
+        return new DevicePool(Enumerable.Range(0, count).Select(i => new PoolDevice($"{node}/{i}", i, torch.CPU, isLogical: true, oneCoreEach)));
     }
 
     /// <summary>Logical devices for every GPU of <paramref name="cluster"/>, with the cluster's ids, to run a multi-node plan on one host.</summary>
-    public static DevicePool Logical(Cluster cluster)
+    public static DevicePool Logical(Cluster cluster, bool oneCoreEach = false)
     {
         var ids = cluster.AllDevices().ToArray();
         if (ids.Length == 0) throw new ArgumentException($"cluster '{cluster.Name}' has no GPUs", nameof(cluster));
-        return new DevicePool(ids.Select((id, i) => new PoolDevice(id.ToString(), i, torch.CPU, isLogical: true)));
+        return new DevicePool(ids.Select((id, i) => new PoolDevice(id.ToString(), i, torch.CPU, isLogical: true, oneCoreEach)));
     }
 
     public PoolDevice this[string id] =>
@@ -97,5 +100,6 @@ public sealed class DevicePool
             throw new ArgumentException($"node name '{node}' must be non-empty and contain no '/'", nameof(node));
     }
 
-    public override string ToString() => $"{(IsCuda ? "CUDA" : "logical CPU")} device pool: {Describe()}";
+    public override string ToString() =>
+        $"{(IsCuda ? "CUDA" : devices.All(d => d.OwnsCore) ? "logical CPU (one core each)" : "logical CPU")} device pool: {Describe()}";
 }

@@ -10,8 +10,10 @@ public sealed record ParallelLlamaOptions
 {
     /// <summary>
     /// Run the ranks of a stage on worker threads. Default (null): on when the ranks sit on
-    /// distinct CUDA devices; off for logical CPU devices, which share the host's cores with
-    /// libtorch's own intra-op threads, so extra threads only oversubscribe them.
+    /// distinct CUDA devices; off for logical CPU devices that share the host's cores with
+    /// libtorch's own intra-op threads, where extra threads only oversubscribe them. Logical
+    /// devices that own a core (<see cref="PoolDevice.OwnsCore"/>) always run their ranks on their
+    /// own threads, one intra-op thread each, whatever this says.
     /// </summary>
     public bool? ConcurrentShards { get; init; }
 
@@ -31,6 +33,9 @@ public sealed class ParallelLlama : IPagedLanguageModel
     private readonly LlamaShard[] shards;
     private readonly LlamaConfig stepConfig;
     private readonly bool concurrent;
+    private readonly bool ownsCores;
+    /// <summary>Per shard, its dedicated thread when the devices own cores (null for rank 0 of each stage, which runs on the caller's thread).</summary>
+    private readonly ShardWorker?[] workers;
 
     private ParallelLlama(ParallelLayout layout, IReadOnlyList<PoolDevice> devices, ScalarType dtype, LlamaShard[] shards, TransferReport report, bool concurrent)
     {
@@ -40,6 +45,11 @@ public sealed class ParallelLlama : IPagedLanguageModel
         this.shards = shards;
         this.concurrent = concurrent;
         BuildReport = report;
+        // One core per device: the caller's thread (the engine loop) is the core of rank 0 of each
+        // stage; every other rank gets a thread of its own. Pipeline stages run one after another
+        // within a step, so rank 0 of every stage can share the caller's thread.
+        ownsCores = devices.All(d => d.OwnsCore);
+        workers = shards.Select(s => ownsCores && s.Spec.Rank > 0 ? new ShardWorker($"oserve-shard-{s.Device.Id}") : null).ToArray();
         // StepPlan sees one shard's cache: its layers and its KV heads (every shard has as many).
         stepConfig = Config with { NumLayers = layout.Shards[0].Layers.Count, NumKvHeads = layout.LocalKvHeads };
         foreach (var shard in shards)
@@ -99,6 +109,9 @@ public sealed class ParallelLlama : IPagedLanguageModel
     public Tensor Forward(IReadOnlyList<SequenceChunk> batch, ReplicaKvCache cache)
     {
         CheckCache(cache);
+        // The calling thread computes rank 0 and everything between the ranks (all-reduce sums,
+        // residual adds), and the engine samples on it next: one core's worth of threads.
+        if (ownsCores) IntraOpThreads.PinCurrentThread(1);
         var plan = StepPlan.Build(batch, cache.Shards[0].Cache, stepConfig);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
@@ -175,7 +188,9 @@ public sealed class ParallelLlama : IPagedLanguageModel
     private Tensor[] RunStage(int stage, DisposeScope owner, Func<LlamaShard, Tensor> work)
     {
         var ranks = shards.AsSpan(stage * Layout.Tp, Layout.Tp).ToArray();
-        if (!concurrent || ranks.Length == 1) return ranks.Select(work).ToArray();
+        if (ranks.Length == 1) return [work(ranks[0])];
+        if (ownsCores) return RunOnOwnCores(stage * Layout.Tp, ranks, owner, work);
+        if (!concurrent) return ranks.Select(work).ToArray();
         var results = new Tensor[ranks.Length];
         // Grad mode and dispose scopes are per thread: each worker sets its own and hands its result back detached.
         Parallel.For(0, ranks.Length, r =>
@@ -188,8 +203,43 @@ public sealed class ParallelLlama : IPagedLanguageModel
         return results;
     }
 
+    /// <summary>Ranks 1.. on their dedicated threads while rank 0 runs here; waits for all before returning (errors rethrown after every rank stopped).</summary>
+    private Tensor[] RunOnOwnCores(int first, LlamaShard[] ranks, DisposeScope owner, Func<LlamaShard, Tensor> work)
+    {
+        for (int r = 1; r < ranks.Length; r++)
+        {
+            var shard = ranks[r];
+            workers[first + r]!.Post(() => work(shard));
+        }
+        var results = new Tensor[ranks.Length];
+        Exception? error = null;
+        try
+        {
+            results[0] = work(ranks[0]);
+        }
+        catch (Exception e)
+        {
+            error = e;
+        }
+        for (int r = 1; r < ranks.Length; r++)
+        {
+            try
+            {
+                results[r] = workers[first + r]!.Wait();
+                owner.Attach(results[r]);
+            }
+            catch (Exception e)
+            {
+                error ??= e;
+            }
+        }
+        if (error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
+        return results;
+    }
+
     public void Dispose()
     {
+        foreach (var w in workers) w?.Dispose();
         foreach (var d in Devices) d.Release(this);
         foreach (var s in shards) s.Dispose();
     }

@@ -12,12 +12,13 @@ public sealed class PoolDevice
     private readonly object gate = new();
     private readonly List<Holding> holdings = [];
 
-    internal PoolDevice(string id, int index, torch.Device torchDevice, bool isLogical)
+    internal PoolDevice(string id, int index, torch.Device torchDevice, bool isLogical, bool ownsCore = false)
     {
         Id = id;
         Index = index;
         Torch = torchDevice;
         IsLogical = isLogical;
+        OwnsCore = isLogical && ownsCore;
     }
 
     /// <summary>The plan's name for the device, <c>node/index</c> (e.g. <c>node0/3</c>).</summary>
@@ -30,6 +31,15 @@ public sealed class PoolDevice
     public torch.Device Torch { get; }
 
     public bool IsLogical { get; }
+
+    /// <summary>
+    /// A logical device that stands for one core of the host: a replica's work on it runs on one
+    /// thread with one intra-op thread (<see cref="IntraOpThreads"/>), and the shards of a tensor-
+    /// parallel stage on such devices run at the same time. So a tp2 replica computes on two cores
+    /// and two tp1 replicas on one core each, as on GPUs. False for CUDA devices and for logical
+    /// devices that share every core (the default).
+    /// </summary>
+    public bool OwnsCore { get; }
 
     /// <summary>The pool the device belongs to (where peers holding weights are looked up).</summary>
     public DevicePool Pool { get; internal set; } = null!;
@@ -76,5 +86,5 @@ public sealed class PoolDevice
         lock (gate) holdings.RemoveAll(h => ReferenceEquals(h.Owner, owner));
     }
 
-    public override string ToString() => IsLogical ? $"{Id} (logical, cpu)" : $"{Id} ({Torch})";
+    public override string ToString() => IsLogical ? $"{Id} (logical, cpu{(OwnsCore ? ", one core" : "")})" : $"{Id} ({Torch})";
 }

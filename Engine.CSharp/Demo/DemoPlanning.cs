@@ -1,0 +1,72 @@
+using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
+using OServe.Contracts;
+using OServe.Engine.Control;
+using OServe.Planner.CostModel;
+using OServe.Planner.Planning;
+using OServe.Planner.Solver;
+using ModelCard = OServe.Contracts.ModelCard;
+using PlannerOptions = OServe.Contracts.PlannerOptions;
+
+namespace OServe.Engine.Demo;
+
+/// <summary>What the demo asks of the planner, and how it shows the planner's alternatives.</summary>
+public static class DemoPlanning
+{
+    /// <summary>
+    /// No pipeline-parallel replicas: the engine runs a replica's stages one after another within
+    /// a step (no micro-batching), so on CPU a pp2 replica computes no faster than a tp1 one while
+    /// the cost model would credit it with overlapped decode micro-batches.
+    /// </summary>
+    public static PlannerConstraint NoPipeline { get; } = new(
+        "no-pipeline (the CPU engine runs a replica's stages one after another)",
+        FSharpList<int>.Empty,
+        FuncConvert.FromFunc<ModelContext, FSharpResult<Unit, string>>(ctx =>
+        {
+            foreach (var c in ctx.Candidates)
+                if (c.Config.Pp > 1) ctx.Model.AddLinearConstraint(ctx.X[c.Index], 0, 0);
+            return FSharpResult<Unit, string>.NewOk(null!);
+        }));
+
+    /// <summary>A tiny model (two devices, two shapes) solves in milliseconds; the cap keeps a re-plan within a short window on a busy machine.</summary>
+    public static PlannerOptions Solver { get; } = new() { MaxSolveSeconds = 0.5 };
+
+    public static Plan InitialPlan(Cluster cluster, ModelCard card, CostCoefficients k, IReadOnlyList<RequestTypeSpec> types, double windowS)
+    {
+        var result = Planning.plan(new PlanRequest(cluster, card, types)
+        {
+            Coefficients = k, NumWorkers = 1, WindowS = windowS, Options = Solver, Constraints = [NoPipeline],
+        });
+        if (result.IsError) throw new InvalidOperationException("planning the demo's initial plan: " + string.Join("; ", result.ErrorValue));
+        return result.ResultValue.Plan;
+    }
+
+    /// <summary>The planner's estimate for one deployment shape: requests/s served of those demanded, and mean E2E latency.</summary>
+    public sealed record Candidate(string Shape, double ServedRps, double DemandRps, double MeanLatencyS);
+
+    /// <summary>
+    /// Each shape the planner chooses between, planned alone for the same forecast (no current
+    /// plan, so no switch cost): what the planner expected of each when it decided.
+    /// </summary>
+    public static IReadOnlyList<Candidate> Candidates(ControllerOptions o, IReadOnlyList<RequestTypeSpec> types, IReadOnlyList<double> forecast)
+    {
+        var specs = types.Select((t, j) => t with { RateRps = Math.Round(Math.Max(o.MinTypeRateRps, forecast[j]), 6) }).ToArray();
+        var shapes = new (string Shape, PlannerConstraint Only)[]
+        {
+            (DemoShapes.Tp2, Constraints.pinnedReplica(0, 2, 1)),
+            (DemoShapes.TwoTp1, Constraints.maxTp(1)),
+        };
+        var list = new List<Candidate>();
+        foreach (var (shape, only) in shapes)
+        {
+            var result = Planning.plan(new PlanRequest(o.Cluster, o.Model, specs)
+            {
+                Coefficients = o.Coefficients, NumWorkers = 1, WindowS = o.WindowS, Options = o.Planner, Slo = o.Slo,
+                Constraints = [.. o.Constraints, only],
+            });
+            if (result.IsOk && result.ResultValue.Plan.Predicted is { } p)
+                list.Add(new Candidate(PlanText.Replicas(result.ResultValue.Plan), p.ServedRps, p.DemandRps, p.MeanLatencyS ?? double.NaN));
+        }
+        return list;
+    }
+}

@@ -1,0 +1,29 @@
+namespace OServe.Engine.Demo;
+
+/// <summary>Arrival rates of the demo workload, requests/s: long prompts in their phases, chats at the bottom and top of their burst.</summary>
+public sealed record DemoRates(double LongRps, double ChatLowRps, double ChatPeakRps)
+{
+    /// <summary>The chat burst peaks at most at this fraction of 2 x tp1's measured chat throughput.</summary>
+    public const double PeakShare = 0.75;
+    /// <summary>Chats at the foot of the ramps as a fraction of the peak.</summary>
+    public const double LowShare = 0.15;
+    /// <summary>Long-prompt load: this fraction of one prompt's TTFT on the faster deployment, per second.</summary>
+    public const double LongUtilization = 0.3;
+
+    public DemoRates Scaled(double k) => new(LongRps * k, ChatLowRps * k, ChatPeakRps * k);
+
+    /// <summary>
+    /// Rates sized to what this machine measured, so both regimes exist whatever its speed: the
+    /// chat peak at 1 x tp2's chat throughput (it saturates there), but at most
+    /// <see cref="PeakShare"/> of 2 x tp1's (which must keep up); long prompts at
+    /// <see cref="LongUtilization"/> of the faster deployment's one-prompt time.
+    /// </summary>
+    public static DemoRates For(ShapeFigures tp2, ShapeFigures twoTp1)
+    {
+        double peak = Math.Min(tp2.MeasuredRps, PeakShare * twoTp1.MeasuredRps);
+        double ttft = Math.Min(tp2.MeasuredTtftS, twoTp1.MeasuredTtftS);
+        if (!(peak > 0) || !(ttft > 0) || !double.IsFinite(peak) || !double.IsFinite(ttft))
+            throw new ArgumentException($"calibration gave no usable figures (chat throughput {tp2.MeasuredRps} and {twoTp1.MeasuredRps} req/s, long TTFT {ttft} s)");
+        return new DemoRates(LongUtilization / ttft, LowShare * peak, peak);
+    }
+}

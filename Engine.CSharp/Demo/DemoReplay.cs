@@ -1,0 +1,81 @@
+using System.Globalization;
+using OServe.Contracts;
+using OServe.Engine.Benchmarking;
+using OServe.Engine.Control;
+using OServe.Engine.Execution;
+using OServe.Engine.Orchestration;
+using OServe.Engine.Serving;
+using OServe.Models;
+
+namespace OServe.Engine.Demo;
+
+/// <summary>
+/// Serves a plan on a fresh runtime of one-core logical devices behind the OpenAI server on
+/// 127.0.0.1 and replays the workload's trace over real HTTP streams (the benchmark's load
+/// generator); with controller options, the controller forecasts and re-plans every window and
+/// switches the runtime live.
+/// </summary>
+public static class DemoReplay
+{
+    public static async Task<RunResult> RunAsync(string deployment, int repeat, LoadedModel model, DemoRunSettings settings, Cluster cluster, Plan plan,
+        string tracePath, DemoOptions options, ControllerOptions? controllerOptions, TextWriter output, bool interactive, CancellationToken cancellationToken)
+    {
+        string phase = $"{deployment} #{repeat}";
+        await using var runtime = settings.Start(model, cluster, plan);
+        var recorder = new ArrivalRecorder(plan.RequestTypes);
+        IInferenceEngine served = controllerOptions is null ? runtime : new ArrivalObservingEngine(runtime, recorder);
+        var log = controllerOptions is null ? null : new ControllerLog();
+        var accounting = new RequestAccounting();
+        var progress = new BenchProgress();
+        var view = new DemoLiveView(phase, options.DurationS, progress, () => PlanText.Replicas(runtime.Current), log);
+        runtime.RequestFinished += m =>
+        {
+            accounting.Finished(m.RequestId);
+            view.OnFinished(m);
+        };
+        if (log is not null && !interactive)
+            log.Appended += e =>
+            {
+                // Switches as they happen (the full account, with the candidates, follows the replays).
+                if (e is SwitchResultEvent { Result.Applied: true } r &&
+                    log.OfType<SwitchDecisionEvent>().LastOrDefault(d => d.Window == r.Window) is { Kind: SwitchDecisionKind.Switch } d)
+                    output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"  [{phase} {e.AtS,5:F1}s] window {e.Window}: switched to {PlanText.Replicas(runtime.Current)} in {r.Result.Seconds:F2} s: {d.Reason}"));
+            };
+
+        await using var app = ServerHost.Build(new ServeOptions { Host = "127.0.0.1", Port = 0 }, served,
+            configure: b => b.Logging.SetMinimumLevel(LogLevel.Warning), engineClock: () => runtime.Clock.Now);
+        await app.StartAsync(cancellationToken);
+        using var stopController = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var controller = controllerOptions is null ? null : new PlanController(new PlanRuntimeTarget(runtime), controllerOptions, recorder, log!);
+        var controlLoop = controller?.RunAsync(stopController.Token) ?? Task.CompletedTask;
+        try
+        {
+            var bench = BenchRunner.RunAsync(new BenchOptions
+            {
+                BaseUrl = ServerHost.BoundAddress(app), Model = model.Name, Dataset = BenchDataset.Trace, DatasetPath = tracePath,
+                TraceFormat = OServe.Planner.Workload.TraceFormat.Azure, SkipInitialTest = true, KeepGeneratedTexts = false,
+                PercentileMetrics = [BenchMetric.Ttft, BenchMetric.E2el], MetricPercentiles = [50, 99], Seed = options.Seed,
+                RequestTimeout = TimeSpan.FromSeconds(Math.Max(60, options.DurationS * 4)),
+            }, progress: progress, cancellationToken: cancellationToken);
+            await view.RunAsync(output, interactive, bench);
+            var result = await bench;
+            // Stop re-planning before the books are closed: a late switch must not land after them.
+            await stopController.CancelAsync();
+            await controlLoop;
+            await accounting.WaitForAsync(result.Completed, TimeSpan.FromSeconds(2), cancellationToken);
+            var books = accounting.Check(result.NumPrompts, result.Completed);
+            var metrics = RunMetrics.Of(result);
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{phase}: {books.Describe()} in {result.Duration:F1} s; P99 TTFT {metrics.P99TtftMs:F0} ms, P99 E2E {metrics.P99E2eMs:F0} ms; " +
+                $"final plan {PlanText.Replicas(runtime.Current)}"));
+            return new RunResult(deployment, repeat, metrics, books, log, plan, runtime.Current);
+        }
+        finally
+        {
+            await stopController.CancelAsync();
+            await controlLoop;
+            await app.StopAsync(CancellationToken.None);
+        }
+    }
+}

@@ -1,0 +1,26 @@
+using OServe.Contracts;
+using OServe.Engine.Execution;
+using OServe.Engine.Orchestration;
+using OServe.Models;
+using OServe.Models.Parallelism;
+
+namespace OServe.Engine.Demo;
+
+/// <summary>
+/// How the demo runs its engines: the built-in model, two logical devices of one core each
+/// (<see cref="PoolDevice.OwnsCore"/>), engine limits sized for a 2-core CPU.
+/// </summary>
+public sealed record DemoRunSettings
+{
+    public EngineSettings Engine { get; init; } = new() { MaxNumSeqs = 16, MaxModelLen = 1280, KvCacheGib = 0.25 };
+    public BuiltInModelOptions Model { get; init; } = new() { MaxSeqLen = 1280 };
+    public double MemoryGibPerDevice { get; init; } = 1.0;
+
+    /// <summary>A plan runtime on a fresh pool of one-core logical devices; cold loads regenerate the built-in weights.</summary>
+    public PlanRuntime Start(LoadedModel model, Cluster cluster, Plan plan) =>
+        PlanRuntime.Start(plan, cluster, model, new RandomWeightStore(model.Config, Model.Seed), new PlanRuntimeOptions
+        {
+            Engine = Engine, Devices = DevicePool.Logical(cluster, oneCoreEach: true),
+            Logger = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance,
+        });
+}

@@ -1,0 +1,101 @@
+using OServe.Contracts;
+using OServe.Engine.Control;
+using OServe.Engine.Demo;
+using OServe.Planner.CostModel;
+using OServe.Planner.Planning;
+using Xunit;
+
+namespace OServe.Engine.Tests.Demo;
+
+/// <summary>
+/// The demo's planning set-up on a calibration with the trade-off it is built around (figures of
+/// the order this 2-core machine measures): the planner must answer each regime differently, or
+/// the controller would have no reason to switch.
+/// </summary>
+public sealed class DemoPlanningTests
+{
+    private static readonly Cluster Cluster = CpuCostCalibration.Cluster(2, 1.0, flops: 50e9, copyBytesPerSec: 15e9, perCore: true);
+    private static readonly ModelCard Card = OServe.Engine.Orchestration.ModelCardOf.Llama(
+        OServe.Models.BuiltInModel.ConfigOf(new DemoRunSettings().Model), "builtin", TorchSharp.torch.ScalarType.Float32);
+
+    private static CostCoefficients Coefficients()
+    {
+        var read = CostCoefficientsModule.ofMap("test", new Dictionary<string, string>
+        {
+            // A per-step cost a tp2 replica cannot split and a hand-off per all-reduce: what makes 2 x tp1 the faster on many chats.
+            ["iterationOverheadSec"] = "0.003", ["prefillMfu"] = "4", ["decodeMfu"] = "2", ["decodeHbmEfficiency"] = "1",
+            ["linkEfficiency"] = "1", ["intraNodeLatencySec"] = "0.0001", ["workspaceBytes"] = (64L << 20).ToString(),
+            ["minKvTokens"] = "1280", ["maxNumSeqs"] = "16",
+        });
+        Assert.True(read.IsOk, string.Join("; ", read.IsError ? read.ErrorValue : []));
+        return read.ResultValue;
+    }
+
+    private static ControllerOptions Options() => new()
+    {
+        Cluster = Cluster, Model = Card, Coefficients = Coefficients(), WindowS = 1, Planner = DemoPlanning.Solver, Constraints = [DemoPlanning.NoPipeline],
+    };
+
+    private static readonly RequestTypeSpec[] Types =
+        [new() { Name = "chat", InputTokens = 48, OutputTokens = 12 }, new() { Name = "long", InputTokens = 1024, OutputTokens = 4 }];
+
+    [Fact]
+    public void Light_long_prompts_get_one_tp2_replica()
+    {
+        var plan = DemoPlanning.InitialPlan(Cluster, Card, Coefficients(), [Types[0] with { RateRps = 0.02 }, Types[1] with { RateRps = 2 }], 1);
+        Assert.Equal("1 x tp2", PlanText.Replicas(plan));
+        Assert.All(plan.Replicas, r => Assert.Equal(1, r.Pp));
+    }
+
+    [Fact]
+    public void A_chat_burst_beyond_one_tp2_replica_gets_two_tp1_replicas()
+    {
+        var candidates = DemoPlanning.Candidates(Options(), Types, [120, 0.02]);
+        var tp2 = Assert.Single(candidates, c => c.Shape == DemoShapes.Tp2);
+        var dp = Assert.Single(candidates, c => c.Shape == DemoShapes.TwoTp1);
+        Assert.True(dp.ServedRps > tp2.ServedRps * 1.1, $"2 x tp1 serves {dp.ServedRps}, 1 x tp2 {tp2.ServedRps} of 120 req/s");
+        var plan = DemoPlanning.InitialPlan(Cluster, Card, Coefficients(), [Types[0] with { RateRps = 120 }, Types[1] with { RateRps = 0.02 }], 1);
+        Assert.Equal("2 x tp1", PlanText.Replicas(plan));
+    }
+
+    [Fact]
+    public void Candidates_are_both_deployments_planned_alone_for_the_forecast()
+    {
+        var candidates = DemoPlanning.Candidates(Options(), Types, [0.02, 2]);
+        Assert.Equal([DemoShapes.Tp2, DemoShapes.TwoTp1], candidates.Select(c => c.Shape));
+        Assert.All(candidates, c => Assert.Equal(2.02, c.DemandRps, 3));
+        Assert.True(candidates[0].MeanLatencyS < candidates[1].MeanLatencyS, "one tp2 replica is the faster on light long prompts");
+    }
+}
+
+public sealed class DemoCalibrationTests
+{
+    [Fact]
+    public void The_all_reduce_latency_is_what_the_tp2_decode_step_loses_beyond_the_model_spread_over_its_all_reduces()
+    {
+        var values = new Dictionary<string, string>
+        {
+            ["iterationOverheadSec"] = "0.002", ["prefillMfu"] = "2", ["decodeMfu"] = "1", ["decodeHbmEfficiency"] = "1",
+            ["linkEfficiency"] = "1", ["workspaceBytes"] = (64L << 20).ToString(), ["minKvTokens"] = "1280", ["maxNumSeqs"] = "16",
+        };
+        var cpu = new CpuCalibration
+        {
+            MatmulFlops = 50e9, CopyBytesPerSec = 15e9, PerCore = true, ShortPrefillTokens = 32, ShortPrefillSec = 0.01, LongPrefillTokens = 1024,
+            LongPrefillSec = 0.2, DecodeStepSec = 0.006, DecodeBatch = 8, BatchedDecodeStepSec = 0.01,
+            Coefficients = CostCoefficientsModule.ofMap("test", values).ResultValue, Values = values,
+        };
+        var cluster = CpuCostCalibration.Cluster(cpu, 2, 1.0);
+        var card = OServe.Engine.Orchestration.ModelCardOf.Llama(
+            OServe.Models.BuiltInModel.ConfigOf(new DemoRunSettings().Model), "builtin", TorchSharp.torch.ScalarType.Float32);
+        var none = DemoCalibration.FitAllReduceLatency(cpu, card, cluster, 0); // faster than the model: never a negative latency
+        Assert.Equal(0, none.Coefficients.IntraNodeLatencySec);
+        var (k, m) = (none.Coefficients, ContractMapping.model(card));
+        var node = ContractMapping.cluster(cluster).ResultValue.Nodes[0];
+        double predicted = ReplicaCost.decodeCycleSec(k, m, new Links(node.IntraLinkBytesPerSec, node.IntraLinkBytesPerSec), new ReplicaConfig(node.Gpu, 2, 1, false), 1, 16);
+
+        var fitted = DemoCalibration.FitAllReduceLatency(cpu, card, cluster, predicted + 2 * m.NumLayers * 100e-6);
+
+        Assert.Equal(100e-6, fitted.Coefficients.IntraNodeLatencySec, 9);
+        Assert.Contains("all-reduce latency 100 us", fitted.Describe());
+    }
+}
