@@ -30,4 +30,7 @@ public interface IPagedLanguageModel : IDisposable
     /// returns float32 logits [batch.Count, vocab] for the last token of each chunk.
     /// </summary>
     Tensor Forward(IReadOnlyList<SequenceChunk> batch, ReplicaKvCache cache);
+
+    /// <summary>Host seconds the last <see cref="Forward"/> spent on index data before launching kernels (0 where not measured).</summary>
+    double LastPlanSeconds => 0;
 }
