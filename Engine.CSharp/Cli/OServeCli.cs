@@ -26,6 +26,7 @@ public static class OServeCli
         root.Subcommands.Add(FidelityCommand.Create());
         root.Subcommands.Add(BenchSwitchCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
+        root.Subcommands.Add(SelfTestCommand.Create());
         return root;
     }
 
