@@ -19,12 +19,13 @@ public static class DemoCommand
     private static readonly Option<int> Seed = new("--seed") { Description = "Seed of the workload", DefaultValueFactory = _ => 7 };
     private static readonly Option<string?> Profile = new("--profile") { Description = "Planner cost profile to use instead of the coefficients calibrated at start" };
     private static readonly Option<string?> ProfileOut = new("--profile-out") { Description = "Write the calibrated coefficients here (planner profile format)" };
+    private static readonly Option<string> Device = new("--device") { Description = "auto (CUDA when TorchSharp sees it), cpu, cuda or cuda:N; on a GPU the planner's devices share it", DefaultValueFactory = _ => "auto" };
 
     public static Command Create()
     {
         var command = new Command("demo", "Serve the built-in model, replay a shifting workload over HTTP with live plan switching, and compare with a static plan.")
         {
-            Duration, Window, Quick, Devices, MaxParallelism, RateScale, Seed, Profile, ProfileOut,
+            Duration, Window, Quick, Devices, MaxParallelism, RateScale, Seed, Profile, ProfileOut, Device,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(parse, cancellationToken));
         return command;
@@ -34,6 +35,9 @@ public static class DemoCommand
     {
         var output = parse.InvocationConfiguration.Output;
         var baseline = parse.GetValue(Quick) ? DemoOptions.Quick : new DemoOptions();
+        TorchSharp.torch.Device device;
+        try { device = OServe.Models.DeviceSelection.Parse(parse.GetValue(Device)!); }
+        catch (ArgumentException e) { throw new CliUsageException($"--device: {e.Message}"); }
         var options = baseline with
         {
             DurationS = parse.GetValue(Duration) ?? baseline.DurationS,
@@ -44,6 +48,7 @@ public static class DemoCommand
             Seed = parse.GetValue(Seed),
             ProfilePath = parse.GetValue(Profile),
             ProfileOutPath = parse.GetValue(ProfileOut),
+            Device = device,
         };
         try
         {

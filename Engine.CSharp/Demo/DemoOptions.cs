@@ -21,6 +21,8 @@ public sealed record DemoOptions
     public string? ProfilePath { get; init; }
     /// <summary>Where to write the calibrated profile (planner format); null: not written.</summary>
     public string? ProfileOutPath { get; init; }
+    /// <summary>Where the model runs (`--device`); null: the CPU. On a GPU the devices the planner sees are slots sharing it.</summary>
+    public TorchSharp.torch.Device? Device { get; init; }
 
     public static DemoOptions Quick => new() { DurationS = 10, WindowS = 2.5, RateScale = 0.8 };
 

@@ -27,7 +27,7 @@ public static class DemoRunner
     public static async Task<DemoSummary> RunAsync(DemoOptions options, TextWriter output, bool interactive, CancellationToken cancellationToken)
     {
         options.Validate();
-        using var model = BuiltInModel.Create(ModelOptions);
+        using var model = BuiltInModel.Create(ModelOptions with { Device = options.Device });
         output.WriteLine($"model: {model.Description}");
         var card = ModelCardOf.Llama(model.Config, model.Name, model.Model.DType);
 
@@ -79,7 +79,8 @@ public static class DemoRunner
         string tracePath, DemoOptions options, ControllerOptions? controllerOptions, TextWriter output, bool interactive, CancellationToken cancellationToken)
     {
         output.WriteLine($"--- {phase} run: {(controllerOptions is null ? "the initial plan held fixed" : $"controller replans every {options.WindowS:F1} s")} ---");
-        await using var runtime = StartRuntime(model, cluster, initial);
+        await using var runtime = StartRuntime(model, cluster, initial,
+            options.Device is { type: TorchSharp.DeviceType.CUDA } gpu ? OServe.Models.Parallelism.DevicePool.Shared(options.NumDevices, gpu, cluster.Nodes[0].Name) : null);
         var recorder = new ArrivalRecorder(initial.RequestTypes);
         IInferenceEngine served = controllerOptions is null ? runtime : new ArrivalObservingEngine(runtime, recorder);
         var log = controllerOptions is null ? null : new ControllerLog(interactive ? null : output);
@@ -129,9 +130,9 @@ public static class DemoRunner
             : null;
 
     /// <summary>The demo's engine: a plan runtime whose logical devices are this CPU; cold loads regenerate the built-in weights.</summary>
-    public static PlanRuntime StartRuntime(LoadedModel model, Cluster cluster, Plan plan) =>
+    public static PlanRuntime StartRuntime(LoadedModel model, Cluster cluster, Plan plan, OServe.Models.Parallelism.DevicePool? devices = null) =>
         PlanRuntime.Start(plan, cluster, model, new RandomWeightStore(model.Config, ModelOptions.Seed),
-            new PlanRuntimeOptions { Engine = Settings, Logger = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance });
+            new PlanRuntimeOptions { Engine = Settings, Logger = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, Devices = devices });
 
     private static async Task<CpuCalibration> CalibrateAsync(LoadedModel model, ModelCard card, CancellationToken cancellationToken)
     {
