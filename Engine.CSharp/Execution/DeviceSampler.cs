@@ -23,13 +23,21 @@ public static class DeviceSampler
     /// <returns>the sampled id of each row (the step's only device-to-host copy).</returns>
     public static long[] Sample(Tensor logits, IReadOnlyList<Row> rows)
     {
-        long n = logits.shape[0], vocab = logits.shape[1];
-        if (rows.Count != n) throw new ArgumentException($"{rows.Count} sampling rows for {n} rows of logits", nameof(rows));
-        using var scope = NewDisposeScope();
-        var argMax = logits.argmax(-1);
-        if (rows.All(r => r.IsArgMax)) return argMax.cpu().data<long>().ToArray();
+        using var controls = Upload(rows, logits.shape[1], logits.device);
+        using var ids = Launch(logits, controls);
+        using var host = ids.cpu();
+        return host.data<long>().ToArray();
+    }
 
-        // Per row: 1/T, k (vocab when unlimited), top_p and the uniform, uploaded in one copy.
+    /// <summary>
+    /// The rows' controls on <paramref name="device"/> ([4, rows]: 1/T, k, top_p, uniform), or null
+    /// when every row is an argmax. A host-to-device copy waits for the device's queue, so the runner
+    /// makes it before launching the forward pass, not between the forward and the sampling.
+    /// </summary>
+    public static Tensor? Upload(IReadOnlyList<Row> rows, long vocab, Device device)
+    {
+        if (rows.All(r => r.IsArgMax)) return null;
+        int n = rows.Count;
         var controls = new float[4 * n];
         for (int i = 0; i < n; i++)
         {
@@ -39,7 +47,18 @@ public static class DeviceSampler
             controls[2 * n + i] = r.TopP;
             controls[3 * n + i] = (float)r.Uniform;
         }
-        var c = tensor(controls, [4, n], device: logits.device);
+        return tensor(controls, [4, n], device: device);
+    }
+
+    /// <summary>Queues the sampling kernels; the int64 ids [rows] stay on the logits' device (the caller copies them back).</summary>
+    public static Tensor Launch(Tensor logits, Tensor? controls)
+    {
+        long n = logits.shape[0], vocab = logits.shape[1];
+        using var scope = NewDisposeScope();
+        var argMax = logits.argmax(-1);
+        if (controls is null) return argMax.MoveToOuterDisposeScope();
+        if (controls.shape[1] != n) throw new ArgumentException($"sampling controls for {controls.shape[1]} rows, logits of {n} rows", nameof(controls));
+        var c = controls;
         var invT = c[0].unsqueeze(1);
         var k = c[1].unsqueeze(1);
         var topP = c[2].unsqueeze(1);
@@ -59,7 +78,6 @@ public static class DeviceSampler
         var lastKept = keep.sum(-1, keepdim: true).sub_(1);
         var index = cumulative.le(threshold).sum(-1, keepdim: true).minimum(lastKept);
         var sampled = order.gather(1, index).squeeze(1);
-        var ids = where(k.squeeze(1).eq(1), argMax, sampled);
-        return ids.cpu().data<long>().ToArray();
+        return where(k.squeeze(1).eq(1), argMax, sampled).MoveToOuterDisposeScope();
     }
 }

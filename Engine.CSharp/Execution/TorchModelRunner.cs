@@ -81,13 +81,15 @@ public sealed class TorchModelRunner : IModelRunner, IKvMigration, IDisposable
         }
 
         using var scope = NewDisposeScope();
+        // Sampling controls go up before the forward pass: a copy to the device waits for its queue.
+        var controls = _sampleOnDevice && !allGreedy ? DeviceSampler.Upload(Rows(chunks), _model.Config.VocabSize, _model.OutputDevice) : null;
         long prepared = Stopwatch.GetTimestamp();
         var logits = _model.Forward(_batch, Cache); // [chunks, vocab] float32
         if (allGreedy || _sampleOnDevice)
         {
-            var argMax = allGreedy ? logits.argmax(-1) : null;
+            var ids = allGreedy ? logits.argmax(-1) : DeviceSampler.Launch(logits, controls);
             long launched = Stopwatch.GetTimestamp();
-            var best = argMax is not null ? argMax.cpu().data<long>().ToArray() : DeviceSampler.Sample(logits, Rows(chunks));
+            var best = ids.cpu().data<long>().ToArray();
             long waited = Stopwatch.GetTimestamp();
             for (int k = 0; k < chunks.Length; k++)
                 sampledTokens[k] = chunks[k].SamplesToken ? (int)best[k] : IModelRunner.NoToken;

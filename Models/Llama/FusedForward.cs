@@ -10,7 +10,8 @@ namespace OServe.Models.Llama;
 /// arithmetic as the reference path, in as few kernel launches as torch's operators allow, since
 /// without CUDA graphs (TorchSharp 0.107 exposes none) every launch costs host time that a
 /// batch-1 decode step cannot hide. Per layer: RMSNorm as one layer_norm over [x, -x] (whose mean
-/// is zero, so it divides by the root mean square, in fp32 inside the kernel), the fused QKV
+/// is zero, so it divides by the root mean square, in fp32 inside the kernel; [x, -x] is one
+/// broadcast multiply by [1, -1]), the fused QKV
 /// matmul, rotary embedding as one batched matmul by each token's rotation matrix (built once per
 /// step), two cache writes and one attention kernel (<see cref="FusedAttention"/>), o_proj with
 /// the residual add in the same addmm, RMSNorm, the fused gate/up matmul, SiLU-and-multiply, and
@@ -30,6 +31,7 @@ internal sealed class FusedForward : IDisposable
     private readonly Tensor cos;
     private readonly Tensor sin;
     private readonly Tensor rotateHalf;
+    private readonly Tensor signs;
     private readonly List<Tensor> owned = [];
     private readonly long[] normShape;
     private readonly Device device;
@@ -51,6 +53,7 @@ internal sealed class FusedForward : IDisposable
         owned.Add(cos);
         owned.Add(sin);
         rotateHalf = Own(RotateHalfMatrix(config.EffectiveHeadDim, device, dtype));
+        signs = Own(tensor(new[] { 1f, -1f }, [1, 2, 1]).to(dtype, device));
     }
 
     /// <summary>Seconds the last <see cref="Forward"/> spent on host index work (plan, upload) before launching kernels.</summary>
@@ -90,7 +93,7 @@ internal sealed class FusedForward : IDisposable
 
     /// <summary>RMSNorm(x) * w: layer_norm of [x, -x] has mean 0 and variance mean(x^2); its first half is x * rsqrt(mean(x^2) + eps) * w.</summary>
     private Tensor Norm(Tensor x, Tensor doubledWeight) =>
-        layer_norm(cat([x, x.neg()], -1), normShape, doubledWeight, null, config.NormEps).narrow(-1, 0, config.Dim);
+        layer_norm(x.unsqueeze(1).mul(signs).view(-1, 2L * config.Dim), normShape, doubledWeight, null, config.NormEps).narrow(-1, 0, config.Dim);
 
     /// <summary>
     /// Per token t the matrix M_t with (x M_t)[j] = x[j] cos_t[j] + rotate_half(x)[j] sin_t[j], so a
