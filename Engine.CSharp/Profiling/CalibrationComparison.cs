@@ -64,7 +64,15 @@ public static class CalibrationComparison
                 rows.AddRange(entry.Shapes.Select(s => new CalibrationComparisonRow(entry.Model, entry.Tp, s, null, why)));
                 continue;
             }
-            rows.AddRange(CompareEntry(entry, card!, o, clock, log));
+            try
+            {
+                rows.AddRange(CompareEntry(entry, card!, o, clock, log));
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                log.WriteLine($"  {entry.Model} tp{entry.Tp} failed: {e.Message}");
+                rows.AddRange(entry.Shapes.Select(s => new CalibrationComparisonRow(entry.Model, entry.Tp, s, null, $"failed: {e.Message.Split('\n')[0]}")));
+            }
         }
         return rows;
     }
@@ -121,8 +129,16 @@ public static class CalibrationComparison
                 continue;
             }
             var batch = Batch(s, o.BlockSize, small.VocabSize);
-            double perLayer = (Median(many.Model, manyCache, batch, o) - Median(one.Model, oneCache, batch, o)) / o.Layers;
-            rows.Add(new CalibrationComparisonRow(entry.Model, entry.Tp, s, perLayer * 1000, null));
+            try
+            {
+                double perLayer = (Median(many.Model, manyCache, batch, o) - Median(one.Model, oneCache, batch, o)) / o.Layers;
+                rows.Add(new CalibrationComparisonRow(entry.Model, entry.Tp, s, perLayer * 1000, null));
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // One shape's failure (a kernel limit, device memory) must not cost the others of a one-shot GPU run.
+                rows.Add(new CalibrationComparisonRow(entry.Model, entry.Tp, s, null, $"failed: {e.Message.Split('\n')[0]}"));
+            }
         }
         return rows;
     }

@@ -34,9 +34,12 @@ public static class BenchmarkReport
         output.WriteLine();
         output.WriteLine(string.Create(inv, $"bound = {r.BoundSource} / weight bytes per step ({r.Config.ParametersReadPerStep / 1e6:F1}M parameters x dtype size)"));
         output.WriteLine("step ms is the median step (tokens/s uses it), best ms the fastest; a large gap means other work shared the machine");
+        foreach (var e in r.Errors) output.WriteLine($"FAILED {e}");
         foreach (var dtype in r.Decode.Select(x => x.DType).Distinct())
         {
-            output.WriteLine($"targets ({dtype}; issue 16 states them for a Llama-2-7B shape in bf16 on an H200, bound at 4800 GB/s, peak 780 TFLOP/s):");
+            output.WriteLine(IsGpu(r)
+                ? $"targets ({dtype}; issue 16 states them for a Llama-2-7B shape in bf16 on an H200, bound at 4800 GB/s, peak 780 TFLOP/s):"
+                : $"targets ({dtype}; the CPU's: batch 1 >= 60% of the bound, batch 32 aggregate >= 8x batch 1):");
             foreach (var t in Targets(r, dtype))
                 output.WriteLine(string.Create(inv, $"  {(t.Met ? "MET   " : "MISSED")} {t.Name}: {t.Value:F2}{t.Unit} ({(t.AtLeast ? ">=" : "<=")} {t.Threshold:G4}{t.Unit}); {t.Detail}"));
         }
@@ -51,17 +54,28 @@ public static class BenchmarkReport
         }
     }
 
+    private static bool IsGpu(DecodeBenchmark.Report r) => r.Options.Device.type == TorchSharp.DeviceType.CUDA;
+
+    /// <summary>
+    /// On a GPU, issue 16's: batch 1 >= 70% of the bound, batch 128 >= 40x batch 1 (scaled when 128
+    /// is not run), prefill >= 60% of the peak, engine host time <= 0.5 ms per step. On the CPU, the
+    /// decode pair this benchmark has always printed: 60% and 8x at batch 32.
+    /// </summary>
     public static IReadOnlyList<Target> Targets(DecodeBenchmark.Report r, ScalarType dtype)
     {
         var targets = new List<Target>();
+        bool gpu = IsGpu(r);
+        int reference = gpu ? 128 : 32;
+        double factor = gpu ? 40 : 8;
         var one = r.Decode.FirstOrDefault(x => x.DType == dtype && x.Batch == 1);
         if (one is not null)
-            targets.Add(new("decode batch 1, share of the bandwidth bound", 100 * one.TokensPerSecond / one.BoundTokensPerSecond, "%", 70, true,
+            targets.Add(new("decode batch 1, share of the bandwidth bound", 100 * one.TokensPerSecond / one.BoundTokensPerSecond, "%", gpu ? 70 : 60, true,
                 $"{one.TokensPerSecond:F1} tokens/s against {one.BoundTokensPerSecond:F1} ({r.BoundSource})"));
-        var big = r.Decode.Where(x => x.DType == dtype && x.Batch > 1).MaxBy(x => x.Batch is 128 ? int.MaxValue : x.Batch);
+        var big = r.Decode.Where(x => x.DType == dtype && x.Batch > 1).MaxBy(x => x.Batch == reference ? int.MaxValue : x.Batch);
         if (one is not null && big is not null)
-            targets.Add(new($"batch {big.Batch} aggregate vs batch 1", big.TokensPerSecond / one.TokensPerSecond, "x", big.Batch == 128 ? 40 : 40.0 * big.Batch / 128, true,
-                $"{big.TokensPerSecond:F0} against {one.TokensPerSecond:F1} tokens/s" + (big.Batch == 128 ? "" : " (threshold scaled from 40x at 128)")));
+            targets.Add(new($"batch {big.Batch} aggregate vs batch 1", big.TokensPerSecond / one.TokensPerSecond, "x",
+                big.Batch == reference ? factor : factor * big.Batch / reference, true,
+                $"{big.TokensPerSecond:F0} against {one.TokensPerSecond:F1} tokens/s" + (big.Batch == reference ? "" : $" (threshold scaled from {factor}x at {reference})")));
         foreach (var p in r.Prefill.Where(p => p.DType == dtype))
             targets.Add(new($"prefill {p.Tokens} tokens, share of the matmul peak", 100 * p.FlopsPerSecond / r.PeakFlops, "%", 60, true,
                 $"{p.FlopsPerSecond / 1e12:F1} TFLOP/s against {r.PeakSource}"));
@@ -129,6 +143,9 @@ public static class BenchmarkReport
             json.WriteNumber("wait_ms", e.WaitMs);
             json.WriteEndObject();
         }
+        json.WriteEndArray();
+        json.WriteStartArray("errors");
+        foreach (var e in r.Errors) json.WriteStringValue(e);
         json.WriteEndArray();
         json.WriteStartArray("targets");
         foreach (var dtype in r.Decode.Select(x => x.DType).Distinct())

@@ -26,8 +26,10 @@ public static class DecodeBenchmark
     }
 
     /// <summary>Everything one run measured.</summary>
+    /// <param name="Errors">cases that failed (a single-shot run on a borrowed GPU keeps the others rather than stopping).</param>
     public sealed record Report(DecodeBenchmarkOptions Options, LlamaConfig Config, DeviceReferences References, double BoundBandwidth, string BoundSource,
-        double PeakFlops, string PeakSource, IReadOnlyList<Result> Decode, IReadOnlyList<PrefillResult> Prefill, IReadOnlyList<(ScalarType DType, HostOverhead Overhead)> Engine);
+        double PeakFlops, string PeakSource, IReadOnlyList<Result> Decode, IReadOnlyList<PrefillResult> Prefill, IReadOnlyList<(ScalarType DType, HostOverhead Overhead)> Engine,
+        IReadOnlyList<string> Errors);
 
     public static int Run(DecodeBenchmarkOptions options, TextWriter output)
     {
@@ -63,6 +65,19 @@ public static class DecodeBenchmark
         var decode = new List<Result>();
         var prefill = new List<PrefillResult>();
         var engine = new List<(ScalarType, HostOverhead)>();
+        var errors = new List<string>();
+        void Try(string what, Action measure)
+        {
+            try
+            {
+                measure();
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                errors.Add($"{what}: {e.GetType().Name}: {e.Message}");
+                output.WriteLine($"  {what} FAILED: {e.Message}");
+            }
+        }
         IWeightSource weights = cuda || options.Config is not null ? new DeviceRandomWeights(config, options.Seed) : RandomWeights.Create(config, options.Seed);
         try
         {
@@ -71,23 +86,24 @@ public static class DecodeBenchmark
                 using var model = LlamaModel.Create(config, weights, options.Device, dtype);
                 double bytesPerStep = (double)config.ParametersReadPerStep * PagedKvCache.ElementSize(dtype);
                 foreach (int batch in options.BatchSizes)
-                {
-                    var steps = MeasureDecode(model, options, batch);
-                    double median = steps.Order().ElementAt(steps.Count / 2);
-                    decode.Add(new Result(dtype, batch, batch / median, 1000 * median, 1000 * steps.Min(), bound / bytesPerStep));
-                    output.WriteLine($"  {dtype} batch {batch}: {batch / median:F1} tokens/s");
-                }
+                    Try($"{dtype} decode batch {batch}", () =>
+                    {
+                        var steps = MeasureDecode(model, options, batch);
+                        double median = steps.Order().ElementAt(steps.Count / 2);
+                        decode.Add(new Result(dtype, batch, batch / median, 1000 * median, 1000 * steps.Min(), bound / bytesPerStep));
+                        output.WriteLine($"  {dtype} batch {batch}: {batch / median:F1} tokens/s");
+                    });
                 if (options.PrefillTokens > 0)
-                    prefill.Add(MeasurePrefill(model, options));
-                if (options.EngineLoop is not null)
-                    engine.Add((dtype, options.EngineLoop(model)));
+                    Try($"{dtype} prefill {options.PrefillTokens}", () => prefill.Add(MeasurePrefill(model, options)));
+                if (options.EngineLoop is { } loop)
+                    Try($"{dtype} engine loop", () => engine.Add((dtype, loop(model))));
             }
         }
         finally
         {
             (weights as IDisposable)?.Dispose();
         }
-        return new Report(options, config, refs, bound, boundSource, peak, peakSource, decode, prefill, engine);
+        return new Report(options, config, refs, bound, boundSource, peak, peakSource, decode, prefill, engine, errors);
     }
 
     private static LlamaConfig ConfigOf(DecodeBenchmarkOptions o)

@@ -104,7 +104,7 @@ if [[ $size == full ]]; then
 else
   bench_cards=$cards/tiny-llama-2.yaml,$cards/tiny-llama-3.yaml bench_args=(--dtype float32 --batch 1,8,32,128 --steps 5 --prefill 256 --engine-batch 64)
   serve_card=$cards/tiny-llama-2.yaml serve_args=(--max-model-len 256 --kv-cache-gib 0.25 --dtype float32) load_args=(--random-input-len 64 --random-output-len 16 --num-prompts 128)
-  profile_args=(--dtype float32 --calibration-models Llama-2-70B --calibration-tps 8 --calibration-layers 1 --max-step-tokens 16 --kv-budget-gib 1 --budget-s 40)
+  profile_args=(--dtype float32 --calibration-models Llama-2-70B --calibration-tps 8 --calibration-layers 1 --max-step-tokens 16 --kv-budget-gib 1 --budget-s 110)
 fi
 
 # 1. Correctness: paged == contiguous, TP shards on one GPU == unsharded, stories260K text == CPU, sampling.
