@@ -6,7 +6,7 @@ namespace OServe.Models.Loading;
 
 /// <summary>
 /// Random Llama weights made tensor by tensor where they are needed: each tensor is drawn on the
-/// target device in the target dtype from its own generator, seeded by (seed, name), so a 7B-shaped
+/// target device in the target dtype from a generator seeded by (seed, name), so a 7B-shaped
 /// model appears on a GPU in about a second without passing through host memory and the load
 /// order does not matter. Same init as <see cref="RandomWeights"/> (std 0.02, output projections
 /// scaled by depth, norms 1), but not the same numbers: generators differ between devices, and
@@ -26,10 +26,19 @@ public sealed class DeviceRandomWeights(LlamaConfig config, long seed) : IDevice
     {
         if (!shapes.TryGetValue(name, out var shape)) throw new InvalidDataException($"{Origin}: no tensor named '{name}'");
         if (shape.Length == 1) return ones(shape, dtype, device);
-        using var generator = new Generator((ulong)(seed ^ (long)NameHash(name)), device);
         float std = name.EndsWith(".o_proj.weight", StringComparison.Ordinal) || name.EndsWith(".down_proj.weight", StringComparison.Ordinal)
             ? 0.02f / MathF.Sqrt(2 * config.NumLayers)
             : 0.02f;
+        long tensorSeed = seed ^ (long)NameHash(name);
+        if (device.type == DeviceType.CUDA)
+        {
+            // TorchSharp 0.107's Generator is always a CPU generator (THSGenerator_new ignores the
+            // device), which CUDA sampling refuses; the CUDA default generators are seeded instead.
+            // Loading is one tensor at a time on one thread, so the seed holds for this draw.
+            torch.cuda.manual_seed_all(tensorSeed);
+            return randn(shape, dtype, device).mul_(std);
+        }
+        using var generator = new Generator((ulong)tensorSeed, device);
         return randn(shape, dtype, device, generator: generator).mul_(std);
     }
 
