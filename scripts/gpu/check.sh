@@ -102,7 +102,7 @@ if [[ $size == full ]]; then
   serve_card=Llama-2-7B serve_args=(--max-model-len 1024 --kv-cache-gib 16) load_args=(--random-input-len 256 --random-output-len 128 --num-prompts 256)
   profile_args=(--budget-s 100)
 else
-  bench_cards=$cards/tiny-llama-2.yaml,$cards/tiny-llama-3.yaml bench_args=(--dtype float32 --batch 1,8,32,128 --steps 5 --prefill 256 --engine-batch 64)
+  bench_cards=$cards/tiny-llama-2.yaml,$cards/tiny-llama-3.yaml bench_args=(--dtype float32 --batch 1,8,32 --steps 5 --prefill 128 --engine-batch 16)
   serve_card=$cards/tiny-llama-2.yaml serve_args=(--max-model-len 256 --kv-cache-gib 0.25 --dtype float32) load_args=(--random-input-len 64 --random-output-len 16 --num-prompts 128)
   profile_args=(--dtype float32 --calibration-models Llama-2-70B --calibration-tps 8 --calibration-layers 1 --max-step-tokens 16 --kv-budget-gib 1 --budget-s 110)
 fi
