@@ -44,6 +44,11 @@ def f(x, digits=2):
     return "-" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
+def g(x):
+    """Three significant digits: TFLOP/s of a GPU (780) and of a CPU (0.02) alike."""
+    return "-" if x is None else f"{x:.3g}"
+
+
 def markdown(r):
     env = r.get("environment") or {}
     lines = ["# OServe on a GPU: check.sh results", "",
@@ -65,7 +70,7 @@ def markdown(r):
             lines += [f"### {card}", "", b["error"], ""]
             continue
         lines += [f"### {card} on {b.get('device')}", "",
-                  f"measured: {b.get('bandwidth_kind')} {f(b.get('bandwidth_gbps_measured'), 0)} GB/s, matmul {f(b.get('matmul_tflops_measured'), 1)} TFLOP/s; "
+                  f"measured: {b.get('bandwidth_kind')} {f(b.get('bandwidth_gbps_measured'), 0)} GB/s, matmul {g(b.get('matmul_tflops_measured'))} TFLOP/s; "
                   f"one small kernel {f(b.get('launch_host_us'), 1)} us to launch, {f(b.get('launch_back_to_back_us'), 1)} us back to back "
                   "(TorchSharp 0.107 has no CUDA graphs)", "",
                   "| dtype | batch | step ms | tokens/s | bound tokens/s | vs batch 1 |", "|---|---|---|---|---|---|"]
@@ -74,7 +79,7 @@ def markdown(r):
             vs = d["tokens_per_s"] / ones[d["dtype"]] if d["dtype"] in ones else None
             lines.append(f"| {d['dtype']} | {d['batch']} | {f(d['step_ms'])} | {f(d['tokens_per_s'], 1)} | {f(d['bound_tokens_per_s'], 1)} | {f(vs, 1)}x |")
         for p in b.get("prefill", []):
-            lines.append(f"\nprefill {p['tokens']} tokens ({p['dtype']}): {f(p['ms'])} ms, {f(p['tflops'], 1)} TFLOP/s")
+            lines.append(f"\nprefill {p['tokens']} tokens ({p['dtype']}): {f(p['ms'])} ms, {g(p['tflops'])} TFLOP/s")
         for e in b.get("engine_loop", []):
             lines.append(f"\nengine loop batch {e['batch']} ({e['dtype']}): step {f(e['step_ms'])} ms, engine host time {f(e['host_ms'], 3)} ms "
                          f"(schedule {f(e['schedule_ms'], 3)}, prepare {f(e['prepare_ms'], 3)}, plan+upload {f(e['plan_ms'], 3)}, "
