@@ -13,43 +13,44 @@ namespace OServe.Models;
 public static class ModelLoader
 {
     /// <param name="tokenizerPath">llama2.c only: the tokenizer .bin; default tokenizer.bin beside the checkpoint, else the only tok*.bin there.</param>
-    public static LoadedModel Load(string path, torch.Device device, torch.ScalarType dtype, string? tokenizerPath = null)
+    /// <param name="forward">forward implementation; Auto: fused on CUDA, reference on the CPU.</param>
+    public static LoadedModel Load(string path, torch.Device device, torch.ScalarType dtype, string? tokenizerPath = null, ForwardPath forward = ForwardPath.Auto)
     {
         if (Directory.Exists(path))
         {
-            if (File.Exists(Path.Combine(path, "config.json"))) return LoadHuggingFace(path, device, dtype);
-            return LoadLlama2c(FindLlama2cCheckpoint(path), device, dtype, tokenizerPath);
+            if (File.Exists(Path.Combine(path, "config.json"))) return LoadHuggingFace(path, device, dtype, forward);
+            return LoadLlama2c(FindLlama2cCheckpoint(path), device, dtype, tokenizerPath, forward);
         }
         if (File.Exists(path))
         {
-            if (path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase)) return LoadLlama2c(path, device, dtype, tokenizerPath);
+            if (path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase)) return LoadLlama2c(path, device, dtype, tokenizerPath, forward);
             if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) || Path.GetFileName(path) == "config.json")
-                return LoadHuggingFace(Path.GetDirectoryName(Path.GetFullPath(path))!, device, dtype);
+                return LoadHuggingFace(Path.GetDirectoryName(Path.GetFullPath(path))!, device, dtype, forward);
             throw new InvalidDataException(
                 $"{path}: not a model this loader knows (expected a llama2.c .bin checkpoint or a Hugging Face directory with config.json and safetensors)");
         }
         throw new FileNotFoundException($"{path}: no such file or directory", path);
     }
 
-    public static LoadedModel LoadLlama2c(string path, torch.Device device, torch.ScalarType dtype, string? tokenizerPath = null)
+    public static LoadedModel LoadLlama2c(string path, torch.Device device, torch.ScalarType dtype, string? tokenizerPath = null, ForwardPath forward = ForwardPath.Auto)
     {
         var (config, weights) = Llama2cCheckpoint.Read(path);
         using var _ = weights;
         string tokPath = tokenizerPath ?? FindLlama2cTokenizer(path);
         var tokenizer = Llama2cTokenizer.Load(tokPath, config.VocabSize);
-        var model = LlamaModel.Create(config, weights, device, dtype);
+        var model = LlamaModel.Create(config, weights, device, dtype, forward);
         string name = Path.GetFileNameWithoutExtension(path);
-        return new LoadedModel(model, tokenizer, name, Describe($"llama2.c {path}", config, dtype, tokenizer), isRandom: false);
+        return new LoadedModel(model, tokenizer, name, Describe($"llama2.c {path}", config, dtype, device, tokenizer), isRandom: false);
     }
 
-    public static LoadedModel LoadHuggingFace(string directory, torch.Device device, torch.ScalarType dtype)
+    public static LoadedModel LoadHuggingFace(string directory, torch.Device device, torch.ScalarType dtype, ForwardPath forward = ForwardPath.Auto)
     {
         var hf = HuggingFaceConfig.Read(Path.Combine(directory, "config.json"));
         var tokenizer = LoadHuggingFaceTokenizer(directory, hf);
         using var weights = SafetensorsWeightSource.OpenDirectory(directory);
-        var model = LlamaModel.Create(hf.Model, weights, device, dtype);
+        var model = LlamaModel.Create(hf.Model, weights, device, dtype, forward);
         string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
-        return new LoadedModel(model, tokenizer, name, Describe($"Hugging Face {directory}", hf.Model, dtype, tokenizer), isRandom: false);
+        return new LoadedModel(model, tokenizer, name, Describe($"Hugging Face {directory}", hf.Model, dtype, device, tokenizer), isRandom: false);
     }
 
     private static ITokenizer LoadHuggingFaceTokenizer(string directory, HuggingFaceConfig hf)
@@ -90,7 +91,7 @@ public static class ModelLoader
                 $"{checkpoint}: no tokenizer given and {(candidates.Length == 0 ? "no" : "several")} tokenizer.bin/tok*.bin files beside it; pass the tokenizer path");
     }
 
-    private static string Describe(string origin, LlamaConfig c, torch.ScalarType dtype, ITokenizer tokenizer) =>
+    private static string Describe(string origin, LlamaConfig c, torch.ScalarType dtype, torch.Device device, ITokenizer tokenizer) =>
         $"{origin}: {c.ParameterCount / 1e6:F2}M parameters, dim {c.Dim}, {c.NumLayers} layers, {c.NumHeads} heads ({c.NumKvHeads} KV), " +
-        $"vocab {c.VocabSize}, context {c.MaxSeqLen}, {dtype}, tokenizer {tokenizer.Name}";
+        $"vocab {c.VocabSize}, context {c.MaxSeqLen}, {dtype} on {DeviceSelection.Describe(device)}, tokenizer {tokenizer.Name}";
 }

@@ -20,13 +20,14 @@ public static class DemoCommand
     private static readonly Option<string?> Profile = new("--profile") { Description = "Planner cost profile to use instead of the coefficients calibrated at start" };
     private static readonly Option<string?> ProfileOut = new("--profile-out") { Description = "Write the calibrated coefficients here (planner profile format)" };
     private static readonly Option<bool> NoPaperScale = new("--no-paper-scale") { Description = "Skip the closing simulated paper-scale comparison" };
+    private static readonly Option<string> Device = new("--device") { Description = "auto (CUDA when TorchSharp sees it), cpu, cuda or cuda:N; on a GPU the planner's devices share it", DefaultValueFactory = _ => "auto" };
 
     public static Command Create()
     {
         var command = new Command("demo",
             "Serve the built-in model on two one-core CPU devices, replay a shifting workload with live plan switching and on each static plan, and compare.")
         {
-            Duration, Window, Repeats, Quick, RateScale, Seed, Profile, ProfileOut, NoPaperScale,
+            Duration, Window, Repeats, Quick, RateScale, Seed, Profile, ProfileOut, NoPaperScale, Device,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(parse, cancellationToken));
         return command;
@@ -36,6 +37,9 @@ public static class DemoCommand
     {
         var output = parse.InvocationConfiguration.Output;
         var baseline = parse.GetValue(Quick) ? DemoOptions.Quick : new DemoOptions();
+        TorchSharp.torch.Device device;
+        try { device = OServe.Models.DeviceSelection.Parse(parse.GetValue(Device)!); }
+        catch (ArgumentException e) { throw new CliUsageException($"--device: {e.Message}"); }
         var options = baseline with
         {
             DurationS = parse.GetValue(Duration) ?? baseline.DurationS,
@@ -46,6 +50,7 @@ public static class DemoCommand
             ProfilePath = parse.GetValue(Profile),
             ProfileOutPath = parse.GetValue(ProfileOut),
             PaperScale = !parse.GetValue(NoPaperScale),
+            Device = device,
         };
         try
         {

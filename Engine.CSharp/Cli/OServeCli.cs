@@ -31,6 +31,7 @@ public static class OServeCli
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(WorkerCommand.Create());
         root.Subcommands.Add(DrillLoadCommand.Create());
+        root.Subcommands.Add(SelfTestCommand.Create());
         return root;
     }
 

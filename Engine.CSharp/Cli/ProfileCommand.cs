@@ -8,24 +8,25 @@ namespace OServe.Engine.Cli;
 /// <summary>
 /// <c>oserve profile</c>: times the real engine's steps on this machine over a grid of batch shapes,
 /// fits the cost model's measured step-time terms and writes a profile file that the simulator and
-/// planner load in place of their defaults (<c>oserve simulate ... --profile FILE</c>).
+/// planner load in place of their defaults (<c>oserve simulate ... --profile FILE</c>). With
+/// <c>--calibration FILE</c> it instead times the engine's forward at a GPU calibration file's
+/// shapes and compares layer by layer (<see cref="CalibrationComparison"/>).
 /// </summary>
 public static class ProfileCommand
 {
     public static Command Create()
     {
-        var model = new Option<string?>("--model") { Description = "A llama2.c .bin checkpoint or Hugging Face directory; default: the built-in random-weight model" };
-        var tokenizer = new Option<string?>("--tokenizer") { Description = "llama2.c tokenizer .bin, when not beside the checkpoint" };
-        var dtype = new Option<string>("--dtype") { Description = "float32, bfloat16 or float16", DefaultValueFactory = _ => "float32" };
+        var choice = new ModelChoice();
         var threads = new Option<int?>("--threads") { Description = "Torch CPU threads; default: all cores (use what `serve` will use)" };
         var quick = new Option<bool>("--quick") { Description = "A small grid with fewer repeats (seconds, not minutes)" };
         var output = new Option<string>("--output") { Description = "Profile file to write", DefaultValueFactory = _ => "profile.yaml" };
-        var seed = new Option<long>("--seed") { Description = "Seed of the built-in model's random weights", DefaultValueFactory = _ => 1234 };
         var noServing = new Option<bool>("--no-serving") { Description = "Skip the serving calibration (a synthetic workload through the real HTTP server that measures the serving step factor and frontend time)" };
         var command = new Command("profile", "Measure this machine's engine step time over batch shapes and write a cost-model profile (--output profile.yaml).")
         {
-            model, tokenizer, dtype, threads, quick, output, seed, noServing,
+            threads, quick, output, noServing,
         };
+        choice.AddTo(command);
+        var calibration = new CalibrationOptions(command);
         command.SetAction(async (parse, ct) =>
         {
             var io = parse.InvocationConfiguration.Output;
@@ -34,8 +35,9 @@ public static class ProfileCommand
                 if (n < 1) throw new CliUsageException($"--threads: must be at least 1, got {n}");
                 torch.set_num_threads(n);
             }
+            if (calibration.IsRequested(parse)) return calibration.Run(parse, choice, io);
             var path = parse.GetValue(output)!;
-            using var loaded = ServeCommand.LoadModel(parse.GetValue(model), parse.GetValue(tokenizer), ServeCommand.ParseDType(parse.GetValue(dtype)!), parse.GetValue(seed));
+            using var loaded = choice.Load(parse);
             var grid = parse.GetValue(quick) ? ProfileGrid.Quick : ProfileGrid.ForRegimes(OServe.Models.Llama.KernelRegimes.RowBoundaries(loaded.Config));
             io.WriteLine($"model: {loaded.Description}");
             io.WriteLine($"threads: {torch.get_num_threads()}, grid: contexts [{string.Join(", ", grid.Contexts)}], decodes [{string.Join(", ", grid.DecodeCounts)}], " +
@@ -54,7 +56,7 @@ public static class ProfileCommand
             Print(io, samples, fit);
             PrintAfterIdle(io, run);
             string source = string.Create(CultureInfo.InvariantCulture,
-                $"oserve profile {DateTime.Now:yyyy-MM-dd HH:mm} on {Environment.MachineName}, {Environment.ProcessorCount} cores, {torch.get_num_threads()} threads, {loaded.Name} {parse.GetValue(dtype)}");
+                $"oserve profile {DateTime.Now:yyyy-MM-dd HH:mm} on {Environment.MachineName}, {Environment.ProcessorCount} cores, {torch.get_num_threads()} threads, {loaded.Name} {loaded.Model.DType} on {OServe.Models.DeviceSelection.Describe(loaded.Model.Device)}");
             ProfileFile.Write(path, source, fit, samples, run.AfterIdleFactor, threads: torch.get_num_threads());
             ServingCalibrationResult? serving = null;
             if (!parse.GetValue(noServing))

@@ -17,9 +17,7 @@ namespace OServe.Engine.Cli;
 /// </summary>
 public static class ServeCommand
 {
-    private static readonly Option<string?> Model = new("--model") { Description = "A llama2.c .bin checkpoint (tokenizer .bin beside it), a directory holding one, or a Hugging Face directory; default: the built-in random-weight model" };
-    private static readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "llama2.c tokenizer .bin, when not beside the checkpoint" };
-    private static readonly Option<string> DType = new("--dtype") { Description = "float32, bfloat16 or float16", DefaultValueFactory = _ => "float32" };
+    private static readonly ModelChoice Choice = new();
     private static readonly Option<string> Host = new("--host") { Description = "Address to bind (loopback by default)", DefaultValueFactory = _ => "127.0.0.1" };
     private static readonly Option<int> Port = new("--port") { Description = "TCP port (0 picks a free one)", DefaultValueFactory = _ => 8000 };
     private static readonly Option<string?> ApiKey = new("--api-key") { Description = "Require 'Authorization: Bearer KEY' on every route but /health (also from OSERVE_API_KEY)" };
@@ -34,7 +32,6 @@ public static class ServeCommand
     private static readonly Option<double> KvCacheGib = new("--kv-cache-gib") { Description = "Memory for the paged KV cache, GiB", DefaultValueFactory = _ => 1.0 };
     private static readonly Option<int> AdmissionCapacity = new("--admission-capacity") { Description = "Requests queued before new ones get 429 + Retry-After", DefaultValueFactory = _ => 1024 };
     private static readonly Option<int?> Threads = new("--threads") { Description = "Torch CPU threads; default: all cores" };
-    private static readonly Option<long> Seed = new("--seed") { Description = "Seed of the built-in model's random weights", DefaultValueFactory = _ => 1234 };
     private static readonly Option<string?> PlanFile = new("--plan") { Description = "Serve the replicas this plan (YAML) lists, routed by type; GET/PUT /v1/plan read and switch it live" };
     private static readonly Option<string?> ClusterRef = new("--cluster") { Description = "Cluster (file or built-in name, e.g. cpu-logical-4) the plan's devices belong to; default: the plan's cluster by name" };
     // Multi-node serving (Engine.CSharp/Distributed): the plan's replicas run on `oserve worker` processes.
@@ -47,9 +44,10 @@ public static class ServeCommand
     {
         var command = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics); with --plan, the plan's replicas and GET/PUT /v1/plan.")
         {
-            Model, Tokenizer, DType, Host, Port, ApiKey, MetricsWithoutKey, MaxPromptBytes, RequestTimeout, ServedName, MaxNumSeqs, MaxBatchedTokens, BlockSize, MaxModelLen,
-            KvCacheGib, AdmissionCapacity, Threads, Seed, PlanFile, ClusterRef, Membership, ClusterId, GatewayPorts, FastFailureDetection,
+            Host, Port, ApiKey, MetricsWithoutKey, MaxPromptBytes, RequestTimeout, ServedName, MaxNumSeqs, MaxBatchedTokens, BlockSize, MaxModelLen,
+            KvCacheGib, AdmissionCapacity, Threads, PlanFile, ClusterRef, Membership, ClusterId, GatewayPorts, FastFailureDetection,
         };
+        Choice.AddTo(command);
         command.SetAction((parse, cancellationToken) => RunAsync(parse, cancellationToken));
         return command;
     }
@@ -84,8 +82,8 @@ public static class ServeCommand
             torch.set_num_threads(threads);
         }
 
-        var modelPath = parse.GetValue(Model);
-        using var model = LoadModel(modelPath, parse.GetValue(Tokenizer), ParseDType(parse.GetValue(DType)!), parse.GetValue(Seed));
+        var modelPath = parse.GetValue(Choice.Model);
+        using var model = Choice.Load(parse);
         output.WriteLine($"model: {model.Description}");
         if (parse.GetValue(Membership) is { } membership)
         {
@@ -102,8 +100,10 @@ public static class ServeCommand
         }
         if (parse.GetValue(PlanFile) is { } planPath)
         {
-            IWeightStore storage = modelPath is null ? new RandomWeightStore(model.Config, parse.GetValue(Seed)) : new CheckpointWeightStore(modelPath);
-            await using var runtime = StartPlan(planPath, parse.GetValue(ClusterRef), model, storage, settings, names.Length > 0 ? names[0] : null, output);
+            IWeightStore storage = modelPath is null ? new RandomWeightStore(model.Config, parse.GetValue(Choice.Seed)) : new CheckpointWeightStore(modelPath);
+            // On a GPU the plan's devices node0/0.. are the CUDA devices; on the CPU they are logical devices of the plan's cluster.
+            var devices = model.Model.Device.type == TorchSharp.DeviceType.CUDA ? OServe.Models.Parallelism.DevicePool.Cuda() : null;
+            await using var runtime = StartPlan(planPath, parse.GetValue(ClusterRef), model, storage, settings, names.Length > 0 ? names[0] : null, output, devices);
             await ServerHost.RunAsync(serveOptions, runtime, engineClock: () => runtime.Clock.Now, cancellationToken: cancellationToken,
                 mapEndpoints: app => PlanEndpoints.Map(app, runtime));
             return OServeCli.ExitOk;
@@ -129,11 +129,11 @@ public static class ServeCommand
     /// card), then builds its replicas.
     /// </summary>
     public static PlanRuntime StartPlan(string planPath, string? clusterRef, LoadedModel model, IWeightStore storage,
-        EngineSettings settings, string? servedName, TextWriter output)
+        EngineSettings settings, string? servedName, TextWriter output, OServe.Models.Parallelism.DevicePool? devices = null)
     {
         var plan = ContractYaml.LoadPlan(planPath);
         var cluster = Catalog.Cluster(clusterRef ?? plan.Value.Cluster, Path.GetDirectoryName(Path.GetFullPath(planPath)));
-        var options = new PlanRuntimeOptions { Engine = settings, ServedName = servedName };
+        var options = new PlanRuntimeOptions { Engine = settings, ServedName = servedName, Devices = devices };
         var card = ModelCardOf.Llama(model.Config, servedName ?? model.Name, model.Model.DType);
         var errors = PlanChecks.Validate(plan.Value, cluster, card, plan.Lines).ToList();
         errors.AddRange(ReplicaBuilderRules.Unsupported(plan.Value, model.Config).Select(u => plan.Lines.Error(u.Field, u.Message)));

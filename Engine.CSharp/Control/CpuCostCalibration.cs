@@ -24,6 +24,13 @@ public sealed record CpuCalibration
     public required CostCoefficients Coefficients { get; init; }
 
     /// <summary>
+    /// The all-reduce latency between this machine's logical devices, where one was fitted
+    /// (seconds); a property of the devices, so it goes into the cluster (<see cref="CpuCostCalibration.Cluster(CpuCalibration, int, double)"/>),
+    /// not the coefficients. Null: not measured; the cluster then says 0 (a CPU has no NCCL-like fixed cost).
+    /// </summary>
+    public double? AllReduceLatencySec { get; init; }
+
+    /// <summary>
     /// True when <see cref="MatmulFlops"/> and <see cref="CopyBytesPerSec"/> are one core's (measured
     /// on a thread with one intra-op thread) and each logical device owns a core; false when they
     /// are the whole machine's, shared by the devices.
@@ -38,7 +45,7 @@ public sealed record CpuCalibration
         $"{LongPrefillTokens} tok {LongPrefillSec * 1e3:F1} ms; decode step {DecodeStepSec * 1e3:F1} ms (batch 1), {BatchedDecodeStepSec * 1e3:F1} ms (batch {DecodeBatch}); " +
         $"fitted overhead {Coefficients.IterationOverheadSec * 1e3:F2} ms/step, prefill MFU {Coefficients.PrefillMfu:F3}, decode MFU {Coefficients.DecodeMfu:F3}, " +
         $"decode bandwidth efficiency {Coefficients.DecodeHbmEfficiency:F3}") +
-        (Values.ContainsKey("intraNodeLatencySec") ? string.Create(CultureInfo.InvariantCulture, $", all-reduce latency {Coefficients.IntraNodeLatencySec * 1e6:F0} us") : "");
+        (AllReduceLatencySec is { } latency ? string.Create(CultureInfo.InvariantCulture, $", all-reduce latency {latency * 1e6:F0} us") : "");
 
     /// <summary>The same calibration with coefficient <paramref name="key"/> (camelCase, as in a profile) set to <paramref name="value"/>.</summary>
     public CpuCalibration With(string key, double value)
@@ -160,11 +167,12 @@ public static class CpuCostCalibration
     /// machine, or, for a per-core calibration (<see cref="CpuCalibration.PerCore"/>), one core each.
     /// </summary>
     public static Cluster Cluster(CpuCalibration c, int numDevices, double memoryGibPerDevice) =>
-        Cluster(numDevices, memoryGibPerDevice, c.MatmulFlops, c.CopyBytesPerSec, c.PerCore);
+        Cluster(numDevices, memoryGibPerDevice, c.MatmulFlops, c.CopyBytesPerSec, c.PerCore, c.AllReduceLatencySec ?? 0);
 
     /// <param name="flops">matmul FLOP/s measured on the machine, or on one core when <paramref name="perCore"/>.</param>
     /// <param name="copyBytesPerSec">copy bandwidth measured likewise; it is also every link's.</param>
-    public static Cluster Cluster(int numDevices, double memoryGibPerDevice, double flops, double copyBytesPerSec, bool perCore)
+    /// <param name="allReduceLatencySec">the devices' all-reduce latency (0: none; a CPU's shards hand off through memory).</param>
+    public static Cluster Cluster(int numDevices, double memoryGibPerDevice, double flops, double copyBytesPerSec, bool perCore, double allReduceLatencySec = 0)
     {
         double share = perCore ? 1 : numDevices;
         return new()
@@ -178,8 +186,10 @@ public static class CpuCostCalibration
                 Name = DeviceTypeName, MemoryGib = memoryGibPerDevice,
                 Tflops = flops / share / 1e12, HbmGbps = copyBytesPerSec / share / 1e9,
             }],
-            Nodes = [new Node { Name = "cpu", GpuType = DeviceTypeName, Gpus = numDevices, IntraLinkGbps = copyBytesPerSec / 1e9 }],
+            Nodes = [new Node { Name = "cpu", GpuType = DeviceTypeName, Gpus = numDevices, IntraLinkGbps = copyBytesPerSec / 1e9,
+                AllreduceLatencyUs = allReduceLatencySec * 1e6, AllreduceBusGbps = copyBytesPerSec / 1e9 }],
             InterNodeLinkGbps = copyBytesPerSec / 1e9,
+            InterNodeLatencyUs = 0,
         };
     }
 
@@ -194,7 +204,7 @@ public static class CpuCostCalibration
         foreach (var (name, value) in new (string, object)[]
         {
             ("iterationOverheadSec", k.IterationOverheadSec), ("prefillMfu", k.PrefillMfu), ("decodeMfu", k.DecodeMfu),
-            ("decodeHbmEfficiency", k.DecodeHbmEfficiency), ("linkEfficiency", k.LinkEfficiency), ("intraNodeLatencySec", k.IntraNodeLatencySec), ("workspaceBytes", k.WorkspaceBytes),
+            ("decodeHbmEfficiency", k.DecodeHbmEfficiency), ("linkEfficiency", k.LinkEfficiency), ("workspaceBytes", k.WorkspaceBytes),
             ("minKvTokens", k.MinKvTokens), ("maxNumSeqs", k.MaxNumSeqs),
         })
             w.WriteLine(string.Format(inv, "  {0}: {1:R}", name, value));

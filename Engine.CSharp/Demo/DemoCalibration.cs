@@ -22,7 +22,7 @@ public sealed record ShapeFigures(string Shape, double PredictedTtftS, double Me
 /// prompt) and two decode batches, which fits the roofline coefficients (<see cref="CpuCostCalibration"/>);</item>
 /// <item>a tp2 replica timed on a decode step: what it loses to the hand-offs between its two
 /// threads beyond the planner's all-reduce bytes becomes the all-reduce latency
-/// (intraNodeLatencySec), spread over the 2 x layers all-reduces of a step;</item>
+/// (<see cref="CpuCalibration.AllReduceLatencySec"/>, which the cluster carries), spread over the 2 x layers all-reduces of a step;</item>
 /// <item>both deployments (1 x tp2, 2 x tp1) on an idle long prompt (TTFT: the best of the tp2
 /// and tp1 timings above, a lone prompt on 2 x tp1 running on one tp1 replica) and on a burst of
 /// 2 x max_num_seqs chats sent at once (requests/s until the last finishes), next to the planner's
@@ -79,10 +79,10 @@ public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadO
     /// </summary>
     public static CpuCalibration FitAllReduceLatency(CpuCalibration cpu, ModelCard card, Cluster cluster, double measuredDecodeStepS)
     {
-        var none = cpu.With("intraNodeLatencySec", 0);
-        var (k, m, links, config) = Inputs(none.Coefficients, card, cluster, 2);
+        var none = cpu with { AllReduceLatencySec = 0 };
+        var (k, m, links, config) = Inputs(none.Coefficients, card, CpuCostCalibration.Cluster(none, cluster.NumGpus, cluster.GpuTypes[0].MemoryGib), 2);
         double decode = ReplicaCost.decodeCycleSec(k, m, links, config, 1, 16);
-        return cpu.With("intraNodeLatencySec", Math.Max(0, (measuredDecodeStepS - decode) / (2.0 * m.NumLayers)));
+        return cpu with { AllReduceLatencySec = Math.Max(0, (measuredDecodeStepS - decode) / (2.0 * m.NumLayers)) };
     }
 
     /// <summary>The planner's steady-state estimate of one tp-way replica on one request type at utilization <paramref name="rho"/>.</summary>
@@ -99,7 +99,7 @@ public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadO
         var spec = ContractMapping.cluster(cluster);
         if (spec.IsError) throw new InvalidOperationException("the demo's cluster: " + string.Join("; ", spec.ErrorValue.Select(e => e.ToString())));
         var node = spec.ResultValue.Nodes[0];
-        return (k, ContractMapping.model(card), new Links(node.IntraLinkBytesPerSec, spec.ResultValue.InterLinkBytesPerSec), new ReplicaConfig(node.Gpu, tp, 1, false));
+        return (k, ContractMapping.model(card), LinksModule.ofNode(spec.ResultValue, node), new ReplicaConfig(node.Gpu, tp, 1, false));
     }
 
     public IEnumerable<string> Render(DemoRequestShapes shapes)

@@ -20,6 +20,8 @@ public sealed record DemoOptions
     /// <summary>Simulated seconds of the paper-scale section's trace.</summary>
     public double PaperScaleDurationS { get; init; } = 300;
     public bool PaperScale { get; init; } = true;
+    /// <summary>Where the model runs (`--device`); null: the CPU. On a GPU the devices the planner sees are slots sharing it.</summary>
+    public TorchSharp.torch.Device? Device { get; init; }
 
     public static DemoOptions Quick => new() { DurationS = 6, WindowS = 0.5, Repeats = 1, CalibrationRepeats = 2, PaperScaleDurationS = 120 };
 

@@ -15,12 +15,16 @@ public sealed record DemoRunSettings
     public EngineSettings Engine { get; init; } = new() { MaxNumSeqs = 16, MaxModelLen = 1280, KvCacheGib = 0.25 };
     public BuiltInModelOptions Model { get; init; } = new() { MaxSeqLen = 1280 };
     public double MemoryGibPerDevice { get; init; } = 1.0;
+    /// <summary>Where the model runs (`demo --device`); null or a CPU: one-core logical devices. On a GPU the plan's devices are slots sharing it.</summary>
+    public TorchSharp.torch.Device? Device { get; init; }
 
-    /// <summary>A plan runtime on a fresh pool of one-core logical devices; cold loads regenerate the built-in weights.</summary>
+    /// <summary>A plan runtime on a fresh pool of one-core logical devices (or slots of the GPU); cold loads regenerate the built-in weights.</summary>
     public PlanRuntime Start(LoadedModel model, Cluster cluster, Plan plan) =>
         PlanRuntime.Start(plan, cluster, model, new RandomWeightStore(model.Config, Model.Seed), new PlanRuntimeOptions
         {
-            Engine = Engine, Devices = DevicePool.Logical(cluster, oneCoreEach: true),
+            Engine = Engine, Devices = Device is { type: TorchSharp.DeviceType.CUDA } gpu
+                ? DevicePool.Shared(cluster.NumGpus, gpu, cluster.Nodes[0].Name)
+                : DevicePool.Logical(cluster, oneCoreEach: true),
             Logger = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance,
         });
 }

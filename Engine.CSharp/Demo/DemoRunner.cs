@@ -26,12 +26,14 @@ public static class DemoRunner
     {
         options.Validate();
         var wall = Stopwatch.StartNew();
-        var settings = new DemoRunSettings();
+        var settings = new DemoRunSettings { Device = options.Device };
         var shapes = new DemoRequestShapes();
-        using var model = BuiltInModel.Create(settings.Model);
+        using var model = BuiltInModel.Create(settings.Model with { Device = options.Device });
         shapes.Validate(settings.Engine.MaxModelLen ?? model.Config.MaxSeqLen);
         output.WriteLine($"model: {model.Description}");
-        output.WriteLine($"devices: 2 logical CPU devices of one core each ({Environment.ProcessorCount} cores here): a replica's work on a device runs on one thread " +
+        if (options.Device is { type: TorchSharp.DeviceType.CUDA } gpu)
+            output.WriteLine($"devices: 2 slots of {gpu} (the CPU's one-core trade-off does not carry over: on a GPU both shapes share one device)");
+        else output.WriteLine($"devices: 2 logical CPU devices of one core each ({Environment.ProcessorCount} cores here): a replica's work on a device runs on one thread " +
             "with one torch intra-op thread, and a tp2 replica's two shards run at the same time, one per core");
         var card = ModelCardOf.Llama(model.Config, model.Name, model.Model.DType);
 

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Diagnostics;
 using OServe.Engine.Scheduling;
 using OServe.Engine.Simulation;
 
@@ -37,6 +38,9 @@ public sealed class EngineCore
     /// <summary>Told about each step <see cref="Step"/> runs (not the simulator's Begin/CompleteStep pairs).</summary>
     public IStepObserver? StepObserver { get; init; }
     public long NumSteps { get; private set; }
+
+    /// <summary>Where the last <see cref="Step"/> spent its time (the engine's own measurement of its host overhead).</summary>
+    public StepTimings LastStepTimings { get; private set; }
 
     /// <summary>Prompt tokens of requests that produced their first token (vLLM's prompt_tokens_total).</summary>
     public long PromptTokensTotal { get; private set; }
@@ -119,6 +123,7 @@ public sealed class EngineCore
     public bool Step()
     {
         double start = StepObserver is null ? 0 : Clock.Now;
+        long t0 = Stopwatch.GetTimestamp();
         var output = BeginStep();
         if (output.IsEmpty && output.FinishedRequestIds.IsEmpty)
             return false;
@@ -127,6 +132,7 @@ public sealed class EngineCore
         sampled.Fill(IModelRunner.NoToken);
         // Only steps with a request that asked for logprobs pay for them.
         var logprobs = StepLogprobs.AreWanted(output) ? _logprobs : null;
+        long t1 = Stopwatch.GetTimestamp();
         try
         {
             if (logprobs is null)
@@ -143,7 +149,10 @@ public sealed class EngineCore
             FailStep(output, error);
             return true;
         }
+        long t2 = Stopwatch.GetTimestamp();
         CompleteStep(output, sampled, logprobs);
+        LastStepTimings = new StepTimings(Stopwatch.GetElapsedTime(t0, t1).TotalSeconds, Stopwatch.GetElapsedTime(t1, t2).TotalSeconds,
+            Stopwatch.GetElapsedTime(t2).TotalSeconds);
         if (StepObserver is not null && !output.IsEmpty)
             StepObserver.OnStep(new StepRecord(start, Clock.Now, shape));
         return !output.IsEmpty;
@@ -252,6 +261,9 @@ public sealed class EngineCore
         return buffer.AsSpan(0, length);
     }
 }
+
+/// <summary>One <see cref="EngineCore.Step"/>, seconds: scheduling, the runner (forward and sampling), and the update with its outputs (detokenising, stop checks, emitting).</summary>
+public readonly record struct StepTimings(double ScheduleSeconds, double ExecuteSeconds, double UpdateSeconds);
 
 /// <summary>A request in transit between replicas: its sequence, output-text state and KV copy (either may be absent).</summary>
 internal sealed record DetachedSequence(Sequence Sequence, OutputText? Text, KvBlocks? Kv);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using OServe.Engine.Scheduling;
 using OServe.Models.Kv;
 using OServe.Models.Llama;
@@ -6,13 +7,26 @@ using static TorchSharp.torch;
 
 namespace OServe.Engine.Execution;
 
+/// <summary>Where one <see cref="TorchModelRunner.Execute"/> spent its time, seconds.</summary>
+/// <param name="PrepareSeconds">host: the scheduler's chunks turned into the model's batch</param>
+/// <param name="PlanSeconds">host: the model's index data built and uploaded (one copy per step)</param>
+/// <param name="LaunchSeconds">host: launching the forward and sampling kernels (on a GPU, overlapped with their execution)</param>
+/// <param name="WaitSeconds">waiting for the sampled ids (on a GPU: for the device to finish the step)</param>
+/// <param name="SampleSeconds">host: sampling on the host (CPU runs) and writing the ids back</param>
+public readonly record struct RunnerTimings(double PrepareSeconds, double PlanSeconds, double LaunchSeconds, double WaitSeconds, double SampleSeconds)
+{
+    /// <summary>Host bookkeeping of the runner: everything except launching kernels and waiting for them.</summary>
+    public double HostSeconds => PrepareSeconds + PlanSeconds + SampleSeconds;
+}
+
 /// <summary>
 /// The real executor: turns a <see cref="SchedulerOutput"/> into one batched forward of an
 /// <see cref="IPagedLanguageModel"/> (one device, or a tp x pp replica) over its paged KV cache,
-/// then samples each chunk that reached
-/// the end of its tokens. All-greedy batches take the argmax on the device; otherwise the logits
-/// come to the host once and <see cref="Sampler"/> draws per row with each request's own stream.
-/// Runs on the engine loop thread only.
+/// then samples each chunk that reached the end of its tokens. All-greedy batches take the argmax
+/// on the device. Otherwise, on a GPU, <see cref="DeviceSampler"/> samples there (the sampled ids
+/// are the step's one copy back); on the CPU the logits come to the host once and
+/// <see cref="Sampler"/> draws per row. Each request draws from its own stream. Runs on the engine
+/// loop thread only.
 /// </summary>
 public sealed class TorchModelRunner : IModelRunner, IKvMigration, IDisposable
 {
@@ -20,13 +34,17 @@ public sealed class TorchModelRunner : IModelRunner, IKvMigration, IDisposable
     private readonly Sampler _sampler = new();
     private readonly Dictionary<string, SamplingRng> _rngs = new(StringComparer.Ordinal);
     private readonly List<SequenceChunk> _batch = [];
+    private readonly List<DeviceSampler.Row> _rows = [];
     private readonly bool _ownsCache;
+    private readonly bool _sampleOnDevice;
 
-    public TorchModelRunner(IPagedLanguageModel model, ReplicaKvCache cache, bool ownsCache = false)
+    /// <param name="sampleOnDevice">sample with <see cref="DeviceSampler"/>; default: when the logits live on a GPU.</param>
+    public TorchModelRunner(IPagedLanguageModel model, ReplicaKvCache cache, bool ownsCache = false, bool? sampleOnDevice = null)
     {
         _model = model ?? throw new ArgumentNullException(nameof(model));
         Cache = cache ?? throw new ArgumentNullException(nameof(cache));
         _ownsCache = ownsCache;
+        _sampleOnDevice = sampleOnDevice ?? model.OutputDevice.type == TorchSharp.DeviceType.CUDA;
     }
 
     /// <summary>A runner with its own cache of <see cref="SchedulerConfig.NumKvBlocks"/> blocks laid out as <paramref name="model"/> needs.</summary>
@@ -39,6 +57,9 @@ public sealed class TorchModelRunner : IModelRunner, IKvMigration, IDisposable
 
     public ReplicaKvCache Cache { get; }
 
+    /// <summary>The last <see cref="Execute"/> that ran a forward pass.</summary>
+    public RunnerTimings LastTimings { get; private set; }
+
     public void Execute(SchedulerOutput output, Span<int> sampledTokens) => Execute(output, sampledTokens, null);
 
     public void Execute(SchedulerOutput output, Span<int> sampledTokens, StepLogprobs? logprobs)
@@ -48,6 +69,7 @@ public sealed class TorchModelRunner : IModelRunner, IKvMigration, IDisposable
         if (output.IsEmpty)
             return;
 
+        long start = Stopwatch.GetTimestamp();
         var chunks = output.Chunks;
         _batch.Clear();
         bool allGreedy = true, allSingleRow = true;
@@ -63,17 +85,26 @@ public sealed class TorchModelRunner : IModelRunner, IKvMigration, IDisposable
         }
 
         using var scope = NewDisposeScope();
+        // Sampling controls go up before the forward pass: a copy to the device waits for its queue.
+        var controls = _sampleOnDevice && !allGreedy ? DeviceSampler.Upload(Rows(chunks), _model.Config.VocabSize, _model.OutputDevice) : null;
+        long prepared = Stopwatch.GetTimestamp();
         var rows = _model.Forward(_batch, Cache); // [rows, vocab] float32; a chunk's last row is its next-token row
         var logits = allSingleRow ? rows : rows.index_select(0, tensor(LastRows(), device: rows.device));
-        if (allGreedy)
+        if (allGreedy || _sampleOnDevice)
         {
-            var best = logits.argmax(-1).cpu().data<long>().ToArray();
+            var ids = allGreedy ? logits.argmax(-1) : DeviceSampler.Launch(logits, controls);
+            long launched = Stopwatch.GetTimestamp();
+            var best = ids.cpu().data<long>().ToArray();
+            long waited = Stopwatch.GetTimestamp();
             for (int k = 0; k < chunks.Length; k++)
                 sampledTokens[k] = chunks[k].SamplesToken ? (int)best[k] : IModelRunner.NoToken;
+            Record(start, prepared, launched, waited);
         }
         else
         {
+            long launchedHost = Stopwatch.GetTimestamp();
             var host = logits.cpu().data<float>().ToArray();
+            long copied = Stopwatch.GetTimestamp();
             int vocab = (int)logits.shape[1];
             for (int k = 0; k < chunks.Length; k++)
             {
@@ -85,6 +116,7 @@ public sealed class TorchModelRunner : IModelRunner, IKvMigration, IDisposable
                 var seq = chunks[k].Sequence;
                 sampledTokens[k] = _sampler.Sample(host.AsSpan(k * vocab, vocab), seq.Sampling, RngOf(seq));
             }
+            Record(start, prepared, launchedHost, copied);
         }
         if (logprobs is not null)
             LogprobReport.Fill(rows, _batch, chunks, sampledTokens, logprobs);
@@ -97,6 +129,32 @@ public sealed class TorchModelRunner : IModelRunner, IKvMigration, IDisposable
         for (int k = 0; k < _batch.Count; k++)
             last[k] = row += _batch[k].NumLogitRows;
         return last;
+    }
+
+    private void Record(long start, long prepared, long launched, long waited)
+    {
+        long end = Stopwatch.GetTimestamp();
+        double plan = _model.LastPlanSeconds;
+        double forwardAndLaunch = Stopwatch.GetElapsedTime(prepared, launched).TotalSeconds;
+        LastTimings = new RunnerTimings(
+            Stopwatch.GetElapsedTime(start, prepared).TotalSeconds,
+            plan,
+            Math.Max(0, forwardAndLaunch - plan),
+            Stopwatch.GetElapsedTime(launched, waited).TotalSeconds,
+            Stopwatch.GetElapsedTime(waited, end).TotalSeconds);
+    }
+
+    /// <summary>Each chunk's sampling controls and, for chunks that sample, one uniform from its request's stream.</summary>
+    private List<DeviceSampler.Row> Rows(System.Collections.Immutable.ImmutableArray<ScheduledChunk> chunks)
+    {
+        _rows.Clear();
+        foreach (var chunk in chunks)
+        {
+            var s = chunk.Sequence.Sampling;
+            bool draws = chunk.SamplesToken && !IsArgMax(s);
+            _rows.Add(new DeviceSampler.Row(draws ? s.Temperature : 0f, s.TopK, s.TopP, draws ? RngOf(chunk.Sequence).NextDouble() : 0));
+        }
+        return _rows;
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using OServe.Models.Kv;
 using OServe.Models.Loading;
 using TorchSharp;
@@ -5,6 +6,19 @@ using static TorchSharp.torch;
 using static TorchSharp.torch.nn.functional;
 
 namespace OServe.Models.Llama;
+
+/// <summary>Which implementation of the forward step a <see cref="LlamaModel"/> runs.</summary>
+public enum ForwardPath
+{
+    /// <summary><see cref="Fused"/> on a CUDA device, <see cref="Reference"/> on the CPU.</summary>
+    Auto,
+
+    /// <summary>The CPU path: torch ops plus this project's AVX-512 decode kernels where they apply; also the reference the fused path is checked against.</summary>
+    Reference,
+
+    /// <summary>Few, large kernels for GPUs (<see cref="FusedForward"/>); runs on the CPU too, which is how it is tested without a GPU.</summary>
+    Fused,
+}
 
 /// <summary>
 /// Llama-family decoder for inference: RMSNorm, rotary embeddings, grouped-query attention,
@@ -23,15 +37,17 @@ public sealed class LlamaModel : IDisposable
     private readonly Dictionary<string, Tensor> weights = new(StringComparer.Ordinal);
     private readonly List<Tensor> owned = [];
     private readonly float attentionScale;
+    private readonly FusedForward? fused;
 
-    private LlamaModel(LlamaConfig config, IWeightSource source, Device device, ScalarType dtype)
+    private LlamaModel(LlamaConfig config, IWeightSource source, Device device, ScalarType dtype, ForwardPath path)
     {
         Config = config;
         Device = device;
         DType = dtype;
         Tensor Take(string name, long[] shape)
         {
-            using var raw = source.Load(name);
+            // A device-aware source (random weights) makes the tensor where it will live, in its dtype.
+            using var raw = source is IDeviceWeightSource direct ? direct.Load(name, device, dtype) : source.Load(name);
             if (!raw.shape.SequenceEqual(shape))
                 throw new InvalidDataException(
                     $"{source.Origin}: tensor '{name}' has shape [{string.Join(", ", raw.shape)}], the config expects [{string.Join(", ", shape)}]");
@@ -79,10 +95,14 @@ public sealed class LlamaModel : IDisposable
         classifier = c.TieWordEmbeddings ? embedding : Named(LlamaWeightNames.Classifier, [c.VocabSize, c.Dim]);
         rotary = new RotaryEmbedding(c.EffectiveHeadDim, c.MaxSeqLen, c.RopeTheta, device, dtype);
         attentionScale = 1.0f / MathF.Sqrt(c.EffectiveHeadDim);
+        ForwardPath = path == ForwardPath.Auto ? (device.type == DeviceType.CUDA ? ForwardPath.Fused : ForwardPath.Reference) : path;
+        if (ForwardPath == ForwardPath.Fused)
+            fused = new FusedForward(c, device, dtype, embedding, classifier, finalNorm,
+                layers.Select(l => (l.AttentionNorm, l.Qkv, l.Output, l.FfnNorm, l.GateUp, l.Down)).ToArray());
     }
 
     /// <summary>Builds a model on <paramref name="device"/> in <paramref name="dtype"/> (Float32, BFloat16 or Float16) from canonically named weights.</summary>
-    public static LlamaModel Create(LlamaConfig config, IWeightSource source, Device device, ScalarType dtype)
+    public static LlamaModel Create(LlamaConfig config, IWeightSource source, Device device, ScalarType dtype, ForwardPath path = ForwardPath.Auto)
     {
         config.Validate(source.Origin);
         if (dtype is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16))
@@ -90,12 +110,18 @@ public sealed class LlamaModel : IDisposable
         if (device.type == DeviceType.CPU) NativeMemoryTuning.Apply();
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        return new LlamaModel(config, source, device, dtype);
+        return new LlamaModel(config, source, device, dtype, path);
     }
 
     public LlamaConfig Config { get; }
     public Device Device { get; }
     public ScalarType DType { get; }
+
+    /// <summary>The forward implementation in use (never <see cref="ForwardPath.Auto"/>).</summary>
+    public ForwardPath ForwardPath { get; }
+
+    /// <summary>Host seconds the last <see cref="Forward"/> spent building and uploading its index data, before any kernel launch.</summary>
+    public double LastPlanSeconds { get; private set; }
 
     /// <summary>Every parameter by canonical name (<see cref="LlamaWeightNames"/>), [out, in] layout, on <see cref="Device"/>.</summary>
     public IReadOnlyDictionary<string, Tensor> Weights => weights;
@@ -109,10 +135,20 @@ public sealed class LlamaModel : IDisposable
     /// </summary>
     public Tensor Forward(IReadOnlyList<SequenceChunk> batch, PagedKvCache cache)
     {
+        // The fused path returns each chunk's last row only; a chunk that asks for every row
+        // (prompt logprobs for echo) takes the reference path, which returns them.
+        if (fused is not null && !batch.Any(c => c.ReturnsAllLogits))
+        {
+            var result = fused.Forward(batch, cache);
+            LastPlanSeconds = fused.LastPlanSeconds;
+            return result;
+        }
+        long start = Stopwatch.GetTimestamp();
         var plan = StepPlan.Build(batch, cache, Config);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var tensors = plan.ToTensors(Device);
+        LastPlanSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         var logits = Run(tensors.Tokens, tensors.Positions, tensors.OutputRows,
             (layer, q, k, v) => PagedAttention.Run(plan, tensors, cache, layer, q, k, v, Config.NumHeads, Config.EffectiveHeadDim));
         return logits.MoveToOuterDisposeScope();
@@ -182,6 +218,7 @@ public sealed class LlamaModel : IDisposable
 
     public void Dispose()
     {
+        fused?.Dispose();
         foreach (var t in weights.Values) t.Dispose();
         foreach (var t in owned) t.Dispose();
         rotary.Dispose();

@@ -18,6 +18,13 @@ internal sealed class RotaryEmbedding : IDisposable
     public RotaryEmbedding(int headDim, int maxSeqLen, double theta, Device device, ScalarType dtype)
     {
         halfDim = headDim / 2;
+        (cos, sin) = Tables(headDim, maxSeqLen, theta, device, dtype);
+    }
+
+    /// <summary>cos and sin tables [maxSeqLen, headDim] in <paramref name="dtype"/> on <paramref name="device"/> (detached: the caller owns them).</summary>
+    public static (Tensor Cos, Tensor Sin) Tables(int headDim, int maxSeqLen, double theta, Device device, ScalarType dtype)
+    {
+        int halfDim = headDim / 2;
         var cosTable = new float[(long)maxSeqLen * headDim];
         var sinTable = new float[(long)maxSeqLen * headDim];
         // Single-precision arithmetic as llama2.c's run.c does it, so greedy outputs match it bit for bit.
@@ -34,8 +41,7 @@ internal sealed class RotaryEmbedding : IDisposable
         }
         using var c = tensor(cosTable, [maxSeqLen, headDim]);
         using var s = tensor(sinTable, [maxSeqLen, headDim]);
-        cos = c.to(dtype, device).DetachFromDisposeScope();
-        sin = s.to(dtype, device).DetachFromDisposeScope();
+        return (c.to(dtype, device).DetachFromDisposeScope(), s.to(dtype, device).DetachFromDisposeScope());
     }
 
     /// <summary>cos and sin rows for the given positions, shaped [tokens, 1, headDim] to broadcast over heads.</summary>

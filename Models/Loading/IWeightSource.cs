@@ -15,3 +15,12 @@ public interface IWeightSource
 
     torch.Tensor Load(string name);
 }
+
+/// <summary>
+/// A source that can make each tensor directly on the device and in the dtype the model wants
+/// (random weights generated on a GPU), so a large model never passes through host memory.
+/// </summary>
+public interface IDeviceWeightSource : IWeightSource
+{
+    torch.Tensor Load(string name, torch.Device device, torch.ScalarType dtype);
+}

@@ -53,6 +53,19 @@ public sealed class DevicePool
         return new DevicePool(Enumerable.Range(0, count).Select(i => new PoolDevice($"{node}/{i}", i, torch.CPU, isLogical: true, oneCoreEach)));
     }
 
+    /// <summary>
+    /// <paramref name="count"/> pool devices <paramref name="node"/>/0 .. that all place their
+    /// tensors on one torch device: logical CPU devices, or slots sharing one GPU (tensor-parallel
+    /// shards on one GPU, to check them against the unsharded model where only one GPU exists).
+    /// </summary>
+    public static DevicePool Shared(int count, torch.Device device, string node = "node0")
+    {
+        if (device.type == DeviceType.CPU) return Logical(count, node);
+        if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "a device pool needs at least one device");
+        CheckNodeName(node);
+        return new DevicePool(Enumerable.Range(0, count).Select(i => new PoolDevice($"{node}/{i}", i, device, isLogical: false)));
+    }
+
     /// <summary>Logical devices for every GPU of <paramref name="cluster"/>, with the cluster's ids, to run a multi-node plan on one host.</summary>
     public static DevicePool Logical(Cluster cluster, bool oneCoreEach = false)
     {

@@ -31,4 +31,7 @@ public interface IPagedLanguageModel : IDisposable
     /// batch order ([batch.Count, vocab] when every chunk wants only its last token).
     /// </summary>
     Tensor Forward(IReadOnlyList<SequenceChunk> batch, ReplicaKvCache cache);
+
+    /// <summary>Host seconds the last <see cref="Forward"/> spent on index data before launching kernels (0 where not measured).</summary>
+    double LastPlanSeconds => 0;
 }

@@ -11,6 +11,7 @@ public sealed class SingleDeviceLlama(LlamaModel model, bool ownsModel = true) :
     public LlamaConfig Config => Model.Config;
     public ScalarType DType => Model.DType;
     public Device OutputDevice => Model.Device;
+    public double LastPlanSeconds => Model.LastPlanSeconds;
 
     public ReplicaKvCache CreateKvCache(int numBlocks, int blockSize) =>
         new(Config, [new ReplicaKvCache.Shard(new PagedKvCache(Config, numBlocks, blockSize, Model.Device, Model.DType),

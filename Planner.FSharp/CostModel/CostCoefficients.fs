@@ -18,7 +18,8 @@ open Microsoft.FSharp.Reflection
 /// Three forms of step time (StepTimeModel, the one implementation). By default, measured per-rank
 /// GPU layer times (GpuSteps: the built-in H200 profile, moved to other GPUs by their figures) plus
 /// the cluster's collectives; `GpuSteps = None` gives the analytic roofline (max of compute and memory
-/// traffic, from the efficiency factors below). A measured profile of a real engine (`oserve
+/// traffic, from the efficiency factors below), and so does a profile that sets one of those
+/// efficiencies (it calibrates the roofline of its own machine). A measured profile of a real engine (`oserve
 /// profile`, e.g. of the CPU engine, where compute and weight streaming do not overlap and a fixed
 /// per-step cost dominates) sets the five linear `*Sec*` terms instead: as soon as one of them is
 /// > 0, a step of a TP=1, PP=1 replica takes
@@ -139,6 +140,9 @@ module CostCoefficients =
             if c.MemoryUtilization > 1.0 then Error [ sprintf "%s: memoryUtilization must be in (0, 1], got %g" source c.MemoryUtilization ]
             elif c.PrefillMfu <= 0.0 || c.DecodeMfu <= 0.0 || c.DecodeHbmEfficiency <= 0.0 || c.LinkEfficiency <= 0.0 then
                 Error [ sprintf "%s: efficiency factors (prefillMfu, decodeMfu, decodeHbmEfficiency, linkEfficiency) must be > 0" source ]
+            // A profile that calibrates the roofline's efficiencies describes its own machine (the
+            // demo's one-core CPU devices, say): the H200 layer table must not stand in for it.
+            elif [ "prefillMfu"; "decodeMfu"; "decodeHbmEfficiency" ] |> List.exists values.ContainsKey then Ok { c with GpuSteps = None }
             else Ok c
 
     /// Reads a profile file (YAML or JSON) with a top-level `coefficients` mapping.

@@ -155,4 +155,12 @@ let tests =
                 Expect.isError (GpuStepProfile.load (path + ".missing")) "missing file"
             finally File.Delete path
         }
+        test "a profile that calibrates the roofline's efficiencies turns the GPU table off; other profiles keep it" {
+            let read (pairs: (string * string) list) =
+                CostCoefficients.ofMap "test" (readOnlyDict pairs) |> Result.defaultWith (fun e -> failtestf "%A" e)
+            Expect.isNone (read [ "prefillMfu", "0.3" ]).GpuSteps "an MFU describes its own machine"
+            Expect.isNone (read [ "decodeHbmEfficiency", "0.5" ]).GpuSteps "a bandwidth efficiency too"
+            Expect.isSome (read [ "memoryUtilization", "0.8" ]).GpuSteps "memory settings keep the table"
+            Expect.isSome (read []).GpuSteps "defaults keep the table"
+        }
     ]

@@ -24,7 +24,7 @@ public sealed class DemoPlanningTests
         {
             // A per-step cost a tp2 replica cannot split and a hand-off per all-reduce: what makes 2 x tp1 the faster on many chats.
             ["iterationOverheadSec"] = "0.003", ["prefillMfu"] = "4", ["decodeMfu"] = "2", ["decodeHbmEfficiency"] = "1",
-            ["linkEfficiency"] = "1", ["intraNodeLatencySec"] = "0.0001", ["workspaceBytes"] = (64L << 20).ToString(),
+            ["linkEfficiency"] = "1", ["workspaceBytes"] = (64L << 20).ToString(),
             ["minKvTokens"] = "1280", ["maxNumSeqs"] = "16",
         });
         Assert.True(read.IsOk, string.Join("; ", read.IsError ? read.ErrorValue : []));
@@ -88,14 +88,18 @@ public sealed class DemoCalibrationTests
         var card = OServe.Engine.Orchestration.ModelCardOf.Llama(
             OServe.Models.BuiltInModel.ConfigOf(new DemoRunSettings().Model), "builtin", TorchSharp.torch.ScalarType.Float32);
         var none = DemoCalibration.FitAllReduceLatency(cpu, card, cluster, 0); // faster than the model: never a negative latency
-        Assert.Equal(0, none.Coefficients.IntraNodeLatencySec);
+        Assert.Equal(0, none.AllReduceLatencySec);
         var (k, m) = (none.Coefficients, ContractMapping.model(card));
-        var node = ContractMapping.cluster(cluster).ResultValue.Nodes[0];
-        double predicted = ReplicaCost.decodeCycleSec(k, m, new Links(node.IntraLinkBytesPerSec, node.IntraLinkBytesPerSec), new ReplicaConfig(node.Gpu, 2, 1, false), 1, 16);
+        var spec = ContractMapping.cluster(CpuCostCalibration.Cluster(none, 2, 1.0)).ResultValue;
+        var node = spec.Nodes[0];
+        Assert.Equal(0, node.AllReduceLatencySec);
+        double predicted = ReplicaCost.decodeCycleSec(k, m, LinksModule.ofNode(spec, node), new ReplicaConfig(node.Gpu, 2, 1, false), 1, 16);
 
         var fitted = DemoCalibration.FitAllReduceLatency(cpu, card, cluster, predicted + 2 * m.NumLayers * 100e-6);
 
-        Assert.Equal(100e-6, fitted.Coefficients.IntraNodeLatencySec, 9);
+        Assert.Equal(100e-6, fitted.AllReduceLatencySec!.Value, 9);
+        // The fitted latency is the cluster's: the planner reads it from there.
+        Assert.Equal(100e-6, ContractMapping.cluster(CpuCostCalibration.Cluster(fitted, 2, 1.0)).ResultValue.Nodes[0].AllReduceLatencySec, 9);
         Assert.Contains("all-reduce latency 100 us", fitted.Describe());
     }
 }

@@ -5,12 +5,27 @@ using static TorchSharp.torch;
 
 namespace OServe.Models.Tests.Llama;
 
-public sealed class PagedForwardTests : IDisposable
+/// <summary>The paged forward against full recomputation, on the reference path; <see cref="FusedPagedForwardTests"/> runs the same on the fused (GPU) path.</summary>
+public class PagedForwardTests : IDisposable
 {
     private const float Tolerance = 2e-4f;
-    private readonly LlamaModel model = TinyModels.Random();
+    private readonly LlamaModel model;
 
-    public void Dispose() => model.Dispose();
+    public PagedForwardTests() : this(ForwardPath.Reference) { }
+
+    protected PagedForwardTests(ForwardPath path)
+    {
+        Path = path;
+        model = TinyModels.Random(path: path);
+    }
+
+    protected ForwardPath Path { get; }
+
+    public void Dispose()
+    {
+        model.Dispose();
+        GC.SuppressFinalize(this);
+    }
 
     [Fact]
     public void ChunkedPrefillThenDecodeMatchesFullRecomputation()
@@ -117,7 +132,7 @@ public sealed class PagedForwardTests : IDisposable
     [Fact]
     public void BFloat16ModelTracksFloat32()
     {
-        using var bf16 = TinyModels.Random(dtype: ScalarType.BFloat16);
+        using var bf16 = TinyModels.Random(dtype: ScalarType.BFloat16, path: Path);
         var tokens = TinyModels.Tokens(12, 6);
         using var cache = new PagedKvCache(bf16.Config, 4, 8, CPU, ScalarType.BFloat16);
         using var paged = bf16.Forward([new SequenceChunk(tokens, 0, [2, 0])], cache);
@@ -159,7 +174,7 @@ public sealed class PagedForwardTests : IDisposable
         PagedKvCache cache;
         using (NewDisposeScope())
         {
-            scoped = TinyModels.Random(seed: 9);
+            scoped = TinyModels.Random(seed: 9, path: Path);
             cache = new PagedKvCache(scoped.Config, 2, 8, CPU, ScalarType.Float32);
         }
         using (scoped)
@@ -177,7 +192,7 @@ public sealed class PagedForwardTests : IDisposable
     {
         // Head dim 16 takes the CPU decode-attention kernel (where AVX-512 exists); batch of three with scrambled tables.
         var config = TinyModels.Config with { NumHeads = 4, NumKvHeads = 2 };
-        using var m = TinyModels.Random(seed: 11, dtype: dtype, config: config);
+        using var m = TinyModels.Random(seed: 11, dtype: dtype, config: config, path: Path);
         var seqs = new[] { TinyModels.Tokens(23, 31), TinyModels.Tokens(9, 32), TinyModels.Tokens(17, 33) };
         int[][] tables = [[9, 2, 14, 5, 0, 11], [3, 12, 7], [13, 1, 8, 6, 10]];
         using var cache = new PagedKvCache(config, 16, 4, CPU, dtype);
@@ -192,5 +207,18 @@ public sealed class PagedForwardTests : IDisposable
                 Assert.True(Greedy.MaxAbsDiff(step[i], expected) < tolerance, $"sequence {i}, {back} from the end: {Greedy.MaxAbsDiff(step[i], expected)}");
             }
         }
+    }
+}
+
+/// <summary>Every paged-forward check on <see cref="ForwardPath.Fused"/>, the GPU path, run here on the CPU.</summary>
+public sealed class FusedPagedForwardTests() : PagedForwardTests(ForwardPath.Fused)
+{
+    [Fact]
+    public void TheModelRunsTheFusedPath()
+    {
+        using var m = TinyModels.Random(path: ForwardPath.Fused);
+        Assert.Equal(ForwardPath.Fused, m.ForwardPath);
+        using var auto = TinyModels.Random(path: ForwardPath.Auto);
+        Assert.Equal(ForwardPath.Reference, auto.ForwardPath); // Auto picks the fused path on CUDA only
     }
 }

@@ -8,11 +8,13 @@ namespace OServe.Models.Tests.Llama;
 
 public sealed class Stories260KTests
 {
-    [SkippableFact]
-    public void GreedyGenerationFromBosReproducesTheDocumentedText()
+    [SkippableTheory]
+    [InlineData(ForwardPath.Reference)]
+    [InlineData(ForwardPath.Fused)]
+    public void GreedyGenerationFromBosReproducesTheDocumentedText(ForwardPath path)
     {
         SharedData.SkipUnlessStories260K();
-        using var loaded = ModelLoader.Load(Path.Combine(SharedData.Stories260K, "stories260K.bin"), CPU, ScalarType.Float32);
+        using var loaded = ModelLoader.Load(Path.Combine(SharedData.Stories260K, "stories260K.bin"), CPU, ScalarType.Float32, forward: path);
         var generated = Greedy.Generate(loaded.Model, [loaded.Tokenizer.BosId], steps: 256);
         string text = loaded.Tokenizer.Decode(generated);
         string documented = DocumentedGreedyText();

@@ -12,13 +12,13 @@ internal static class TinyModels
         Dim = 64, HiddenDim = 96, NumLayers = 2, NumHeads = 8, NumKvHeads = 2, VocabSize = 101, MaxSeqLen = 128, RopeTheta = 500.0,
     };
 
-    public static LlamaModel Random(long seed = 7, ScalarType dtype = ScalarType.Float32, LlamaConfig? config = null)
+    public static LlamaModel Random(long seed = 7, ScalarType dtype = ScalarType.Float32, LlamaConfig? config = null, ForwardPath path = ForwardPath.Reference)
     {
         config ??= Config;
         using var weights = RandomWeights.Create(config, seed);
         // Larger-than-init weights so attention patterns are sharp and bugs show up as big differences.
         using var scaled = Scale(weights, config, 5f);
-        return LlamaModel.Create(config, scaled, CPU, dtype);
+        return LlamaModel.Create(config, scaled, CPU, dtype, path);
     }
 
     private static InMemoryWeightSource Scale(InMemoryWeightSource source, LlamaConfig config, float factor) =>
