@@ -11,6 +11,7 @@ using OServe.Models;
 using OServe.Models.Llama;
 using OServe.Models.Parallelism;
 using TorchSharp;
+using Xunit;
 
 namespace OServe.Engine.Tests.Orchestration;
 
@@ -134,6 +135,43 @@ internal static class OrchestrationTestKit
                 finishes.Add(finish.GetString()!);
         }
         return new Streamed(text.ToString(), finishes, done, chunks);
+    }
+
+    /// <summary>
+    /// A greedy answer served under load (other requests batched with it, moved across a switch)
+    /// must equal the one-at-a-time <paramref name="alone"/> answer. Float32 matmuls on the CPU sum
+    /// in an order that depends on the batch's row count, so a near tie between the two best tokens
+    /// can flip; the texts may therefore part only at a token where the reference itself was a tie
+    /// (top two logprobs within 1e-3, asked of <paramref name="http"/>, the reference server). Any
+    /// other difference (a lost, repeated or wrong token) fails with where it happened.
+    /// </summary>
+    /// <returns>Whether a request with logprobs was sent to <paramref name="http"/> (servers that count requests see one more).</returns>
+    public static async Task<bool> AssertSameAsAloneAsync(HttpClient http, string prompt, int maxTokens, Streamed result, Streamed alone)
+    {
+        if (alone.Text == result.Text)
+        {
+            Assert.Equal(alone.NumChunks, result.NumChunks);
+            return false;
+        }
+        int d = 0;
+        while (d < Math.Min(alone.Text.Length, result.Text.Length) && alone.Text[d] == result.Text[d]) d++;
+        using var response = await http.PostAsJsonAsync("/v1/completions",
+            new { model = ModelName, prompt, max_tokens = maxTokens, temperature = 0, ignore_eos = true, logprobs = 2 });
+        response.EnsureSuccessStatusCode();
+        using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        var choice = json.RootElement.GetProperty("choices")[0];
+        Assert.Equal(alone.Text, choice.GetProperty("text").GetString());
+        var logprobs = choice.GetProperty("logprobs");
+        var offsets = logprobs.GetProperty("text_offset").EnumerateArray().Select(o => o.GetInt32()).ToArray();
+        int k = 0;
+        while (k + 1 < offsets.Length && offsets[k + 1] - offsets[0] <= d) k++;
+        var top = logprobs.GetProperty("top_logprobs")[k].EnumerateObject().Select(p => p.Value.GetSingle()).OrderDescending().ToArray();
+        // One entry for two alternatives: both decode to the same text, so a flip cannot be the difference.
+        double margin = top.Length >= 2 ? top[0] - top[1] : double.PositiveInfinity;
+        Assert.True(margin < 1e-3,
+            $"'{prompt}': the answer under load parts from the one-at-a-time answer at character {d} (token {k}), where the reference's best token " +
+            $"leads by {margin:G3} nats (not a tie):\n alone: {alone.Text}\n load:  {result.Text}");
+        return true;
     }
 
     public static string Prompt(int i) => $"request {i}: " + string.Join(' ', Enumerable.Repeat("once upon a time", 1 + i % 5));
