@@ -66,6 +66,12 @@ printf 'name\trc\tseconds\n' > "$work/steps.tsv"
 dn="$work/dotnet"
 mkdir -p "$dn"
 if ! tar -xJf "$bundle/dotnet.tar.xz" -C "$dn"; then say "cannot unpack $bundle/dotnet.tar.xz"; record setup 1 0; summarize; exit 1; fi
+# The app travels compressed (pack.sh); an unpacked app/ beside the script is used as it is.
+app="$bundle/app"
+if [[ ! -d $app ]]; then
+  app="$work/app"
+  if ! tar -xJf "$bundle/app.tar.xz" -C "$work"; then say "cannot unpack $bundle/app.tar.xz"; record setup 1 0; summarize; exit 1; fi
+fi
 if [[ -n ${OSERVE_TORCH_LIB:-} ]]; then
   tl=$OSERVE_TORCH_LIB
 else
@@ -91,8 +97,8 @@ json.dump(env, open(sys.argv[1], "w"), indent=1)
 print("environment:", json.dumps(env))
 EOF
 export DOTNET_ROOT=$dn DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 OMP_WAIT_POLICY=PASSIVE
-export LD_LIBRARY_PATH="$tl:$bundle/app${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-oserve=("$dn/dotnet" "$bundle/app/oserve.dll")
+export LD_LIBRARY_PATH="$tl:$app${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+oserve=("$dn/dotnet" "$app/oserve.dll")
 record setup 0 $(($(date +%s) - start))
 say "libtorch from $tl; .NET $("$dn/dotnet" --list-runtimes | tr '\n' ' ')"
 

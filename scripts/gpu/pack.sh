@@ -5,6 +5,8 @@
 #   scripts/gpu/pack.sh OUT_DIR
 #
 # OUT_DIR gets:
+#   app.tar.xz      (app/, xz-compressed: the Orleans and Kubernetes assemblies the distributed
+#                   runtime brought in do not fit 60 MiB uncompressed; check.sh unpacks it)
 #   app/            framework-dependent publish of the oserve CLI for linux-x64, without the native
 #                   libraries the CUDA machine supplies (libtorch from its PyTorch install) or never
 #                   loads (OR-Tools, SkiaSharp/HarfBuzz: the planner and plots are not run there);
@@ -41,6 +43,10 @@ test -n "$runtime" && test -n "$aspnet" || { echo "no .NET 10 runtimes found und
 tar -C "$dotnet_dir" -cf - dotnet host "shared/Microsoft.NETCore.App/$runtime" "shared/Microsoft.AspNetCore.App/$aspnet" \
   | xz -T0 -9 > "$out/dotnet.tar.xz"
 echo "   Microsoft.NETCore.App $runtime, Microsoft.AspNetCore.App $aspnet"
+
+echo "== app, compressed"
+tar -C "$out" -cf - app | xz -T0 -9 > "$out/app.tar.xz"
+rm -rf "$out/app"
 
 echo "== inputs and scripts"
 calibration="$repo/../shared/calibration/h200-shapes.json"
