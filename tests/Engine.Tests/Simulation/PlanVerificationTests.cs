@@ -44,8 +44,23 @@ public sealed class PlanVerificationTests
         // Half a point more attainment does not either (needs one point); three points do, whatever the P99.
         Assert.Equal(0, PlanVerifier.Choose([S("keep", 0.90, 10, keep: true), S("new", 0.905, 10)], Defaults));
         Assert.Equal(1, PlanVerifier.Choose([S("keep", 0.90, 10, keep: true), S("new", 0.93, 14)], Defaults));
-        // Overloaded (attainment under 90%): half the P99 at equal attainment is queue growth, not a reason to switch.
-        Assert.Equal(0, PlanVerifier.Choose([S("keep", 0.70, 100, keep: true), S("new", 0.70, 50)], Defaults));
+    }
+
+    private static CandidateScore M(string label, double slo, double p99, double mean, bool keep = false) => new(label, keep, 1000, slo, p99, mean);
+
+    [Fact]
+    public void Choose_RanksOverloadedPlans_ByTheQueueingTheyLeave_NotByAttainment()
+    {
+        // The rate swing's peak (window 6): a plan that starves long requests meets more SLOs (30%
+        // against 21%) but clears the load far slower (mean 45.7 s, P99 307 s): it must not win.
+        Assert.Equal(0, PlanVerifier.Choose([M("keep", 0.205, 110, 25.0, keep: true), M("maxtp2", 0.300, 307, 45.7), M("cpsat", 0.236, 102, 29.8)], Defaults));
+        // Without a current plan the same ranking holds.
+        Assert.Equal(1, PlanVerifier.Choose([M("maxtp2", 0.300, 307, 45.7), M("tp4", 0.205, 110, 25.0)], Defaults));
+        // Leaving an overloaded plan needs a mean E2E 20% lower: 10% does not pay, 40% does.
+        Assert.Equal(0, PlanVerifier.Choose([M("keep", 0.70, 100, 30, keep: true), M("new", 0.70, 90, 27)], Defaults));
+        Assert.Equal(1, PlanVerifier.Choose([M("keep", 0.70, 100, 30, keep: true), M("new", 0.60, 90, 18)], Defaults));
+        // A plan that is not overloaded still beats overloaded ones by attainment, whatever their means.
+        Assert.Equal(1, PlanVerifier.Choose([M("keep", 0.50, 100, 10, keep: true), M("new", 0.95, 120, 40)], Defaults));
     }
 
     [Fact]
