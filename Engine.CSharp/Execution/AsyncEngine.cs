@@ -403,38 +403,7 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
         }
     }
 
-    private void Validate(GenerationRequest request)
-    {
-        ArgumentNullException.ThrowIfNull(request);
-        if (string.IsNullOrEmpty(request.RequestId))
-            throw new ArgumentException("the request id is empty", "request_id");
-        var sampling = request.Sampling ?? throw new ArgumentException("sampling parameters are missing", "sampling");
-        var prompt = request.PromptTokens;
-        if (prompt is null || prompt.Count == 0)
-            throw new ArgumentException("the prompt is empty", "prompt");
-        for (int i = 0; i < prompt.Count; i++)
-            if ((uint)prompt[i] >= (uint)_tokenizer.VocabSize)
-                throw new ArgumentException($"prompt token {i} is {prompt[i]}, outside the vocabulary [0, {_tokenizer.VocabSize})", "prompt");
-        if (sampling.MaxTokens < 1)
-            throw new ArgumentException($"max_tokens must be at least 1, got {sampling.MaxTokens}", "max_tokens");
-        if ((long)prompt.Count + sampling.MaxTokens > MaxModelLength)
-            throw new ArgumentException(
-                $"this model's maximum context length is {MaxModelLength} tokens, but {prompt.Count + (long)sampling.MaxTokens} were requested " +
-                $"({prompt.Count} in the prompt, {sampling.MaxTokens} in max_tokens)", "max_tokens");
-        if (!(sampling.Temperature >= 0) || float.IsInfinity(sampling.Temperature))
-            throw new ArgumentException($"temperature must be a finite number >= 0, got {sampling.Temperature}", "temperature");
-        if (!(sampling.TopP > 0 && sampling.TopP <= 1))
-            throw new ArgumentException($"top_p must be in (0, 1], got {sampling.TopP}", "top_p");
-        if (sampling.TopK < -1)
-            throw new ArgumentException($"top_k must be -1 or 0 (disabled) or at least 1, got {sampling.TopK}", "top_k");
-        foreach (var stop in sampling.Stop)
-            if (string.IsNullOrEmpty(stop))
-                throw new ArgumentException("stop strings must not be empty", "stop");
-        if (sampling.Logprobs is < 0 or > MaxLogprobs)
-            throw new ArgumentException($"logprobs must be in 0..{MaxLogprobs}, got {sampling.Logprobs}", "logprobs");
-        if (sampling.PromptLogprobs is < 0 or > MaxLogprobs)
-            throw new ArgumentException($"prompt logprobs must be in 0..{MaxLogprobs}, got {sampling.PromptLogprobs}", "logprobs");
-    }
+    private void Validate(GenerationRequest request) => RequestChecks.Validate(request, _tokenizer.VocabSize, MaxModelLength);
 
     private sealed class Sink(AsyncEngine engine) : IGenerationSink
     {

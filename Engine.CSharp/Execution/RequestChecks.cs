@@ -1,10 +1,9 @@
-using OServe.Engine.Execution;
-
-namespace OServe.Engine.Distributed;
+namespace OServe.Engine.Execution;
 
 /// <summary>
-/// The checks a replica's engine makes at admission, made by the front end before a request
-/// leaves for a worker, so a bad request is a 400 naming its field and never a broken stream.
+/// The checks a replica's engine makes at admission (<see cref="AsyncEngine"/>), also made by the
+/// multi-node front end before a request leaves for a worker, so a bad request is a 400 naming its
+/// field and never a broken stream. One implementation, so the two cannot drift apart.
 /// </summary>
 public static class RequestChecks
 {
@@ -36,5 +35,9 @@ public static class RequestChecks
         foreach (var stop in sampling.Stop)
             if (string.IsNullOrEmpty(stop))
                 throw new ArgumentException("stop strings must not be empty", "stop");
+        if (sampling.Logprobs is < 0 or > AsyncEngine.MaxLogprobs)
+            throw new ArgumentException($"logprobs must be in 0..{AsyncEngine.MaxLogprobs}, got {sampling.Logprobs}", "logprobs");
+        if (sampling.PromptLogprobs is < 0 or > AsyncEngine.MaxLogprobs)
+            throw new ArgumentException($"prompt logprobs must be in 0..{AsyncEngine.MaxLogprobs}, got {sampling.PromptLogprobs}", "logprobs");
     }
 }
