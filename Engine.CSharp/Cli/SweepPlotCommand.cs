@@ -32,7 +32,10 @@ public static class SweepPlotCommand
                 foreach (var (name, ratio) in Ratios(dir))
                     (series.TryGetValue(name, out var list) ? list : series[name] = []).Add((x, ratio));
             var plot = new Plot();
-            foreach (var (name, values) in series)
+            // Systems with the same ratio at every point would draw one line over another: one line, both names.
+            var curves = series.GroupBy(kv => string.Join(";", kv.Value.Select(v => v.X.ToString("R", CultureInfo.InvariantCulture) + "=" + v.Ratio.ToString("F4", CultureInfo.InvariantCulture))))
+                .Select(g => (Name: string.Join(" = ", g.Select(kv => kv.Key)), Values: g.First().Value)).ToList();
+            foreach (var (name, values) in curves)
             {
                 var line = plot.Add.Scatter(values.Select(v => v.X).ToArray(), values.Select(v => v.Ratio).ToArray());
                 line.LegendText = name;
@@ -49,13 +52,18 @@ public static class SweepPlotCommand
             }
             var unity = plot.Add.HorizontalLine(1.0);
             unity.LinePattern = LinePattern.Dashed;
-            plot.Axes.SetLimitsY(0, Math.Max(2.2, series.Values.SelectMany(v => v).Select(v => v.Ratio).Where(double.IsFinite).DefaultIfEmpty(1).Max() * 1.1));
+            // The axis holds every measured ratio and every reference point (a paper marker must not fall off the plot).
+            double top = series.Values.SelectMany(v => v).Select(v => v.Ratio)
+                .Concat(refs.Select(r => double.Parse(r.Dir, CultureInfo.InvariantCulture)))
+                .Where(double.IsFinite).DefaultIfEmpty(1).Max();
+            plot.Axes.SetLimitsY(0, Math.Max(2.2, top * 1.1));
             plot.Title(parse.GetValue(title)!);
             plot.XLabel(parse.GetValue(xLabel)!);
             plot.YLabel("P99 E2E / OServe's (above 1: OServe faster)");
             plot.ShowLegend(Edge.Right);
             plot.SavePng(parse.GetValue(output)!, 1000, 520);
-            parse.InvocationConfiguration.Output.WriteLine($"wrote {parse.GetValue(output)}: {series.Count} curves over {points.Count} runs");
+            parse.InvocationConfiguration.Output.WriteLine($"wrote {parse.GetValue(output)}: {curves.Count} curves over {points.Count} runs" +
+                (curves.Count < series.Count ? $" (identical systems share a line: {string.Join("; ", curves.Where(c => c.Name.Contains(" = ")).Select(c => c.Name))})" : ""));
             return OServeCli.ExitOk;
         });
         return command;

@@ -36,6 +36,17 @@ public sealed class SweepPlotCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task SystemsEqualAtEveryPointShareOneLineNamedForBoth()
+    {
+        var png = Path.Combine(_dir, "same.png");
+        var output = new StringWriter();
+        // The vLLM default equals the best static at both points (10/10 and 11/11 over OServe's 10).
+        int code = await OServeCli.RunAsync(["sweep-plot", png, $"0.1={Run("c", 10, 10, 10)}", $"0.7={Run("d", 10, 11, 11)}"], output, new StringWriter());
+        Assert.Equal(0, code);
+        Assert.Contains("1 curves over 2 runs (identical systems share a line: best static in hindsight = static-vllm-default)", output.ToString());
+    }
+
+    [Fact]
     public async Task AMissingRunOrABadPairIsAUserError()
     {
         var error = new StringWriter();
