@@ -153,14 +153,18 @@ internal static class OrchestrationTestKit
             Assert.Equal(alone.NumChunks, result.NumChunks);
             return false;
         }
-        int d = 0;
-        while (d < Math.Min(alone.Text.Length, result.Text.Length) && alone.Text[d] == result.Text[d]) d++;
         using var response = await http.PostAsJsonAsync("/v1/completions",
             new { model = ModelName, prompt, max_tokens = maxTokens, temperature = 0, ignore_eos = true, logprobs = 2 });
         response.EnsureSuccessStatusCode();
         using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         var choice = json.RootElement.GetProperty("choices")[0];
-        Assert.Equal(alone.Text, choice.GetProperty("text").GetString());
+        // The one-at-a-time answer is not bit-stable either (MKL's sums may change with memory
+        // alignment), so asked again it can fall on either side of the same tie: compare with the
+        // answer whose logprobs are at hand.
+        string reference = choice.GetProperty("text").GetString()!;
+        if (reference == result.Text) return true;
+        int d = 0;
+        while (d < Math.Min(reference.Length, result.Text.Length) && reference[d] == result.Text[d]) d++;
         var logprobs = choice.GetProperty("logprobs");
         var offsets = logprobs.GetProperty("text_offset").EnumerateArray().Select(o => o.GetInt32()).ToArray();
         int k = 0;
@@ -170,7 +174,7 @@ internal static class OrchestrationTestKit
         double margin = top.Length >= 2 ? top[0] - top[1] : double.PositiveInfinity;
         Assert.True(margin < 1e-3,
             $"'{prompt}': the answer under load parts from the one-at-a-time answer at character {d} (token {k}), where the reference's best token " +
-            $"leads by {margin:G3} nats (not a tie):\n alone: {alone.Text}\n load:  {result.Text}");
+            $"leads by {margin:G3} nats (not a tie):\n alone: {reference}\n load:  {result.Text}");
         return true;
     }
 
