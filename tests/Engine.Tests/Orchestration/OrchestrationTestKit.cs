@@ -158,9 +158,10 @@ internal static class OrchestrationTestKit
         response.EnsureSuccessStatusCode();
         using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         var choice = json.RootElement.GetProperty("choices")[0];
-        // The one-at-a-time answer is not bit-stable either (MKL's sums may change with memory
-        // alignment), so asked again it can fall on either side of the same tie: compare with the
-        // answer whose logprobs are at hand.
+        // The one-at-a-time answer is not bit-stable either (the replicas a switch builds, sharded or
+        // copied, may sum in another order than the ones they replace, and MKL's sums may change
+        // with memory alignment), so asked again it can fall on either side of the same tie: compare
+        // with the answer whose logprobs are at hand.
         string reference = choice.GetProperty("text").GetString()!;
         if (reference == result.Text) return true;
         int d = 0;
