@@ -36,28 +36,21 @@ internal sealed class FusedStepPlan
 
     public static FusedStepPlan Build(IReadOnlyList<SequenceChunk> batch, PagedKvCache cache, LlamaConfig config)
     {
-        if (batch.Count == 0) throw new ArgumentException("the batch is empty", nameof(batch));
-        if (cache.NumLayers != config.NumLayers || cache.NumKvHeads != config.NumKvHeads || cache.HeadDim != config.EffectiveHeadDim)
-            throw new ArgumentException(
-                $"KV cache shape (layers {cache.NumLayers}, kv heads {cache.NumKvHeads}, head dim {cache.HeadDim}) does not match the model " +
-                $"(layers {config.NumLayers}, kv heads {config.NumKvHeads}, head dim {config.EffectiveHeadDim})", nameof(cache));
+        StepPlan.CheckBatch(batch, cache, config);
         var plan = new FusedStepPlan { NumChunks = batch.Count, BlockSize = cache.BlockSize };
         int total = 0, decodes = 0, maxDecodeEnd = 0, prefillBlocks = 0;
         for (int i = 0; i < batch.Count; i++)
         {
             var chunk = batch[i];
+            StepPlan.CheckChunk(chunk, i, config);
+            // The fused path gathers whole blocks up front, so their ids are checked here (the reference path checks each slot it writes).
             string where = $"batch[{i}]";
-            if (chunk.TokenIds.Count == 0) throw new ArgumentException($"{where}: the chunk has no tokens");
-            if (chunk.StartPosition < 0) throw new ArgumentException($"{where}: StartPosition {chunk.StartPosition} is negative");
-            if (chunk.EndPosition > config.MaxSeqLen)
-                throw new ArgumentException($"{where}: positions up to {chunk.EndPosition - 1} exceed the model's maximum sequence length {config.MaxSeqLen}");
             int blocksNeeded = (chunk.EndPosition + cache.BlockSize - 1) / cache.BlockSize;
             if (blocksNeeded > chunk.BlockTable.Count)
                 throw new ArgumentException($"{where}: position {chunk.EndPosition - 1} needs block index {blocksNeeded - 1}, but the block table has only {chunk.BlockTable.Count} blocks");
             for (int b = 0; b < blocksNeeded; b++)
                 if ((uint)chunk.BlockTable[b] >= (uint)cache.NumBlocks)
                     throw new ArgumentException($"{where}: block table entry {b} is block {chunk.BlockTable[b]}, outside the cache's {cache.NumBlocks} blocks");
-            StepPlan.CheckTokens(chunk.TokenIds, config.VocabSize, i);
             total += chunk.TokenIds.Count;
             if (chunk.TokenIds.Count == 1)
             {

@@ -40,24 +40,13 @@ internal sealed class StepPlan
 
     public static StepPlan Build(IReadOnlyList<SequenceChunk> batch, PagedKvCache cache, LlamaConfig config)
     {
-        if (batch.Count == 0) throw new ArgumentException("the batch is empty", nameof(batch));
-        if (cache.NumLayers != config.NumLayers || cache.NumKvHeads != config.NumKvHeads || cache.HeadDim != config.EffectiveHeadDim)
-            throw new ArgumentException(
-                $"KV cache shape (layers {cache.NumLayers}, kv heads {cache.NumKvHeads}, head dim {cache.HeadDim}) does not match the model " +
-                $"(layers {config.NumLayers}, kv heads {config.NumKvHeads}, head dim {config.EffectiveHeadDim})", nameof(cache));
-
+        CheckBatch(batch, cache, config);
         var plan = new StepPlan();
         int total = 0;
         for (int i = 0; i < batch.Count; i++)
         {
-            var chunk = batch[i];
-            string where = $"batch[{i}]";
-            if (chunk.TokenIds.Count == 0) throw new ArgumentException($"{where}: the chunk has no tokens");
-            if (chunk.StartPosition < 0) throw new ArgumentException($"{where}: StartPosition {chunk.StartPosition} is negative");
-            if (chunk.EndPosition > config.MaxSeqLen)
-                throw new ArgumentException($"{where}: positions up to {chunk.EndPosition - 1} exceed the model's maximum sequence length {config.MaxSeqLen}");
-            CheckTokens(chunk.TokenIds, config.VocabSize, i);
-            total += chunk.TokenIds.Count;
+            CheckChunk(batch[i], i, config);
+            total += batch[i].TokenIds.Count;
         }
 
         plan.tokens = new long[total];
@@ -125,6 +114,27 @@ internal sealed class StepPlan
             decodeRows, decodeSlotsT, decodeMask,
             Prefill.Select(p => tensor(p.ContextRows, device: device)).ToArray(),
             Prefill.Select(p => Attention.CausalMask([p.Positions], [p.ContextLength], p.NumTokens, p.ContextLength, device)).ToArray());
+    }
+
+    /// <summary>A batch a step can run: not empty, and a cache laid out for this model. Shared with <see cref="FusedStepPlan"/>.</summary>
+    internal static void CheckBatch(IReadOnlyList<SequenceChunk> batch, PagedKvCache cache, LlamaConfig config)
+    {
+        if (batch.Count == 0) throw new ArgumentException("the batch is empty", nameof(batch));
+        if (cache.NumLayers != config.NumLayers || cache.NumKvHeads != config.NumKvHeads || cache.HeadDim != config.EffectiveHeadDim)
+            throw new ArgumentException(
+                $"KV cache shape (layers {cache.NumLayers}, kv heads {cache.NumKvHeads}, head dim {cache.HeadDim}) does not match the model " +
+                $"(layers {config.NumLayers}, kv heads {config.NumKvHeads}, head dim {config.EffectiveHeadDim})", nameof(cache));
+    }
+
+    /// <summary>Chunk <paramref name="i"/> of a batch: some tokens, all in the vocabulary, at positions the model has. Shared with <see cref="FusedStepPlan"/>.</summary>
+    internal static void CheckChunk(SequenceChunk chunk, int i, LlamaConfig config)
+    {
+        string where = $"batch[{i}]";
+        if (chunk.TokenIds.Count == 0) throw new ArgumentException($"{where}: the chunk has no tokens");
+        if (chunk.StartPosition < 0) throw new ArgumentException($"{where}: StartPosition {chunk.StartPosition} is negative");
+        if (chunk.EndPosition > config.MaxSeqLen)
+            throw new ArgumentException($"{where}: positions up to {chunk.EndPosition - 1} exceed the model's maximum sequence length {config.MaxSeqLen}");
+        CheckTokens(chunk.TokenIds, config.VocabSize, i);
     }
 
     public static void CheckTokens(IReadOnlyList<int> tokenIds, int vocabSize, int batchIndex)
