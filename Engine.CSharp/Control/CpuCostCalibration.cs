@@ -37,22 +37,12 @@ public sealed record CpuCalibration
     /// </summary>
     public bool PerCore { get; init; }
 
-    /// <summary>The coefficient values as the planner's profile reader took them (camelCase keys).</summary>
-    public required IReadOnlyDictionary<string, string> Values { get; init; }
-
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
         $"matmul {MatmulFlops / 1e9:F1} GFLOP/s, copy {CopyBytesPerSec / 1e9:F1} GB/s{(PerCore ? " (one core)" : "")}; prefill {ShortPrefillTokens} tok {ShortPrefillSec * 1e3:F1} ms, " +
         $"{LongPrefillTokens} tok {LongPrefillSec * 1e3:F1} ms; decode step {DecodeStepSec * 1e3:F1} ms (batch 1), {BatchedDecodeStepSec * 1e3:F1} ms (batch {DecodeBatch}); " +
         $"fitted overhead {Coefficients.IterationOverheadSec * 1e3:F2} ms/step, prefill MFU {Coefficients.PrefillMfu:F3}, decode MFU {Coefficients.DecodeMfu:F3}, " +
         $"decode bandwidth efficiency {Coefficients.DecodeHbmEfficiency:F3}") +
         (AllReduceLatencySec is { } latency ? string.Create(CultureInfo.InvariantCulture, $", all-reduce latency {latency * 1e6:F0} us") : "");
-
-    /// <summary>The same calibration with coefficient <paramref name="key"/> (camelCase, as in a profile) set to <paramref name="value"/>.</summary>
-    public CpuCalibration With(string key, double value)
-    {
-        var values = new Dictionary<string, string>(Values) { [key] = value.ToString("R", CultureInfo.InvariantCulture) };
-        return this with { Values = values, Coefficients = CpuCostCalibration.Read(values) };
-    }
 }
 
 /// <summary>
@@ -124,7 +114,7 @@ public static class CpuCostCalibration
         {
             MatmulFlops = flops, CopyBytesPerSec = copy, PerCore = oneCore is not null,
             ShortPrefillTokens = shortP, ShortPrefillSec = shortPrefill, LongPrefillTokens = longP, LongPrefillSec = longPrefill,
-            DecodeStepSec = decode1, DecodeBatch = batch, BatchedDecodeStepSec = decodeB, Coefficients = Read(values), Values = values,
+            DecodeStepSec = decode1, DecodeBatch = batch, BatchedDecodeStepSec = decodeB, Coefficients = Read(values),
         };
     }
 

@@ -79,8 +79,8 @@ public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadO
     /// </summary>
     public static CpuCalibration FitAllReduceLatency(CpuCalibration cpu, ModelCard card, Cluster cluster, double measuredDecodeStepS)
     {
-        var none = cpu with { AllReduceLatencySec = 0 };
-        var (k, m, links, config) = Inputs(none.Coefficients, card, CpuCostCalibration.Cluster(none, cluster.NumGpus, cluster.GpuTypes[0].MemoryGib), 2);
+        var withoutLatency = cluster with { Nodes = cluster.Nodes.Select(n => n with { AllreduceLatencyUs = 0 }).ToList() };
+        var (k, m, links, config) = Inputs(cpu.Coefficients, card, withoutLatency, 2);
         double decode = ReplicaCost.decodeCycleSec(k, m, links, config, 1, 16);
         return cpu with { AllReduceLatencySec = Math.Max(0, (measuredDecodeStepS - decode) / (2.0 * m.NumLayers)) };
     }

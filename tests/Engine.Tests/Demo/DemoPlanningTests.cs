@@ -82,7 +82,7 @@ public sealed class DemoCalibrationTests
         {
             MatmulFlops = 50e9, CopyBytesPerSec = 15e9, PerCore = true, ShortPrefillTokens = 32, ShortPrefillSec = 0.01, LongPrefillTokens = 1024,
             LongPrefillSec = 0.2, DecodeStepSec = 0.006, DecodeBatch = 8, BatchedDecodeStepSec = 0.01,
-            Coefficients = CostCoefficientsModule.ofMap("test", values).ResultValue, Values = values,
+            Coefficients = CostCoefficientsModule.ofMap("test", values).ResultValue,
         };
         var cluster = CpuCostCalibration.Cluster(cpu, 2, 1.0);
         var card = OServe.Engine.Orchestration.ModelCardOf.Llama(
