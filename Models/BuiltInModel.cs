@@ -18,6 +18,13 @@ public sealed record BuiltInModelOptions
     public torch.Device? Device { get; init; }
     public torch.ScalarType DType { get; init; } = torch.ScalarType.Float32;
     public string Name { get; init; } = "oserve-builtin-random";
+
+    /// <summary>
+    /// A vocabulary smaller than GPT-2's 50257 ids, the GPT-2 tokenizer's ids folded onto it
+    /// (<see cref="FoldedTokenizer"/>); null: GPT-2's own. With random weights the text is noise
+    /// either way; a small vocabulary keeps the LM head from dominating a decode step.
+    /// </summary>
+    public int? VocabSize { get; init; }
 }
 
 /// <summary>
@@ -28,19 +35,28 @@ public static class BuiltInModel
 {
     public static LoadedModel Create(BuiltInModelOptions options)
     {
-        var tokenizer = TokenizerLoader.Gpt2();
+        var tokenizer = TokenizerOf(options);
         var config = ConfigOf(options, tokenizer.VocabSize);
         var device = options.Device ?? torch.CPU;
         using var weights = RandomWeights.Create(config, options.Seed);
         var model = LlamaModel.Create(config, weights, device, options.DType);
         string description =
             $"built-in Llama with RANDOM weights (seed {options.Seed}; output is noise): {config.ParameterCount / 1e6:F1}M parameters, " +
-            $"dim {config.Dim}, {config.NumLayers} layers, {config.NumHeads} heads ({config.NumKvHeads} KV), {options.DType}, GPT-2 tokenizer";
+            $"dim {config.Dim}, {config.NumLayers} layers, {config.NumHeads} heads ({config.NumKvHeads} KV), {options.DType}, {tokenizer.Name} tokenizer";
         return new LoadedModel(model, tokenizer, options.Name, description, isRandom: true);
     }
 
     /// <summary>The shape <see cref="Create"/> builds, without building it (for planning and validation).</summary>
-    public static LlamaConfig ConfigOf(BuiltInModelOptions options) => ConfigOf(options, TokenizerLoader.Gpt2().VocabSize);
+    public static LlamaConfig ConfigOf(BuiltInModelOptions options) => ConfigOf(options, options.VocabSize ?? TokenizerLoader.Gpt2().VocabSize);
+
+    private static ITokenizer TokenizerOf(BuiltInModelOptions options)
+    {
+        var gpt2 = TokenizerLoader.Gpt2();
+        if (options.VocabSize is not { } v) return gpt2;
+        if (v < 2 || v > gpt2.VocabSize)
+            throw new ArgumentException($"built-in model options: VocabSize must be in 2..{gpt2.VocabSize} (GPT-2's ids are folded onto it), got {v}");
+        return new FoldedTokenizer(gpt2, v);
+    }
 
     private static LlamaConfig ConfigOf(BuiltInModelOptions options, int vocabSize)
     {

@@ -36,4 +36,30 @@ public sealed class BuiltInModelTests
         Assert.Equal(new long[] { 1, 50257 }, logits.shape);
         Assert.False(logits.isnan().any().item<bool>());
     }
+
+    [Fact]
+    public void A_smaller_vocabulary_folds_the_gpt2_ids_onto_it_and_the_lm_head_shrinks_with_it()
+    {
+        using var m = BuiltInModel.Create(Small with { VocabSize = 512 });
+        Assert.Equal(512, m.Config.VocabSize);
+        Assert.Equal(512, m.Tokenizer.VocabSize);
+        Assert.Contains("folded onto 512", m.Description);
+        var ids = m.Tokenizer.Encode("The cat sat on the mat, again and again.", addBos: true);
+        Assert.All(ids, id => Assert.InRange(id, 0, 511));
+        Assert.Equal(BuiltInModel.ConfigOf(Small with { VocabSize = 512 }).ParameterCount, m.Config.ParameterCount);
+        Assert.True(m.Config.ParameterCount < BuiltInModel.ConfigOf(Small).ParameterCount);
+        using var cache = new PagedKvCache(m.Config, 4, 16, CPU, ScalarType.Float32);
+        using var logits = m.Model.Forward([new SequenceChunk(ids, 0, [0, 1, 2])], cache);
+        Assert.Equal(new long[] { 1, 512 }, logits.shape);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(50258)]
+    public void A_vocabulary_outside_gpt2s_range_is_refused_with_the_number(int vocab)
+    {
+        var e = Assert.Throws<ArgumentException>(() => BuiltInModel.Create(Small with { VocabSize = vocab }));
+        Assert.Contains(vocab.ToString(System.Globalization.CultureInfo.InvariantCulture), e.Message);
+        Assert.Contains("VocabSize", e.Message);
+    }
 }
