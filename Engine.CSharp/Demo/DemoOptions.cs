@@ -22,6 +22,8 @@ public sealed record DemoOptions
     public bool PaperScale { get; init; } = true;
     /// <summary>Where the model runs (`--device`); null: the CPU. On a GPU the devices the planner sees are slots sharing it.</summary>
     public TorchSharp.torch.Device? Device { get; init; }
+    /// <summary>The two request types' lengths.</summary>
+    public DemoRequestShapes Shapes { get; init; } = new();
 
     public static DemoOptions Quick => new() { DurationS = 6, WindowS = 0.5, Repeats = 1, CalibrationRepeats = 2, PaperScaleDurationS = 120 };
 

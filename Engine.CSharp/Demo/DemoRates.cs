@@ -4,7 +4,9 @@ namespace OServe.Engine.Demo;
 public sealed record DemoRates(double LongRps, double ChatLowRps, double ChatPeakRps)
 {
     /// <summary>The chat burst peaks at most at this fraction of 2 x tp1's measured chat throughput.</summary>
-    public const double PeakShare = 0.75;
+    public const double PeakShare = 0.8;
+    /// <summary>The chat burst peaks at most at this multiple of 1 x tp2's measured chat throughput (it falls behind there).</summary>
+    public const double Tp2Overload = 1.2;
     /// <summary>Chats at the foot of the ramps as a fraction of the peak.</summary>
     public const double LowShare = 0.15;
     /// <summary>Long-prompt load: this fraction of one prompt's TTFT on the faster deployment, per second.</summary>
@@ -14,13 +16,14 @@ public sealed record DemoRates(double LongRps, double ChatLowRps, double ChatPea
 
     /// <summary>
     /// Rates sized to what this machine measured, so both regimes exist whatever its speed: the
-    /// chat peak at 1 x tp2's chat throughput (it saturates there), but at most
-    /// <see cref="PeakShare"/> of 2 x tp1's (which must keep up); long prompts at
+    /// chat peak at <see cref="Tp2Overload"/> x 1 x tp2's chat throughput (it falls behind in the
+    /// burst), but at most <see cref="PeakShare"/> of 2 x tp1's (which must keep up); when 2 x tp1
+    /// measured no more than that, neither falls behind and the demo says so; long prompts at
     /// <see cref="LongUtilization"/> of the faster deployment's one-prompt time.
     /// </summary>
     public static DemoRates For(ShapeFigures tp2, ShapeFigures twoTp1)
     {
-        double peak = Math.Min(tp2.MeasuredRps, PeakShare * twoTp1.MeasuredRps);
+        double peak = Math.Min(Tp2Overload * tp2.MeasuredRps, PeakShare * twoTp1.MeasuredRps);
         double ttft = Math.Min(tp2.MeasuredTtftS, twoTp1.MeasuredTtftS);
         if (!(peak > 0) || !(ttft > 0) || !double.IsFinite(peak) || !double.IsFinite(ttft))
             throw new ArgumentException($"calibration gave no usable figures (chat throughput {tp2.MeasuredRps} and {twoTp1.MeasuredRps} req/s, long TTFT {ttft} s)");

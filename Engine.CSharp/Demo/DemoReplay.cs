@@ -65,7 +65,7 @@ public static class DemoReplay
             await controlLoop;
             await accounting.WaitForAsync(result.Completed, TimeSpan.FromSeconds(2), cancellationToken);
             var books = accounting.Check(result.NumPrompts, result.Completed);
-            var metrics = RunMetrics.Of(result);
+            var metrics = RunMetrics.Of(result, (options.Shapes.ChatInput + options.Shapes.LongInput) / 2);
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{phase}: {books.Describe()} in {result.Duration:F1} s; P99 TTFT {metrics.P99TtftMs:F0} ms, P99 E2E {metrics.P99E2eMs:F0} ms; " +
                 $"final plan {PlanText.Replicas(runtime.Current)}"));

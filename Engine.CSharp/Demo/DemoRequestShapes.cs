@@ -1,10 +1,14 @@
 namespace OServe.Engine.Demo;
 
-/// <summary>The demo's two request types: short chats, and long prompts with short answers.</summary>
+/// <summary>
+/// The demo's two request types: chats (short prompts, longer answers: decode-bound, where a
+/// step's fixed cost does not shrink with tensor parallelism, so two tp1 replicas serve more than
+/// one tp2), and long prompts with short answers (prefill-bound: both cores on one prompt halve its TTFT).
+/// </summary>
 public sealed record DemoRequestShapes
 {
-    public int ChatInput { get; init; } = 48;
-    public int ChatOutput { get; init; } = 12;
+    public int ChatInput { get; init; } = 16;
+    public int ChatOutput { get; init; } = 48;
     public int LongInput { get; init; } = 1024;
     public int LongOutput { get; init; } = 4;
 

@@ -13,7 +13,7 @@ namespace OServe.Engine.Demo;
 public sealed record DemoRunSettings
 {
     public EngineSettings Engine { get; init; } = new() { MaxNumSeqs = 16, MaxModelLen = 1280, KvCacheGib = 0.25 };
-    public BuiltInModelOptions Model { get; init; } = new() { MaxSeqLen = 1280 };
+    public BuiltInModelOptions Model { get; init; } = new() { MaxSeqLen = 1280, VocabSize = 512 };
     public double MemoryGibPerDevice { get; init; } = 1.0;
     /// <summary>Where the model runs (`demo --device`); null or a CPU: one-core logical devices. On a GPU the plan's devices are slots sharing it.</summary>
     public TorchSharp.torch.Device? Device { get; init; }

@@ -27,7 +27,7 @@ public static class DemoRunner
         options.Validate();
         var wall = Stopwatch.StartNew();
         var settings = new DemoRunSettings { Device = options.Device };
-        var shapes = new DemoRequestShapes();
+        var shapes = options.Shapes;
         using var model = BuiltInModel.Create(settings.Model with { Device = options.Device });
         shapes.Validate(settings.Engine.MaxModelLen ?? model.Config.MaxSeqLen);
         output.WriteLine($"model: {model.Description}");

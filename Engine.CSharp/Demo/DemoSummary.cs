@@ -54,6 +54,8 @@ public sealed record DemoSummary(IReadOnlyList<RunResult> Runs)
         ("P99 TTFT", m => m.P99TtftMs, true, "ms"),
         ("P99 E2E", m => m.P99E2eMs, true, "ms"),
         ("P50 E2E", m => m.P50E2eMs, true, "ms"),
+        ("P99 E2E long", m => m.P99E2eLongMs, true, "ms"),
+        ("P99 E2E chat", m => m.P99E2eChatMs, true, "ms"),
         ("completed", m => m.Completed, false, "req"),
         ("output tok/s", m => m.OutputTokensPerS, false, "tok/s"),
     ];
@@ -82,6 +84,24 @@ public sealed record DemoSummary(IReadOnlyList<RunResult> Runs)
 
     public int SwitchesPerAdaptiveRunMin => Runs.Where(r => r.IsAdaptive).Select(r => r.NumSwitches).DefaultIfEmpty(0).Min();
 
+    /// <summary>
+    /// The machine's 1-minute load average at the end of each replay, with a warning when it
+    /// exceeded the cores: one-core devices then share their cores with other work, and the
+    /// comparison measures that work as much as the deployments.
+    /// </summary>
+    public string? LoadLine()
+    {
+        var loads = Runs.Select(r => r.Metrics.LoadAverage).Where(double.IsFinite).ToArray();
+        if (loads.Length == 0) return null;
+        int cores = Environment.ProcessorCount;
+        var inv = CultureInfo.InvariantCulture;
+        string range = string.Create(inv, $"machine load average at the end of the replays: {loads.Min():F1}..{loads.Max():F1} on {cores} cores");
+        // The demo itself keeps about two threads busy; beyond cores + 1 something else competes.
+        return loads.Max() > cores + 1
+            ? $"  {range}: OTHER WORK WAS RUNNING, so these timings say little about the deployments (rerun on an idle machine)"
+            : $"  {range}";
+    }
+
     public string Render()
     {
         var inv = CultureInfo.InvariantCulture;
@@ -89,10 +109,10 @@ public sealed record DemoSummary(IReadOnlyList<RunResult> Runs)
         int repeats = Runs.Count(r => r.IsAdaptive);
         sb.AppendLine(string.Create(inv, $"summary: {Runs[0].Metrics.Sent} requests per replay, {repeats} replay(s) of each deployment, interleaved; " +
             $"switches applied per adaptive replay: {string.Join(", ", Runs.Where(r => r.IsAdaptive).Select(r => r.NumSwitches))}"));
-        sb.AppendLine(string.Create(inv, $"  {"metric",-14}") + string.Concat(Deployments.Select(d => string.Create(inv, $" {d,24}"))));
+        sb.AppendLine(string.Create(inv, $"  {"metric",-20}") + string.Concat(Deployments.Select(d => string.Create(inv, $" {d,24}"))));
         foreach (var m in Metrics)
         {
-            sb.Append(string.Create(inv, $"  {m.Name + " (" + m.Unit + ")",-14}"));
+            sb.Append(string.Create(inv, $"  {m.Name + " (" + m.Unit + ")",-20}"));
             foreach (var d in Deployments)
             {
                 var s = Of(d, m.Name);
@@ -101,7 +121,8 @@ public sealed record DemoSummary(IReadOnlyList<RunResult> Runs)
             }
             sb.AppendLine();
         }
-        sb.AppendLine("  (mean [min..max] over the replays; the range is the run-to-run spread on this shared machine)");
+        sb.AppendLine("  (mean [min..max] over the replays; the range is the run-to-run spread on this shared machine; long/chat: each request type apart)");
+        if (LoadLine() is { } load) sb.AppendLine(load);
         foreach (var v in Verdicts()) sb.AppendLine("  " + v.Describe());
         var e2e = Verdicts().Where(v => v.Metric == "P99 E2E").ToArray();
         sb.AppendLine(TargetMet

@@ -36,8 +36,13 @@ public sealed class DemoPlanningTests
         Cluster = Cluster, Model = Card, Coefficients = Coefficients(), WindowS = 1, Planner = DemoPlanning.Solver, Constraints = [DemoPlanning.NoPipeline],
     };
 
+    private static readonly DemoRequestShapes Shapes = new();
+
     private static readonly RequestTypeSpec[] Types =
-        [new() { Name = "chat", InputTokens = 48, OutputTokens = 12 }, new() { Name = "long", InputTokens = 1024, OutputTokens = 4 }];
+    [
+        new() { Name = "chat", InputTokens = Shapes.ChatInput, OutputTokens = Shapes.ChatOutput },
+        new() { Name = "long", InputTokens = Shapes.LongInput, OutputTokens = Shapes.LongOutput },
+    ];
 
     [Fact]
     public void Light_long_prompts_get_one_tp2_replica()
@@ -50,11 +55,14 @@ public sealed class DemoPlanningTests
     [Fact]
     public void A_chat_burst_beyond_one_tp2_replica_gets_two_tp1_replicas()
     {
-        var candidates = DemoPlanning.Candidates(Options(), Types, [120, 0.02]);
-        var tp2 = Assert.Single(candidates, c => c.Shape == DemoShapes.Tp2);
-        var dp = Assert.Single(candidates, c => c.Shape == DemoShapes.TwoTp1);
-        Assert.True(dp.ServedRps > tp2.ServedRps * 1.1, $"2 x tp1 serves {dp.ServedRps}, 1 x tp2 {tp2.ServedRps} of 120 req/s");
-        var plan = DemoPlanning.InitialPlan(Cluster, Card, Coefficients(), [Types[0] with { RateRps = 120 }, Types[1] with { RateRps = 0.02 }], 1);
+        // Saturated: what each deployment can serve of far more chats than either keeps up with.
+        var saturated = DemoPlanning.Candidates(Options(), Types, [5000, 0.02]);
+        double tp2 = Assert.Single(saturated, c => c.Shape == DemoShapes.Tp2).ServedRps;
+        double dp = Assert.Single(saturated, c => c.Shape == DemoShapes.TwoTp1).ServedRps;
+        Assert.True(dp > tp2 * 1.1, $"2 x tp1 serves {dp}, 1 x tp2 {tp2} req/s of chats at most");
+        // The demo's burst: beyond one tp2 replica, within two tp1 ones.
+        double burst = DemoRates.Tp2Overload * tp2;
+        var plan = DemoPlanning.InitialPlan(Cluster, Card, Coefficients(), [Types[0] with { RateRps = burst }, Types[1] with { RateRps = 0.02 }], 1);
         Assert.Equal("2 x tp1", PlanText.Replicas(plan));
     }
 

@@ -84,4 +84,36 @@ public sealed class DemoSummaryTests
         Assert.False(lost.LostNone);
         Assert.Contains("REQUESTS LOST OR DUPLICATED: static 2 x tp1 #2: 49/50 completed (1 LOST)", lost.Render());
     }
+
+    [Fact]
+    public void A_busy_machine_is_said_next_to_the_figures()
+    {
+        int cores = Environment.ProcessorCount;
+        RunResult WithLoad(string d, double load) => Run(d, 1, 100) with { Metrics = new RunMetrics(50, 50, 1, 100, 50, 100, 10) { LoadAverage = load } };
+        var idle = new DemoSummary([WithLoad(RunResult.Adaptive, 0.5), WithLoad("static 1 x tp2", 1.0)]);
+        Assert.Contains("0.5..1.0 on", idle.LoadLine());
+        Assert.DoesNotContain("OTHER WORK", idle.LoadLine());
+        var busy = new DemoSummary([WithLoad(RunResult.Adaptive, 0.5), WithLoad("static 1 x tp2", cores + 2.5)]);
+        Assert.Contains("OTHER WORK WAS RUNNING", busy.LoadLine());
+        Assert.Contains("OTHER WORK WAS RUNNING", busy.Render());
+        Assert.Null(new DemoSummary([Run(RunResult.Adaptive, 1, 100)]).LoadLine()); // unknown load: no line rather than a guess
+    }
+
+    [Fact]
+    public void Each_request_type_has_its_own_p99_row()
+    {
+        var run = Run(RunResult.Adaptive, 1, 100) with { Metrics = new RunMetrics(50, 50, 1, 100, 50, 100, 10) { P99E2eLongMs = 321, P99E2eChatMs = 123 } };
+        var text = new DemoSummary([run]).Render();
+        Assert.Matches(@"P99 E2E long \(ms\)\s+321", text);
+        Assert.Matches(@"P99 E2E chat \(ms\)\s+123", text);
+    }
+
+    [Fact]
+    public void A_types_p99_counts_only_the_requests_that_succeeded()
+    {
+        static OServe.Engine.Benchmarking.RequestOutcome O(bool ok, double latencyS) => new() { Success = ok, PromptLen = 16, Latency = latencyS };
+        Assert.Equal(200, RunMetrics.P99E2eOfMs([O(true, 0.2), O(false, 9.0)]), 9);
+        Assert.Equal(100 + 0.99 * 100, RunMetrics.P99E2eOfMs([O(true, 0.1), O(true, 0.2)]), 9); // numpy's linear interpolation
+        Assert.True(double.IsNaN(RunMetrics.P99E2eOfMs([O(false, 1)])));
+    }
 }
