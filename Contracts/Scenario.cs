@@ -20,6 +20,12 @@ public sealed record PlannerOptions
     public double? MaxWallSeconds { get; init; }
     public SwitchMode Switching { get; init; } = SwitchMode.Hot;
     public int? MaxTp { get; init; }
+    /// <summary>
+    /// A switch for more requests served must serve at least this much more (relative) than the
+    /// plan in force; closer is "the same" and only a latency gain can justify a switch. Raise it
+    /// when windows are short and their forecasts hold few requests (noisy).
+    /// </summary>
+    public double MinSwitchServedGain { get; init; } = 0.005;
 }
 
 /// <summary>

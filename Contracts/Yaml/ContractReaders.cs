@@ -135,6 +135,7 @@ internal static class ContractReaders
         MaxWallSeconds = m.OptDouble("max_wall_seconds", positive: true, max: 3600),
         Switching = m.OptEnum("switching", SwitchMode.Hot),
         MaxTp = m.OptInt("max_tp", min: 1, max: ContractLimits.MaxParallelism),
+        MinSwitchServedGain = m.OptDouble("min_switch_served_gain", min: 0, max: 1.0) ?? 0.005,
     };
 
     /// <summary>One constraint: the fields its kind takes (any other is reported as unknown, with the expected ones).</summary>

@@ -28,8 +28,15 @@ public static class DemoPlanning
             return FSharpResult<Unit, string>.NewOk(null!);
         }));
 
+    /// <summary>
+    /// A window of the demo holds a handful of requests, so its forecast is noisy by tens of
+    /// percent: a plan that serves under 3% more of it is not evidence enough to switch for
+    /// (the planner's default, 0.5%, is for windows of thousands of requests).
+    /// </summary>
+    public const double ServedGainTolerance = 0.03;
+
     /// <summary>A tiny model (two devices, two shapes) solves in milliseconds; the cap keeps a re-plan within a short window on a busy machine.</summary>
-    public static PlannerOptions Solver { get; } = new() { MaxSolveSeconds = 0.5 };
+    public static PlannerOptions Solver { get; } = new() { MaxSolveSeconds = 0.5, MinSwitchServedGain = ServedGainTolerance };
 
     public static Plan InitialPlan(Cluster cluster, ModelCard card, CostCoefficients k, IReadOnlyList<RequestTypeSpec> types, double windowS)
     {

@@ -27,6 +27,7 @@ module Planning =
             Coefficients = req.Coefficients
             Service = (match req.ServiceModel with | null -> None | m -> Some m)
             ReloadFromStorage = (o.Switching = SwitchMode.Reload)
+            SwitchServedTolerance = o.MinSwitchServedGain
             Constraints = List.ofArray req.Constraints
             // The scenario's planner.max_tp is the max_tp rule, so the heuristic and static baseline keep it too.
             Rules = (if o.MaxTp.HasValue then [ MaxTp o.MaxTp.Value ] else []) @ rules }
@@ -93,7 +94,7 @@ module Planning =
                                         let removed = current |> Array.filter (fun c -> not (d.Replicas |> Array.exists (fun r -> r.Id = c.Id && r.Devices = c.Devices)))
                                         let affected = cur.ServedRate * float removed.Length / float (max 1 current.Length)
                                         let verdict =
-                                            SwitchPlanner.decide req.WindowS options.SwitchLatencyGain options.MaxSwitchFraction (fresh.ServedRate, meanLatency fresh) (cur.ServedRate, meanLatency cur) sw.EstSeconds affected
+                                            SwitchPlanner.decide req.WindowS options.SwitchLatencyGain options.MaxSwitchFraction options.SwitchServedTolerance (fresh.ServedRate, meanLatency fresh) (cur.ServedRate, meanLatency cur) sw.EstSeconds affected
                                         if verdict.Pays then Ok(fresh, d, verdict.Reason)
                                         else place cur |> Result.map (fun dc -> cur, dc, verdict.Reason)
                         match chosen with

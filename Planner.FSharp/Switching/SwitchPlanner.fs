@@ -146,13 +146,15 @@ module SwitchPlanner =
 
     /// The switch pays when the extra requests served over the window exceed those lost while the
     /// replaced replicas' capacity is offline (their served rate times the switch time). When both
-    /// deployments serve the same (within 0.5%), it pays only for a mean-latency gain above
-    /// `latencyGain` (relative) with a switch shorter than `maxSwitchFraction` of the window.
-    let decide (windowSec: float) (latencyGain: float) (maxSwitchFraction: float) (newServed: float, newLatency: float)
+    /// deployments serve the same (within `servedTolerance`, relative: 0.005 by default; larger
+    /// where a window's forecast holds few requests and is that noisy), it pays only for a
+    /// mean-latency gain above `latencyGain` (relative) with a switch shorter than
+    /// `maxSwitchFraction` of the window.
+    let decide (windowSec: float) (latencyGain: float) (maxSwitchFraction: float) (servedTolerance: float) (newServed: float, newLatency: float)
                (curServed: float, curLatency: float) (switchSec: float) (affectedRate: float) : SwitchVerdict =
         let gain = (newServed - curServed) * windowSec
         let lost = affectedRate * switchSec
-        let sameServed = abs (newServed - curServed) <= 0.005 * max 1e-9 (max newServed curServed)
+        let sameServed = abs (newServed - curServed) <= servedTolerance * max 1e-9 (max newServed curServed)
         if switchSec = 0.0 then { Pays = true; GainRequests = gain; LostRequests = 0.0; Reason = "nothing moves" }
         elif not sameServed && gain > lost then
             { Pays = true; GainRequests = gain; LostRequests = lost; Reason = sprintf "serves %.0f more requests over the window, loses %.0f while switching" gain lost }

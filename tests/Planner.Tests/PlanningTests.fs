@@ -230,11 +230,21 @@ let baselineAndSwitching =
             Expect.isTrue (sw.Steps |> Array.exists (fun s -> s.Kind = StepKind.CopyShard && s.Source = Some(0, 0) && s.Device = Some(0, 0) && s.Bytes = 0L)) "in place"
         }
         test "a switch pays only when its gain over the window beats the capacity lost" {
-            let pays = SwitchPlanner.decide 60.0 0.05 0.1 (10.0, 1.0) (8.0, 1.0) 5.0 8.0
+            let pays = SwitchPlanner.decide 60.0 0.05 0.1 0.005 (10.0, 1.0) (8.0, 1.0) 5.0 8.0
             Expect.isTrue pays.Pays "120 more requests vs 40 lost"
-            let short = SwitchPlanner.decide 60.0 0.05 0.1 (10.0, 1.0) (9.8, 1.0) 30.0 9.8
+            let short = SwitchPlanner.decide 60.0 0.05 0.1 0.005 (10.0, 1.0) (9.8, 1.0) 30.0 9.8
             Expect.isFalse short.Pays "12 more vs 294 lost"
-            let latency = SwitchPlanner.decide 60.0 0.05 0.1 (10.0, 0.8) (10.0, 1.0) 2.0 5.0
+            let latency = SwitchPlanner.decide 60.0 0.05 0.1 0.005 (10.0, 0.8) (10.0, 1.0) 2.0 5.0
             Expect.isTrue latency.Pays "20% faster, short switch"
+        }
+        test "a served gain inside the tolerance is no gain: only the latency rule can justify the switch" {
+            // 1% more served, a free switch: pays under the default 0.5%, not under a noisy forecast's 3%
+            // when the new plan is slower.
+            let strict = SwitchPlanner.decide 1.0 0.05 0.1 0.005 (1.01, 11.4) (1.00, 6.1) 0.002 1.0
+            Expect.isTrue strict.Pays "1% more served beats 0.002 s of switching"
+            let noisy = SwitchPlanner.decide 1.0 0.05 0.1 0.03 (1.01, 11.4) (1.00, 6.1) 0.002 1.0
+            Expect.isFalse noisy.Pays "the same within 3%, and twice the latency"
+            let burst = SwitchPlanner.decide 1.0 0.05 0.1 0.03 (25.7, 0.69) (24.4, 0.57) 0.002 24.4
+            Expect.isTrue burst.Pays "5% more served is beyond 3%"
         }
     ]
