@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The fault drill: a Redis membership store, three `oserve worker`s (cluster cpu-3node, the built-in
 # model, one tp=1 replica each) and the front end, all on loopback; a bounded streaming load; one
-# worker SIGKILLed mid-load and restarted. Ends with one line from the load's clients:
+# worker SIGKILLed mid-load, declared dead, re-planned around (the controller's CP-SAT plan for the
+# devices left, once it has stayed dead the workers' --replan-grace, 10 s), then restarted (the full
+# plan comes back). Ends with one line from the load's clients:
 #   sent N, completed N, failed F, duplicated D, recovered in S s
 # and exits 0 only when F = D = 0. S, as the clients saw it: a stall is a wait longer than the stall
 # threshold (--stall-seconds, 2 s) for a stream's next token (its first one: from the request's send);
@@ -121,6 +123,15 @@ say "SIGKILLed worker $victim (pid ${worker_pid[$victim]}) after $(cat "$logs/pr
 
 drill_ok=1
 wait_until "$victim to be declared dead" is_dead 120 && say "$victim declared dead by membership $(since "$killed") s after the kill; the plan in force is without it" || drill_ok=0
+
+# The workers re-plan with CP-SAT on the devices left once the victim has stayed dead --replan-grace (10 s).
+is_replanned() { [[ $1 == *'"replan":{'* ]]; }
+if wait_until "the controller to re-plan without $victim" is_replanned 90; then
+  state=$(curl -sf -m 5 "$base/v1/cluster" | tr -d '\n')   # spaces kept: the reason is prose
+  say "re-planned $(since "$killed") s after the kill: $(grep -oE '"reason": ?"[^"]*"' <<<"$state"); $(grep -oE '"planner": ?"[^"]*"' <<<"$state")"
+else
+  say "no re-plan without $victim (the plan restricted to the replicas left stays in force); last event: $(cluster | grep -oE '"last_event":"[^"]*"')"
+fi
 
 restarted=$(now)
 start_worker "$victim"
