@@ -115,11 +115,12 @@ until [[ -f "$logs/progress" && $(cat "$logs/progress") -ge $((requests / 4)) ]]
 # The kill time is taken after SIGKILL returns, with no process started between (EPOCHREALTIME, not
 # date): a time taken before, plus a fork or two on a loaded machine, let the victim's streams go on
 # past the "kill" and hid their pause.
+finished_at_kill=$(cat "$logs/progress")
 kill -KILL "${worker_pid[$victim]}"
 killed=$EPOCHREALTIME
 echo "$killed" >"$logs/killed-at"
 wait "${worker_pid[$victim]}" 2>/dev/null   # reap it quietly
-say "SIGKILLed worker $victim (pid ${worker_pid[$victim]}) after $(cat "$logs/progress") of $requests requests finished"
+say "SIGKILLed worker $victim (pid ${worker_pid[$victim]}) after $finished_at_kill of $requests requests finished"
 
 drill_ok=1
 wait_until "$victim to be declared dead" is_dead 120 && say "$victim declared dead by membership $(since "$killed") s after the kill; the plan in force is without it" || drill_ok=0

@@ -114,6 +114,7 @@ public sealed class ClusterControllerGrain(
             await ReconcileAsync(null, CancellationToken.None);
             return new ClusterSwitchReport(false, state.State.Epoch, loads.ToArray(), [], _missing, watch.Elapsed.TotalSeconds, failure);
         }
+        await state.WriteStateAsync(); // the new target (and a dropped re-planned plan) even when the plan in force did not change
         // The replaced replicas stay loaded for the grace period (front ends still routing by the old plan find them), then go.
         var retiring = _outOfPlanSince.Keys.Select(k => k.Replace("|", ": ")).Order(StringComparer.Ordinal).ToArray();
         return new ClusterSwitchReport(true, state.State.Epoch, loads.ToArray(), retiring, _missing, watch.Elapsed.TotalSeconds, null);
