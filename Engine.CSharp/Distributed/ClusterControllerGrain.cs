@@ -229,7 +229,7 @@ public sealed class ClusterControllerGrain(
             _deadSince.TryAdd(node, now);
         if (settings.Replan is not { } replan || gone.Length == 0 || gone.Any(n => now - _deadSince[n] < replan.Grace))
             return;
-        // Made for these dead workers already (or the workers it was made without are a subset still dead, and nothing else died).
+        // Already made without exactly these workers, or the planner failed for them: asked again only when the set changes.
         var key = string.Join(",", gone);
         var without = state.State.ReplannedWithout ?? [];
         if ((state.State.ReplannedYaml is not null && without.Order(StringComparer.Ordinal).SequenceEqual(gone)) || _replanFailedFor == key)

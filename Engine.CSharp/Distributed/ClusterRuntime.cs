@@ -249,8 +249,11 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
                     _statuses = statuses.OfType<WorkerStatus>().ToArray();
                 }
             }
-            catch (Exception error) when (!cancellationToken.IsCancellationRequested)
+            catch (Exception error)
             {
+                // Stopping: a poll cut short is no failure of the front end's disposal.
+                if (cancellationToken.IsCancellationRequested)
+                    break;
                 // The controller's worker died: Orleans activates it elsewhere on a later call.
                 _logger.LogDebug("plan poll failed: {Error}", error.Message);
             }
