@@ -46,6 +46,15 @@ public static class BuiltInModel
         return new LoadedModel(model, tokenizer, options.Name, description, isRandom: true);
     }
 
+    /// <summary>The shape and tokenizer <see cref="Create"/> builds, without any weights (for a process that runs no replica).</summary>
+    public static ModelShape Shape(BuiltInModelOptions options)
+    {
+        var tokenizer = TokenizerOf(options);
+        var config = ConfigOf(options, tokenizer.VocabSize);
+        return new ModelShape(config, tokenizer, options.Name,
+            $"built-in Llama (shape and {tokenizer.Name} tokenizer only, no weights): {config.ParameterCount / 1e6:F1}M parameters, dim {config.Dim}, {config.NumLayers} layers");
+    }
+
     /// <summary>The shape <see cref="Create"/> builds, without building it (for planning and validation).</summary>
     public static LlamaConfig ConfigOf(BuiltInModelOptions options) => ConfigOf(options, options.VocabSize ?? TokenizerLoader.Gpt2().VocabSize);
 

@@ -32,6 +32,34 @@ public static class ModelLoader
         throw new FileNotFoundException($"{path}: no such file or directory", path);
     }
 
+    /// <summary>The shape and tokenizer of the model at <paramref name="path"/> (as <see cref="Load"/> finds it), reading no weights.</summary>
+    public static ModelShape ReadShape(string path, string? tokenizerPath = null)
+    {
+        if (Directory.Exists(path) && File.Exists(Path.Combine(path, "config.json")))
+            return HuggingFaceShape(path);
+        if (File.Exists(path) && (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) || Path.GetFileName(path) == "config.json"))
+            return HuggingFaceShape(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        string checkpoint = Directory.Exists(path) ? FindLlama2cCheckpoint(path)
+            : File.Exists(path) ? (path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase) ? path
+                : throw new InvalidDataException($"{path}: not a model this loader knows (expected a llama2.c .bin checkpoint or a Hugging Face directory with config.json and safetensors)"))
+            : throw new FileNotFoundException($"{path}: no such file or directory", path);
+        var config = Llama2cCheckpoint.ReadConfig(checkpoint);
+        var tokenizer = Llama2cTokenizer.Load(tokenizerPath ?? FindLlama2cTokenizer(checkpoint), config.VocabSize);
+        return new ModelShape(config, tokenizer, Path.GetFileNameWithoutExtension(checkpoint), ShapeDescription($"llama2.c {checkpoint}", config, tokenizer));
+    }
+
+    private static ModelShape HuggingFaceShape(string directory)
+    {
+        var hf = HuggingFaceConfig.Read(Path.Combine(directory, "config.json"));
+        var tokenizer = LoadHuggingFaceTokenizer(directory, hf);
+        string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
+        return new ModelShape(hf.Model, tokenizer, name, ShapeDescription($"Hugging Face {directory}", hf.Model, tokenizer));
+    }
+
+    private static string ShapeDescription(string origin, LlamaConfig c, ITokenizer tokenizer) =>
+        $"{origin} (shape and tokenizer only, no weights): {c.ParameterCount / 1e6:F2}M parameters, dim {c.Dim}, {c.NumLayers} layers, " +
+        $"vocab {c.VocabSize}, context {c.MaxSeqLen}, tokenizer {tokenizer.Name}";
+
     public static LoadedModel LoadLlama2c(string path, torch.Device device, torch.ScalarType dtype, string? tokenizerPath = null, ForwardPath forward = ForwardPath.Auto)
     {
         var (config, weights) = Llama2cCheckpoint.Read(path);

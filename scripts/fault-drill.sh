@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
 # The fault drill: a Redis membership store, three `oserve worker`s (cluster cpu-3node, the built-in
 # model, one tp=1 replica each) and the front end, all on loopback; a bounded streaming load; one
-# worker SIGKILLed mid-load and restarted. Ends with one line from the load's clients:
+# worker SIGKILLed mid-load, declared dead, re-planned around (the controller's CP-SAT plan for the
+# devices left, once it has stayed dead the workers' --replan-grace, 10 s), then restarted (the full
+# plan comes back). Ends with one line from the load's clients:
 #   sent N, completed N, failed F, duplicated D, recovered in S s
-# (S: from the kill to the last interrupted stream's next token) and exits 0 only when F = D = 0.
+# and exits 0 only when F = D = 0. S, as the clients saw it: a stall is a wait longer than the stall
+# threshold (--stall-seconds, 2 s) for a stream's next token (its first one: from the request's send);
+# S is from the kill (the time taken just after SIGKILL returned) to the end of the last stall that
+# ends after it, i.e. until every stream the kill held up streams again (0: nothing stalled). A
+# stall after the kill from another cause counts too, so S can overstate, never understate.
 # Everything it starts is stopped on exit (trap), by process id.
 #
-# Usage: scripts/fault-drill.sh [--requests N] [--concurrency C] [--max-tokens T] [--kill NODE]
-# Env: CONFIGURATION (Release), OSERVE_DRILL_LOGS (a folder to keep the processes' logs in).
+# Usage: scripts/fault-drill.sh [--requests N] [--concurrency C] [--max-tokens T] [--kill NODE] [--stall-seconds X]
+# Env: CONFIGURATION (Release), OSERVE_DRILL_LOGS (a folder to keep the processes' logs in; the
+# clients' token times are in its trace.jsonl).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-requests=60; concurrency=12; max_tokens=48; victim=node1
+requests=60; concurrency=12; max_tokens=48; victim=node1; stall=2
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    -h|--help) sed -n '2,/^set /{/^set /d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+    --stall-seconds) stall=$2; shift 2 ;;
     --requests) requests=$2; shift 2 ;;
     --concurrency) concurrency=$2; shift 2 ;;
     --max-tokens) max_tokens=$2; shift 2 ;;
     --kill) victim=$2; shift 2 ;;
-    *) echo "fault-drill: unknown option '$1' (see the header of $0)" >&2; exit 2 ;;
+    *) echo "fault-drill: unknown option '$1' (see $0 --help)" >&2; exit 2 ;;
   esac
 done
 case "$victim" in node0|node1|node2) ;; *) echo "fault-drill: --kill must be node0, node1 or node2, got '$victim'" >&2; exit 2 ;; esac
@@ -97,20 +106,33 @@ wait_until "the three workers' replicas" is_full 300 || exit 1
 say "cluster up in $(since "$started") s: 3 workers, plan r0 r1 r2 in force (logs: $logs)"
 
 "${oserve[@]}" drill-load --base-url "$base" --requests "$requests" --concurrency "$concurrency" --max-tokens "$max_tokens" \
-  --progress-file "$logs/progress" --kill-marker "$logs/killed-at" >"$logs/load.out" 2>"$logs/load.err" &
+  --progress-file "$logs/progress" --kill-marker "$logs/killed-at" --stall-seconds "$stall" --trace-file "$logs/trace.jsonl" >"$logs/load.out" 2>"$logs/load.err" &
 load_pid=$!
 pids+=($load_pid)
 
 # Mid-load: once a quarter of the requests have finished (so many streams are in flight).
 until [[ -f "$logs/progress" && $(cat "$logs/progress") -ge $((requests / 4)) ]] || ! kill -0 "$load_pid" 2>/dev/null; do sleep 0.1; done
-now >"$logs/killed-at"
-killed=$(cat "$logs/killed-at")
+# The kill time is taken after SIGKILL returns, with no process started between (EPOCHREALTIME, not
+# date): a time taken before, plus a fork or two on a loaded machine, let the victim's streams go on
+# past the "kill" and hid their pause.
+finished_at_kill=$(cat "$logs/progress")
 kill -KILL "${worker_pid[$victim]}"
+killed=$EPOCHREALTIME
+echo "$killed" >"$logs/killed-at"
 wait "${worker_pid[$victim]}" 2>/dev/null   # reap it quietly
-say "SIGKILLed worker $victim (pid ${worker_pid[$victim]}) after $(cat "$logs/progress") of $requests requests finished"
+say "SIGKILLed worker $victim (pid ${worker_pid[$victim]}) after $finished_at_kill of $requests requests finished"
 
 drill_ok=1
 wait_until "$victim to be declared dead" is_dead 120 && say "$victim declared dead by membership $(since "$killed") s after the kill; the plan in force is without it" || drill_ok=0
+
+# The workers re-plan with CP-SAT on the devices left once the victim has stayed dead --replan-grace (10 s).
+is_replanned() { [[ $1 == *'"replan":{'* ]]; }
+if wait_until "the controller to re-plan without $victim" is_replanned 90; then
+  state=$(curl -sf -m 5 "$base/v1/cluster" | tr -d '\n')   # spaces kept: the reason is prose
+  say "re-planned $(since "$killed") s after the kill: $(grep -oE '"reason": ?"[^"]*"' <<<"$state"); $(grep -oE '"planner": ?"[^"]*"' <<<"$state")"
+else
+  say "no re-plan without $victim (the plan restricted to the replicas left stays in force); last event: $(cluster | grep -oE '"last_event":"[^"]*"')"
+fi
 
 restarted=$(now)
 start_worker "$victim"

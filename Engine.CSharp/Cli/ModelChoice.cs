@@ -64,6 +64,23 @@ public sealed class ModelChoice
         return Catalog.Model(name);
     }
 
+    /// <summary>The shape and tokenizer of what the options name (a checkpoint or the built-in model), reading no weights.</summary>
+    public ModelShape LoadShape(ParseResult parse)
+    {
+        if (ResolveCard(parse) is { } card)
+            throw new CliUsageException($"--model-card {card.Name}: workers serve --model or the built-in model, so a cluster front end takes the same");
+        var path = parse.GetValue(Model);
+        if (path is null) return BuiltInModel.Shape(new BuiltInModelOptions { Seed = parse.GetValue(Seed) });
+        try
+        {
+            return ModelLoader.ReadShape(path, parse.GetValue(Tokenizer));
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or UnauthorizedAccessException)
+        {
+            throw new CliUsageException($"--model {path}: {e.Message}");
+        }
+    }
+
     /// <summary>Loads what the options name on the device they name.</summary>
     public LoadedModel Load(ParseResult parse, int? maxSeqLen = null)
     {

@@ -83,10 +83,11 @@ public static class ServeCommand
         }
 
         var modelPath = parse.GetValue(Choice.Model);
-        using var model = Choice.Load(parse);
-        output.WriteLine($"model: {model.Description}");
         if (parse.GetValue(Membership) is { } membership)
         {
+            // The front end runs no replica: the model's shape and tokenizer, not its weights.
+            var shape = Choice.LoadShape(parse);
+            output.WriteLine($"model: {shape.Description}");
             var planFile = parse.GetValue(PlanFile) ?? throw new CliUsageException("--membership: serving across workers needs --plan");
             var cluster = new OServe.Engine.Distributed.ClusterFrontEndOptions
             {
@@ -94,10 +95,12 @@ public static class ServeCommand
                 ClusterId = parse.GetValue(ClusterId), GatewayPorts = ParsePorts(parse.GetValue(GatewayPorts)!),
                 FailureDetection = parse.GetValue(FastFailureDetection) ? OServe.Engine.Distributed.FailureDetection.Fast : OServe.Engine.Distributed.FailureDetection.Default,
             };
-            await OServe.Engine.Distributed.ClusterFrontEnd.RunAsync(cluster, serveOptions, model, settings, names.Length > 0 ? names[0] : null,
+            await OServe.Engine.Distributed.ClusterFrontEnd.RunAsync(cluster, serveOptions, shape, Choice.ResolveDType(parse, Choice.ResolveDevice(parse)), settings, names.Length > 0 ? names[0] : null,
                 (name, dir) => Catalog.Cluster(name, dir), output, cancellationToken);
             return OServeCli.ExitOk;
         }
+        using var model = Choice.Load(parse);
+        output.WriteLine($"model: {model.Description}");
         if (parse.GetValue(PlanFile) is { } planPath)
         {
             IWeightStore storage = modelPath is null ? new RandomWeightStore(model.Config, parse.GetValue(Choice.Seed)) : new CheckpointWeightStore(modelPath);

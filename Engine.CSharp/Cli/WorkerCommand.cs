@@ -38,6 +38,12 @@ public static class WorkerCommand
     private static readonly Option<int?> MaxModelLen = new("--max-model-len") { Description = "Longest prompt + output; default: the model's context (the front end must use the same)" };
     private static readonly Option<double> KvCacheGib = new("--kv-cache-gib") { Description = "KV cache memory per replica, GiB", DefaultValueFactory = _ => 1.0 };
     private static readonly Option<int?> Threads = new("--threads") { Description = "Torch CPU threads; default: all cores" };
+    private static readonly Option<double> ReplanGrace = new("--replan-grace")
+    {
+        Description = "Seconds a plan's worker must stay declared dead before the controller re-plans with CP-SAT on the live workers' devices", DefaultValueFactory = _ => 10,
+    };
+    private static readonly Option<bool> NoReplan = new("--no-replan") { Description = "On a worker's death only drop its replicas from the plan (no CP-SAT re-plan)" };
+    private static readonly Option<string?> Profile = new("--profile") { Description = "Cost-model profile (`oserve profile`) the re-planning prices with; default: the planner's defaults" };
 
     public static Command Create()
     {
@@ -45,6 +51,7 @@ public static class WorkerCommand
         {
             NodeName, ClusterRef, Membership, ClusterId, FastFailureDetection, SiloPort, GatewayPort, PrimarySiloPort, Advertise, Kubernetes, HostWeights,
             Model, Tokenizer, DType, Seed, ServedName, MaxNumSeqs, MaxBatchedTokens, BlockSize, MaxModelLen, KvCacheGib, Threads,
+            ReplanGrace, NoReplan, Profile,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(parse, cancellationToken));
         return command;
@@ -79,6 +86,13 @@ public static class WorkerCommand
         IWeightStore storage = modelPath is null ? new RandomWeightStore(model.Config, parse.GetValue(Seed)) : new CheckpointWeightStore(modelPath);
         var pool = torch.cuda.is_available() && torch.cuda.device_count() > 0 ? DevicePool.Cuda(node) : DevicePool.Logical(spec.Gpus, node);
         var names = parse.GetValue(ServedName) ?? [];
+        if (!(parse.GetValue(ReplanGrace) >= 0))
+            throw new CliUsageException($"--replan-grace: must be a number of seconds >= 0, got {parse.GetValue(ReplanGrace)}");
+        var replan = parse.GetValue(NoReplan) ? null : new ReplanSettings
+        {
+            Hardware = cluster, Model = ModelCardOf.Llama(model.Config, names.Length > 0 ? names[0] : model.Name, model.Model.DType),
+            Coefficients = PlanningInputs.Coefficients(parse.GetValue(Profile)), Grace = TimeSpan.FromSeconds(parse.GetValue(ReplanGrace)),
+        };
 
         var options = new WorkerHostOptions
         {
@@ -86,7 +100,7 @@ public static class WorkerCommand
             SiloPort = parse.GetValue(SiloPort), GatewayPort = parse.GetValue(GatewayPort), PrimarySiloPort = parse.GetValue(PrimarySiloPort),
             AdvertisedAddress = advertise, Kubernetes = parse.GetValue(Kubernetes),
             FailureDetection = parse.GetValue(FastFailureDetection) ? FailureDetection.Fast : FailureDetection.Default,
-            Controller = new ControllerSettings { WeightsFromPeers = !parse.GetValue(HostWeights) },
+            Controller = new ControllerSettings { WeightsFromPeers = !parse.GetValue(HostWeights), Replan = replan },
         };
         using var host = ClusterHosting.BuildWorker(options, services => new WorkerNode(
             new WorkerOptions { Node = node, Engine = settings, ServedName = names.Length > 0 ? names[0] : null },

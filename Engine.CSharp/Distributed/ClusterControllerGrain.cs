@@ -13,6 +13,11 @@ public sealed class ControllerState
     [Id(0)] public string? TargetYaml { get; set; }
     [Id(1)] public string? InForceYaml { get; set; }
     [Id(2)] public int Epoch { get; set; }
+
+    /// <summary>The planner's plan for the live workers while the ones in <see cref="ReplannedWithout"/> are dead; it stands in for the target until one of them is back.</summary>
+    [Id(3)] public string? ReplannedYaml { get; set; }
+    [Id(4)] public string[]? ReplannedWithout { get; set; }
+    [Id(5)] public ReplanRecord? Replan { get; set; }
 }
 
 /// <summary>How the controller moves weights and how long a replica out of the plan stays loaded for late requests.</summary>
@@ -25,6 +30,9 @@ public sealed record ControllerSettings
     public TimeSpan UnloadGrace { get; init; } = TimeSpan.FromSeconds(1);
 
     public TimeSpan ReconcilePeriod { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Re-plan with the CP-SAT planner on the live workers' devices once a worker stays dead; null: only restrict the plan to the replicas left.</summary>
+    public ReplanSettings? Replan { get; init; }
 }
 
 /// <summary>
@@ -35,6 +43,11 @@ public sealed record ControllerSettings
 /// makes the plan in force the target restricted to the replicas that are up (<see cref="PlanRestriction"/>),
 /// and unloads what the target no longer has. A dead worker thus drops out of the plan in force within
 /// a reconcile of Orleans declaring it dead, and a worker that comes back gets its replicas again.
+/// With <see cref="ControllerSettings.Replan"/>, a worker of the plan that stays declared dead for the
+/// grace period makes the controller ask the planner for a deployment of the live workers' devices
+/// (<see cref="ClusterReplanner"/>) for the workload the front ends observed; that plan then stands in
+/// for the target (built make-before-break like any switch) until a worker it was made without is
+/// live again, when the target comes back in full.
 /// </summary>
 public sealed class ClusterControllerGrain(
     [PersistentState("plan", ClusterHosting.PlanStorageName)] IPersistentState<ControllerState> state,
@@ -43,6 +56,9 @@ public sealed class ClusterControllerGrain(
     ILogger<ClusterControllerGrain> logger) : Grain, IClusterControllerGrain
 {
     private readonly Dictionary<string, DateTime> _outOfPlanSince = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DateTime> _deadSince = new(StringComparer.Ordinal);
+    private readonly ObservedArrivals _arrivals = new(settings.Replan?.ArrivalWindow ?? TimeSpan.FromSeconds(60));
+    private string? _replanFailedFor;
     private string[] _liveNodes = [];
     private string[] _missing = [];
     private string? _lastEvent;
@@ -75,37 +91,53 @@ public sealed class ClusterControllerGrain(
 
     public Task<ClusterPlanView> GetPlan() => Task.FromResult(View());
 
+    public Task ReportArrivals(ArrivalReport report)
+    {
+        _arrivals.Add(report, DateTime.UtcNow);
+        return Task.CompletedTask;
+    }
+
     public async Task<ClusterSwitchReport> Apply(string planYaml)
     {
         var watch = Stopwatch.StartNew();
         Parse(planYaml, "request-body");
-        var previous = state.State.TargetYaml;
+        var previous = (state.State.TargetYaml, state.State.ReplannedYaml, state.State.ReplannedWithout, state.State.Replan);
         state.State.TargetYaml = planYaml;
+        // The operator's plan replaces a re-planned one too; a worker still dead gets it re-planned after the grace period.
+        (state.State.ReplannedYaml, state.State.ReplannedWithout, state.State.Replan) = (null, null, null);
         var loads = new List<LoadReport>();
         var failure = await ReconcileAsync(loads, CancellationToken.None);
         if (failure is not null)
         {
             // Roll back: the old target again; what this switch built is out of it, so reconciles unload it.
-            state.State.TargetYaml = previous;
+            (state.State.TargetYaml, state.State.ReplannedYaml, state.State.ReplannedWithout, state.State.Replan) = previous;
             await ReconcileAsync(null, CancellationToken.None);
             return new ClusterSwitchReport(false, state.State.Epoch, loads.ToArray(), [], _missing, watch.Elapsed.TotalSeconds, failure);
         }
+        await state.WriteStateAsync(); // the new target (and a dropped re-planned plan) even when the plan in force did not change
         // The replaced replicas stay loaded for the grace period (front ends still routing by the old plan find them), then go.
         var retiring = _outOfPlanSince.Keys.Select(k => k.Replace("|", ": ")).Order(StringComparer.Ordinal).ToArray();
         return new ClusterSwitchReport(true, state.State.Epoch, loads.ToArray(), retiring, _missing, watch.Elapsed.TotalSeconds, null);
     }
 
-    private ClusterPlanView View() => new(state.State.Epoch, state.State.InForceYaml, state.State.TargetYaml, _liveNodes, _missing, _lastEvent);
+    private ClusterPlanView View() => new(state.State.Epoch, state.State.InForceYaml, state.State.TargetYaml, _liveNodes, _missing, _lastEvent)
+    {
+        Replan = state.State.ReplannedYaml is null ? null : state.State.Replan,
+    };
 
     /// <summary>One pass; returns the first load failure (the others are retried next time).</summary>
     private async Task<string?> ReconcileAsync(List<LoadReport>? loads, CancellationToken cancellationToken)
     {
         if (state.State.TargetYaml is not { } targetYaml)
             return null;
-        var target = Parse(targetYaml, "stored target plan");
-        var live = membership.CurrentSnapshot.Members.Values
-            .Where(m => m.Status == SiloStatus.Active).Select(m => m.Name).Distinct().Order(StringComparer.Ordinal).ToArray();
+        var operatorTarget = Parse(targetYaml, "stored target plan");
+        var members = membership.CurrentSnapshot.Members.Values;
+        var live = members.Where(m => m.Status == SiloStatus.Active).Select(m => m.Name).Distinct().Order(StringComparer.Ordinal).ToArray();
+        var dead = members.Where(m => m.Status == SiloStatus.Dead).Select(m => m.Name).Except(live).ToHashSet(StringComparer.Ordinal);
         _liveNodes = live;
+        if (loads is null) // not inside a switch: that builds the operator's plan, and a re-plan waits for the next reconcile
+            await ReplanIfDeadAsync(operatorTarget, live, dead);
+        var target = await EffectiveTargetAsync(operatorTarget, live);
 
         var holdings = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
         foreach (var (node, status) in await Task.WhenAll(live.Select(async n => (n, await TryStatusAsync(n)))))
@@ -154,13 +186,74 @@ public sealed class ClusterControllerGrain(
             state.State.InForceYaml = next is null ? null : ContractYaml.Write(next);
             await state.WriteStateAsync(cancellationToken);
             _lastEvent = $"plan in force: epoch {state.State.Epoch}, replicas {(next is null ? "none" : string.Join(",", next.Replicas.Select(r => r.Id)))}" +
-                (missing.Count > 0 ? $"; missing {string.Join("; ", missing)}" : "");
+                (missing.Count > 0 ? $"; missing {string.Join("; ", missing)}" : "") +
+                (state.State.ReplannedYaml is not null && state.State.Replan is { } replan ? $" ({replan.Reason})" : "");
             logger.LogInformation("plan controller: {Event}", _lastEvent);
         }
         MarkStrays(target, holdings);
         if (loads is null)
             await UnloadStraysAsync();
         return failure;
+    }
+
+    /// <summary>The re-planned plan while every worker it was made without is still not live; else the operator's target (a rejoin brings it back in full).</summary>
+    private async Task<Plan> EffectiveTargetAsync(Plan target, string[] live)
+    {
+        if (state.State.ReplannedYaml is not { } yaml)
+            return target;
+        var without = state.State.ReplannedWithout ?? [];
+        if (!without.Any(live.Contains))
+            return Parse(yaml, "stored re-planned plan");
+        (state.State.ReplannedYaml, state.State.ReplannedWithout, state.State.Replan) = (null, null, null);
+        await state.WriteStateAsync();
+        _lastEvent = $"{string.Join(",", without.Where(live.Contains))} live again: back to the target plan";
+        logger.LogInformation("plan controller: {Event}", _lastEvent);
+        return target;
+    }
+
+    /// <summary>
+    /// Re-plans once the workers of the plans (the target and the re-planned one) that membership
+    /// declared dead have all been dead for the grace period, unless a plan was already made without
+    /// exactly them (or the planner failed for them: it is asked again when the set changes).
+    /// </summary>
+    private async Task ReplanIfDeadAsync(Plan target, string[] live, HashSet<string> declaredDead)
+    {
+        var planned = PlanRestriction.Nodes(target).ToHashSet(StringComparer.Ordinal);
+        if (state.State.ReplannedYaml is { } replannedYaml)
+            planned.UnionWith(PlanRestriction.Nodes(Parse(replannedYaml, "stored re-planned plan")));
+        var now = DateTime.UtcNow;
+        var gone = planned.Where(declaredDead.Contains).Order(StringComparer.Ordinal).ToArray();
+        foreach (var node in _deadSince.Keys.Except(gone).ToArray())
+            _deadSince.Remove(node);
+        foreach (var node in gone)
+            _deadSince.TryAdd(node, now);
+        if (settings.Replan is not { } replan || gone.Length == 0 || gone.Any(n => now - _deadSince[n] < replan.Grace))
+            return;
+        // Already made without exactly these workers, or the planner failed for them: asked again only when the set changes.
+        var key = string.Join(",", gone);
+        var without = state.State.ReplannedWithout ?? [];
+        if ((state.State.ReplannedYaml is not null && without.Order(StringComparer.Ordinal).SequenceEqual(gone)) || _replanFailedFor == key)
+            return;
+
+        var inForce = state.State.InForceYaml is { } y ? Parse(y, "stored plan in force") : null;
+        var current = inForce is null ? null
+            : PlanRestriction.Restrict(inForce, inForce.Replicas.Where(r => live.Contains(ReplicaShape.Of(r).Node)).Select(r => r.Id).ToHashSet(StringComparer.Ordinal), inForce.Version);
+        var basis = state.State.ReplannedYaml is { } r ? Parse(r, "stored re-planned plan") : target;
+        var observed = _arrivals.Rates(basis.RequestTypes.Select(t => t.Name).ToArray(), now);
+        var note = observed is { } o ? $"observed by the front ends over {o.Seconds:F0} s" : "declared by the plan (nothing observed yet)";
+        var (plan, record, error) = await Task.Run(() => ClusterReplanner.Plan(replan, basis, current, live, gone, observed?.Rates, note));
+        if (plan is null || record is null)
+        {
+            _replanFailedFor = key;
+            _lastEvent = $"{key} dead: re-planning failed, serving the plan restricted to the replicas left: {error}";
+            logger.LogWarning("plan controller: {Event}", _lastEvent);
+            return;
+        }
+        _replanFailedFor = null;
+        (state.State.ReplannedYaml, state.State.ReplannedWithout, state.State.Replan) = (ContractYaml.Write(plan), gone, record);
+        await state.WriteStateAsync();
+        _lastEvent = record.Reason;
+        logger.LogInformation("plan controller: {Reason}; replaces {Replaced}; workload {Workload}; {Planner}", record.Reason, record.Replaced, record.Workload, record.Planner);
     }
 
     private void MarkStrays(Plan target, Dictionary<string, HashSet<string>> holdings)

@@ -27,16 +27,17 @@ public sealed record ClusterFrontEndOptions
 public static class ClusterFrontEnd
 {
     /// <param name="resolveCluster">Finds the cluster file or built-in cluster by name, relative to the plan's folder.</param>
-    public static async Task RunAsync(ClusterFrontEndOptions options, ServeOptions serve, LoadedModel model, EngineSettings settings, string? servedName,
+    /// <param name="model">The model's shape and tokenizer only: the front end runs no replica, so it holds no weights.</param>
+    public static async Task RunAsync(ClusterFrontEndOptions options, ServeOptions serve, ModelShape model, TorchSharp.torch.ScalarType dtype, EngineSettings settings, string? servedName,
         Func<string, string, Cluster> resolveCluster, TextWriter output, CancellationToken cancellationToken)
     {
         var plan = ContractYaml.LoadPlan(options.PlanPath);
         var cluster = resolveCluster(options.ClusterRef ?? plan.Value.Cluster, Path.GetDirectoryName(Path.GetFullPath(options.PlanPath))!);
-        var card = ModelCardOf.Llama(model.Config, servedName ?? model.Name, model.Model.DType);
+        var card = ModelCardOf.Llama(model.Config, servedName ?? model.Name, dtype);
         IReadOnlyList<ContractError> Validate(Plan p, SourceMap lines) => ClusterPlanChecks.Validate(p, cluster, card, model.Config, lines);
         var errors = Validate(plan.Value, plan.Lines);
         if (errors.Count > 0) throw new ContractException(errors);
-        int maxModelLength = LocalEngineBuilder.SchedulerConfigFor(model, settings).MaxModelLen;
+        int maxModelLength = LocalEngineBuilder.SchedulerConfigFor(model.Config, dtype, settings).MaxModelLen;
 
         var clusterId = options.ClusterId ?? cluster.Name;
         using var clientHost = ClusterHosting.BuildFrontEndClient(new FrontEndHostOptions

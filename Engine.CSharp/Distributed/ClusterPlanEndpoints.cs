@@ -54,6 +54,7 @@ public static class ClusterPlanEndpoints
             view.LiveNodes,
             view.MissingReplicas,
             view.LastEvent,
+            view.Replan,
             Replicas = deployment?.Replicas.Select(r => new { r.Id, r.Node, r.Key, r.Outstanding, r.IsSuspect }).ToArray() ?? [],
             Workers = runtime.Workers,
             StreamBreaks = runtime.Counters.NumBreaks,

@@ -25,6 +25,7 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
     private readonly CancellationTokenSource _stop = new();
     private readonly ClusterCounters _counters = new();
     private readonly StreamRegistry _streams = new();
+    private readonly ArrivalReporter _arrivals = new();
     private volatile RemoteDeployment? _deployment;
     private volatile ClusterPlanView _view = new(0, null, null, [], [], null);
     private volatile WorkerStatus[] _statuses = [];
@@ -96,6 +97,7 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
             Interlocked.Decrement(ref _inFlight);
             throw new AdmissionRejectedException($"the front end holds {_options.AdmissionCapacity} requests; retry later", TimeSpan.FromSeconds(1));
         }
+        _arrivals.Record(request.PromptTokens.Count, request.Sampling.MaxTokens);
         return FollowAsync(request, cancellationToken);
     }
 
@@ -229,11 +231,17 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
     private async Task PollAsync(CancellationToken cancellationToken)
     {
         var lastStatus = DateTime.MinValue;
+        var lastReport = DateTime.UtcNow;
         while (!cancellationToken.IsCancellationRequested)
         {
             try
             {
                 await RefreshAsync();
+                if (DateTime.UtcNow - lastReport >= _options.ArrivalReportInterval && _arrivals.TakeReport() is { } report)
+                {
+                    lastReport = DateTime.UtcNow;
+                    await Controller.ReportArrivals(report); // one-way: the controller may be busy building a replica
+                }
                 if (DateTime.UtcNow - lastStatus >= _options.StatusPollInterval)
                 {
                     lastStatus = DateTime.UtcNow;
@@ -241,8 +249,11 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
                     _statuses = statuses.OfType<WorkerStatus>().ToArray();
                 }
             }
-            catch (Exception error) when (!cancellationToken.IsCancellationRequested)
+            catch (Exception error)
             {
+                // Stopping: a poll cut short is no failure of the front end's disposal.
+                if (cancellationToken.IsCancellationRequested)
+                    break;
                 // The controller's worker died: Orleans activates it elsewhere on a later call.
                 _logger.LogDebug("plan poll failed: {Error}", error.Message);
             }
@@ -289,6 +300,7 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
             return;
         }
         var plan = ContractYaml.ParsePlan(view.InForceYaml, "plan in force").Value;
+        _arrivals.Follow(plan);
         _deployment = RemoteDeployment.Of(view.Epoch, plan, previous);
         _inForceYaml = view.InForceYaml;
         _logger.LogInformation("plan in force: epoch {Epoch}, {Replicas}", view.Epoch, string.Join(", ", _deployment.Replicas));

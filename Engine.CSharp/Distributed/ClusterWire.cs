@@ -136,7 +136,11 @@ public sealed record ClusterPlanView(
     [property: Id(2)] string? TargetYaml,
     [property: Id(3)] string[] LiveNodes,
     [property: Id(4)] string[] MissingReplicas,
-    [property: Id(5)] string? LastEvent);
+    [property: Id(5)] string? LastEvent)
+{
+    /// <summary>The re-plan that made the plan in force (why, what it replaced, for what workload); null while the target itself is served.</summary>
+    [Id(6)] public ReplanRecord? Replan { get; init; }
+}
 
 /// <summary>The answer to a plan switch across the cluster (PUT /v1/plan).</summary>
 [GenerateSerializer, Immutable]

@@ -21,6 +21,12 @@ public sealed record DrillLoadOptions
 
     /// <summary>A file holding the Unix time (seconds) a worker was killed; recovery is measured from it.</summary>
     public string? KillMarkerFile { get; init; }
+
+    /// <summary>A wait for a stream's next token longer than this is a stall (see <see cref="DrillLoadResult"/>).</summary>
+    public double StallSeconds { get; init; } = DrillLoad.DefaultStallSeconds;
+
+    /// <summary>Written (JSON lines) with every request's send time and token arrival times, to check the figure by hand.</summary>
+    public string? TraceFile { get; init; }
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromMinutes(5);
 }
 
@@ -28,10 +34,15 @@ public sealed record DrillLoadOptions
 /// What the clients saw. A request completed when it streamed exactly max_tokens tokens (greedy,
 /// ignore_eos) and finished with "length"; duplicated when it streamed more tokens (or usage said
 /// more) than it asked for; failed otherwise (an error, a broken stream, fewer tokens).
-/// <see cref="RecoverySeconds"/>: from the kill to the last token that resumed a stream the kill had
-/// interrupted (without a kill marker: the longest pause between two tokens of any request).
+/// A stall is a wait longer than the stall threshold for a stream's next token: from the request's
+/// send to its first token, or between two consecutive tokens. <see cref="RecoverySeconds"/>: from the
+/// kill to the end of the last stall that ends after it, i.e. until every stream the kill held up
+/// (in flight on the dead worker, or sent to it before it was declared dead) streams again; 0 when
+/// nothing stalled. A stall after the kill from another cause counts too: the figure can overstate,
+/// never understate. Without a kill marker: the longest wait of any stream for a token.
+/// <see cref="NumStalled"/>: the streams with a stall ending after the kill; <see cref="LongestStallSeconds"/>: the longest of those stalls.
 /// </summary>
-public sealed record DrillLoadResult(int Sent, int Completed, int Failed, int Duplicated, double RecoverySeconds, int NumInterrupted, IReadOnlyList<string> Errors)
+public sealed record DrillLoadResult(int Sent, int Completed, int Failed, int Duplicated, double RecoverySeconds, int NumStalled, double LongestStallSeconds, IReadOnlyList<string> Errors)
 {
     public bool Passed => Failed == 0 && Duplicated == 0 && Completed == Sent;
 
@@ -66,13 +77,18 @@ public static class DrillLoad
             }
         }).ToArray();
         var outcomes = await Task.WhenAll(tasks);
+        if (options.TraceFile is { } traceFile)
+            await File.WriteAllLinesAsync(traceFile, outcomes.Select((trace, i) => TraceLine(i, trace)), CancellationToken.None);
         double? killedAt = options.KillMarkerFile is { } marker && File.Exists(marker)
             && double.TryParse(File.ReadAllText(marker).Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var t) ? t : null;
-        return Summarize(options.MaxTokens, outcomes, killedAt);
+        return Summarize(options.MaxTokens, outcomes, killedAt, options.StallSeconds);
     }
 
-    /// <summary>Classifies each request and measures recovery from <paramref name="killedAt"/> (Unix seconds; null: the longest pause).</summary>
-    public static DrillLoadResult Summarize(int maxTokens, IReadOnlyList<DrillTrace> outcomes, double? killedAt)
+    /// <summary>The default stall threshold: well above a token's wait on the loaded 2-core machine (tenths of a second), well below a worker's failure detection (seconds).</summary>
+    public const double DefaultStallSeconds = 2.0;
+
+    /// <summary>Classifies each request and measures recovery from <paramref name="killedAt"/> (Unix seconds; null: the longest wait for a token).</summary>
+    public static DrillLoadResult Summarize(int maxTokens, IReadOnlyList<DrillTrace> outcomes, double? killedAt, double stallSeconds = DefaultStallSeconds)
     {
         int completed = 0, failed = 0, duplicated = 0;
         var errors = new List<string>();
@@ -89,29 +105,37 @@ public static class DrillLoad
                 errors.Add(o.Error ?? $"finish {o.FinishReason ?? "none"} after {tokens} tokens ({o.NumTextChunks} text chunks)");
             }
         }
-        double recovery = 0;
-        int interrupted = 0;
+        double recovery = 0, longest = 0;
+        int stalled = 0;
         foreach (var o in outcomes)
         {
+            // Every wait for a token, the first one from the send. Not "the first token after the kill":
+            // tokens already on their way (sockets, the front end's buffers) still arrive just after it,
+            // and the stream's pause comes after them.
             var times = o.TokenTimes.Prepend(o.SentAt).ToArray();
+            bool stalledAfterKill = false;
             for (int k = 1; k < times.Length; k++)
             {
-                if (killedAt is { } kill)
+                double wait = times[k] - times[k - 1];
+                if (killedAt is not { } kill)
+                    recovery = Math.Max(recovery, wait);
+                else if (wait > stallSeconds && times[k] > kill)
                 {
-                    // The stream was mid-flight at the kill and its next token came after it.
-                    if (times[k - 1] <= kill && times[k] > kill)
-                    {
-                        interrupted++;
-                        recovery = Math.Max(recovery, times[k] - kill);
-                    }
+                    stalledAfterKill = true;
+                    recovery = Math.Max(recovery, times[k] - kill);
+                    longest = Math.Max(longest, wait);
                 }
-                else
-                    recovery = Math.Max(recovery, times[k] - times[k - 1]);
             }
+            if (stalledAfterKill)
+                stalled++;
         }
-        return new DrillLoadResult(outcomes.Count, completed, failed, duplicated, recovery, interrupted,
+        return new DrillLoadResult(outcomes.Count, completed, failed, duplicated, recovery, stalled, longest,
             errors.GroupBy(e => e).OrderByDescending(g => g.Count()).Select(g => $"{g.Count()} x {g.Key}").ToList());
     }
+
+    /// <summary>One JSON line per request: its send time and token arrival times (Unix seconds).</summary>
+    public static string TraceLine(int index, DrillTrace trace) =>
+        JsonSerializer.Serialize(new { request = index, sent_at = trace.SentAt, token_times = trace.TokenTimes, error = trace.Error });
 
     private static async Task<DrillTrace> SendAsync(HttpClient http, DrillLoadOptions options, int index, CancellationToken cancellationToken)
     {

@@ -6,6 +6,9 @@ public sealed record FrontEndOptions
     public TimeSpan PlanPollInterval { get; init; } = TimeSpan.FromMilliseconds(250);
     public TimeSpan StatusPollInterval { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>How often the front end sends its arrival counts per type to the controller (the workload it re-plans for).</summary>
+    public TimeSpan ArrivalReportInterval { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>A request that lost its replica keeps trying others this long before it fails.</summary>
     public TimeSpan ResumeTimeout { get; init; } = TimeSpan.FromSeconds(60);
 

@@ -56,6 +56,10 @@ public interface IClusterControllerGrain : IGrainWithStringKey
     [AlwaysInterleave]
     Task<ClusterPlanView> GetPlan();
 
+    /// <summary>A front end's arrivals per request type: the workload the controller re-plans for when a worker dies.</summary>
+    [AlwaysInterleave, OneWay]
+    Task ReportArrivals(ArrivalReport report);
+
     /// <summary>Switches the cluster to <paramref name="planYaml"/> make-before-break; on a failed build, rolls back and reports why.</summary>
     [ResponseTimeout("00:05:00")]
     Task<ClusterSwitchReport> Apply(string planYaml);

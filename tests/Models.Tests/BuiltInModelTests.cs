@@ -62,4 +62,15 @@ public sealed class BuiltInModelTests
         Assert.Contains(vocab.ToString(System.Globalization.CultureInfo.InvariantCulture), e.Message);
         Assert.Contains("VocabSize", e.Message);
     }
+
+    [Fact]
+    public void ItsShapeAndTokenizerComeWithoutBuildingIt()
+    {
+        var options = new BuiltInModelOptions { Dim = 64, HiddenDim = 160, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, MaxSeqLen = 128, Seed = 3 };
+        using var built = BuiltInModel.Create(options);
+        var shape = BuiltInModel.Shape(options);
+        Assert.Equal(built.Config, shape.Config);
+        Assert.Equal(built.Name, shape.Name);
+        Assert.Equal(built.Tokenizer.Encode("Hi there", true), shape.Tokenizer.Encode("Hi there", true));
+    }
 }

@@ -83,7 +83,7 @@ public sealed class DistributedUnitTests
         {
             Trace(3, 0, 1, 2, 3),                                       // untouched
             Trace(3, 0, 1, 2, 9.5),                                     // interrupted at 5, resumed at 9.5
-            Trace(3, 4.8, 7, 8, 8.5),                                   // sent before the kill, first token after it
+            Trace(3, 4.8, 7, 8, 8.5),                                   // sent before the kill, first token 2.2 s after the send
             Trace(4, 0, 1, 2, 3, 4),                                    // one token too many: duplicated
             new DrillTrace(false, 1, null, null, "HTTP 500: boom", [1]) { SentAt = 0 }, // failed
             Trace(2, 0, 1, 2),                                          // fewer tokens than asked: failed
@@ -91,10 +91,35 @@ public sealed class DistributedUnitTests
         var result = DrillLoad.Summarize(3, traces, killedAt: 5);
         Assert.Equal((6, 3, 2, 1), (result.Sent, result.Completed, result.Failed, result.Duplicated));
         Assert.Equal(4.5, result.RecoverySeconds, 6);
-        Assert.Equal(2, result.NumInterrupted);
+        Assert.Equal(2, result.NumStalled);
+        Assert.Equal(7.5, result.LongestStallSeconds, 6);
         Assert.False(result.Passed);
         Assert.Equal("sent 6, completed 3, failed 2, duplicated 1, recovered in 4.5 s", result.Line);
         Assert.True(DrillLoad.Summarize(3, traces[..3], null).Passed);
+    }
+
+    [Fact]
+    public void The_drill_measures_the_pause_that_comes_after_tokens_already_on_their_way_at_the_kill()
+    {
+        // What a real run looks like (the measure of "the first token after the kill" printed 0.1-0.2 s
+        // for pauses of 5-9 s): the killed worker's last tokens still reach the client just after the kill,
+        // then the stream pauses until the front end resumes it elsewhere; a request sent after the kill
+        // but routed to the dead worker (not yet declared dead) waits from its send.
+        double kill = 1000;
+        var traces = new[]
+        {
+            Trace(4, 990, 999.7, 999.9, 1000.05, 1006.4),                 // 0.05 s after the kill, then a 6.35 s pause
+            Trace(4, 990, 999.8, 1000.1, 1000.2, 1000.3),                 // on a live worker: no pause
+            Trace(3, 1001, 1008.9, 1009.0, 1009.1),                       // sent after the kill to the dead worker: 7.9 s to its first token
+            Trace(3, 1010, 1010.5, 1010.6, 1010.7),                       // after the recovery: no pause
+        };
+        var result = DrillLoad.Summarize(4, traces, kill);
+        Assert.Equal(8.9, result.RecoverySeconds, 6);
+        Assert.Equal(2, result.NumStalled);
+        Assert.Equal(7.9, result.LongestStallSeconds, 6);
+        Assert.EndsWith("recovered in 8.9 s", result.Line);
+        // A stall threshold above every pause: nothing stalled, nothing to recover from.
+        Assert.Equal(0, DrillLoad.Summarize(4, traces, kill, stallSeconds: 10).RecoverySeconds);
     }
 
     [Theory]

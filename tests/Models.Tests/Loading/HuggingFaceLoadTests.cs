@@ -49,6 +49,34 @@ public sealed class HuggingFaceLoadTests : IDisposable
     }
 
     [Fact]
+    public void TheShapeAndTokenizerAreReadWithoutTheWeights()
+    {
+        using var original = TinyModels.Random(seed: 21);
+        WriteHfDirectory(original, ScalarType.Float32, sharded: true);
+        using var loaded = ModelLoader.Load(dir, CPU, ScalarType.Float32);
+        // No weights to read: a front end that runs no replica needs none.
+        foreach (var weights in Directory.GetFiles(dir, "*.safetensors*"))
+            File.Delete(weights);
+        var shape = ModelLoader.ReadShape(dir);
+        Assert.Equal(loaded.Config, shape.Config);
+        Assert.Equal(loaded.Name, shape.Name);
+        Assert.Equal(loaded.Tokenizer.Name, shape.Tokenizer.Name);
+        Assert.Contains("no weights", shape.Description);
+    }
+
+    [SkippableFact]
+    public void TheShapeOfALlama2cCheckpointIsItsHeaderAndTokenizer()
+    {
+        SharedData.SkipUnlessStories260K();
+        var bin = Path.Combine(SharedData.Stories260K, "stories260K.bin");
+        using var loaded = ModelLoader.Load(bin, CPU, ScalarType.Float32);
+        var shape = ModelLoader.ReadShape(bin);
+        Assert.Equal(loaded.Config, shape.Config);
+        Assert.Equal("stories260K", shape.Name);
+        Assert.Equal(loaded.Tokenizer.Encode("Once upon a time", true), shape.Tokenizer.Encode("Once upon a time", true));
+    }
+
+    [Fact]
     public void IndexPointingAtAMissingShardIsNamed()
     {
         File.WriteAllText(Path.Combine(dir, "model.safetensors.index.json"), """{"weight_map":{"lm_head.weight":"model-00009.safetensors"}}""");
