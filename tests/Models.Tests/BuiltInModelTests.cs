@@ -48,6 +48,7 @@ public sealed class BuiltInModelTests
         Assert.All(ids, id => Assert.InRange(id, 0, 511));
         Assert.Equal(BuiltInModel.ConfigOf(Small with { VocabSize = 512 }).ParameterCount, m.Config.ParameterCount);
         Assert.True(m.Config.ParameterCount < BuiltInModel.ConfigOf(Small).ParameterCount);
+        Assert.Equal(m.Config, BuiltInModel.Shape(Small with { VocabSize = 512 }).Config); // a weightless front end sees the same shape
         using var cache = new PagedKvCache(m.Config, 4, 16, CPU, ScalarType.Float32);
         using var logits = m.Model.Forward([new SequenceChunk(ids, 0, [0, 1, 2])], cache);
         Assert.Equal(new long[] { 1, 512 }, logits.shape);
