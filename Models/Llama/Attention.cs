@@ -16,14 +16,38 @@ internal static class Attention
     /// <returns>[B, Q, heads * hd] in q's dtype.</returns>
     public static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor masked)
     {
+        long b = q.shape[0], nq = q.shape[1], heads = q.shape[2], c = k.shape[2];
+        long perQuery = b * heads * c;
+        if (nq < 2 || perQuery * nq <= MaxScoreElements) return AttendBlock(q, k, v, masked);
+        // A long prompt's [heads, Q, C] scores would take tens of MB (1024 tokens, 8 heads: 32 MB
+        // fp32 per layer, several times over): past glibc's mmap threshold each such buffer is
+        // mapped afresh and page-faulted in, which made a 1024-token prefill on one core 4x slower
+        // than an 896-token one. Query blocks keep the scores small; each query's softmax is its
+        // own, so the result is the same.
+        long block = Math.Max(1, MaxScoreElements / perQuery);
+        var parts = new List<Tensor>();
+        for (long start = 0; start < nq; start += block)
+        {
+            long n = Math.Min(block, nq - start);
+            parts.Add(AttendBlock(q.narrow(1, start, n), k, v, masked.narrow(1, start, n)));
+        }
+        return cat(parts, 1);
+    }
+
+    /// <summary>Score elements (fp32) one attention call may hold at once: 2M, 8 MB.</summary>
+    internal const long MaxScoreElements = 2L << 20;
+
+    /// <summary>One call, all queries at once (what <see cref="Attend"/> does per query block).</summary>
+    internal static Tensor AttendBlock(Tensor q, Tensor k, Tensor v, Tensor masked)
+    {
         long b = q.shape[0], nq = q.shape[1], heads = q.shape[2], hd = q.shape[3];
         long kvHeads = k.shape[1], c = k.shape[2], group = heads / kvHeads;
 
         // [B, Q, kvH, G, hd] -> [B, kvH, G, Q, hd] -> [B, kvH, G*Q, hd]
-        var qg = q.view(b, nq, kvHeads, group, hd).permute(0, 2, 3, 1, 4).reshape(b, kvHeads, group * nq, hd);
+        var qg = q.reshape(b, nq, kvHeads, group, hd).permute(0, 2, 3, 1, 4).reshape(b, kvHeads, group * nq, hd);
         var scores = matmul(qg, k.transpose(-1, -2)).view(b, kvHeads, group, nq, c);
         if (scores.dtype != ScalarType.Float32) scores = scores.to(ScalarType.Float32);
-        scores.masked_fill_(masked.view(b, 1, 1, nq, c), float.NegativeInfinity);
+        scores.masked_fill_(masked.reshape(b, 1, 1, nq, c), float.NegativeInfinity);
         var probs = scores.softmax(-1).to(q.dtype).view(b, kvHeads, group * nq, c);
         var o = matmul(probs, v);                       // [B, kvH, G*Q, hd]
         return o.view(b, kvHeads, group, nq, hd).permute(0, 3, 1, 2, 4).reshape(b, nq, heads * hd);
