@@ -96,19 +96,23 @@ public class LayoutTests
         }
     }
 
-    /// <summary>Resolves the app's own assemblies from its directory (framework ones from the shared runtime) and records each name asked for.</summary>
+    /// <summary>
+    /// Loads the executable and the two engine libraries afresh and records every assembly asked of
+    /// it. The rest (TorchSharp, Orleans, the framework) it leaves to the default context, the copies
+    /// the test process already runs: a second TorchSharp beside the other tests' would share their
+    /// native library. A request for Engine.Lab from the fresh assemblies always comes here first.
+    /// </summary>
     private sealed class RecordingLoadContext(string directory) : AssemblyLoadContext("layout-probe", isCollectible: true)
     {
+        private static readonly string[] Isolated = ["oserve", "Engine.Runtime", "Engine.Lab"];
         private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _requested = new();
 
         public ICollection<string> Requested => _requested.Keys;
 
         protected override Assembly? Load(AssemblyName name)
         {
-            var path = Path.Combine(directory, name.Name + ".dll");
-            if (!File.Exists(path)) return null;
             _requested.TryAdd(name.Name!, 0);
-            return LoadFromAssemblyPath(path);
+            return Isolated.Contains(name.Name) ? LoadFromAssemblyPath(Path.Combine(directory, name.Name + ".dll")) : null;
         }
     }
 }
