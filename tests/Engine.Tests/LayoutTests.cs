@@ -38,6 +38,30 @@ public class LayoutTests
     }
 
     /// <summary>
+    /// A silo loads every assembly that a loaded Orleans application part names (Orleans'
+    /// ReferencedAssemblyProvider), so a part naming Engine.Lab would load the lab into a running
+    /// worker, after the command-line checks below. Only Engine.Runtime is a part; the executable and
+    /// the lab are not, and nothing names the lab.
+    /// </summary>
+    [Fact]
+    public void Only_the_runtime_is_an_orleans_application_part()
+    {
+        var lab = typeof(OServe.Engine.Simulation.PlanningException).Assembly;
+        var exe = Assembly.LoadFrom(Path.Combine(AppContext.BaseDirectory, "oserve.dll"));
+        Assert.Equal("Engine.Lab", lab.GetName().Name);
+        Assert.Contains("Engine.Runtime", ApplicationParts(Runtime)); // the check reads real attributes
+        Assert.DoesNotContain("Engine.Lab", ApplicationParts(Runtime));
+        Assert.Empty(ApplicationParts(exe));
+        Assert.Empty(ApplicationParts(lab));
+    }
+
+    private static List<string> ApplicationParts(Assembly assembly) =>
+        assembly.GetCustomAttributesData()
+            .Where(a => a.AttributeType.Name == "ApplicationPartAttribute" && a.AttributeType.Namespace?.StartsWith("Orleans", StringComparison.Ordinal) == true)
+            .Select(a => (string)a.ConstructorArguments[0].Value!)
+            .ToList();
+
+    /// <summary>
     /// `oserve worker` with a node its cluster lacks, and `oserve serve` (the front end) with a bad
     /// thread count: the CLI builds its whole command tree, parses, and runs the command's body up to
     /// the check that refuses it (the JIT compiles that body whole, so every type the command's start
