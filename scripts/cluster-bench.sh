@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Figures for Engine.CSharp/Distributed/README.md, on loopback with the built-in model:
+# Figures for Engine.Runtime/Distributed/README.md, on loopback with the built-in model:
 #  1. output tokens/s of the cluster front end over three workers (plan builtin-3node-tp1) and over
 #     one (the same cluster switched to r0 alone), same load (`oserve bench`, concurrency 12);
 #  2. inter-token latency at concurrency 1 of one replica on a worker behind the front end vs the

@@ -50,6 +50,7 @@ public static class DemoCommand
             ProfilePath = parse.GetValue(Profile),
             ProfileOutPath = parse.GetValue(ProfileOut),
             PaperScale = !parse.GetValue(NoPaperScale),
+            RunCommand = (args, output, error) => OServeCli.RunAsync(args, output, error),
             Device = device,
         };
         try

@@ -63,20 +63,17 @@ public static class OServeCli
             config.Error.WriteLine($"error {e.Message}");
             return ExitBadInput;
         }
-        catch (OServe.Engine.Simulation.PlanningException e)
-        {
-            config.Error.WriteLine($"error {e.Message}");
-            return ExitFailure;
-        }
-        catch (OServe.Engine.Profiling.ProfileFileException e)
-        {
-            foreach (var problem in e.Problems) config.Error.WriteLine($"error {problem}");
-            return ExitBadInput;
-        }
         catch (CliUsageException e)
         {
             config.Error.WriteLine($"error {e.Message}");
             return ExitBadInput;
+        }
+        // The lab's errors are matched in methods of their own: a catch clause naming a lab type would
+        // load Engine.Lab whenever this method runs, and `oserve worker` must load none of the lab;
+        // last, so that the errors above (a worker's bad input among them) never reach the filter.
+        catch (Exception e) when (LabErrors.Handles(e))
+        {
+            return LabErrors.Report(e, config.Error);
         }
     }
 }

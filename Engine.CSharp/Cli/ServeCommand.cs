@@ -34,7 +34,7 @@ public static class ServeCommand
     private static readonly Option<int?> Threads = new("--threads") { Description = "Torch CPU threads; default: all cores" };
     private static readonly Option<string?> PlanFile = new("--plan") { Description = "Serve the replicas this plan (YAML) lists, routed by type; GET/PUT /v1/plan read and switch it live" };
     private static readonly Option<string?> ClusterRef = new("--cluster") { Description = "Cluster (file or built-in name, e.g. cpu-logical-4) the plan's devices belong to; default: the plan's cluster by name" };
-    // Multi-node serving (Engine.CSharp/Distributed): the plan's replicas run on `oserve worker` processes.
+    // Multi-node serving (Engine.Runtime/Distributed): the plan's replicas run on `oserve worker` processes.
     private static readonly Option<string?> Membership = new("--membership") { Description = "Serve --plan across `oserve worker` processes: 'localhost' or redis://HOST:PORT (where the workers' membership lives)" };
     private static readonly Option<string?> ClusterId = new("--cluster-id") { Description = "With --membership: the workers' Orleans cluster id; default: the cluster's name" };
     private static readonly Option<string> GatewayPorts = new("--gateway-ports") { Description = "With --membership localhost: the workers' gateway ports, comma-separated", DefaultValueFactory = _ => "30000" };

@@ -47,7 +47,7 @@ public static class WorkerCommand
 
     public static Command Create()
     {
-        var command = new Command("worker", "Run one node of a multi-node deployment: an Orleans silo owning the node's devices and the plan's replicas on them (see Engine.CSharp/Distributed/README.md).")
+        var command = new Command("worker", "Run one node of a multi-node deployment: an Orleans silo owning the node's devices and the plan's replicas on them (see Engine.Runtime/Distributed/README.md).")
         {
             NodeName, ClusterRef, Membership, ClusterId, FastFailureDetection, SiloPort, GatewayPort, PrimarySiloPort, Advertise, Kubernetes, HostWeights,
             Model, Tokenizer, DType, Seed, ServedName, MaxNumSeqs, MaxBatchedTokens, BlockSize, MaxModelLen, KvCacheGib, Threads,

@@ -169,9 +169,9 @@ public sealed class EngineCoreTests
         Assert.Equal(3, steps.Count); // both prompts in one step, then two steps of two decodes
         Assert.Equal([0.0, 0.010, 0.020], steps.Select(s => Math.Round(s.StartTime, 9)));
         Assert.All(steps, s => Assert.Equal(0.010, s.Seconds, 9));
-        Assert.Equal(new OServe.Engine.Simulation.BatchShape(8, 2, 5 * 2.5 + 3 * 1.5, 0, 0), steps[0].Shape);
-        Assert.Equal(new OServe.Engine.Simulation.BatchShape(0, 0, 0, 2, 6 + 4), steps[1].Shape);
-        Assert.Equal(new OServe.Engine.Simulation.BatchShape(0, 0, 0, 2, 7 + 5), steps[2].Shape);
+        Assert.Equal(new BatchShape(8, 2, 5 * 2.5 + 3 * 1.5, 0, 0), steps[0].Shape);
+        Assert.Equal(new BatchShape(0, 0, 0, 2, 6 + 4), steps[1].Shape);
+        Assert.Equal(new BatchShape(0, 0, 0, 2, 7 + 5), steps[2].Shape);
     }
 
     /// <summary>A runner whose every step takes a fixed time on a virtual clock.</summary>

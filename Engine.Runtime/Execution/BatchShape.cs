@@ -1,7 +1,7 @@
 using OServe.Engine.Scheduling;
 using OServe.Planner.CostModel;
 
-namespace OServe.Engine.Simulation;
+namespace OServe.Engine.Execution;
 
 /// <summary>
 /// The totals of one engine step that its time depends on, in the cost model's terms. A chunk of

@@ -1,7 +1,6 @@
 using System.Collections.Immutable;
 using System.Diagnostics;
 using OServe.Engine.Scheduling;
-using OServe.Engine.Simulation;
 
 namespace OServe.Engine.Execution;
 

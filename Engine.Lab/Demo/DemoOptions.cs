@@ -20,6 +20,12 @@ public sealed record DemoOptions
     /// <summary>Simulated seconds of the paper-scale section's trace.</summary>
     public double PaperScaleDurationS { get; init; } = 300;
     public bool PaperScale { get; init; } = true;
+    /// <summary>
+    /// Runs an `oserve` command line (arguments, output, error; returns the exit code): the paper-scale
+    /// section runs `oserve compare` through it. The CLI supplies it, since the lab does not reference
+    /// the executable; required when <see cref="PaperScale"/> is set.
+    /// </summary>
+    public Func<string[], TextWriter, TextWriter, Task<int>>? RunCommand { get; init; }
     /// <summary>Where the model runs (`--device`); null: the CPU. On a GPU the devices the planner sees are slots sharing it.</summary>
     public TorchSharp.torch.Device? Device { get; init; }
     /// <summary>The two request types' lengths.</summary>

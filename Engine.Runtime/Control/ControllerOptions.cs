@@ -9,7 +9,7 @@ public sealed record ControllerOptions
     public required Cluster Cluster { get; init; }
     public required ModelCard Model { get; init; }
 
-    /// <summary>Must describe the machine that serves (a profile file, or <see cref="CpuCostCalibration"/>).</summary>
+    /// <summary>Must describe the machine that serves (a profile file, or Engine.Lab's <c>CpuCostCalibration</c>).</summary>
     public required CostCoefficients Coefficients { get; init; }
 
     /// <summary>Length of an observation window and of the window a plan is made for, seconds.</summary>

@@ -1,3 +1,5 @@
+using OServe.Engine.Execution;
+
 namespace OServe.Engine.Simulation;
 
 /// <summary>One measured grid point of <c>oserve profile</c>: a step of that many decodes at that context, plus one fresh prompt of that many tokens.</summary>

@@ -1,4 +1,3 @@
-using OServe.Engine.Simulation;
 
 namespace OServe.Engine.Execution;
 

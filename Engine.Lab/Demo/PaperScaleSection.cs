@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using OServe.Engine.Cli;
 
 namespace OServe.Engine.Demo;
 
@@ -15,7 +14,7 @@ namespace OServe.Engine.Demo;
 /// To fit the demo's two minutes the planner uses its analytic service model and no plan
 /// verification (a full run, `oserve compare scenarios/paper/llama2-70b-mix.yaml --duration 900`,
 /// simulates every candidate plan per window and takes about three minutes; its figures are in
-/// Engine.CSharp/Simulation/README-simulation.md). The section says so when it runs.
+/// Engine.Lab/Simulation/README-simulation.md). The section says so when it runs.
 /// </remarks>
 public static class PaperScaleSection
 {
@@ -29,16 +28,17 @@ public static class PaperScaleSection
         "--service", "analytic", "--verify", "off", "--output", outputDir,
     ];
 
+    /// <param name="runCommand">runs an `oserve` command line (the CLI's entry point; the lab does not reference the executable).</param>
     /// <returns>the compare command's exit code (0 when it ran).</returns>
-    public static async Task<int> RunAsync(double durationS, TextWriter output, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(Func<string[], TextWriter, TextWriter, Task<int>> runCommand, double durationS, TextWriter output, CancellationToken cancellationToken)
     {
         var dir = Path.Combine(Path.GetTempPath(), $"oserve-demo-paper-{Environment.ProcessId}");
         var args = CompareArguments(durationS, dir);
         output.WriteLine($"--- paper scale: simulated, `oserve {string.Join(' ', args)}` ---");
-        output.WriteLine("(quick form: analytic service model, no plan verification; the full run's figures are in Engine.CSharp/Simulation/README-simulation.md)");
+        output.WriteLine("(quick form: analytic service model, no plan verification; the full run's figures are in Engine.Lab/Simulation/README-simulation.md)");
         var watch = Stopwatch.StartNew();
         var error = new StringWriter();
-        int code = await OServeCli.RunAsync(args, output, error);
+        int code = await runCommand(args, output, error);
         if (error.ToString().Trim() is { Length: > 0 } e) output.WriteLine(e);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"paper scale: {(code == 0 ? "done" : $"compare exited {code}")} in {watch.Elapsed.TotalSeconds:F1} s; plots in {dir}"));
         cancellationToken.ThrowIfCancellationRequested();

@@ -100,7 +100,9 @@ public static class DemoRunner
                 output.WriteLine(line);
         var summary = new DemoSummary(runs);
         output.Write(summary.Render());
-        if (options.PaperScale) await PaperScaleSection.RunAsync(options.PaperScaleDurationS, output, cancellationToken);
+        if (options.PaperScale)
+            await PaperScaleSection.RunAsync(options.RunCommand ?? throw new InvalidOperationException("DemoOptions.RunCommand: the paper-scale section needs a way to run `oserve compare`"),
+                options.PaperScaleDurationS, output, cancellationToken);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"demo wall time: {wall.Elapsed.TotalSeconds:F0} s (shared machine: timings vary from run to run)"));
         return summary;
     }

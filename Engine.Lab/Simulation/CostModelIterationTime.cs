@@ -1,3 +1,4 @@
+using OServe.Engine.Execution;
 using OServe.Engine.Scheduling;
 using OServe.Planner.CostModel;
 

@@ -1,3 +1,4 @@
+using OServe.Engine.Execution;
 using OServe.Engine.Simulation;
 
 namespace OServe.Engine.Profiling;
