@@ -1,3 +1,4 @@
+using OServe.Models;
 using static TorchSharp.torch;
 
 namespace OServe.Engine.Execution;
@@ -66,18 +67,18 @@ public static class DeviceSampler
 
         var probs = logits.mul(invT).softmax(-1);
         var (sorted, order) = probs.sort(-1, descending: true);
-        var rank = arange(vocab, ScalarType.Float32, logits.device).unsqueeze(0);
+        var rank = KeptScalars.Arange(vocab, ScalarType.Float32, logits.device).unsqueeze(0);
         var inTopK = rank.lt(k);
         var topKMass = sorted.mul(inTopK).sum(-1, keepdim: true);
         // Smallest prefix whose share of the top-k mass reaches top_p: a candidate stays while the mass before it is short of the target.
         var inTopP = sorted.cumsum(-1).sub_(sorted).lt(topP.mul(topKMass));
         var keep = inTopK.logical_and(inTopP);
-        keep.narrow(1, 0, 1).fill_(true); // at least one token
+        keep.narrow(1, 0, 1).FillScalar_(true); // at least one token
         var cumulative = sorted.mul_(keep).cumsum(-1);
         var threshold = u.mul(cumulative.narrow(1, vocab - 1, 1));
-        var lastKept = keep.sum(-1, keepdim: true).sub_(1);
+        var lastKept = keep.sum(-1, keepdim: true).SubScalar_(1);
         var index = cumulative.le(threshold).sum(-1, keepdim: true).minimum(lastKept);
         var sampled = order.gather(1, index).squeeze(1);
-        return where(k.squeeze(1).eq(1), argMax, sampled).MoveToOuterDisposeScope();
+        return where(k.squeeze(1).EqScalar(1), argMax, sampled).MoveToOuterDisposeScope();
     }
 }

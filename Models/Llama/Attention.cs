@@ -47,7 +47,7 @@ internal static class Attention
         var qg = q.reshape(b, nq, kvHeads, group, hd).permute(0, 2, 3, 1, 4).reshape(b, kvHeads, group * nq, hd);
         var scores = matmul(qg, k.transpose(-1, -2)).view(b, kvHeads, group, nq, c);
         if (scores.dtype != ScalarType.Float32) scores = scores.to(ScalarType.Float32);
-        scores.masked_fill_(masked.reshape(b, 1, 1, nq, c), float.NegativeInfinity);
+        scores.MaskedFillScalar_(masked.reshape(b, 1, 1, nq, c), double.NegativeInfinity);
         var probs = scores.softmax(-1).to(q.dtype).view(b, kvHeads, group * nq, c);
         var o = matmul(probs, v);                       // [B, kvH, G*Q, hd]
         return o.view(b, kvHeads, group, nq, hd).permute(0, 3, 1, 2, 4).reshape(b, nq, heads * hd);

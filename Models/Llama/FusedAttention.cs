@@ -37,7 +37,7 @@ internal sealed class FusedAttention
         {
             // Key j of decode row d is visible when j < its context length.
             long context = (long)plan.DecodeBlocks * blockSize;
-            using var keys = arange(context, ScalarType.Int64, cache.Device).view(1, context);
+            using var keys = KeptScalars.Arange(context, ScalarType.Int64, cache.Device).view(1, context);
             using var hidden = keys.ge(t.DecodeLengths.view(-1, 1));
             decodeMask = Additive(hidden, dtype).view(plan.NumDecodes, 1, 1, context);
         }
@@ -47,7 +47,7 @@ internal sealed class FusedAttention
             var p = plan.Prefill[i];
             if (p.StartPosition == 0) continue; // causal over its own tokens: the kernel's is_causal
             long context = (long)p.NumBlocks * blockSize;
-            using var keys = arange(context, ScalarType.Int64, cache.Device).view(1, context);
+            using var keys = KeptScalars.Arange(context, ScalarType.Int64, cache.Device).view(1, context);
             using var hidden = keys.gt(t.Positions.narrow(0, p.FirstRow, p.NumTokens).view(-1, 1));
             prefillMasks[i] = Additive(hidden, dtype).view(1, 1, p.NumTokens, context);
         }
@@ -115,5 +115,5 @@ internal sealed class FusedAttention
 
     /// <summary>0 where visible, -inf where <paramref name="hidden"/>, in the attention dtype.</summary>
     private static Tensor Additive(Tensor hidden, ScalarType dtype) =>
-        zeros(hidden.shape, dtype, hidden.device).masked_fill_(hidden, float.NegativeInfinity);
+        zeros(hidden.shape, dtype, hidden.device).MaskedFillScalar_(hidden, double.NegativeInfinity);
 }

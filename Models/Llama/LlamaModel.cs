@@ -165,7 +165,7 @@ public sealed class LlamaModel : IDisposable
         using var scope = NewDisposeScope();
         int n = tokens.Count;
         var ids = tensor(tokens.Select(t => (long)t).ToArray(), device: Device);
-        var positions = arange(n, ScalarType.Int64, Device);
+        var positions = KeptScalars.Arange(n, ScalarType.Int64, Device);
         int[][] queryPositions = [Enumerable.Range(0, n).ToArray()];
         var mask = Attention.CausalMask(queryPositions, [n], n, n, Device);
         var logits = Run(ids, positions, outputRows: null, (_, q, k, v) =>
@@ -191,7 +191,7 @@ public sealed class LlamaModel : IDisposable
             var layer = layers[l];
             var qkv = Matmul(RmsNorm(x, layer.AttentionNorm), layer.Qkv).view(n, c.NumHeads + 2 * c.NumKvHeads, hd);
             var qk = rotary.Apply(qkv.narrow(1, 0, c.NumHeads + c.NumKvHeads), cos, sin);
-            var q = qk.narrow(1, 0, c.NumHeads).mul_(attentionScale);
+            var q = qk.narrow(1, 0, c.NumHeads).MulScalar_(attentionScale);
             var k = qk.narrow(1, c.NumHeads, c.NumKvHeads);
             var v = qkv.narrow(1, c.NumHeads + c.NumKvHeads, c.NumKvHeads);
             var attended = attend(l, q, k, v);
@@ -212,7 +212,7 @@ public sealed class LlamaModel : IDisposable
     private Tensor RmsNorm(Tensor x, Tensor weight)
     {
         var xf = x.dtype == ScalarType.Float32 ? x : x.to(ScalarType.Float32);
-        var normed = xf.mul(xf.square().mean([-1L], keepdim: true).add_(Config.NormEps).rsqrt_());
+        var normed = xf.RmsNormalized(Config.NormEps);
         return (normed.dtype == x.dtype ? normed : normed.to(x.dtype)).mul_(weight);
     }
 

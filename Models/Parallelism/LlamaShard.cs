@@ -124,10 +124,10 @@ internal sealed class LlamaShard : IDisposable
     {
         var v = Spec.Vocab;
         if (v.Count == vocabSize) return embedding!.index_select(0, tokens);
-        var local = tokens.sub(v.Start);
-        var outside = local.lt(0).logical_or_(local.ge(v.Count));
-        var rows = embedding!.index_select(0, local.clamp(0, v.Count - 1));
-        return rows.masked_fill_(outside.unsqueeze(1), 0);
+        var local = tokens.SubScalar(v.Start);
+        var outside = local.LtScalar(0).logical_or_(local.GeScalar(v.Count));
+        var rows = embedding!.index_select(0, local.ClampScalars(0, v.Count - 1));
+        return rows.MaskedFillScalar_(outside.unsqueeze(1), 0);
     }
 
     /// <summary>This rank's heads attend (writing their K/V to <paramref name="cache"/>), then its columns of o_proj: a partial [T, dim].</summary>
@@ -138,7 +138,7 @@ internal sealed class LlamaShard : IDisposable
         long n = x.shape[0];
         var qkv = Matmul(RmsNorm(x, w.AttentionNorm), w.Qkv).view(n, heads + 2 * kvHeads, hd);
         var qk = rotary.Apply(qkv.narrow(1, 0, heads + kvHeads), step.Cos, step.Sin);
-        var q = qk.narrow(1, 0, heads).mul_(attentionScale);
+        var q = qk.narrow(1, 0, heads).MulScalar_(attentionScale);
         var k = qk.narrow(1, heads, kvHeads);
         var v = qkv.narrow(1, heads + kvHeads, kvHeads);
         var attended = PagedAttention.Run(step.Plan, step.Tensors, cache, layer - Spec.Layers.Start, q, k, v, heads, hd);
@@ -167,7 +167,7 @@ internal sealed class LlamaShard : IDisposable
     private Tensor RmsNorm(Tensor x, Tensor weight)
     {
         var xf = x.dtype == ScalarType.Float32 ? x : x.to(ScalarType.Float32);
-        var normed = xf.mul(xf.square().mean([-1L], keepdim: true).add_(normEps).rsqrt_());
+        var normed = xf.RmsNormalized(normEps);
         return (normed.dtype == x.dtype ? normed : normed.to(x.dtype)).mul_(weight);
     }
 

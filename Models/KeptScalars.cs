@@ -1,0 +1,94 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace OServe.Models;
+
+/// <summary>
+/// Tensor ops with a number operand whose native scalar lives until the op has returned.
+/// </summary>
+/// <remarks>
+/// TorchSharp 0.107 turns a number into a <see cref="Scalar"/> (a raw native handle with a
+/// finalizer, not tracked by dispose scopes) and passes only its handle to the native call. Once
+/// the handle is read the Scalar is unreachable, so a collection during the call can run its
+/// finalizer on the finalizer thread and free the native scalar the op is still reading. Under
+/// load this happened: `x.square()` (pow with an implicit Scalar 2) failed with libtorch's
+/// "INTERNAL ASSERT FAILED at c10/core/Scalar.h:279" in the demo and once in CI, and the request
+/// failed. Each helper here disposes its Scalar after the op (a `using` keeps it alive until then);
+/// squares are x * x (what pow(x, 2) computes).
+/// </remarks>
+public static class KeptScalars
+{
+    public static Tensor AddScalar_(this Tensor t, double value)
+    {
+        using var s = value.ToScalar();
+        return t.add_(s);
+    }
+
+    public static Tensor MulScalar_(this Tensor t, double value)
+    {
+        using var s = value.ToScalar();
+        return t.mul_(s);
+    }
+
+    public static Tensor SubScalar(this Tensor t, long value)
+    {
+        using var s = value.ToScalar();
+        return t.sub(s);
+    }
+
+    public static Tensor SubScalar_(this Tensor t, long value)
+    {
+        using var s = value.ToScalar();
+        return t.sub_(s);
+    }
+
+    public static Tensor LtScalar(this Tensor t, long value)
+    {
+        using var s = value.ToScalar();
+        return t.lt(s);
+    }
+
+    public static Tensor GeScalar(this Tensor t, long value)
+    {
+        using var s = value.ToScalar();
+        return t.ge(s);
+    }
+
+    public static Tensor EqScalar(this Tensor t, long value)
+    {
+        using var s = value.ToScalar();
+        return t.eq(s);
+    }
+
+    public static Tensor ClampScalars(this Tensor t, long min, long max)
+    {
+        using var lo = min.ToScalar();
+        using var hi = max.ToScalar();
+        return t.clamp(lo, hi);
+    }
+
+    public static Tensor MaskedFillScalar_(this Tensor t, Tensor mask, double value)
+    {
+        using var s = value.ToScalar();
+        return t.masked_fill_(mask, s);
+    }
+
+    /// <summary>0, 1, ..., stop - 1 (torch.arange with every bound an explicit, kept scalar).</summary>
+    public static Tensor Arange(long stop, ScalarType dtype, Device device)
+    {
+        using var start = 0L.ToScalar();
+        using var end = stop.ToScalar();
+        using var step = 1L.ToScalar();
+        return arange(start, end, step, dtype, device);
+    }
+
+    public static Tensor FillScalar_(this Tensor t, bool value)
+    {
+        using var s = value.ToScalar();
+        return t.fill_(s);
+    }
+
+    /// <summary>RMS normalisation without a scalar exponent: x * rsqrt(mean(x * x) + eps).</summary>
+    public static Tensor RmsNormalized(this Tensor x, double eps) =>
+        x.mul(x.mul(x).mean([-1L], keepdim: true).AddScalar_(eps).rsqrt_());
+}
