@@ -32,6 +32,15 @@ public sealed record ShapeFigures(string Shape, double PredictedTtftS, double Me
 public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadOnlyList<ShapeFigures> Shapes, double WallSeconds)
 {
     public CostCoefficients Coefficients => Cpu.Coefficients;
+
+    /// <summary>The planner's service model corrected by these measurements (<see cref="MeasuredServiceModel"/>); a factor that cannot be formed stays 1.</summary>
+    public MeasuredServiceModel ServiceModel()
+    {
+        static double Ratio(double measured, double predicted) =>
+            measured > 0 && predicted > 0 && double.IsFinite(measured / predicted) ? measured / predicted : 1;
+        return new MeasuredServiceModel(Coefficients, Shapes.Select(s =>
+            new ServiceCorrection(DemoShapes.TpOf(s.Shape), Ratio(s.MeasuredTtftS, s.PredictedTtftS), Ratio(s.MeasuredRps, s.PredictedRps))).ToArray());
+    }
     public ShapeFigures Of(string shape) => Shapes.Single(s => s.Shape == shape);
 
     public static async Task<DemoCalibration> RunAsync(LoadedModel model, ModelCard card, DemoRequestShapes shapes, DemoRunSettings settings,
@@ -44,11 +53,15 @@ public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadO
 
         CpuCalibration cpu;
         var onOneCore = provisional with { Nodes = [provisional.Nodes[0] with { Gpus = 1 }], Name = "cpu-x1" };
+        double ttftTp1, ttftTp2, rpsTp2, rpsTwoTp1;
         await using (var one = settings.Start(model, onOneCore, DemoShapes.PlanOf(DemoShapes.OneTp1, onOneCore, card.Name, types)))
+        {
             cpu = await CpuCostCalibration.MeasureAsync(one, card, settings.Engine.MaxNumSeqs, ct, core, shapes.LongInput);
+            // A single prompt on 2 x tp1 runs on one tp1 replica; timed again now that the replica
+            // is warm, as tp2's is below (the fit's own long prefill came first on fresh threads).
+            ttftTp1 = await EngineProbe.BestTtftAsync(one, shapes.LongInput, repeats, ct);
+        }
 
-        // A single prompt on 2 x tp1 runs on one tp1 replica: its TTFT is the one just measured.
-        double ttftTp1 = cpu.LongPrefillSec, ttftTp2, rpsTp2, rpsTwoTp1;
         int burst = 2 * settings.Engine.MaxNumSeqs;
         await using (var rt = settings.Start(model, provisional, DemoShapes.PlanOf(DemoShapes.Tp2, provisional, card.Name, types)))
         {

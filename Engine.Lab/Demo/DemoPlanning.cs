@@ -38,11 +38,12 @@ public static class DemoPlanning
     /// <summary>A tiny model (two devices, two shapes) solves in milliseconds; the cap keeps a re-plan within a short window on a busy machine.</summary>
     public static PlannerOptions Solver { get; } = new() { MaxSolveSeconds = 0.5, MinSwitchServedGain = ServedGainTolerance };
 
-    public static Plan InitialPlan(Cluster cluster, ModelCard card, CostCoefficients k, IReadOnlyList<RequestTypeSpec> types, double windowS)
+    public static Plan InitialPlan(Cluster cluster, ModelCard card, CostCoefficients k, IReadOnlyList<RequestTypeSpec> types, double windowS,
+        IServiceModel? service = null)
     {
         var result = Planning.plan(new PlanRequest(cluster, card, types)
         {
-            Coefficients = k, NumWorkers = 1, WindowS = windowS, Options = Solver, Constraints = [NoPipeline],
+            Coefficients = k, ServiceModel = service, NumWorkers = 1, WindowS = windowS, Options = Solver, Constraints = [NoPipeline],
         });
         if (result.IsError) throw new InvalidOperationException("planning the demo's initial plan: " + string.Join("; ", result.ErrorValue));
         return result.ResultValue.Plan;
@@ -68,7 +69,7 @@ public static class DemoPlanning
         {
             var result = Planning.plan(new PlanRequest(o.Cluster, o.Model, specs)
             {
-                Coefficients = o.Coefficients, NumWorkers = 1, WindowS = o.WindowS, Options = o.Planner, Slo = o.Slo,
+                Coefficients = o.Coefficients, ServiceModel = o.ServiceModel, NumWorkers = 1, WindowS = o.WindowS, Options = o.Planner, Slo = o.Slo,
                 Constraints = [.. o.Constraints, only],
             });
             if (result.IsOk && result.ResultValue.Plan.Predicted is { } p)

@@ -17,11 +17,24 @@ namespace OServe.Engine.Demo;
 /// </summary>
 public static class DemoReplay
 {
+    /// <summary>One long prompt and a few chats per replica, sent at once (the router spreads them).</summary>
+    public static Task WarmUpAsync(IInferenceEngine engine, DemoRequestShapes shapes, int replicas, CancellationToken ct) =>
+        Task.WhenAll(Enumerable.Range(0, replicas).SelectMany(i => new[]
+        {
+            EngineProbe.TimeAsync(engine, shapes.LongInput, 2, 1000 + i, ct),
+            EngineProbe.TimeAsync(engine, shapes.ChatInput, 4, 2000 + i, ct),
+            EngineProbe.TimeAsync(engine, shapes.ChatInput, 4, 3000 + i, ct),
+        }));
+
     public static async Task<RunResult> RunAsync(string deployment, int repeat, LoadedModel model, DemoRunSettings settings, Cluster cluster, Plan plan,
         string tracePath, DemoOptions options, ControllerOptions? controllerOptions, TextWriter output, bool interactive, CancellationToken cancellationToken)
     {
         string phase = $"{deployment} #{repeat}";
         await using var runtime = settings.Start(model, cluster, plan);
+        // Warm-up before anything is counted, as a server warms up before it takes traffic: the
+        // first long prompt on fresh shard threads grows their heaps and pays for it; a replica
+        // built later by a switch is cold, and that cost stays in the adaptive replay.
+        await WarmUpAsync(runtime, options.Shapes, plan.Replicas.Count, cancellationToken);
         var recorder = new ArrivalRecorder(plan.RequestTypes);
         IInferenceEngine served = controllerOptions is null ? runtime : new ArrivalObservingEngine(runtime, recorder);
         var log = controllerOptions is null ? null : new ControllerLog();

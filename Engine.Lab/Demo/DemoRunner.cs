@@ -64,11 +64,14 @@ public static class DemoRunner
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  {p.FromS,5:F1}-{p.ToS,5:F1} s  {p.Label,-26} {p.Type} {p.RateFromRps:F1}{(p.RateToRps != p.RateFromRps ? $" -> {p.RateToRps:F1}" : "")} req/s ({counts[i]} requests)"));
         }
-        var initial = DemoPlanning.InitialPlan(cluster, card, coefficients, workload.Types, options.WindowS);
+        // With a profile file the coefficients are not the ones calibration predicted with, so its corrections do not apply.
+        var service = options.ProfilePath is null ? calibration.ServiceModel() : null;
+        if (service is not null) output.WriteLine(service.Describe());
+        var initial = DemoPlanning.InitialPlan(cluster, card, coefficients, workload.Types, options.WindowS, service);
         output.WriteLine($"initial plan (the planner's, for the first window): {PlanText.Replicas(initial)}; routing {PlanText.Routing(initial)}");
         var controllerOptions = new ControllerOptions
         {
-            Cluster = cluster, Model = card, Coefficients = coefficients, WindowS = options.WindowS, Planner = DemoPlanning.Solver,
+            Cluster = cluster, Model = card, Coefficients = coefficients, ServiceModel = service, WindowS = options.WindowS, Planner = DemoPlanning.Solver,
             Constraints = [DemoPlanning.NoPipeline],
         };
         var deployments = new (string Name, Plan Plan, ControllerOptions? Controller)[]

@@ -13,6 +13,14 @@ public static class DemoShapes
     /// <summary>One tp1 replica on the first device alone (what calibration fits the coefficients on).</summary>
     public const string OneTp1 = "1 x tp1";
 
+    /// <summary>The tensor-parallel degree of a shape's replicas.</summary>
+    public static int TpOf(string shape) => shape switch
+    {
+        Tp2 => 2,
+        TwoTp1 or OneTp1 => 1,
+        _ => throw new ArgumentException($"unknown demo shape '{shape}' (known: {Tp2}, {TwoTp1})", nameof(shape)),
+    };
+
     /// <summary>A plan of <paramref name="shape"/> on the first two devices of <paramref name="cluster"/>'s node, every type routed to every replica.</summary>
     public static Plan PlanOf(string shape, Cluster cluster, string model, IReadOnlyList<RequestTypeSpec> types, int version = 1)
     {

@@ -12,6 +12,9 @@ public sealed record ControllerOptions
     /// <summary>Must describe the machine that serves (a profile file, or Engine.Lab's <c>CpuCostCalibration</c>).</summary>
     public required CostCoefficients Coefficients { get; init; }
 
+    /// <summary>Rates and latencies per (replica shape, type) instead of the analytic model on <see cref="Coefficients"/>; null: the analytic model.</summary>
+    public IServiceModel? ServiceModel { get; init; }
+
     /// <summary>Length of an observation window and of the window a plan is made for, seconds.</summary>
     public double WindowS { get; init; } = 15;
 

@@ -123,6 +123,7 @@ public sealed class PlanController
             Slo = _options.Slo,
             Options = _options.Planner,
             Coefficients = _options.Coefficients,
+            ServiceModel = _options.ServiceModel,
             Constraints = _options.Constraints.ToArray(),
             NumWorkers = _options.NumSolverWorkers,
             Current = current,

@@ -76,6 +76,37 @@ public sealed class DemoPlanningTests
     }
 }
 
+public sealed class MeasuredServiceModelTests
+{
+    [Fact]
+    public void Each_degree_takes_its_own_measured_factors_by_type_kind()
+    {
+        var k = CostCoefficientsModule.defaults;
+        var m = OServe.Planner.CostModel.Hardware.llama2_7b;
+        var gpu = OServe.Planner.CostModel.Hardware.h100;
+        var links = new Links(400e9, 400e9, 20e-6, 400e9, 25e-6);
+        var corrected = new MeasuredServiceModel(k, [new ServiceCorrection(2, TtftFactor: 2.0, ChatRateFactor: 0.5)]);
+        IServiceModel raw = new AnalyticServiceModel(k);
+        ServiceEstimate Both(IServiceModel s, int tp, double input, double output)
+        {
+            var config = new ReplicaConfig(gpu, tp, 1, false);
+            var memory = ReplicaCost.memory(k, m, config).ResultValue;
+            return s.Estimate(m, config, links, memory, input, output, 0.5);
+        }
+        // tp2, prefill-bound: TTFT x2, rate /2; decode-bound: rate x0.5, TPOT /0.5.
+        var (longRaw, longFixed) = (Both(raw, 2, 2048, 8), Both(corrected, 2, 2048, 8));
+        Assert.Equal(longRaw.TtftSec * 2, longFixed.TtftSec, 9);
+        Assert.Equal(longRaw.Rate / 2, longFixed.Rate, 9);
+        var (chatRaw, chatFixed) = (Both(raw, 2, 16, 256), Both(corrected, 2, 16, 256));
+        Assert.Equal(chatRaw.Rate * 0.5, chatFixed.Rate, 9);
+        Assert.Equal(chatRaw.TpotSec / 0.5, chatFixed.TpotSec, 9);
+        Assert.Equal(chatRaw.E2eSec + 255 * chatRaw.TpotSec, chatFixed.E2eSec, 6);
+        // No factor measured for tp1: the analytic estimate unchanged.
+        Assert.Equal(Both(raw, 1, 16, 256), Both(corrected, 1, 16, 256));
+        Assert.Contains("tp2 long-prompt TTFT x2.00, chat throughput x0.50", corrected.Describe());
+    }
+}
+
 public sealed class DemoCalibrationTests
 {
     [Fact]
