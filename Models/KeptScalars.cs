@@ -18,6 +18,22 @@ namespace OServe.Models;
 /// </remarks>
 public static class KeptScalars
 {
+    /// <summary>
+    /// alpha = 1 for tensor + tensor: TorchSharp's add(Tensor) makes a fresh Scalar 1 for its alpha,
+    /// exposed to the same race; this one is rooted by a static field and never finalized.
+    /// </summary>
+    private static readonly Scalar One = 1.ToScalar();
+    private static readonly Scalar MinusOne = (-1).ToScalar();
+
+    /// <summary>a + b.</summary>
+    public static Tensor Plus(this Tensor a, Tensor b) => a.add(b, One);
+
+    /// <summary>a += b.</summary>
+    public static Tensor Plus_(this Tensor a, Tensor b) => a.add_(b, One);
+
+    /// <summary>a -= b.</summary>
+    public static Tensor Minus_(this Tensor a, Tensor b) => a.add_(b, MinusOne);
+
     public static Tensor AddScalar_(this Tensor t, double value)
     {
         using var s = value.ToScalar();

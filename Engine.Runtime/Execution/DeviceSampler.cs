@@ -71,7 +71,7 @@ public static class DeviceSampler
         var inTopK = rank.lt(k);
         var topKMass = sorted.mul(inTopK).sum(-1, keepdim: true);
         // Smallest prefix whose share of the top-k mass reaches top_p: a candidate stays while the mass before it is short of the target.
-        var inTopP = sorted.cumsum(-1).sub_(sorted).lt(topP.mul(topKMass));
+        var inTopP = sorted.cumsum(-1).Minus_(sorted).lt(topP.mul(topKMass));
         var keep = inTopK.logical_and(inTopP);
         keep.narrow(1, 0, 1).FillScalar_(true); // at least one token
         var cumulative = sorted.mul_(keep).cumsum(-1);

@@ -103,7 +103,7 @@ internal sealed class FusedForward : IDisposable
     {
         var cosRows = cos.index_select(0, positions);
         var sinRows = sin.index_select(0, positions);
-        return cosRows.diag_embed().add_(rotateHalf.unsqueeze(0).mul(sinRows.unsqueeze(1)));
+        return cosRows.diag_embed().Plus_(rotateHalf.unsqueeze(0).mul(sinRows.unsqueeze(1)));
     }
 
     /// <summary>R with x R = rotate_half(x) = [-x2, x1] for x = [x1, x2] (halves of a head).</summary>

@@ -195,10 +195,10 @@ public sealed class LlamaModel : IDisposable
             var k = qk.narrow(1, c.NumHeads, c.NumKvHeads);
             var v = qkv.narrow(1, c.NumHeads + c.NumKvHeads, c.NumKvHeads);
             var attended = attend(l, q, k, v);
-            var h = x.add(Matmul(attended, layer.Output));
+            var h = x.Plus(Matmul(attended, layer.Output));
             var gateUp = Matmul(RmsNorm(h, layer.FfnNorm), layer.GateUp);
             var act = silu(gateUp.narrow(1, 0, c.HiddenDim)).mul_(gateUp.narrow(1, c.HiddenDim, c.HiddenDim));
-            x = h.add_(Matmul(act, layer.Down)).MoveToOuterDisposeScope();
+            x = h.Plus_(Matmul(act, layer.Down)).MoveToOuterDisposeScope();
         }
         var last = outputRows is null ? x : x.index_select(0, outputRows);
         var normed = RmsNorm(last, finalNorm);

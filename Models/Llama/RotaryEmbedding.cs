@@ -54,7 +54,7 @@ internal sealed class RotaryEmbedding : IDisposable
         var x1 = x.narrow(-1, 0, halfDim);
         var x2 = x.narrow(-1, halfDim, halfDim);
         var rotated = cat([x2.neg(), x1], -1);
-        return x.mul(cosAt).add_(rotated.mul_(sinAt));
+        return x.mul(cosAt).Plus_(rotated.mul_(sinAt));
     }
 
     public void Dispose()

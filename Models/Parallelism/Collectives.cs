@@ -17,7 +17,7 @@ internal static class Collectives
         var root = devices[0];
         var sum = partials[0].clone();
         for (int r = 1; r < partials.Length; r++)
-            sum.add_(SameDevice(partials[r].device, root) ? partials[r] : partials[r].to(root));
+            sum.Plus_(SameDevice(partials[r].device, root) ? partials[r] : partials[r].to(root));
         var result = new Tensor[partials.Length];
         for (int r = 0; r < result.Length; r++)
             result[r] = SameDevice(devices[r], root) ? sum : sum.to(devices[r]);

@@ -137,10 +137,10 @@ public sealed class ParallelLlama : IPagedLanguageModel
                 var attention = RunStage(stage, layerScope, s =>
                     s.AttentionPartial(l, current[s.Spec.Rank], inputs[s.Spec.Index], cache.Shards[s.Spec.Index].Cache));
                 var attentionSum = Collectives.AllReduceSum(attention, StageDevices(stage));
-                var hs = Enumerable.Range(0, tp).Select(r => current[r].add(attentionSum[r])).ToArray();
+                var hs = Enumerable.Range(0, tp).Select(r => current[r].Plus(attentionSum[r])).ToArray();
                 var mlp = RunStage(stage, layerScope, s => s.MlpPartial(l, hs[s.Spec.Rank]));
                 var mlpSum = Collectives.AllReduceSum(mlp, StageDevices(stage));
-                xs = Enumerable.Range(0, tp).Select(r => hs[r].add_(mlpSum[r]).MoveToOuterDisposeScope()).ToArray();
+                xs = Enumerable.Range(0, tp).Select(r => hs[r].Plus_(mlpSum[r]).MoveToOuterDisposeScope()).ToArray();
             }
         }
         int last = Layout.Pp - 1;

@@ -23,5 +23,9 @@ public sealed class KeptScalarsTests
         Assert.True(ids.LtScalar(10).equal(ids.lt(10)).all().item<bool>() && ids.GeScalar(12).equal(ids.ge(12)).all().item<bool>() && ids.EqScalar(9).equal(ids.eq(9)).all().item<bool>());
         Assert.True(KeptScalars.Arange(5, ScalarType.Int64, CPU).equal(arange(5, ScalarType.Int64)).all().item<bool>());
         Assert.True(zeros(3, dtype: ScalarType.Bool).FillScalar_(true).all().item<bool>());
+        var y = randn(4, 8);
+        Assert.True(x.Plus(y).equal(x.add(y)).all().item<bool>());
+        Assert.True(x.clone().Plus_(y).equal(x.add(y)).all().item<bool>());
+        Assert.True(x.clone().Minus_(y).equal(x.sub(y)).all().item<bool>());
     }
 }
