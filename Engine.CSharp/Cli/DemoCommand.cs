@@ -20,6 +20,7 @@ public static class DemoCommand
     private static readonly Option<string?> Profile = new("--profile") { Description = "Planner cost profile to use instead of the coefficients calibrated at start" };
     private static readonly Option<string?> ProfileOut = new("--profile-out") { Description = "Write the calibrated coefficients here (planner profile format)" };
     private static readonly Option<bool> NoPaperScale = new("--no-paper-scale") { Description = "Skip the closing simulated paper-scale comparison" };
+    private static readonly Option<string> InFlight = new("--in-flight") { Description = "A live switch's requests in flight: migrate (move with their KV cache) or drain (finish where they are)", DefaultValueFactory = _ => "migrate" };
     private static readonly Option<string> Device = new("--device") { Description = "auto (CUDA when TorchSharp sees it), cpu, cuda or cuda:N; on a GPU the planner's devices share it", DefaultValueFactory = _ => "auto" };
 
     public static Command Create()
@@ -27,7 +28,7 @@ public static class DemoCommand
         var command = new Command("demo",
             "Serve the built-in model on two one-core CPU devices, replay a shifting workload with live plan switching and on each static plan, and compare.")
         {
-            Duration, Window, Repeats, Quick, RateScale, Seed, Profile, ProfileOut, NoPaperScale, Device,
+            Duration, Window, Repeats, Quick, RateScale, Seed, Profile, ProfileOut, NoPaperScale, InFlight, Device,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(parse, cancellationToken));
         return command;
@@ -40,6 +41,12 @@ public static class DemoCommand
         TorchSharp.torch.Device device;
         try { device = OServe.Models.DeviceSelection.Parse(parse.GetValue(Device)!); }
         catch (ArgumentException e) { throw new CliUsageException($"--device: {e.Message}"); }
+        var inFlight = parse.GetValue(InFlight) switch
+        {
+            "migrate" => OServe.Engine.Orchestration.InFlightPolicy.Migrate,
+            "drain" => OServe.Engine.Orchestration.InFlightPolicy.Drain,
+            var other => throw new CliUsageException($"--in-flight: '{other}' is not one of: migrate, drain"),
+        };
         var options = baseline with
         {
             DurationS = parse.GetValue(Duration) ?? baseline.DurationS,
@@ -52,6 +59,7 @@ public static class DemoCommand
             PaperScale = !parse.GetValue(NoPaperScale),
             RunCommand = (args, output, error) => OServeCli.RunAsync(args, output, error),
             Device = device,
+            InFlight = inFlight,
         };
         try
         {

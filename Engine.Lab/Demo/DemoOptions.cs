@@ -28,6 +28,8 @@ public sealed record DemoOptions
     public Func<string[], TextWriter, TextWriter, Task<int>>? RunCommand { get; init; }
     /// <summary>Where the model runs (`--device`); null: the CPU. On a GPU the devices the planner sees are slots sharing it.</summary>
     public TorchSharp.torch.Device? Device { get; init; }
+    /// <summary>What a live switch does with requests in flight: move them with their KV cache (default) or let them finish where they are.</summary>
+    public OServe.Engine.Orchestration.InFlightPolicy InFlight { get; init; } = OServe.Engine.Orchestration.InFlightPolicy.Migrate;
     /// <summary>The two request types' lengths.</summary>
     public DemoRequestShapes Shapes { get; init; } = new();
 

@@ -15,6 +15,8 @@ public sealed record DemoRunSettings
     public EngineSettings Engine { get; init; } = new() { MaxNumSeqs = 16, MaxModelLen = 1280, KvCacheGib = 0.25 };
     public BuiltInModelOptions Model { get; init; } = new() { MaxSeqLen = 1280, VocabSize = 512 };
     public double MemoryGibPerDevice { get; init; } = 1.0;
+    /// <summary>What a live switch does with requests in flight (`demo --in-flight`).</summary>
+    public InFlightPolicy InFlight { get; init; } = InFlightPolicy.Migrate;
     /// <summary>Where the model runs (`demo --device`); null or a CPU: one-core logical devices. On a GPU the plan's devices are slots sharing it.</summary>
     public TorchSharp.torch.Device? Device { get; init; }
 
@@ -26,5 +28,6 @@ public sealed record DemoRunSettings
                 ? DevicePool.Shared(cluster.NumGpus, gpu, cluster.Nodes[0].Name)
                 : DevicePool.Logical(cluster, oneCoreEach: true),
             Logger = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance,
+            Switch = new SwitchOptions { InFlight = InFlight },
         });
 }
