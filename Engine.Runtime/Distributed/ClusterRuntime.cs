@@ -240,7 +240,15 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
                 if (DateTime.UtcNow - lastReport >= _options.ArrivalReportInterval && _arrivals.TakeReport() is { } report)
                 {
                     lastReport = DateTime.UtcNow;
-                    await Controller.ReportArrivals(report); // one-way: the controller may be busy building a replica
+                    try
+                    {
+                        await Controller.ReportArrivals(report); // one-way: the controller may be busy building a replica
+                    }
+                    catch
+                    {
+                        _arrivals.Unsent(report); // the controller's worker died: these counts go with the next report
+                        throw;
+                    }
                 }
                 if (DateTime.UtcNow - lastStatus >= _options.StatusPollInterval)
                 {

@@ -64,6 +64,7 @@ public sealed class ArrivalReporter
     private readonly Lock _lock = new();
     private Control.ArrivalRecorder? _recorder;
     private DateTime _since = DateTime.UtcNow;
+    private ArrivalReport? _unsent;
 
     /// <summary>Follows the plan's request types; counts of a stretch typed by the old ones are dropped with them.</summary>
     public void Follow(Contracts.Plan plan)
@@ -85,6 +86,15 @@ public sealed class ArrivalReporter
         recorder?.Record(promptTokens, maxTokens);
     }
 
+    /// <summary>A report whose delivery failed: its counts are added to the next one, not lost.</summary>
+    public void Unsent(ArrivalReport report)
+    {
+        lock (_lock)
+            _unsent = _unsent is { } u && u.Types.SequenceEqual(report.Types)
+                ? report with { Counts = report.Counts.Zip(u.Counts, (a, b) => a + b).ToArray(), Seconds = report.Seconds + u.Seconds }
+                : report;
+    }
+
     /// <summary>The counts since the last report, or null before a plan is followed.</summary>
     public ArrivalReport? TakeReport()
     {
@@ -95,6 +105,10 @@ public sealed class ArrivalReporter
             var now = DateTime.UtcNow;
             var report = new ArrivalReport(_frontEnd, _recorder.TypeNames.ToArray(), _recorder.TakeCounts(), (now - _since).TotalSeconds);
             _since = now;
+            // A report the controller never got (its worker died) goes out with this one.
+            if (_unsent is { } u && u.Types.SequenceEqual(report.Types))
+                report = report with { Counts = report.Counts.Zip(u.Counts, (a, b) => a + b).ToArray(), Seconds = report.Seconds + u.Seconds };
+            _unsent = null;
             return report;
         }
     }
