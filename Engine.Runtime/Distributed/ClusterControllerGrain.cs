@@ -147,7 +147,8 @@ public sealed class ClusterControllerGrain(
             return;
         var inForce = Parse(yaml, "stored plan in force");
         var live = _liveNodes;
-        var (record, proposed) = await Task.Run(() => _loop.Step(inForce, live));
+        var closed = _loop.Close(inForce); // here: arrival reports interleave with this step
+        var (record, proposed) = await Task.Run(() => _loop.Decide(closed, inForce, live));
         if (proposed is not null)
         {
             var report = await Apply(ContractYaml.Write(proposed));

@@ -53,6 +53,7 @@ public sealed class ClusterLoop(LoopSettings settings)
     private string[] _types = [];
     private int _window;
 
+    /// <summary>Switch decisions so far (whether applied: the record's outcome).</summary>
     public int NumSwitches { get; private set; }
 
     /// <summary>A front end's report counts in the window it arrives in.</summary>
@@ -65,16 +66,24 @@ public sealed class ClusterLoop(LoopSettings settings)
     }
 
     /// <summary>Closes a window: its record, and the plan to make the target when the decision is a switch or a re-route.</summary>
-    public (LoopRecord Record, Plan? Apply) Step(Plan inForce, IReadOnlyList<string> liveNodes)
+    public (LoopRecord Record, Plan? Apply) Step(Plan inForce, IReadOnlyList<string> liveNodes) => Decide(Close(inForce), inForce, liveNodes);
+
+    /// <summary>The closed window's counts as rates and the forecast; on the grain's thread, as <see cref="Add"/> is (reports interleave with a step).</summary>
+    public (int Window, string[] Types, double[] Observed, double[] Forecast) Close(Plan inForce)
     {
         var types = inForce.RequestTypes.Select(t => t.Name).ToArray();
         if (_history is null || !types.SequenceEqual(_types))
             (_history, _types) = (new RateHistory(types.Length, new SmoothingRateForecaster()), types); // new types: a new history
-        double windowS = settings.Window.TotalSeconds;
-        var observed = types.Select(t => _counts.GetValueOrDefault(t) / windowS).ToArray();
+        var observed = types.Select(t => _counts.GetValueOrDefault(t) / settings.Window.TotalSeconds).ToArray();
         _counts.Clear();
-        var forecast = _history.Close(observed);
-        int window = _window++;
+        return (_window++, types, observed, _history.Close(observed));
+    }
+
+    /// <summary>Plans the closed window's forecast and decides (the CP-SAT solve: off the grain's thread; touches no count).</summary>
+    public (LoopRecord Record, Plan? Apply) Decide((int Window, string[] Types, double[] Observed, double[] Forecast) closed, Plan inForce, IReadOnlyList<string> liveNodes)
+    {
+        var (window, types, observed, forecast) = closed;
+        double windowS = settings.Window.TotalSeconds;
         LoopRecord Record(SwitchDecisionKind kind, string reason, string proposed) =>
             new(window, Rates(types, observed), Rates(types, forecast), kind.ToString().ToLowerInvariant(), reason, proposed, NumSwitches);
         if (forecast.Sum() <= 0)
