@@ -43,6 +43,10 @@ public static class WorkerCommand
         Description = "Seconds a plan's worker must stay declared dead before the controller re-plans with CP-SAT on the live workers' devices", DefaultValueFactory = _ => 10,
     };
     private static readonly Option<bool> NoReplan = new("--no-replan") { Description = "On a worker's death only drop its replicas from the plan (no CP-SAT re-plan)" };
+    private static readonly Option<double?> ControllerWindow = new("--controller-window")
+    {
+        Description = "Seconds per window of the forecasting controller loop (forecast the front ends' arrivals, CP-SAT plan, switch when the planner says so), give every worker the same value: the plan controller runs on any of them; default: off",
+    };
     private static readonly Option<string?> Profile = new("--profile") { Description = "Cost-model profile (`oserve profile`) the re-planning prices with; default: the planner's defaults" };
 
     public static Command Create()
@@ -51,7 +55,7 @@ public static class WorkerCommand
         {
             NodeName, ClusterRef, Membership, ClusterId, FastFailureDetection, SiloPort, GatewayPort, PrimarySiloPort, Advertise, Kubernetes, HostWeights,
             Model, Tokenizer, DType, Seed, ServedName, MaxNumSeqs, MaxBatchedTokens, BlockSize, MaxModelLen, KvCacheGib, Threads,
-            ReplanGrace, NoReplan, Profile,
+            ReplanGrace, NoReplan, Profile, ControllerWindow,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(parse, cancellationToken));
         return command;
@@ -88,11 +92,15 @@ public static class WorkerCommand
         var names = parse.GetValue(ServedName) ?? [];
         if (!(parse.GetValue(ReplanGrace) >= 0))
             throw new CliUsageException($"--replan-grace: must be a number of seconds >= 0, got {parse.GetValue(ReplanGrace)}");
-        var replan = parse.GetValue(NoReplan) ? null : new ReplanSettings
+        if (parse.GetValue(ControllerWindow) is { } window && !(window > 0 && double.IsFinite(window)))
+            throw new CliUsageException($"--controller-window: must be a positive number of seconds, got {window}");
+        var planning = new ReplanSettings
         {
             Hardware = cluster, Model = ModelCardOf.Llama(model.Config, names.Length > 0 ? names[0] : model.Name, model.Model.DType),
             Coefficients = PlanningInputs.Coefficients(parse.GetValue(Profile)), Grace = TimeSpan.FromSeconds(parse.GetValue(ReplanGrace)),
         };
+        var replan = parse.GetValue(NoReplan) ? null : planning;
+        var loop = parse.GetValue(ControllerWindow) is { } seconds ? new LoopSettings { Planning = planning, Window = TimeSpan.FromSeconds(seconds) } : null;
 
         var options = new WorkerHostOptions
         {
@@ -100,7 +108,7 @@ public static class WorkerCommand
             SiloPort = parse.GetValue(SiloPort), GatewayPort = parse.GetValue(GatewayPort), PrimarySiloPort = parse.GetValue(PrimarySiloPort),
             AdvertisedAddress = advertise, Kubernetes = parse.GetValue(Kubernetes),
             FailureDetection = parse.GetValue(FastFailureDetection) ? FailureDetection.Fast : FailureDetection.Default,
-            Controller = new ControllerSettings { WeightsFromPeers = !parse.GetValue(HostWeights), Replan = replan },
+            Controller = new ControllerSettings { WeightsFromPeers = !parse.GetValue(HostWeights), Replan = replan, Loop = loop },
         };
         using var host = ClusterHosting.BuildWorker(options, services => new WorkerNode(
             new WorkerOptions { Node = node, Engine = settings, ServedName = names.Length > 0 ? names[0] : null },

@@ -25,8 +25,7 @@ public sealed class PlanController
     private readonly IPlanTarget _target;
     private readonly ControllerOptions _options;
     private readonly ArrivalRecorder _recorder;
-    private readonly IRateForecaster _forecaster;
-    private readonly List<double>[] _history;
+    private readonly RateHistory _history;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private int _window;
 
@@ -36,18 +35,17 @@ public sealed class PlanController
         _target = target;
         _options = options;
         _recorder = recorder;
-        _forecaster = forecaster ?? new SmoothingRateForecaster();
         Log = log;
         var planTypes = target.Current.RequestTypes.Select(t => t.Name).ToArray();
         if (!planTypes.SequenceEqual(recorder.TypeNames))
             throw new ArgumentException($"the recorder types ({string.Join(",", recorder.TypeNames)}) are not the plan's ({string.Join(",", planTypes)})");
-        _history = recorder.TypeNames.Select(_ => new List<double>()).ToArray();
+        _history = new RateHistory(recorder.TypeNames.Count, forecaster ?? new SmoothingRateForecaster());
     }
 
     public ControllerLog Log { get; }
 
     /// <summary>Observed rate (requests/s) per type per closed window: [type][window].</summary>
-    public IReadOnlyList<IReadOnlyList<double>> History => _history.Select(h => (IReadOnlyList<double>)h.ToArray()).ToArray();
+    public IReadOnlyList<IReadOnlyList<double>> History => _history.Rates;
 
     public int NumSwitches { get; private set; }
 
@@ -75,28 +73,23 @@ public sealed class PlanController
         var window = _window++;
         var counts = _recorder.TakeCounts();
         var observed = counts.Select(c => c / elapsedS).ToArray();
-        for (var j = 0; j < observed.Length; j++) _history[j].Add(observed[j]);
-        var forecast = _history.Select(h => Math.Max(0, _forecaster.Next(h))).ToArray();
+        var forecast = _history.Close(observed);
         Log.Append(new ForecastEvent(Now, window, _recorder.TypeNames, observed, forecast));
 
         if (forecast.Sum() <= 0)
-            return Decide(window, SwitchDecisionKind.Skip, "no demand forecast: keep the current plan", 0);
+            return Decide(window, SwitchDecisionKind.Skip, PlanStep.NoDemand, 0);
 
         var current = _target.Current;
         var request = BuildRequest(current, forecast, window);
         var solveStart = _clock.Elapsed.TotalSeconds;
-        var result = await Task.Run(() => Planning.plan(request), cancellationToken);
+        var step = await Task.Run(() => PlanStep.Decide(current, request, _options.RoutingTolerance), cancellationToken);
         var solveSeconds = _clock.Elapsed.TotalSeconds - solveStart;
-        if (result.IsError)
-            return Decide(window, SwitchDecisionKind.Skip, "planner: " + string.Join("; ", result.ErrorValue.Select(e => e.ToString())), 0);
+        if (step.Proposed is not { } proposed)
+            return Decide(window, step.Kind, step.Reason, 0);
 
-        var outcome = result.ResultValue;
-        var proposed = outcome.Plan;
-        Log.Append(new PlanEvent(Now, window, proposed, solveSeconds, outcome.Summary));
-        var kind = !SameReplicas(current, proposed) ? SwitchDecisionKind.Switch
-            : !SameRouting(current, proposed, _options.RoutingTolerance) ? SwitchDecisionKind.Reroute
-            : SwitchDecisionKind.Keep;
-        Decide(window, kind, outcome.SwitchReason, kind == SwitchDecisionKind.Switch ? proposed.Switch?.EstSeconds ?? 0 : 0);
+        Log.Append(new PlanEvent(Now, window, proposed, solveSeconds, step.Summary));
+        var kind = step.Kind;
+        Decide(window, kind, step.Reason, step.EstSeconds);
         if (kind == SwitchDecisionKind.Keep) return kind;
 
         var applied = await _target.ApplyAsync(proposed, cancellationToken);
@@ -115,9 +108,7 @@ public sealed class PlanController
 
     private PlanRequest BuildRequest(Plan current, double[] forecast, int window)
     {
-        var types = current.RequestTypes
-            .Select((t, j) => t with { RateRps = Math.Round(Math.Max(_options.MinTypeRateRps, forecast[j]), 6) })
-            .ToArray();
+        var types = PlanStep.Forecast(current, forecast, _options.MinTypeRateRps);
         return new PlanRequest(_options.Cluster, _options.Model, types)
         {
             Slo = _options.Slo,

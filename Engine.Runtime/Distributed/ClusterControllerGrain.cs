@@ -33,6 +33,9 @@ public sealed record ControllerSettings
 
     /// <summary>Re-plan with the CP-SAT planner on the live workers' devices once a worker stays dead; null: only restrict the plan to the replicas left.</summary>
     public ReplanSettings? Replan { get; init; }
+
+    /// <summary>Run the forecasting loop every window (<see cref="ClusterLoop"/>); null (the default): the plan changes only by PUT /v1/plan and re-plans.</summary>
+    public LoopSettings? Loop { get; init; }
 }
 
 /// <summary>
@@ -62,6 +65,9 @@ public sealed class ClusterControllerGrain(
     private string[] _liveNodes = [];
     private string[] _missing = [];
     private string? _lastEvent;
+    private readonly ClusterLoop? _loop = settings.Loop is { } loop ? new ClusterLoop(loop) : null;
+    private LoopRecord? _loopRecord;
+    private LoopRecord? _loopSwitch;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -70,6 +76,8 @@ public sealed class ClusterControllerGrain(
             Interleave = false, // never while Apply or another reconcile runs
             KeepAlive = true,   // the controller stays active while the cluster runs
         });
+        if (settings.Loop is { } loop)
+            this.RegisterGrainTimer(ct => LoopStepAsync(), new GrainTimerCreationOptions(loop.Window, loop.Window) { Interleave = false, KeepAlive = true });
         logger.LogInformation("plan controller {Cluster} active (epoch {Epoch}, {Has} target plan)",
             this.GetPrimaryKeyString(), state.State.Epoch, state.State.TargetYaml is null ? "no" : "a");
         return Task.CompletedTask;
@@ -94,6 +102,7 @@ public sealed class ClusterControllerGrain(
     public Task ReportArrivals(ArrivalReport report)
     {
         _arrivals.Add(report, DateTime.UtcNow);
+        _loop?.Add(report);
         return Task.CompletedTask;
     }
 
@@ -123,7 +132,33 @@ public sealed class ClusterControllerGrain(
     private ClusterPlanView View() => new(state.State.Epoch, state.State.InForceYaml, state.State.TargetYaml, _liveNodes, _missing, _lastEvent)
     {
         Replan = state.State.ReplannedYaml is null ? null : state.State.Replan,
+        Loop = _loopRecord,
+        LoopSwitch = _loopSwitch,
     };
+
+    /// <summary>
+    /// One window of the forecasting loop: plan for the forecast against the plan in force on the live
+    /// workers; a switch or re-route becomes the target through <see cref="Apply"/> (make-before-break,
+    /// rolled back when a build fails), as an operator's PUT would.
+    /// </summary>
+    private async Task LoopStepAsync()
+    {
+        if (_loop is null || state.State.InForceYaml is not { } yaml)
+            return;
+        var inForce = Parse(yaml, "stored plan in force");
+        var live = _liveNodes;
+        var closed = _loop.Close(inForce); // here: arrival reports interleave with this step
+        var (record, proposed) = await Task.Run(() => _loop.Decide(closed, inForce, live));
+        if (proposed is not null)
+        {
+            var report = await Apply(ContractYaml.Write(proposed));
+            record = record with { Outcome = report.Applied ? $"applied: epoch {report.Epoch} in {report.Seconds:F2} s" : $"not applied, rolled back: {report.Error}" };
+            _lastEvent = $"controller loop {record.Describe()}";
+            _loopSwitch = record;
+        }
+        _loopRecord = record;
+        logger.LogInformation("plan controller loop: {Record}", record.Describe());
+    }
 
     /// <summary>One pass; returns the first load failure (the others are retried next time).</summary>
     private async Task<string?> ReconcileAsync(List<LoadReport>? loads, CancellationToken cancellationToken)

@@ -55,6 +55,8 @@ public static class ClusterPlanEndpoints
             view.MissingReplicas,
             view.LastEvent,
             view.Replan,
+            view.Loop,
+            view.LoopSwitch,
             Replicas = deployment?.Replicas.Select(r => new { r.Id, r.Node, r.Key, r.Outstanding, r.IsSuspect }).ToArray() ?? [],
             Workers = runtime.Workers,
             StreamBreaks = runtime.Counters.NumBreaks,

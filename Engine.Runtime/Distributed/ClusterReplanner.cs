@@ -53,34 +53,17 @@ public static class ClusterReplanner
     public static (Plan? Plan, ReplanRecord? Record, string? Error) Plan(ReplanSettings settings, Plan target, Plan? inForce,
         IReadOnlyList<string> liveNodes, IReadOnlyList<string> without, IReadOnlyList<double>? observedRates, string workloadNote)
     {
-        var nodes = settings.Hardware.Nodes.Where(n => liveNodes.Contains(n.Name, StringComparer.Ordinal)).ToArray();
-        if (nodes.Length == 0)
-            return (null, null, $"no live worker is a node of cluster '{settings.Hardware.Name}' (live: {string.Join(", ", liveNodes)})");
-        var hardware = settings.Hardware with { Name = target.Cluster, Nodes = nodes };
-        var types = target.RequestTypes.Select((t, j) => t with
-        {
-            RateRps = Math.Round(Math.Max(settings.MinTypeRateRps, observedRates is null ? t.RateRps : observedRates[j]), 6),
-        }).ToArray();
-        var request = new PlanRequest(hardware, settings.Model with { Name = target.Model }, types)
-        {
-            Slo = settings.Slo,
-            Options = settings.Planner with { Kind = PlannerKind.Cpsat, MaxWallSeconds = null },
-            Coefficients = settings.Coefficients,
-            ConstraintSpecs = [new ConstraintSpec { Kind = ConstraintKind.NoCrossNodePp }],
-            NumWorkers = 1,
-            Current = inForce,
-            WindowS = target.Window.LengthS is > 0 and var w ? w : 60,
-        };
+        var (request, error) = Request(settings, target, inForce, liveNodes, observedRates, target.Window.LengthS is > 0 and var w ? w : 60, 0);
+        if (request is null)
+            return (null, null, error);
+        var nodes = request.Cluster.Nodes;
+        var types = request.RequestTypes;
         var result = Planning.plan(request);
         if (result.IsError)
             return (null, null, "planner: " + string.Join("; ", result.ErrorValue.Select(e => e.ToString())));
         var plan = result.ResultValue.Plan;
-        foreach (var replica in plan.Replicas)
-        {
-            var on = replica.Devices.Select(ReplicaShape.NodeOf).Distinct(StringComparer.Ordinal).ToArray();
-            if (on.Length != 1 || !liveNodes.Contains(on[0], StringComparer.Ordinal))
-                return (null, null, $"planner: replica {replica.Id} on {string.Join(",", replica.Devices)} is not on one live worker");
-        }
+        if (OffLiveWorkers(plan, liveNodes) is { } off)
+            return (null, null, off);
         int devices = nodes.Sum(n => n.Gpus);
         var record = new ReplanRecord(
             $"{string.Join(",", without)} dead: re-planned on {devices} devices of {string.Join(",", nodes.Select(n => n.Name))}",
@@ -89,6 +72,45 @@ public static class ClusterReplanner
             workloadNote + ": " + string.Join(", ", types.Select(t => $"{t.Name} {t.RateRps:0.###}/s")),
             $"{plan.Planner}: {Describe(plan)}" + (result.ResultValue.SwitchReason is { Length: > 0 } why ? $" ({why})" : ""));
         return (plan, record, null);
+    }
+
+    /// <summary>
+    /// The planner's request for a deployment of the live workers' devices only (the cluster file's
+    /// nodes less the others, no replica across nodes), CP-SAT in deterministic time with no
+    /// wall-clock cap, priced against <paramref name="inForce"/>; the re-plan and the forecasting loop both ask it.
+    /// </summary>
+    /// <param name="rates">Requests/s per type of <paramref name="plan"/>; null: its declared rates. Each is planned at least at <see cref="ReplanSettings.MinTypeRateRps"/>.</param>
+    public static (PlanRequest? Request, string? Error) Request(ReplanSettings settings, Plan plan, Plan? inForce,
+        IReadOnlyList<string> liveNodes, IReadOnlyList<double>? rates, double windowS, double windowStartS)
+    {
+        var nodes = settings.Hardware.Nodes.Where(n => liveNodes.Contains(n.Name, StringComparer.Ordinal)).ToArray();
+        if (nodes.Length == 0)
+            return (null, $"no live worker is a node of cluster '{settings.Hardware.Name}' (live: {string.Join(", ", liveNodes)})");
+        var hardware = settings.Hardware with { Name = plan.Cluster, Nodes = nodes };
+        var types = Control.PlanStep.Forecast(plan, rates ?? plan.RequestTypes.Select(t => t.RateRps).ToArray(), settings.MinTypeRateRps);
+        return (new PlanRequest(hardware, settings.Model with { Name = plan.Model }, types)
+        {
+            Slo = settings.Slo,
+            Options = settings.Planner with { Kind = PlannerKind.Cpsat, MaxWallSeconds = null },
+            Coefficients = settings.Coefficients,
+            ConstraintSpecs = [new ConstraintSpec { Kind = ConstraintKind.NoCrossNodePp }],
+            NumWorkers = 1,
+            Current = inForce,
+            WindowStartS = windowStartS,
+            WindowS = windowS,
+        }, null);
+    }
+
+    /// <summary>Why a plan cannot be served by these workers (a replica not on exactly one of them); null when it can.</summary>
+    public static string? OffLiveWorkers(Plan plan, IReadOnlyList<string> liveNodes)
+    {
+        foreach (var replica in plan.Replicas)
+        {
+            var on = replica.Devices.Select(ReplicaShape.NodeOf).Distinct(StringComparer.Ordinal).ToArray();
+            if (on.Length != 1 || !liveNodes.Contains(on[0], StringComparer.Ordinal))
+                return $"planner: replica {replica.Id} on {string.Join(",", replica.Devices)} is not on one live worker";
+        }
+        return null;
     }
 
     /// <summary>"r0 tp1@node0/0, r2 tp1@node2/0".</summary>

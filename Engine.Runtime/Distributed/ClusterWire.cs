@@ -140,6 +140,12 @@ public sealed record ClusterPlanView(
 {
     /// <summary>The re-plan that made the plan in force (why, what it replaced, for what workload); null while the target itself is served.</summary>
     [Id(6)] public ReplanRecord? Replan { get; init; }
+
+    /// <summary>The forecasting loop's last window (observed, forecast, decision, why); null when the loop is off or has not closed a window.</summary>
+    [Id(7)] public LoopRecord? Loop { get; init; }
+
+    /// <summary>The loop's last window that applied a plan (a switch or a re-route), with the outcome.</summary>
+    [Id(8)] public LoopRecord? LoopSwitch { get; init; }
 }
 
 /// <summary>The answer to a plan switch across the cluster (PUT /v1/plan).</summary>
