@@ -23,8 +23,8 @@ public sealed record ShapeFigures(string Shape, double PredictedTtftS, double Me
 /// <item>a tp2 replica timed on a decode step: what it loses to the hand-offs between its two
 /// threads beyond the planner's all-reduce bytes becomes the all-reduce latency
 /// (<see cref="CpuCalibration.AllReduceLatencySec"/>, which the cluster carries), spread over the 2 x layers all-reduces of a step;</item>
-/// <item>both deployments (1 x tp2, 2 x tp1) on an idle long prompt (TTFT: the best of the tp2
-/// and tp1 timings above, a lone prompt on 2 x tp1 running on one tp1 replica) and on a burst of
+/// <item>both deployments (1 x tp2, 2 x tp1) on an idle long prompt (TTFT, best of the repeats on
+/// a warm replica; a lone prompt on 2 x tp1 runs on one tp1 replica) and on a burst of
 /// 2 x max_num_seqs chats sent at once (requests/s until the last finishes), next to the planner's
 /// estimates (ReplicaCost.estimate: TTFT at light load; saturated rate times replicas).</item>
 /// </list>
@@ -41,6 +41,7 @@ public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadO
         return new MeasuredServiceModel(Coefficients, Shapes.Select(s =>
             new ServiceCorrection(DemoShapes.TpOf(s.Shape), Ratio(s.MeasuredTtftS, s.PredictedTtftS), Ratio(s.MeasuredRps, s.PredictedRps))).ToArray());
     }
+
     public ShapeFigures Of(string shape) => Shapes.Single(s => s.Shape == shape);
 
     public static async Task<DemoCalibration> RunAsync(LoadedModel model, ModelCard card, DemoRequestShapes shapes, DemoRunSettings settings,
