@@ -90,9 +90,7 @@ public sealed class ArrivalReporter
     public void Unsent(ArrivalReport report)
     {
         lock (_lock)
-            _unsent = _unsent is { } u && u.Types.SequenceEqual(report.Types)
-                ? report with { Counts = report.Counts.Zip(u.Counts, (a, b) => a + b).ToArray(), Seconds = report.Seconds + u.Seconds }
-                : report;
+            _unsent = WithUnsent(report);
     }
 
     /// <summary>The counts since the last report, or null before a plan is followed.</summary>
@@ -106,10 +104,15 @@ public sealed class ArrivalReporter
             var report = new ArrivalReport(_frontEnd, _recorder.TypeNames.ToArray(), _recorder.TakeCounts(), (now - _since).TotalSeconds);
             _since = now;
             // A report the controller never got (its worker died) goes out with this one.
-            if (_unsent is { } u && u.Types.SequenceEqual(report.Types))
-                report = report with { Counts = report.Counts.Zip(u.Counts, (a, b) => a + b).ToArray(), Seconds = report.Seconds + u.Seconds };
+            report = WithUnsent(report);
             _unsent = null;
             return report;
         }
     }
+
+    /// <summary><paramref name="report"/> plus the unsent counts and seconds, when they are of the same types (else the unsent ones are dropped with their types).</summary>
+    private ArrivalReport WithUnsent(ArrivalReport report) =>
+        _unsent is { } u && u.Types.SequenceEqual(report.Types)
+            ? report with { Counts = report.Counts.Zip(u.Counts, (a, b) => a + b).ToArray(), Seconds = report.Seconds + u.Seconds }
+            : report;
 }
