@@ -76,10 +76,14 @@ module ExponentialSmoothing =
 
     let private grid (dim: int) = Array.append (if dim = 0 then [||] else [| 0.0 |]) [| 0.05 .. 0.1 .. 0.95 |]
 
-    /// Grid search then a finer grid (step 0.02) around the best point.
+    /// Grid search then a finer grid (step 0.02) around the best point. Ties keep the centre (every
+    /// parameter 0.5): a history whose one-step errors do not depend on the parameters (a type quiet
+    /// for every window but the last, or constant until it) says nothing about them, and the first
+    /// grid point (alpha 0.05) would then learn only 5% of a new level - a burst after a quiet
+    /// stretch was forecast at a twentieth of what was observed.
     let private refine (dims: int) (score: float[] -> float) : float[] =
         let mutable best = Array.create dims 0.5
-        let mutable bestScore = Double.MaxValue
+        let mutable bestScore = score best
         let rec search (prefix: float list) (values: int -> float[]) =
             if prefix.Length = dims then
                 let p = prefix |> List.rev |> Array.ofList

@@ -86,6 +86,20 @@ let tests =
             let s = ExponentialSmoothing.fit None y
             Expect.floatClose { absolute = 1e-6; relative = 1e-6 } (s.Forecast 3) (5.0 + 2.0 * 32.0) "3 steps ahead"
         }
+        test "a burst after a quiet stretch is forecast at a real share of what was observed" {
+            // Every one-step error before the last window is 0 whatever the parameters, so the fit
+            // has nothing to choose by; it used to take alpha 0.05 and forecast 0.4 here.
+            let quiet = Forecaster.next ForecastOptions.Default ForecastMethod.Smoothing [| 0.0; 0.0; 0.0; 0.0; 8.0 |]
+            Expect.isGreaterThanOrEqual quiet 4.0 "at least half the new level after all-zero windows"
+            let steady = Forecaster.next ForecastOptions.Default ForecastMethod.Smoothing [| 2.0; 2.0; 2.0; 2.0; 8.0 |]
+            Expect.isGreaterThanOrEqual steady 5.0 "at least half the step after a constant level"
+            // Where the history does say something, the fit still decides: a noisy level stays smoothed.
+            let noisyLevel = noisy 3 4.0 (fun _ -> 10.0) 40
+            let s = ExponentialSmoothing.fit None noisyLevel
+            match s.Model with
+            | Holt(alpha, _, _) -> Expect.isLessThan alpha 0.5 (sprintf "alpha %.2f on a noisy flat level" alpha)
+            | m -> failtestf "expected Holt, got %A" m
+        }
         test "forecasts never go negative" {
             let y = Array.init 20 (fun t -> max 0.0 (10.0 - float t))
             Expect.isGreaterThanOrEqual ((ExponentialSmoothing.fit None y).Forecast 5) 0.0 "clipped"
