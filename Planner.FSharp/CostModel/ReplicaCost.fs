@@ -51,9 +51,14 @@ module ReplicaCost =
     /// carries B / output prefills beside the other decodes (continuous batching mixes them into the
     /// same GEMMs) and rate = B / (output * that mixed step). One giant step of all B prefills would
     /// credit prefill with the efficiency of a 100k-row GEMM that no engine step reaches.
-    /// Latency at utilization rho (arrivals lambda = rho * rate, rho B running): every step of length
-    /// tau carries the lambda * tau prefills that arrived during the last one, so TPOT is the fixed
-    /// point tau = step(lambda tau prefills, rho B decodes) (infinite where it diverges);
+    /// Latency at utilization rho (arrivals lambda = rho * rate): every step of length tau carries
+    /// the lambda * tau prefills that arrived during the last one, and by Little's law the number
+    /// running is N = lambda * output * tau (each request stays for `output` steps), at least 1 and
+    /// at most B; TPOT is the joint fixed point tau = step(lambda tau prefills, N decodes), found
+    /// from N = 1 upward (infinite where it diverges). Where a step's time hardly grows with its
+    /// batch (memory-bound decode: GPUs) N comes out near rho B; where it grows with every sequence
+    /// (compute-bound decode: a CPU core) far fewer run at moderate load than rho B, and taking
+    /// rho B had made such replicas look several times slower under load than they are.
     /// TTFT = prefill1 / (1 - rho) + one such step.
     /// Rate is 0 when one request alone exceeds the KV capacity.
     let estimate (k: CostCoefficients) (m: ModelSpec) (links: Links) (c: ReplicaConfig) (mem: ReplicaMemory)
@@ -75,15 +80,25 @@ module ReplicaCost =
             let rate = float batch / (steps * mixed admitted (float batch - admitted))
             let prefill1 = step.Seconds(StepShape.Prefill(1.0, inputTokens))
             let lambda = rho * rate
-            let running = max 1.0 (rho * float batch)
             let tpot =
                 if rho >= 1.0 then infinity
                 else
+                    // Both tau and N only grow from (step of one sequence, 1): the iteration climbs
+                    // monotonically to the smallest fixed point.
+                    let mutable running = 1.0
                     let mutable tau = mixed 0.0 running
-                    for _ in 1 .. 40 do
+                    let mutable i = 0
+                    let mutable moving = true
+                    while moving && i < 200 do
+                        i <- i + 1
                         if Double.IsFinite tau then
                             let next = mixed (lambda * tau) running
-                            tau <- if next > 1e4 then infinity else next
+                            let nextTau = if next > 1e4 then infinity else next
+                            let nextRunning = if Double.IsFinite nextTau then Math.Clamp(lambda * steps * nextTau, 1.0, float batch) else float batch
+                            moving <- abs (nextTau - tau) > 1e-12 * max 1e-9 tau || abs (nextRunning - running) > 1e-9 * running
+                            tau <- nextTau
+                            running <- nextRunning
+                        else moving <- false
                     tau
             let ttft = (if rho >= 1.0 then infinity else prefill1 / (1.0 - rho)) + tpot
             { Rate = rate; BatchSize = batch; TtftSec = ttft; TpotSec = tpot; E2eSec = ttft + max 0.0 (outputTokens - 1.0) * tpot }

@@ -95,6 +95,30 @@ let tests =
             Expect.isGreaterThan (est 4 1000.0 20.0).Rate (est 4 1000.0 400.0).Rate "short outputs"
             Expect.isTrue (e2.TpotSec > 0.005 && e2.TpotSec < 0.5) (sprintf "plausible TPOT %g" e2.TpotSec)
         }
+        test "latency under load: the batch running is what Little's law says, and TPOT grows with load" {
+            let k = CostCoefficients.defaults
+            let c = config Hardware.h100 2 1
+            let mem = ReplicaCost.memory k Hardware.llama2_70b c |> Result.defaultWith failtest
+            let i, o = 1000.0, 200.0
+            let est rho = ReplicaCost.estimate k Hardware.llama2_70b links c mem i o rho
+            let batch = float (est 0.5).BatchSize
+            let step = StepTimeModel(k, Hardware.llama2_70b, links, c)
+            let mixed prefills decodes =
+                let p = StepShape.Prefill(prefills, i)
+                let d = StepShape.Decode(decodes, i + o / 2.0)
+                step.Seconds { p with NumDecodes = d.NumDecodes; DecodeContextTokens = d.DecodeContextTokens }
+            for rho in [ 0.1; 0.5; 0.9 ] do
+                let e = est rho
+                let lambda = rho * e.Rate
+                // N = lambda * output * TPOT sequences run, and TPOT is the step of N decodes beside
+                // the prompts that arrived during one step: the estimate is that fixed point.
+                let running = min batch (max 1.0 (lambda * o * e.TpotSec))
+                Expect.floatClose { absolute = 0.0; relative = 1e-6 } e.TpotSec (mixed (lambda * e.TpotSec) running) (sprintf "fixed point at rho %.1f" rho)
+            Expect.isLessThan (est 0.1).TpotSec (est 0.5).TpotSec "TPOT grows with load"
+            Expect.isLessThan (est 0.5).TpotSec (est 0.9).TpotSec "and more near saturation"
+            // At rho 0.5 fewer than half the batch run when each step costs more with every sequence.
+            Expect.isLessThanOrEqual (0.5 * (est 0.5).Rate * o * (est 0.5).TpotSec) (0.5 * batch) "N <= rho B"
+        }
         test "a request longer than the KV capacity gets rate 0" {
             let k = { exactCoefficients with MaxNumSeqs = 8 }
             let c = config (gpuWith (tinyWeightBytes + 1000L + 10L * tinyKvPerToken)) 1 1
