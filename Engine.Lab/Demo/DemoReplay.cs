@@ -32,8 +32,9 @@ public static class DemoReplay
         string phase = $"{deployment} #{repeat}";
         await using var runtime = settings.Start(model, cluster, plan);
         // Warm-up before anything is counted, as a server warms up before it takes traffic: the
-        // first long prompt on fresh shard threads grows their heaps and pays for it; a replica
-        // built later by a switch is cold, and that cost stays in the adaptive replay.
+        // first long prompt on fresh shard threads grows their heaps and pays for it. A replica
+        // built later by a switch warms up the same way before the switch routes to it
+        // (DemoRunSettings.WarmUpPromptTokens); the time that takes stays in the adaptive replay.
         await WarmUpAsync(runtime, options.Shapes, plan.Replicas.Count, cancellationToken);
         var recorder = new ArrivalRecorder(plan.RequestTypes);
         IInferenceEngine served = controllerOptions is null ? runtime : new ArrivalObservingEngine(runtime, recorder);

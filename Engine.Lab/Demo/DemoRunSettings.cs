@@ -17,6 +17,12 @@ public sealed record DemoRunSettings
     public double MemoryGibPerDevice { get; init; } = 1.0;
     /// <summary>What a live switch does with requests in flight (`demo --in-flight`).</summary>
     public InFlightPolicy InFlight { get; init; } = InFlightPolicy.Migrate;
+    /// <summary>
+    /// A replica a live switch builds serves a prompt of this many tokens before it takes traffic
+    /// (<see cref="PlanRuntimeOptions.WarmUpPromptTokens"/>), as each replay's replicas are warmed
+    /// up before it starts: a cold replica's first long prompt is several times slower.
+    /// </summary>
+    public int WarmUpPromptTokens { get; init; }
     /// <summary>Where the model runs (`demo --device`); null or a CPU: one-core logical devices. On a GPU the plan's devices are slots sharing it.</summary>
     public TorchSharp.torch.Device? Device { get; init; }
 
@@ -29,5 +35,6 @@ public sealed record DemoRunSettings
                 : DevicePool.Logical(cluster, oneCoreEach: true),
             Logger = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance,
             Switch = new SwitchOptions { InFlight = InFlight },
+            WarmUpPromptTokens = WarmUpPromptTokens,
         });
 }

@@ -40,6 +40,9 @@ public sealed class LiveReplica
     public long NumFinished => Interlocked.Read(ref _numFinished);
     private long _numFinished;
 
+    /// <summary>Prompt and generated tokens of the warm-up run before the replica took traffic (not served to anyone).</summary>
+    internal (long Prompt, long Generated) WarmUpTokens { get; set; }
+
     internal void AddOutstanding(int delta) => Interlocked.Add(ref _outstanding, delta);
     internal void CountFinished() => Interlocked.Increment(ref _numFinished);
 

@@ -22,6 +22,15 @@ public sealed record PlanRuntimeOptions
     public SwitchOptions Switch { get; init; } = new();
 
     /// <summary>
+    /// A replica a switch builds first serves one prompt of this many tokens (and a decode step) of
+    /// its own before any request is routed to it, as a server warms up before it takes traffic: the
+    /// first long prompt on fresh shard threads grows their heaps and caches and is several times
+    /// slower than the next. 0 (the default): no warm-up. Capped at the model's context; its tokens
+    /// are not counted as served.
+    /// </summary>
+    public int WarmUpPromptTokens { get; init; }
+
+    /// <summary>
     /// The devices behind the plan's device ids. Default (null): a logical CPU device for every GPU
     /// of the cluster, with the cluster's ids (<see cref="DevicePool.Logical(Cluster, bool)"/>), so each
     /// replica still holds only its own shards and its own KV cache.

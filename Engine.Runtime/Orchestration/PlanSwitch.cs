@@ -11,7 +11,9 @@ namespace OServe.Engine.Orchestration;
 /// 2. build: every other new replica gets each shard from a pool device that holds it (a running
 ///    replica's, same device or node first) and only the rest from storage, while the old plan
 ///    serves (the old replicas are disposed only after the build returns); a failure
-///    here disposes what was built and leaves the old plan in force (rollback);
+///    here disposes what was built and leaves the old plan in force (rollback); with
+///    <see cref="PlanRuntimeOptions.WarmUpPromptTokens"/> each built replica serves a warm-up prompt
+///    of its own before the commit;
 /// 3. commit: the new routing is installed atomically, so new requests go to the new plan at once;
 /// 4. retire: each replica that is not in the new plan hands its requests in flight, with their KV
 ///    cache, to the new plan's replicas (or drains them), then stops and frees its memory.
@@ -54,6 +56,12 @@ internal sealed class PlanSwitch(PlanRuntime runtime, PlanRuntime.Deployment fro
                 built.Add(replica);
                 chosen[i] = replica;
                 _events.AddRange(transfers);
+                if (runtime.Options.WarmUpPromptTokens > 0)
+                {
+                    // Before the commit: nothing is routed to the replica until it is warm.
+                    double warm = await runtime.Builder.WarmUpAsync(replica, runtime.Options.WarmUpPromptTokens, cancellationToken).ConfigureAwait(false);
+                    _events.Add(new SwitchEvent(SwitchStepKind.Start, spec.Id, $"warmed up on a {runtime.Options.WarmUpPromptTokens}-token prompt before taking traffic", 0, warm));
+                }
                 _bytesPeer += transfer.BytesFromPeers + transfer.BytesFromSameDevice;
                 _bytesStorage += transfer.BytesFromStorage;
             }

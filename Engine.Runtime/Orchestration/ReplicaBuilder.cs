@@ -59,6 +59,26 @@ internal sealed class ReplicaBuilder(LoadedModel model, IWeightStore storage, De
         }
     }
 
+    /// <summary>
+    /// Runs one prompt of <paramref name="promptTokens"/> tokens (capped at the context, fixed ids)
+    /// and one decode step on <paramref name="replica"/> before it is routed to, and records its
+    /// tokens so they are not counted as served. Returns the seconds it took.
+    /// </summary>
+    public async Task<double> WarmUpAsync(LiveReplica replica, int promptTokens, CancellationToken cancellationToken)
+    {
+        int tokens = Math.Min(promptTokens, Config.MaxSeqLen - 2);
+        if (tokens < 1) return 0;
+        var before = replica.Engine.Snapshot();
+        var prompt = Enumerable.Range(0, tokens).Select(i => 1 + i % Math.Max(1, Config.VocabSize - 1)).ToArray();
+        var request = new GenerationRequest($"warm-up-{replica.Id}-{Guid.NewGuid():N}", prompt,
+            new SamplingParams { MaxTokens = 2, Temperature = 0, IgnoreEos = true });
+        var watch = Stopwatch.StartNew();
+        await foreach (var _ in replica.Engine.GenerateAsync(request, cancellationToken).ConfigureAwait(false)) { }
+        var after = replica.Engine.Snapshot();
+        replica.WarmUpTokens = (after.PromptTokensTotal - before.PromptTokensTotal, after.GenerationTokensTotal - before.GenerationTokensTotal);
+        return watch.Elapsed.TotalSeconds;
+    }
+
     /// <summary>The first replicas shard the loaded model (host memory), as a server start loads weights once.</summary>
     public LiveReplica BuildFromHost(ReplicaSpec spec)
     {

@@ -4,7 +4,8 @@ namespace OServe.Engine.Orchestration;
 /// Prompt and generated token totals over every replica that ever served, so /metrics counters add
 /// up across switches and never go back. Live and retiring replicas are summed at each read; a
 /// stopped one's final figures move into the retired totals under the same lock as the reads (no
-/// read sees them twice or not at all), and the replica itself (weights, cache) is let go.
+/// read sees them twice or not at all), and the replica itself (weights, cache) is let go. A
+/// replica's warm-up run is not counted.
 /// </summary>
 internal sealed class ServedTokenCounters
 {
@@ -27,7 +28,8 @@ internal sealed class ServedTokenCounters
             if (!_counted.Remove(replica))
                 return;
             var s = replica.Engine.Snapshot();
-            _retired = (_retired.Prompt + s.PromptTokensTotal, _retired.Generated + s.GenerationTokensTotal);
+            _retired = (_retired.Prompt + s.PromptTokensTotal - replica.WarmUpTokens.Prompt,
+                _retired.Generated + s.GenerationTokensTotal - replica.WarmUpTokens.Generated);
         }
     }
 
@@ -39,8 +41,8 @@ internal sealed class ServedTokenCounters
             foreach (var r in _counted)
             {
                 var s = r.Engine.Snapshot();
-                prompt += s.PromptTokensTotal;
-                generated += s.GenerationTokensTotal;
+                prompt += s.PromptTokensTotal - r.WarmUpTokens.Prompt;
+                generated += s.GenerationTokensTotal - r.WarmUpTokens.Generated;
             }
             return (prompt, generated);
         }
