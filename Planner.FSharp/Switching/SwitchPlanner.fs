@@ -155,8 +155,11 @@ module SwitchPlanner =
         let gain = (newServed - curServed) * windowSec
         let lost = affectedRate * switchSec
         let sameServed = abs (newServed - curServed) <= servedTolerance * max 1e-9 (max newServed curServed)
-        if switchSec = 0.0 then { Pays = true; GainRequests = gain; LostRequests = 0.0; Reason = "nothing moves" }
-        elif not sameServed && gain > lost then
+        // A switch that moves no bytes (e.g. merging replicas whose shards are already in place)
+        // still replaces replicas, so it must pay like any other, only with nothing lost to copies:
+        // passing every such switch had the controller leave a plan for one it estimated slower
+        // (demo: 2 x tp1 -> 1 x tp2 at mean latency 0.263 -> 0.326 s) and flap back a window later.
+        if not sameServed && gain > lost then
             { Pays = true; GainRequests = gain; LostRequests = lost; Reason = sprintf "serves %.0f more requests over the window, loses %.0f while switching" gain lost }
         elif sameServed && curLatency > 0.0 && (curLatency - newLatency) / curLatency > latencyGain && switchSec < maxSwitchFraction * windowSec then
             { Pays = true; GainRequests = gain; LostRequests = lost; Reason = sprintf "mean latency %.3f s -> %.3f s" curLatency newLatency }

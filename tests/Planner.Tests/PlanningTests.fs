@@ -237,6 +237,16 @@ let baselineAndSwitching =
             let latency = SwitchPlanner.decide 60.0 0.05 0.1 0.005 (10.0, 0.8) (10.0, 1.0) 2.0 5.0
             Expect.isTrue latency.Pays "20% faster, short switch"
         }
+        test "a switch that moves no bytes pays like any other: not into a slower plan, yes into a faster one" {
+            let slower = SwitchPlanner.decide 1.0 0.05 0.1 0.03 (3.0, 0.326) (3.0, 0.263) 0.0 3.0
+            Expect.isFalse slower.Pays "same served, 24% slower: keep"
+            let fewer = SwitchPlanner.decide 60.0 0.05 0.1 0.005 (8.0, 0.5) (10.0, 1.0) 0.0 10.0
+            Expect.isFalse fewer.Pays "serves less: keep"
+            let faster = SwitchPlanner.decide 1.0 0.05 0.1 0.03 (3.0, 0.2) (3.0, 0.3) 0.0 3.0
+            Expect.isTrue faster.Pays "same served, a third faster, nothing to copy"
+            let more = SwitchPlanner.decide 60.0 0.05 0.1 0.005 (12.0, 1.0) (10.0, 1.0) 0.0 10.0
+            Expect.isTrue more.Pays "serves more, nothing lost"
+        }
         test "a served gain inside the tolerance is no gain: only the latency rule can justify the switch" {
             // 1% more served, a free switch: pays under the default 0.5%, not under a noisy forecast's 3%
             // when the new plan is slower.
