@@ -29,6 +29,15 @@ public static class DemoPlanning
         }));
 
     /// <summary>
+    /// What the demo's planner must respect: <see cref="NoPipeline"/>, and every device serving
+    /// (<c>Constraints.minGpusInUse</c>): the demo owns its cores, and with a plan in force the
+    /// planner would otherwise spend its latency slack on the cheapest switch, 1 x tp2 -> 1 x tp1
+    /// with one core idle at the foot of the chat ramp and a second switch a window later.
+    /// </summary>
+    public static IReadOnlyList<PlannerConstraint> ConstraintsFor(Cluster cluster) =>
+        [NoPipeline, Constraints.minGpusInUse(cluster.NumGpus)];
+
+    /// <summary>
     /// A window of the demo holds a handful of requests, so its forecast is noisy by tens of
     /// percent: a plan that serves under 3% more of it is not evidence enough to switch for
     /// (the planner's default, 0.5%, is for windows of thousands of requests).
@@ -43,7 +52,7 @@ public static class DemoPlanning
     {
         var result = Planning.plan(new PlanRequest(cluster, card, types)
         {
-            Coefficients = k, ServiceModel = service, NumWorkers = 1, WindowS = windowS, Options = Solver, Constraints = [NoPipeline],
+            Coefficients = k, ServiceModel = service, NumWorkers = 1, WindowS = windowS, Options = Solver, Constraints = [.. ConstraintsFor(cluster)],
         });
         if (result.IsError) throw new InvalidOperationException("planning the demo's initial plan: " + string.Join("; ", result.ErrorValue));
         return result.ResultValue.Plan;

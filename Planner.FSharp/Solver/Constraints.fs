@@ -72,6 +72,22 @@ module Constraints =
                 ctx.Model.AddLinearConstraint(ctx.SumX(fun c -> int64 c.Config.Size), 0L, int64 maxGpus) |> ignore
                 Ok() }
 
+    /// At least minGpus GPUs in use over the whole cluster: a pool that is paid for stays busy. With
+    /// a plan in force the planner otherwise spends its latency slack on the cheapest switch, which
+    /// may leave devices idle to save bytes (e.g. 1 x tp2 -> 1 x tp1 on a rising load, then a second
+    /// switch a window later); serving them keeps headroom for a forecast that runs behind.
+    let minGpusInUse (minGpus: int) : PlannerConstraint =
+        if minGpus < 0 then invalidArg (nameof minGpus) (sprintf "a GPU count is at least 0, got %d" minGpus)
+        { Name = sprintf "min-gpus-in-use %d" minGpus
+          IsolatedNodes = []
+          Apply =
+            fun ctx ->
+                let total = ctx.Cluster.Nodes |> Array.sumBy (fun n -> n.NumGpus)
+                if minGpus > total then Error(sprintf "min-gpus-in-use %d: the cluster has %d GPUs" minGpus total)
+                else
+                    ctx.Model.AddLinearConstraint(ctx.SumX(fun c -> int64 c.Config.Size), int64 minGpus, Int64.MaxValue / 4L) |> ignore
+                    Ok() }
+
     /// A node left out entirely (maintenance).
     let excludedNode (nodeIndex: int) : PlannerConstraint =
         { Name = sprintf "exclude node #%d" nodeIndex

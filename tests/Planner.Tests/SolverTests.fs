@@ -160,6 +160,19 @@ let tests =
             let s = solveOk { options with Constraints = [ Constraints.gpuBudget 2 ] } input
             Expect.equal (countsBy s |> Seq.sumBy (fun kv -> fst kv.Key * snd kv.Key * kv.Value)) 2 "2 GPUs"
         }
+        test "min GPUs in use: a plan with a GPU budget below it is infeasible, one at it uses that many" {
+            let options, input = smallInput 5.0
+            let gpus (s: Solution) = countsBy s |> Seq.sumBy (fun kv -> fst kv.Key * snd kv.Key * kv.Value)
+            let s = solveOk { options with Constraints = [ Constraints.gpuBudget 4; Constraints.minGpusInUse 4 ] } input
+            Expect.equal (gpus s) 4 "exactly 4 GPUs"
+            match CpSatPlanner.solve { options with Constraints = [ Constraints.gpuBudget 2; Constraints.minGpusInUse 4 ] } input with
+            | Ok s -> failtestf "2 GPUs at most and 4 at least cannot both hold, got %A" (countsBy s)
+            | Error _ -> ()
+            let total = input.Cluster.Nodes |> Array.sumBy (fun n -> n.NumGpus)
+            match CpSatPlanner.solve { options with Constraints = [ Constraints.minGpusInUse (total + 1) ] } input with
+            | Ok _ -> failtest "more GPUs than the cluster has"
+            | Error es -> Expect.isTrue (es |> List.exists (fun e -> string e |> fun t -> t.Contains "min-gpus-in-use")) (sprintf "names the constraint: %A" es)
+        }
         test "reserved GPUs stay free on their node" {
             let options, input = smallInput 5.0
             let two = { input with Cluster = cluster [ h100Node "n0" 4; h100Node "n1" 4 ] }

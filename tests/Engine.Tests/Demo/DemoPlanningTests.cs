@@ -33,7 +33,7 @@ public sealed class DemoPlanningTests
 
     private static ControllerOptions Options() => new()
     {
-        Cluster = Cluster, Model = Card, Coefficients = Coefficients(), WindowS = 1, Planner = DemoPlanning.Solver, Constraints = [DemoPlanning.NoPipeline],
+        Cluster = Cluster, Model = Card, Coefficients = Coefficients(), WindowS = 1, Planner = DemoPlanning.Solver, Constraints = DemoPlanning.ConstraintsFor(Cluster),
     };
 
     private static readonly DemoRequestShapes Shapes = new();
