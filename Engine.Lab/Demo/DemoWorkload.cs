@@ -23,17 +23,22 @@ public sealed record DemoWorkload(Trace Trace, IReadOnlyList<RequestTypeSpec> Ty
 {
     public const string Chat = "chat", Long = "long";
 
-    /// <summary>The phases over <paramref name="durationS"/> seconds: long 28%, chats up 12%, burst 18%, chats down 10%, long 32%.</summary>
+    /// <summary>
+    /// The phases over <paramref name="durationS"/> seconds: long 24%, chats up 20%, burst 16%, chats
+    /// down 10%, long 30%. The ramp up spans about three controller windows of the default replay
+    /// (14 s, 1 s windows): the paper's workload moves over minutes against switches of seconds, and a
+    /// ramp shorter than two windows leaves a forecaster nothing to see before the burst.
+    /// </summary>
     public static IReadOnlyList<DemoPhase> PhasesOf(DemoRates rates, double durationS)
     {
         double T(double f) => f * durationS;
         return
         [
-            new("long prompts, light load", T(0), T(0.28), Long, rates.LongRps, rates.LongRps),
-            new("chats ramping up", T(0.28), T(0.40), Chat, rates.ChatLowRps, rates.ChatPeakRps),
-            new("chat burst", T(0.40), T(0.58), Chat, rates.ChatPeakRps, rates.ChatPeakRps),
-            new("chats ramping down", T(0.58), T(0.68), Chat, rates.ChatPeakRps, rates.ChatLowRps),
-            new("long prompts, light load", T(0.68), T(1.0), Long, rates.LongRps, rates.LongRps),
+            new("long prompts, light load", T(0), T(0.24), Long, rates.LongRps, rates.LongRps),
+            new("chats ramping up", T(0.24), T(0.44), Chat, rates.ChatLowRps, rates.ChatPeakRps),
+            new("chat burst", T(0.44), T(0.60), Chat, rates.ChatPeakRps, rates.ChatPeakRps),
+            new("chats ramping down", T(0.60), T(0.70), Chat, rates.ChatPeakRps, rates.ChatLowRps),
+            new("long prompts, light load", T(0.70), T(1.0), Long, rates.LongRps, rates.LongRps),
         ];
     }
 
