@@ -26,6 +26,12 @@ public sealed record PlannerOptions
     /// when windows are short and their forecasts hold few requests (noisy).
     /// </summary>
     public double MinSwitchServedGain { get; init; } = 0.005;
+    /// <summary>
+    /// A switch between plans that serve the same must lower the estimated mean latency by at least
+    /// this much (relative). Raise it with short, noisy windows: a forecast of a few requests moves
+    /// by tens of percent from one window to the next, and each plan then looks faster in turn.
+    /// </summary>
+    public double MinSwitchLatencyGain { get; init; } = 0.05;
 }
 
 /// <summary>

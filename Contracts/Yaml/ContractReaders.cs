@@ -136,6 +136,7 @@ internal static class ContractReaders
         Switching = m.OptEnum("switching", SwitchMode.Hot),
         MaxTp = m.OptInt("max_tp", min: 1, max: ContractLimits.MaxParallelism),
         MinSwitchServedGain = m.OptDouble("min_switch_served_gain", min: 0, max: 1.0) ?? 0.005,
+        MinSwitchLatencyGain = m.OptDouble("min_switch_latency_gain", min: 0, max: 1.0) ?? 0.05,
     };
 
     /// <summary>One constraint: the fields its kind takes (any other is reported as unknown, with the expected ones).</summary>

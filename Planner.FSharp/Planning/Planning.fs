@@ -28,6 +28,7 @@ module Planning =
             Service = (match req.ServiceModel with | null -> None | m -> Some m)
             ReloadFromStorage = (o.Switching = SwitchMode.Reload)
             SwitchServedTolerance = o.MinSwitchServedGain
+            SwitchLatencyGain = o.MinSwitchLatencyGain
             Constraints = List.ofArray req.Constraints
             // The scenario's planner.max_tp is the max_tp rule, so the heuristic and static baseline keep it too.
             Rules = (if o.MaxTp.HasValue then [ MaxTp o.MaxTp.Value ] else []) @ rules }

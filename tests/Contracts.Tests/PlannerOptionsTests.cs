@@ -31,6 +31,18 @@ public sealed class PlannerOptionsTests
         Assert.Equal(0.03, ContractYaml.ParseScenario(ContractYaml.Write(s)).Value.Planner.MinSwitchServedGain);
     }
 
+    [Fact]
+    public void The_latency_gain_threshold_defaults_to_five_percent_and_reads_and_round_trips()
+    {
+        Assert.Equal(0.05, ContractYaml.ParseScenario(Scenario("{max_solve_seconds: 0.3}")).Value.Planner.MinSwitchLatencyGain);
+        var s = ContractYaml.ParseScenario(Scenario("{min_switch_latency_gain: 0.2}")).Value;
+        Assert.Equal(0.2, s.Planner.MinSwitchLatencyGain);
+        Assert.Equal(0.2, ContractYaml.ParseScenario(ContractYaml.Write(s)).Value.Planner.MinSwitchLatencyGain);
+        var e = Assert.Throws<ContractException>(() => ContractYaml.ParseScenario(Scenario("{min_switch_latency_gain: 2}"), "s.yaml"));
+        Assert.Contains("s.yaml:13", e.Message);
+        Assert.Contains("planner.min_switch_latency_gain", e.Message);
+    }
+
     [Theory]
     [InlineData("1.5")]
     [InlineData("-0.1")]
