@@ -53,6 +53,13 @@ public static class DemoPlanning
     /// </summary>
     public const double LatencyGainThreshold = 0.15;
 
+    /// <summary>
+    /// The controller plans for the highest forecast of the next two windows: a switch here takes
+    /// 0.2-2 s against one-second windows, so the deployment chosen must fit the load when it is in
+    /// place, and a chat ramp is met while its load is still low.
+    /// </summary>
+    public const int ForecastLeadWindows = 2;
+
     public static PlannerOptions Solver { get; } = new() { MaxSolveSeconds = 0.5, MinSwitchServedGain = ServedGainTolerance, MinSwitchLatencyGain = LatencyGainThreshold };
 
     public static Plan InitialPlan(Cluster cluster, ModelCard card, CostCoefficients k, IReadOnlyList<RequestTypeSpec> types, double windowS,

@@ -72,7 +72,7 @@ public static class DemoRunner
         var controllerOptions = new ControllerOptions
         {
             Cluster = cluster, Model = card, Coefficients = coefficients, ServiceModel = service, WindowS = options.WindowS, Planner = DemoPlanning.Solver,
-            Constraints = DemoPlanning.ConstraintsFor(cluster),
+            Constraints = DemoPlanning.ConstraintsFor(cluster), ForecastLeadWindows = DemoPlanning.ForecastLeadWindows,
         };
         var deployments = new (string Name, Plan Plan, ControllerOptions? Controller)[]
         {

@@ -18,6 +18,13 @@ public sealed record ControllerOptions
     /// <summary>Length of an observation window and of the window a plan is made for, seconds.</summary>
     public double WindowS { get; init; } = 15;
 
+    /// <summary>
+    /// Plan for the highest forecast of the next this-many windows (1: the next window only). Above
+    /// 1 where a switch takes a sizeable part of a window: the plan must fit the load at the time
+    /// it is in place, and a ramp is met while its load is still low.
+    /// </summary>
+    public int ForecastLeadWindows { get; init; } = 1;
+
     public Slo Slo { get; init; } = new();
     public PlannerOptions Planner { get; init; } = new() { MaxSolveSeconds = 1.0 };
 
@@ -39,6 +46,7 @@ public sealed record ControllerOptions
     public void Validate()
     {
         if (!(WindowS > 0) || !double.IsFinite(WindowS)) throw new ArgumentException($"window: must be a positive number of seconds, got {WindowS}");
+        if (ForecastLeadWindows < 1) throw new ArgumentException($"forecast lead: must be at least 1 window, got {ForecastLeadWindows}");
         if (NumSolverWorkers < 1) throw new ArgumentException($"solver workers: must be at least 1, got {NumSolverWorkers}");
         if (!(MinTypeRateRps >= 0)) throw new ArgumentException($"min type rate: must be >= 0, got {MinTypeRateRps}");
     }

@@ -39,7 +39,7 @@ public sealed class PlanController
         var planTypes = target.Current.RequestTypes.Select(t => t.Name).ToArray();
         if (!planTypes.SequenceEqual(recorder.TypeNames))
             throw new ArgumentException($"the recorder types ({string.Join(",", recorder.TypeNames)}) are not the plan's ({string.Join(",", planTypes)})");
-        _history = new RateHistory(recorder.TypeNames.Count, forecaster ?? new SmoothingRateForecaster());
+        _history = new RateHistory(recorder.TypeNames.Count, forecaster ?? new SmoothingRateForecaster(leadWindows: options.ForecastLeadWindows));
     }
 
     public ControllerLog Log { get; }
