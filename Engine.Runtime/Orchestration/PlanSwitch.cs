@@ -8,7 +8,7 @@ namespace OServe.Engine.Orchestration;
 /// One live switch, make-before-break:
 /// 1. match: a replica of the new plan with the same devices, tp, pp and GPU type as a running one
 ///    keeps that one (it never stops serving, it only takes the new id);
-/// 2. build: every other new replica gets each shard from a pool device that holds it (a running
+/// 2. build: every other new replica (all of them at once, each on its own devices) gets each shard from a pool device that holds it (a running
 ///    replica's, same device or node first) and only the rest from storage, while the old plan
 ///    serves (the old replicas are disposed only after the build returns); a failure
 ///    here disposes what was built and leaves the old plan in force (rollback); with
@@ -41,39 +41,36 @@ internal sealed class PlanSwitch(PlanRuntime runtime, PlanRuntime.Deployment fro
         }
         int numKept = chosen.Count(c => c is not null);
 
-        var built = new List<LiveReplica>();
+        // New replicas are built at the same time, each on its own devices (a plan's replicas never
+        // share one), as the planner's switch schedule assumes copies on different links overlap.
+        bool copyFromPeers = options.Weights == WeightSourcePolicy.Peer;
+        var missing = Enumerable.Range(0, next.Replicas.Count).Where(i => chosen[i] is null).ToArray();
+        var builds = missing.Select(i => Task.Run(() => BuildOneAsync(next.Replicas[i], copyFromPeers, cancellationToken), cancellationToken)).ToArray();
         try
         {
-            for (int i = 0; i < next.Replicas.Count; i++)
-            {
-                if (chosen[i] is not null) continue;
-                cancellationToken.ThrowIfCancellationRequested();
-                var spec = next.Replicas[i];
-                bool copyFromPeers = options.Weights == WeightSourcePolicy.Peer;
-                // The old replicas stay alive (and serving) until this returns: their shards are the peers' bytes.
-                var (replica, transfers, transfer) = await Task.Run(() => runtime.Builder.Build(spec, copyFromPeers, runtime.Options.Transfer), cancellationToken)
-                    .ConfigureAwait(false);
-                built.Add(replica);
-                chosen[i] = replica;
-                _events.AddRange(transfers);
-                if (runtime.Options.WarmUpPromptTokens > 0)
-                {
-                    // Before the commit: nothing is routed to the replica until it is warm.
-                    double warm = await runtime.Builder.WarmUpAsync(replica, runtime.Options.WarmUpPromptTokens, cancellationToken).ConfigureAwait(false);
-                    _events.Add(new SwitchEvent(SwitchStepKind.Start, spec.Id, $"warmed up on a {runtime.Options.WarmUpPromptTokens}-token prompt before taking traffic", 0, warm));
-                }
-                _bytesPeer += transfer.BytesFromPeers + transfer.BytesFromSameDevice;
-                _bytesStorage += transfer.BytesFromStorage;
-            }
+            await Task.WhenAll(builds).ConfigureAwait(false);
         }
         catch (Exception error)
         {
-            // Nothing of the new plan was ever routed to: stopping what was built is the whole rollback.
-            foreach (var replica in built)
+            // Every build has finished (WhenAll waits for all). Nothing of the new plan was ever
+            // routed to: stopping what was built is the whole rollback.
+            var discarded = builds.Where(b => b.IsCompletedSuccessfully).Select(b => b.Result.Replica).ToList();
+            foreach (var replica in discarded)
                 await replica.StopAsync().ConfigureAwait(false);
-            _events.Add(new SwitchEvent(SwitchStepKind.Stop, "*", $"rolled back: {built.Count} new replica(s) discarded", 0, 0));
+            _events.Add(new SwitchEvent(SwitchStepKind.Stop, "*", $"rolled back: {discarded.Count} new replica(s) discarded", 0, 0));
+            var first = builds.Select(b => b.Exception?.InnerException).FirstOrDefault(e => e is not null and not OperationCanceledException) ?? error;
             return Report(SwitchOutcome.RolledBack, from.Plan.Version, numKept, 0, 0, total, total.Elapsed.TotalSeconds, 0, 0, 0, 0,
-                error is OperationCanceledException ? "the switch was cancelled" : error.Message);
+                first is OperationCanceledException ? "the switch was cancelled" : first.Message);
+        }
+        var built = new List<LiveReplica>();
+        for (int k = 0; k < missing.Length; k++)
+        {
+            var (replica, events, transfer) = builds[k].Result;
+            chosen[missing[k]] = replica;
+            built.Add(replica);
+            _events.AddRange(events);
+            _bytesPeer += transfer.BytesFromPeers + transfer.BytesFromSameDevice;
+            _bytesStorage += transfer.BytesFromStorage;
         }
         double buildSeconds = total.Elapsed.TotalSeconds;
 
@@ -130,6 +127,30 @@ internal sealed class PlanSwitch(PlanRuntime runtime, PlanRuntime.Deployment fro
         lock (_events)
             _events.Add(new SwitchEvent(SwitchStepKind.Stop, old.Id, string.Join(",", old.Spec.Devices), 0, stop.Elapsed.TotalSeconds));
         return (migrated, kvBytes, drained);
+    }
+
+    /// <summary>One new replica: its shards from the devices that hold them (the old replicas stay alive and serving meanwhile), then its warm-up.</summary>
+    private async Task<(LiveReplica Replica, List<SwitchEvent> Events, OServe.Models.Parallelism.TransferReport Transfer)> BuildOneAsync(
+        ReplicaSpec spec, bool copyFromPeers, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var (replica, transfers, transfer) = runtime.Builder.Build(spec, copyFromPeers, runtime.Options.Transfer);
+        var events = new List<SwitchEvent>(transfers);
+        if (runtime.Options.WarmUpPromptTokens > 0)
+        {
+            try
+            {
+                // Before the commit: nothing is routed to the replica until it is warm.
+                double warm = await runtime.Builder.WarmUpAsync(replica, runtime.Options.WarmUpPromptTokens, cancellationToken).ConfigureAwait(false);
+                events.Add(new SwitchEvent(SwitchStepKind.Start, spec.Id, $"warmed up on a {runtime.Options.WarmUpPromptTokens}-token prompt before taking traffic", 0, warm));
+            }
+            catch
+            {
+                await replica.StopAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
+        return (replica, events, transfer);
     }
 
     private SwitchReport Report(SwitchOutcome outcome, int toVersion, int kept, int started, int stopped, Stopwatch total,

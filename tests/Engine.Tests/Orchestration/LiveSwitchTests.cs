@@ -94,6 +94,59 @@ public sealed class LiveSwitchTests
     }
 
     [Fact]
+    public async Task New_replicas_build_together_and_one_failing_discards_the_other_too()
+    {
+        using var model = TinyModel();
+        // One replica on node0/2 -> two on node0/0 and node0/1: both are built at once; the second
+        // transfer fails, so the replica the first one built must be stopped and the old plan stay.
+        await using var runtime = Start(model, OneReplica(1), Options(new FailingTransfer(failAfter: 1)));
+        var before = runtime.Replicas.ToArray();
+
+        var report = await runtime.ApplyAsync(TwoReplicas(2));
+
+        Assert.Equal(SwitchOutcome.RolledBack, report.Outcome);
+        Assert.Contains("injected failure", report.Error);
+        Assert.Contains(report.Events, e => e.Kind == OServe.Contracts.SwitchStepKind.Stop && e.Detail.Contains("1 new replica(s) discarded", StringComparison.Ordinal));
+        Assert.Equal(before, runtime.Replicas);
+        Assert.Equal(1, runtime.Current.Version);
+        Assert.All(runtime.Devices.Devices.Where(d => d.Id != "node0/2"), d => Assert.Equal(0, d.HeldBytes));
+    }
+
+    [Fact]
+    public async Task The_new_replicas_of_a_switch_are_built_at_the_same_time()
+    {
+        using var model = TinyModel();
+        var transfer = new OverlapTransfer();
+        await using var runtime = Start(model, OneReplica(1), Options(transfer));
+        var report = await runtime.ApplyAsync(TwoReplicas(2));
+        Assert.Equal(SwitchOutcome.Applied, report.Outcome);
+        Assert.Equal(2, transfer.MaxInFlight);
+    }
+
+    /// <summary>Holds each build until a second one is in flight (at most 10 s), and records how many overlapped.</summary>
+    private sealed class OverlapTransfer : IShardTransfer
+    {
+        private int _inFlight;
+        public int MaxInFlight;
+
+        public OServe.Models.Parallelism.ParallelLlama Build(OServe.Models.Llama.LlamaConfig config, IReadOnlyList<OServe.Models.Parallelism.PoolDevice> devices, int tp, int pp,
+            IWeightStore storage, TorchSharp.torch.ScalarType dtype, bool copyFromPeers)
+        {
+            int now = Interlocked.Increment(ref _inFlight);
+            InterlockedMax(now);
+            SpinWait.SpinUntil(() => Volatile.Read(ref MaxInFlight) >= 2, TimeSpan.FromSeconds(10));
+            try { return ShardTransfer.Instance.Build(config, devices, tp, pp, storage, dtype, copyFromPeers); }
+            finally { Interlocked.Decrement(ref _inFlight); }
+        }
+
+        private void InterlockedMax(int value)
+        {
+            int seen;
+            while (value > (seen = Volatile.Read(ref MaxInFlight)) && Interlocked.CompareExchange(ref MaxInFlight, value, seen) != seen) { }
+        }
+    }
+
+    [Fact]
     public async Task A_failure_while_copying_weights_rolls_back_and_the_old_plan_keeps_serving()
     {
         using var model = TinyModel();
