@@ -8,8 +8,9 @@ namespace OServe.Engine.Orchestration;
 /// One live switch, make-before-break:
 /// 1. match: a replica of the new plan with the same devices, tp, pp and GPU type as a running one
 ///    keeps that one (it never stops serving, it only takes the new id);
-/// 2. build: every other new replica (all of them at once, each on its own devices) gets each shard from a pool device that holds it (a running
-///    replica's, same device or node first) and only the rest from storage, while the old plan
+/// 2. build: every other new replica (all of them at once, each on its own devices) gets each
+///    shard from a pool device that holds it (a running replica's, same device or node first)
+///    and only the rest from storage, while the old plan
 ///    serves (the old replicas are disposed only after the build returns); a failure
 ///    here disposes what was built and leaves the old plan in force (rollback); with
 ///    <see cref="PlanRuntimeOptions.WarmUpPromptTokens"/> each built replica serves a warm-up prompt
