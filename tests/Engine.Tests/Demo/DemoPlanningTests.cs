@@ -55,8 +55,10 @@ public sealed class DemoPlanningTests
     [Fact]
     public void A_chat_burst_beyond_one_tp2_replica_gets_two_tp1_replicas()
     {
-        // Saturated: what each deployment can serve of far more chats than either keeps up with.
-        var saturated = DemoPlanning.Candidates(Options(), Types, [5000, 0.02]);
+        // Saturated: what each deployment can serve of more chats than either keeps up with. Not
+        // vastly more: the solver counts rates in units of the demand / its rate resolution, so at
+        // 5000 req/s a deployment's capacity came out in steps of 25 (tp2 "50", 2 x tp1 "100").
+        var saturated = DemoPlanning.Candidates(Options(), Types, [300, 0.02]);
         double tp2 = Assert.Single(saturated, c => c.Shape == DemoShapes.Tp2).ServedRps;
         double dp = Assert.Single(saturated, c => c.Shape == DemoShapes.TwoTp1).ServedRps;
         Assert.True(dp > tp2 * 1.1, $"2 x tp1 serves {dp}, 1 x tp2 {tp2} req/s of chats at most");
