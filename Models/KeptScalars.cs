@@ -13,7 +13,7 @@ namespace OServe.Models;
 /// finalizer on the finalizer thread and free the native scalar the op is still reading. Under
 /// load this happened: `x.square()` (pow with an implicit Scalar 2) failed with libtorch's
 /// "INTERNAL ASSERT FAILED at c10/core/Scalar.h:279" in the demo and once in CI, and the request
-/// failed. Each helper here disposes its Scalar after the op (a `using` keeps it alive until then);
+/// failed. Each helper here disposes its Scalar after the op (`Kept`: a `using` keeps it alive until then);
 /// squares are x * x (what pow(x, 2) computes).
 /// </remarks>
 public static class KeptScalars
@@ -34,47 +34,26 @@ public static class KeptScalars
     /// <summary>a -= b.</summary>
     public static Tensor Minus_(this Tensor a, Tensor b) => a.add_(b, MinusOne);
 
-    public static Tensor AddScalar_(this Tensor t, double value)
+    /// <summary>Runs <paramref name="op"/> on <paramref name="t"/> and <paramref name="s"/>, and only then disposes <paramref name="s"/>: the Scalar is reachable until the op has returned. The ops are static lambdas: no allocation per call.</summary>
+    private static Tensor Kept(Tensor t, Scalar s, Func<Tensor, Scalar, Tensor> op)
     {
-        using var s = value.ToScalar();
-        return t.add_(s);
+        using (s)
+            return op(t, s);
     }
 
-    public static Tensor MulScalar_(this Tensor t, double value)
-    {
-        using var s = value.ToScalar();
-        return t.mul_(s);
-    }
+    public static Tensor AddScalar_(this Tensor t, double value) => Kept(t, value.ToScalar(), static (t, s) => t.add_(s));
 
-    public static Tensor SubScalar(this Tensor t, long value)
-    {
-        using var s = value.ToScalar();
-        return t.sub(s);
-    }
+    public static Tensor MulScalar_(this Tensor t, double value) => Kept(t, value.ToScalar(), static (t, s) => t.mul_(s));
 
-    public static Tensor SubScalar_(this Tensor t, long value)
-    {
-        using var s = value.ToScalar();
-        return t.sub_(s);
-    }
+    public static Tensor SubScalar(this Tensor t, long value) => Kept(t, value.ToScalar(), static (t, s) => t.sub(s));
 
-    public static Tensor LtScalar(this Tensor t, long value)
-    {
-        using var s = value.ToScalar();
-        return t.lt(s);
-    }
+    public static Tensor SubScalar_(this Tensor t, long value) => Kept(t, value.ToScalar(), static (t, s) => t.sub_(s));
 
-    public static Tensor GeScalar(this Tensor t, long value)
-    {
-        using var s = value.ToScalar();
-        return t.ge(s);
-    }
+    public static Tensor LtScalar(this Tensor t, long value) => Kept(t, value.ToScalar(), static (t, s) => t.lt(s));
 
-    public static Tensor EqScalar(this Tensor t, long value)
-    {
-        using var s = value.ToScalar();
-        return t.eq(s);
-    }
+    public static Tensor GeScalar(this Tensor t, long value) => Kept(t, value.ToScalar(), static (t, s) => t.ge(s));
+
+    public static Tensor EqScalar(this Tensor t, long value) => Kept(t, value.ToScalar(), static (t, s) => t.eq(s));
 
     public static Tensor ClampScalars(this Tensor t, long min, long max)
     {
@@ -98,11 +77,7 @@ public static class KeptScalars
         return arange(start, end, step, dtype, device);
     }
 
-    public static Tensor FillScalar_(this Tensor t, bool value)
-    {
-        using var s = value.ToScalar();
-        return t.fill_(s);
-    }
+    public static Tensor FillScalar_(this Tensor t, bool value) => Kept(t, value.ToScalar(), static (t, s) => t.fill_(s));
 
     /// <summary>RMS normalisation without a scalar exponent: x * rsqrt(mean(x * x) + eps).</summary>
     public static Tensor RmsNormalized(this Tensor x, double eps) =>
