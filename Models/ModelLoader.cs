@@ -16,44 +16,44 @@ public static class ModelLoader
     /// <param name="forward">forward implementation; Auto: fused on CUDA, reference on the CPU.</param>
     public static LoadedModel Load(string path, torch.Device device, torch.ScalarType dtype, string? tokenizerPath = null, ForwardPath forward = ForwardPath.Auto)
     {
+        var (huggingFace, located) = Locate(path);
+        return huggingFace ? LoadHuggingFace(located, device, dtype, forward) : LoadLlama2c(located, device, dtype, tokenizerPath, forward);
+    }
+
+    /// <summary>The shape and tokenizer of the model at <paramref name="path"/> (as <see cref="Load"/> finds it), reading no weights.</summary>
+    public static ModelShape ReadShape(string path, string? tokenizerPath = null)
+    {
+        var (huggingFace, located) = Locate(path);
+        if (huggingFace) return HuggingFaceShape(located);
+        var config = Llama2cCheckpoint.ReadConfig(located);
+        var tokenizer = Llama2cTokenizer.Load(tokenizerPath ?? FindLlama2cTokenizer(located), config.VocabSize);
+        return new ModelShape(config, tokenizer, Path.GetFileNameWithoutExtension(located), ShapeDescription($"llama2.c {located}", config, tokenizer));
+    }
+
+    /// <summary>What <paramref name="path"/> names: a Hugging Face directory (true), or a llama2.c checkpoint file (false, found in a directory that holds one).</summary>
+    private static (bool HuggingFace, string Path) Locate(string path)
+    {
         if (Directory.Exists(path))
-        {
-            if (File.Exists(Path.Combine(path, "config.json"))) return LoadHuggingFace(path, device, dtype, forward);
-            return LoadLlama2c(FindLlama2cCheckpoint(path), device, dtype, tokenizerPath, forward);
-        }
+            return File.Exists(Path.Combine(path, "config.json")) ? (true, path) : (false, FindLlama2cCheckpoint(path));
         if (File.Exists(path))
         {
-            if (path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase)) return LoadLlama2c(path, device, dtype, tokenizerPath, forward);
+            if (path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase)) return (false, path);
             if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) || Path.GetFileName(path) == "config.json")
-                return LoadHuggingFace(Path.GetDirectoryName(Path.GetFullPath(path))!, device, dtype, forward);
+                return (true, Path.GetDirectoryName(Path.GetFullPath(path))!);
             throw new InvalidDataException(
                 $"{path}: not a model this loader knows (expected a llama2.c .bin checkpoint or a Hugging Face directory with config.json and safetensors)");
         }
         throw new FileNotFoundException($"{path}: no such file or directory", path);
     }
 
-    /// <summary>The shape and tokenizer of the model at <paramref name="path"/> (as <see cref="Load"/> finds it), reading no weights.</summary>
-    public static ModelShape ReadShape(string path, string? tokenizerPath = null)
-    {
-        if (Directory.Exists(path) && File.Exists(Path.Combine(path, "config.json")))
-            return HuggingFaceShape(path);
-        if (File.Exists(path) && (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) || Path.GetFileName(path) == "config.json"))
-            return HuggingFaceShape(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        string checkpoint = Directory.Exists(path) ? FindLlama2cCheckpoint(path)
-            : File.Exists(path) ? (path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase) ? path
-                : throw new InvalidDataException($"{path}: not a model this loader knows (expected a llama2.c .bin checkpoint or a Hugging Face directory with config.json and safetensors)"))
-            : throw new FileNotFoundException($"{path}: no such file or directory", path);
-        var config = Llama2cCheckpoint.ReadConfig(checkpoint);
-        var tokenizer = Llama2cTokenizer.Load(tokenizerPath ?? FindLlama2cTokenizer(checkpoint), config.VocabSize);
-        return new ModelShape(config, tokenizer, Path.GetFileNameWithoutExtension(checkpoint), ShapeDescription($"llama2.c {checkpoint}", config, tokenizer));
-    }
+    /// <summary>A Hugging Face model's name: its directory's.</summary>
+    private static string DirectoryModelName(string directory) => Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
 
     private static ModelShape HuggingFaceShape(string directory)
     {
         var hf = HuggingFaceConfig.Read(Path.Combine(directory, "config.json"));
         var tokenizer = LoadHuggingFaceTokenizer(directory, hf);
-        string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
-        return new ModelShape(hf.Model, tokenizer, name, ShapeDescription($"Hugging Face {directory}", hf.Model, tokenizer));
+        return new ModelShape(hf.Model, tokenizer, DirectoryModelName(directory), ShapeDescription($"Hugging Face {directory}", hf.Model, tokenizer));
     }
 
     private static string ShapeDescription(string origin, LlamaConfig c, ITokenizer tokenizer) =>
@@ -77,8 +77,7 @@ public static class ModelLoader
         var tokenizer = LoadHuggingFaceTokenizer(directory, hf);
         using var weights = SafetensorsWeightSource.OpenDirectory(directory);
         var model = LlamaModel.Create(hf.Model, weights, device, dtype, forward);
-        string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
-        return new LoadedModel(model, tokenizer, name, Describe($"Hugging Face {directory}", hf.Model, dtype, device, tokenizer), isRandom: false);
+        return new LoadedModel(model, tokenizer, DirectoryModelName(directory), Describe($"Hugging Face {directory}", hf.Model, dtype, device, tokenizer), isRandom: false);
     }
 
     private static ITokenizer LoadHuggingFaceTokenizer(string directory, HuggingFaceConfig hf)
