@@ -44,7 +44,6 @@ public static class DemoPlanning
     /// </summary>
     public const double ServedGainTolerance = 0.03;
 
-    /// <summary>A tiny model (two devices, two shapes) solves in milliseconds; the cap keeps a re-plan within a short window on a busy machine.</summary>
     /// <summary>
     /// The same noise on latency: a window's forecast of two or three long prompts swings by half,
     /// and tp2 and 2 x tp1 looked 6-11% faster than each other in turn (ten switches in one replay,
@@ -69,6 +68,7 @@ public static class DemoPlanning
     /// </summary>
     public const double Rho = DemoRates.PeakShare;
 
+    /// <summary>A tiny model (two devices, two shapes) solves in milliseconds; the cap keeps a re-plan within a short window on a busy machine.</summary>
     public static PlannerOptions Solver { get; } = new()
     {
         MaxSolveSeconds = 0.5, Rho = Rho, MinSwitchServedGain = ServedGainTolerance, MinSwitchLatencyGain = LatencyGainThreshold,
@@ -94,7 +94,7 @@ public static class DemoPlanning
     /// </summary>
     public static IReadOnlyList<Candidate> Candidates(ControllerOptions o, IReadOnlyList<RequestTypeSpec> types, IReadOnlyList<double> forecast)
     {
-        var specs = types.Select((t, j) => t with { RateRps = Math.Round(Math.Max(o.MinTypeRateRps, forecast[j]), 6) }).ToArray();
+        var specs = PlanStep.Forecast(types, forecast, o.MinTypeRateRps);
         var shapes = new (string Shape, PlannerConstraint Only)[]
         {
             (DemoShapes.Tp2, Constraints.pinnedReplica(0, 2, 1)),

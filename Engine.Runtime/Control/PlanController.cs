@@ -108,7 +108,7 @@ public sealed class PlanController
 
     private PlanRequest BuildRequest(Plan current, double[] forecast, int window)
     {
-        var types = PlanStep.Forecast(current, forecast, _options.MinTypeRateRps);
+        var types = PlanStep.Forecast(current.RequestTypes, forecast, _options.MinTypeRateRps);
         return new PlanRequest(_options.Cluster, _options.Model, types)
         {
             Slo = _options.Slo,

@@ -38,9 +38,9 @@ public static class PlanStep
 {
     public const string NoDemand = "no demand forecast: keep the current plan";
 
-    /// <summary>The plan's request types with the forecast rates, each at least <paramref name="minRateRps"/> so every type keeps a route.</summary>
-    public static RequestTypeSpec[] Forecast(Plan current, IReadOnlyList<double> forecast, double minRateRps) =>
-        current.RequestTypes.Select((t, j) => t with { RateRps = Math.Round(Math.Max(minRateRps, forecast[j]), 6) }).ToArray();
+    /// <summary>The request types with the forecast rates, each at least <paramref name="minRateRps"/> so every type keeps a route.</summary>
+    public static RequestTypeSpec[] Forecast(IEnumerable<RequestTypeSpec> types, IReadOnlyList<double> forecast, double minRateRps) =>
+        types.Select((t, j) => t with { RateRps = Math.Round(Math.Max(minRateRps, forecast[j]), 6) }).ToArray();
 
     /// <summary>Plans <paramref name="request"/> (whose Current is <paramref name="current"/>) and decides; planner errors are a Skip, never thrown.</summary>
     public static StepDecision Decide(Plan current, PlanRequest request, double routingTolerance)

@@ -87,7 +87,7 @@ public static class ClusterReplanner
         if (nodes.Length == 0)
             return (null, $"no live worker is a node of cluster '{settings.Hardware.Name}' (live: {string.Join(", ", liveNodes)})");
         var hardware = settings.Hardware with { Name = plan.Cluster, Nodes = nodes };
-        var types = Control.PlanStep.Forecast(plan, rates ?? plan.RequestTypes.Select(t => t.RateRps).ToArray(), settings.MinTypeRateRps);
+        var types = Control.PlanStep.Forecast(plan.RequestTypes, rates ?? plan.RequestTypes.Select(t => t.RateRps).ToArray(), settings.MinTypeRateRps);
         return (new PlanRequest(hardware, settings.Model with { Name = plan.Model }, types)
         {
             Slo = settings.Slo,
