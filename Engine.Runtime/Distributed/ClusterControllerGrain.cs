@@ -253,9 +253,10 @@ public sealed class ClusterControllerGrain(
     /// </summary>
     private async Task ReplanIfDeadAsync(Plan target, string[] live, HashSet<string> declaredDead)
     {
+        var replanned = state.State.ReplannedYaml is { } replannedYaml ? Parse(replannedYaml, "stored re-planned plan") : null;
         var planned = PlanRestriction.Nodes(target).ToHashSet(StringComparer.Ordinal);
-        if (state.State.ReplannedYaml is { } replannedYaml)
-            planned.UnionWith(PlanRestriction.Nodes(Parse(replannedYaml, "stored re-planned plan")));
+        if (replanned is not null)
+            planned.UnionWith(PlanRestriction.Nodes(replanned));
         var now = DateTime.UtcNow;
         var gone = planned.Where(declaredDead.Contains).Order(StringComparer.Ordinal).ToArray();
         foreach (var node in _deadSince.Keys.Except(gone).ToArray())
@@ -267,13 +268,13 @@ public sealed class ClusterControllerGrain(
         // Already made without exactly these workers, or the planner failed for them: asked again only when the set changes.
         var key = string.Join(",", gone);
         var without = state.State.ReplannedWithout ?? [];
-        if ((state.State.ReplannedYaml is not null && without.Order(StringComparer.Ordinal).SequenceEqual(gone)) || _replanFailedFor == key)
+        if ((replanned is not null && without.Order(StringComparer.Ordinal).SequenceEqual(gone)) || _replanFailedFor == key)
             return;
 
         var inForce = state.State.InForceYaml is { } y ? Parse(y, "stored plan in force") : null;
         var current = inForce is null ? null
             : PlanRestriction.Restrict(inForce, inForce.Replicas.Where(r => live.Contains(ReplicaShape.Of(r).Node)).Select(r => r.Id).ToHashSet(StringComparer.Ordinal), inForce.Version);
-        var basis = state.State.ReplannedYaml is { } r ? Parse(r, "stored re-planned plan") : target;
+        var basis = replanned ?? target;
         var observed = _arrivals.Rates(basis.RequestTypes.Select(t => t.Name).ToArray(), now);
         var note = observed is { } o ? $"observed by the front ends over {o.Seconds:F0} s" : "declared by the plan (nothing observed yet)";
         var (plan, record, error) = await Task.Run(() => ClusterReplanner.Plan(replan, basis, current, live, gone, observed?.Rates, note));
