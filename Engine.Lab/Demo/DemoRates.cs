@@ -6,7 +6,7 @@ public sealed record DemoRates(double LongRps, double ChatLowRps, double ChatPea
     /// <summary>
     /// The chat burst peaks at most at this fraction of 2 x tp1's measured chat throughput.
     /// Calibration measures the engines in-process; the replays also run the HTTP server and the
-    /// load generator on the same two cores, which take about a fifth of them (at 0.8 every
+    /// load generator on the same two cores, which take about a third of them (at 0.8 every
     /// deployment fell behind in the burst).
     /// </summary>
     public const double PeakShare = 0.65;
