@@ -10,6 +10,7 @@ namespace OServe.Engine.Tests;
 /// what measures (Engine.Lab: simulator, benches, profiler, demo): the runtime never references the
 /// lab, and the worker's command path loads none of it.
 /// </summary>
+[Collection(IsolatedLoadCollection.Name)]
 public class LayoutTests
 {
     private static readonly string[] LabNamespaces =
@@ -139,4 +140,17 @@ public class LayoutTests
             return Isolated.Contains(name.Name) ? LoadFromAssemblyPath(Path.Combine(directory, name.Name + ".dll")) : null;
         }
     }
+}
+
+/// <summary>
+/// Tests that load a second copy of Engine.Runtime into a collectible load context run alone, after
+/// every parallel test (xunit runs collections with parallelization disabled last): until that
+/// context is collected, the process holds two Engine.Runtime assemblies, and an Orleans silo
+/// started meanwhile by a cluster test registers ClusterControllerGrain twice and fails ("An entry
+/// with the key clustercontroller is already present": six cluster tests failed so in one run).
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class IsolatedLoadCollection
+{
+    public const string Name = "isolated load contexts";
 }
