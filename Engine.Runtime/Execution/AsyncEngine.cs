@@ -46,8 +46,8 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
             SingleReader = true,
             SingleWriter = false,
         });
-        var thread = new Thread(RunLoop) { IsBackground = true, Name = "oserve-engine-loop" };
-        thread.Start();
+        // A pooled thread: one that ran an earlier replica's loop starts with its allocator warm.
+        OServe.Models.Parallelism.ComputeThreads.Start(RunLoop);
     }
 
     /// <summary>Most alternatives a request may ask for per position (vLLM's default max_logprobs).</summary>

@@ -51,6 +51,15 @@ public static class IntraOpThreads
         pinned = threads;
     }
 
+    /// <summary>Gives this thread the process default back (a pooled thread, <see cref="ComputeThreads"/>, before its next work).</summary>
+    public static void UnpinCurrentThread()
+    {
+        if (pinned == 0) return;
+        lock (Gate)
+            torch.set_num_threads(OnFreshThread(torch.get_num_threads)); // the global default stays what it was
+        pinned = 0;
+    }
+
     /// <summary>torch.get_num_threads() as a thread that never ran a torch op sees it: the process default.</summary>
     public static int DefaultForNewThreads()
     {

@@ -49,7 +49,7 @@ public sealed class ParallelLlama : IPagedLanguageModel
         // stage; every other rank gets a thread of its own. Pipeline stages run one after another
         // within a step, so rank 0 of every stage can share the caller's thread.
         ownsCores = devices.All(d => d.OwnsCore);
-        workers = shards.Select(s => ownsCores && s.Spec.Rank > 0 ? new ShardWorker($"oserve-shard-{s.Device.Id}") : null).ToArray();
+        workers = shards.Select(s => ownsCores && s.Spec.Rank > 0 ? new ShardWorker() : null).ToArray();
         // StepPlan sees one shard's cache: its layers and its KV heads (every shard has as many).
         stepConfig = Config with { NumLayers = layout.Shards[0].Layers.Count, NumKvHeads = layout.LocalKvHeads };
         foreach (var shard in shards)

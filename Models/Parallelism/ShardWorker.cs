@@ -7,11 +7,12 @@ namespace OServe.Models.Parallelism;
 /// (<see cref="PoolDevice.OwnsCore"/>): it runs that shard's part of each step with one intra-op
 /// thread, so the shards of a stage compute at the same time, each on its own core. One work item
 /// at a time: the replica's forward hands each worker its rank's work and waits for all of them
-/// before the all-reduce. The thread lives as long as the replica.
+/// before the all-reduce. The thread serves this replica as long as it lives, then goes back to
+/// <see cref="ComputeThreads"/> for the next replica.
 /// </summary>
 internal sealed class ShardWorker : IDisposable
 {
-    private readonly Thread thread;
+    private readonly ManualResetEventSlim exited = new(false);
     private readonly SemaphoreSlim ready = new(0);
     private readonly ManualResetEventSlim done = new(false);
     private Func<Tensor>? work;
@@ -19,10 +20,9 @@ internal sealed class ShardWorker : IDisposable
     private Exception? error;
     private volatile bool stopping;
 
-    public ShardWorker(string name)
+    public ShardWorker()
     {
-        thread = new Thread(Loop) { IsBackground = true, Name = name };
-        thread.Start();
+        ComputeThreads.Start(Loop);
     }
 
     /// <summary>Starts <paramref name="item"/> on the worker; <see cref="Wait"/> returns its result.</summary>
@@ -46,6 +46,18 @@ internal sealed class ShardWorker : IDisposable
     }
 
     private void Loop()
+    {
+        try
+        {
+            Serve();
+        }
+        finally
+        {
+            exited.Set();
+        }
+    }
+
+    private void Serve()
     {
         // One core per device: this thread and the ops it issues use one intra-op thread.
         IntraOpThreads.PinCurrentThread(1);
@@ -73,7 +85,8 @@ internal sealed class ShardWorker : IDisposable
         if (stopping) return;
         stopping = true;
         ready.Release();
-        thread.Join();
+        exited.Wait();
+        exited.Dispose();
         ready.Dispose();
         done.Dispose();
     }
