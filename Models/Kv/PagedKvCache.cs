@@ -30,9 +30,10 @@ public sealed class PagedKvCache : IDisposable
         long[] shape = [numBlocks, blockSize, NumKvHeads, HeadDim];
         for (int l = 0; l < NumLayers; l++)
         {
-            // Detached: the cache outlives any dispose scope it happens to be created in.
-            keys[l] = zeros(shape, dtype, device).DetachFromDisposeScope();
-            values[l] = zeros(shape, dtype, device).DetachFromDisposeScope();
+            // Detached: the cache outlives any dispose scope it happens to be created in. In host
+            // memory, a stopped replica's tensors are reused (zeroed) rather than mapped afresh.
+            keys[l] = HostKvMemory.Zeros(shape, dtype, device);
+            values[l] = HostKvMemory.Zeros(shape, dtype, device);
         }
     }
 
@@ -73,9 +74,14 @@ public sealed class PagedKvCache : IDisposable
         return (long)block * BlockSize + position % BlockSize;
     }
 
+    /// <summary>Frees the cache; its host-memory tensors go back to <see cref="HostKvMemory"/> for the next cache.</summary>
     public void Dispose()
     {
-        foreach (var t in keys) t.Dispose();
-        foreach (var t in values) t.Dispose();
+        if (disposed) return;
+        disposed = true;
+        foreach (var t in keys) HostKvMemory.Return(t);
+        foreach (var t in values) HostKvMemory.Return(t);
     }
+
+    private bool disposed;
 }
