@@ -26,10 +26,11 @@ public sealed record ShapeFigures(string Shape, double PredictedTtftS, double Me
 /// <item>both deployments (1 x tp2, 2 x tp1) on an idle long prompt (TTFT, best of the repeats on
 /// a warm replica; a lone prompt on 2 x tp1 runs on one tp1 replica) and on a burst of
 /// 2 x max_num_seqs chats sent at once (requests/s until the last finishes), next to the planner's
-/// estimates (ReplicaCost.estimate: TTFT at light load; saturated rate times replicas).</item>
+/// estimates (ReplicaCost.estimate: TTFT at light load; saturated rate times replicas); 2 x tp1 is
+/// reached from 1 x tp2 by a live switch, whose time (<see cref="SwitchSeconds"/>) is shown.</item>
 /// </list>
 /// </summary>
-public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadOnlyList<ShapeFigures> Shapes, double WallSeconds)
+public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadOnlyList<ShapeFigures> Shapes, double SwitchSeconds, double WallSeconds)
 {
     public CostCoefficients Coefficients => Cpu.Coefficients;
 
@@ -64,16 +65,20 @@ public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadO
         }
 
         int burst = 2 * settings.Engine.MaxNumSeqs;
+        double switchS;
         await using (var rt = settings.Start(model, provisional, DemoShapes.PlanOf(DemoShapes.Tp2, provisional, card.Name, types)))
         {
             await EngineProbe.TimeAsync(rt, 16, 2, 0, ct); // warm-up: first-call costs stay out of the figures
             ttftTp2 = await EngineProbe.BestTtftAsync(rt, shapes.LongInput, repeats, ct);
             cpu = FitAllReduceLatency(cpu, card, provisional, await EngineProbe.BestDecodeStepAsync(rt, repeats, ct));
             rpsTp2 = await EngineProbe.BurstRpsAsync(rt, burst, shapes.ChatInput, shapes.ChatOutput, ct);
-        }
-        await using (var rt = settings.Start(model, provisional, DemoShapes.PlanOf(DemoShapes.TwoTp1, provisional, card.Name, types)))
-        {
-            await EngineProbe.TimeAsync(rt, 16, 2, 0, ct);
+            // 2 x tp1 by a live switch, as the adaptive replays reach it: its time is shown, and the
+            // engine's pooled threads (ComputeThreads) are then as many as a switch holds at once.
+            var report = await rt.ApplyAsync(DemoShapes.PlanOf(DemoShapes.TwoTp1, provisional, card.Name, types, version: 2), ct);
+            if (report.Outcome != SwitchOutcome.Applied)
+                throw new InvalidOperationException($"calibration's live switch to {DemoShapes.TwoTp1} failed: {report.Error}");
+            switchS = report.TotalSeconds;
+            await EngineProbe.TimeAsync(rt, shapes.LongInput, 2, 0, ct);
             rpsTwoTp1 = await EngineProbe.BurstRpsAsync(rt, burst, shapes.ChatInput, shapes.ChatOutput, ct);
         }
 
@@ -82,7 +87,7 @@ public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadO
             Estimate(cpu.Coefficients, card, cluster, tp, shapes.LongInput, shapes.LongOutput, 0.01).TtftSec, ttft,
             replicas * Estimate(cpu.Coefficients, card, cluster, tp, shapes.ChatInput, shapes.ChatOutput, 0.85).Rate, rps);
         return new DemoCalibration(cpu, cluster,
-            [Figures(DemoShapes.Tp2, 2, 1, ttftTp2, rpsTp2), Figures(DemoShapes.TwoTp1, 1, 2, ttftTp1, rpsTwoTp1)], watch.Elapsed.TotalSeconds);
+            [Figures(DemoShapes.Tp2, 2, 1, ttftTp2, rpsTp2), Figures(DemoShapes.TwoTp1, 1, 2, ttftTp1, rpsTwoTp1)], switchS, watch.Elapsed.TotalSeconds);
     }
 
     /// <summary>
@@ -129,5 +134,6 @@ public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadO
         yield return string.Create(inv,
             $"  measured: 1 x tp2 {(tp2.MeasuredTtftS < dp.MeasuredTtftS ? "has" : "does NOT have")} the lower long-prompt TTFT ({tp2.MeasuredTtftS * 1e3:F0} vs {dp.MeasuredTtftS * 1e3:F0} ms); " +
             $"2 x tp1 {(dp.MeasuredRps > tp2.MeasuredRps ? "has" : "does NOT have")} the higher chat throughput ({dp.MeasuredRps:F1} vs {tp2.MeasuredRps:F1} req/s)");
+        yield return string.Create(inv, $"  live switch 1 x tp2 -> 2 x tp1 on idle devices: {SwitchSeconds * 1e3:F0} ms");
     }
 }

@@ -32,9 +32,9 @@ public static class DemoReplay
         string phase = $"{deployment} #{repeat}";
         await using var runtime = settings.Start(model, cluster, plan);
         // Warm-up before anything is counted, as a server warms up before it takes traffic: the
-        // first long prompt on fresh shard threads grows their heaps and pays for it. A replica
-        // built later by a switch warms up the same way before the switch routes to it
-        // (DemoRunSettings.WarmUpPromptTokens); the time that takes stays in the adaptive replay.
+        // first prompts fill the replica's caches and the first-call costs. A replica built later
+        // by a switch runs on pooled threads that have served before (ComputeThreads); the
+        // switch's time stays in the adaptive replay.
         await WarmUpAsync(runtime, options.Shapes, plan.Replicas.Count, cancellationToken);
         var recorder = new ArrivalRecorder(plan.RequestTypes);
         IInferenceEngine served = controllerOptions is null ? runtime : new ArrivalObservingEngine(runtime, recorder);

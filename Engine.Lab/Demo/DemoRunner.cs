@@ -26,7 +26,7 @@ public static class DemoRunner
     {
         options.Validate();
         var wall = Stopwatch.StartNew();
-        var settings = new DemoRunSettings { Device = options.Device, InFlight = options.InFlight, WarmUpPromptTokens = options.Shapes.LongInput };
+        var settings = new DemoRunSettings { Device = options.Device, InFlight = options.InFlight };
         var shapes = options.Shapes;
         using var model = BuiltInModel.Create(settings.Model with { Device = options.Device });
         shapes.Validate(settings.Engine.MaxModelLen ?? model.Config.MaxSeqLen);
