@@ -32,6 +32,14 @@ public sealed record PlannerOptions
     /// by tens of percent from one window to the next, and each plan then looks faster in turn.
     /// </summary>
     public double MinSwitchLatencyGain { get; init; } = 0.05;
+    /// <summary>
+    /// Widens <see cref="MinSwitchServedGain"/> to this many standard deviations of the window's
+    /// request count (Poisson: a window forecast at rate r over w seconds is uncertain by
+    /// sqrt(r / w) requests/s), so a served gain within the noise of a few requests is not taken
+    /// as evidence. 0 (the default) leaves the tolerance as set; windows of minutes hold thousands
+    /// of requests, where it would change nothing.
+    /// </summary>
+    public double MinSwitchGainSigmas { get; init; }
 }
 
 /// <summary>

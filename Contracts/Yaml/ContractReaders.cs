@@ -137,6 +137,7 @@ internal static class ContractReaders
         MaxTp = m.OptInt("max_tp", min: 1, max: ContractLimits.MaxParallelism),
         MinSwitchServedGain = m.OptDouble("min_switch_served_gain", min: 0, max: 1.0) ?? 0.005,
         MinSwitchLatencyGain = m.OptDouble("min_switch_latency_gain", min: 0, max: 1.0) ?? 0.05,
+        MinSwitchGainSigmas = m.OptDouble("min_switch_gain_sigmas", min: 0, max: 10.0) ?? 0,
     };
 
     /// <summary>One constraint: the fields its kind takes (any other is reported as unknown, with the expected ones).</summary>

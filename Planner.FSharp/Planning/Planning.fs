@@ -29,6 +29,7 @@ module Planning =
             ReloadFromStorage = (o.Switching = SwitchMode.Reload)
             SwitchServedTolerance = o.MinSwitchServedGain
             SwitchLatencyGain = o.MinSwitchLatencyGain
+            SwitchGainSigmas = o.MinSwitchGainSigmas
             Constraints = List.ofArray req.Constraints
             // The scenario's planner.max_tp is the max_tp rule, so the heuristic and static baseline keep it too.
             Rules = (if o.MaxTp.HasValue then [ MaxTp o.MaxTp.Value ] else []) @ rules }
@@ -94,8 +95,10 @@ module Planning =
                                     | Ok cur ->
                                         let removed = current |> Array.filter (fun c -> not (d.Replicas |> Array.exists (fun r -> r.Id = c.Id && r.Devices = c.Devices)))
                                         let affected = cur.ServedRate * float removed.Length / float (max 1 current.Length)
+                                        let tolerance =
+                                            SwitchPlanner.servedTolerance options.SwitchServedTolerance options.SwitchGainSigmas req.WindowS fresh.DemandRate (max fresh.ServedRate cur.ServedRate)
                                         let verdict =
-                                            SwitchPlanner.decide req.WindowS options.SwitchLatencyGain options.MaxSwitchFraction options.SwitchServedTolerance (fresh.ServedRate, meanLatency fresh) (cur.ServedRate, meanLatency cur) sw.EstSeconds affected
+                                            SwitchPlanner.decide req.WindowS options.SwitchLatencyGain options.MaxSwitchFraction tolerance (fresh.ServedRate, meanLatency fresh) (cur.ServedRate, meanLatency cur) sw.EstSeconds affected
                                         if verdict.Pays then Ok(fresh, d, verdict.Reason)
                                         else place cur |> Result.map (fun dc -> cur, dc, verdict.Reason)
                         match chosen with

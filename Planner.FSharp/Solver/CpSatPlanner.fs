@@ -38,14 +38,16 @@ type PlannerOptions =
       SwitchLatencyGain: float
       /// ...and only if the switch takes less than this fraction of the window.
       MaxSwitchFraction: float
-      /// Served rates this close (relative) count as the same when deciding a switch.
-      SwitchServedTolerance: float }
+      /// Served rates this close (relative) count as the same when deciding a switch...
+      SwitchServedTolerance: float
+      /// ...or closer than this many standard deviations of the window's Poisson request count.
+      SwitchGainSigmas: float }
 
     static member Default =
         { Rho = 0.85; MaxPp = 4; RateResolution = 200; Measure = ServedMeasure.Requests; Objective = Lexicographic
           LatencyTolerance = 0.02; SolveBudget = 1.0; MaxWallSeconds = 0.0; NumWorkers = 1; RandomSeed = 1
           Coefficients = CostCoefficients.defaults; Service = None; Constraints = []; Rules = []; ReloadFromStorage = false
-          SwitchLatencyGain = 0.05; MaxSwitchFraction = 0.1; SwitchServedTolerance = 0.005 }
+          SwitchLatencyGain = 0.05; MaxSwitchFraction = 0.1; SwitchServedTolerance = 0.005; SwitchGainSigmas = 0.0 }
 
     member o.StageSettings = { NumWorkers = o.NumWorkers; RandomSeed = o.RandomSeed; MaxWallSeconds = o.MaxWallSeconds }
 

@@ -43,6 +43,18 @@ public sealed class PlannerOptionsTests
         Assert.Contains("planner.min_switch_latency_gain", e.Message);
     }
 
+    [Fact]
+    public void The_gain_sigmas_default_to_off_and_read_round_trip_and_refuse_a_negative()
+    {
+        Assert.Equal(0, ContractYaml.ParseScenario(Scenario("{max_solve_seconds: 0.3}")).Value.Planner.MinSwitchGainSigmas);
+        var s = ContractYaml.ParseScenario(Scenario("{min_switch_gain_sigmas: 1.5}")).Value;
+        Assert.Equal(1.5, s.Planner.MinSwitchGainSigmas);
+        Assert.Equal(1.5, ContractYaml.ParseScenario(ContractYaml.Write(s)).Value.Planner.MinSwitchGainSigmas);
+        var e = Assert.Throws<ContractException>(() => ContractYaml.ParseScenario(Scenario("{min_switch_gain_sigmas: -1}"), "s.yaml"));
+        Assert.Contains("s.yaml:13", e.Message);
+        Assert.Contains("planner.min_switch_gain_sigmas", e.Message);
+    }
+
     [Theory]
     [InlineData("1.5")]
     [InlineData("-0.1")]

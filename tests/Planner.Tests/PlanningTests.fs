@@ -257,4 +257,20 @@ let baselineAndSwitching =
             let burst = SwitchPlanner.decide 1.0 0.05 0.1 0.03 (25.7, 0.69) (24.4, 0.57) 0.002 24.4
             Expect.isTrue burst.Pays "5% more served is beyond 3%"
         }
+        test "the served tolerance widens to the Poisson noise of the window's count" {
+            // Off (sigmas 0), or for a window of minutes holding thousands of requests: as set.
+            Expect.equal (SwitchPlanner.servedTolerance 0.03 0.0 0.5 7.46 7.05) 0.03 "off"
+            Expect.floatClose Accuracy.medium (SwitchPlanner.servedTolerance 0.005 1.0 60.0 100.0 100.0) (sqrt (100.0 / 60.0) / 100.0) "100 req/s over a minute: 1.3%"
+            Expect.equal (SwitchPlanner.servedTolerance 0.005 1.0 600.0 1000.0 1000.0) 0.005 "1000 req/s over 10 min: noise 0.13%, under 0.5%: as set"
+            // The demo's half-second window with a clump of three long prompts (7.46 req/s forecast):
+            // tp2 serves 5.64, 2 x tp1 7.05; 20% apart, inside one sigma (3.86 req/s, 55%).
+            let tol = SwitchPlanner.servedTolerance 0.03 1.0 0.5 7.46 7.05
+            Expect.floatClose Accuracy.medium tol (sqrt (7.46 / 0.5) / 7.05) "one sigma of the rate"
+            let clump = SwitchPlanner.decide 0.5 0.15 0.1 tol (7.05, 0.531) (5.64, 0.339) 0.001 5.64
+            Expect.isFalse clump.Pays "a 20% served gain within the noise, into a slower plan: keep"
+            // The chat burst in a one-second window (75 req/s forecast): 60.9 -> 70.6 is beyond one sigma (8.7).
+            let busy = SwitchPlanner.servedTolerance 0.03 1.0 1.0 75.15 70.63
+            let burst = SwitchPlanner.decide 1.0 0.15 0.1 busy (70.63, 0.070) (60.86, 0.081) 0.001 60.86
+            Expect.isTrue burst.Pays "the burst's gain stands above the noise"
+        }
     ]
