@@ -45,6 +45,13 @@ public static class DemoPlanning
     public const double ServedGainTolerance = 0.03;
 
     /// <summary>
+    /// And a served gain within one standard deviation of the window's Poisson count is noise too
+    /// (<c>min_switch_gain_sigmas</c>): at half-second windows, a clump of three long prompts made
+    /// 2 x tp1 look 20% ahead of tp2 and the controller switched for it and back a window later.
+    /// </summary>
+    public const double GainSigmas = 1.0;
+
+    /// <summary>
     /// The same noise on latency: a window's forecast of two or three long prompts swings by half,
     /// and tp2 and 2 x tp1 looked 6-11% faster than each other in turn (ten switches in one replay,
     /// each 0.2-1.6 s of building and warming up on the cores that serve). Regime changes gain
@@ -72,6 +79,7 @@ public static class DemoPlanning
     public static PlannerOptions Solver { get; } = new()
     {
         MaxSolveSeconds = 0.5, Rho = Rho, MinSwitchServedGain = ServedGainTolerance, MinSwitchLatencyGain = LatencyGainThreshold,
+        MinSwitchGainSigmas = GainSigmas,
     };
 
     public static Plan InitialPlan(Cluster cluster, ModelCard card, CostCoefficients k, IReadOnlyList<RequestTypeSpec> types, double windowS,
