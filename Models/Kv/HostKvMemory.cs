@@ -17,7 +17,7 @@ internal static class HostKvMemory
     private static long keptBytes;
 
     /// <summary>Bytes of freed KV tensors kept for reuse at most (beyond that a returned tensor is freed).</summary>
-    public static long MaxBytes { get; set; } = 4L << 30;
+    public static long MaxBytes { get; set; } = 1L << 30;
 
     public static long KeptBytes => Interlocked.Read(ref keptBytes);
 

@@ -12,8 +12,8 @@ namespace OServe.Models.Parallelism;
 /// Why not a new thread per replica: glibc gives a new thread its own malloc arena, empty, and
 /// libtorch's CPU tensors come from malloc. A new replica's first long prompt then faulted in its
 /// whole working set afresh: 12-30 thousand page faults and 150-500 ms more than the same prompt
-/// a moment later (1024 tokens, built-in demo model, this project's 2-core VM; <c>oserve demo</c>'s
-/// switch log). An arena stays with its thread, and keeps its freed memory
+/// a moment later (1024 tokens, built-in demo model, this project's 2-core VM; a probe switching
+/// live between 1 x tp2 and 2 x tp1 and reading the process's page faults). An arena stays with its thread, and keeps its freed memory
 /// (<c>NativeMemoryTuning</c> raises the trim threshold), so a reused thread starts warm. On CUDA
 /// the same threads only save their creation.
 /// A thread is handed back with the process default of torch's intra-op threads, whatever its
