@@ -53,18 +53,22 @@ public static class DemoPlanning
 
     /// <summary>
     /// The same noise on latency: a window's forecast of two or three long prompts swings by half,
-    /// and tp2 and 2 x tp1 looked 6-11% faster than each other in turn (ten switches in one replay,
-    /// each 0.2-1.6 s of building and warming up on the cores that serve). Regime changes gain
-    /// 17-60%.
+    /// and tp2 and 2 x tp1 looked 6-11% faster than each other in turn (ten switches in one replay
+    /// at 5%, when each switch took 0.2-1.6 s of building and warming up on the cores that serve).
+    /// Regime changes gain 17-60%. 15% until switches took 0.01-0.15 s (pooled threads, reused KV
+    /// memory); at 10% the switch into the chat ramp can come a window earlier (at 4.0 s, a 15.4%
+    /// gain, in the one replay of this session that won outright).
     /// </summary>
-    public const double LatencyGainThreshold = 0.15;
+    public const double LatencyGainThreshold = 0.10;
 
     /// <summary>
-    /// The controller plans for the highest forecast of the next two windows: a switch here takes
-    /// 0.2-2 s against one-second windows, so the deployment chosen must fit the load when it is in
-    /// place, and a chat ramp is met while its load is still low.
+    /// The controller plans for the highest forecast of the next this-many windows. It was two
+    /// while a switch took 0.2-2 s against one-second windows (the deployment had to fit the load
+    /// when it was in place); a switch now takes 0.01-0.15 s, and a lead of two held the chat
+    /// forecast up for a window after the burst, so the switch back to tp2 came 1.4-3.2 s into the
+    /// long prompts.
     /// </summary>
-    public const int ForecastLeadWindows = 2;
+    public const int ForecastLeadWindows = 1;
 
     /// <summary>
     /// The planner loads a replica to this share of its calibrated capacity (the paper's rho;
