@@ -34,6 +34,12 @@ public sealed class ArrivalRecorder
         lock (_lock) _counts[j]++;
     }
 
+    /// <summary>The counts since the last <see cref="TakeCounts"/>, leaving the window open.</summary>
+    public long[] PeekCounts()
+    {
+        lock (_lock) return (long[])_counts.Clone();
+    }
+
     /// <summary>The counts since the last call, and a fresh window.</summary>
     public long[] TakeCounts()
     {

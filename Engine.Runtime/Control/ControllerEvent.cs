@@ -21,6 +21,13 @@ public sealed record ForecastEvent(double AtS, int Window, IReadOnlyList<string>
         $"[{AtS,6:F1}s] window {Window}: observed {Rates(TypeNames, Observed)} req/s; forecast {Rates(TypeNames, Forecast)} req/s";
 }
 
+/// <summary>A window closed before its time: <see cref="TypeName"/> arrived <see cref="Count"/> times in <see cref="ElapsedS"/> s where its forecast gave <see cref="Expected"/>.</summary>
+public sealed record SurgeEvent(double AtS, int Window, string TypeName, long Count, double Expected, double ElapsedS) : ControllerEvent(AtS, Window)
+{
+    public override string Describe() =>
+        string.Create(CultureInfo.InvariantCulture, $"[{AtS,6:F1}s] window {Window}: surge of {TypeName}, {Count} arrivals in {ElapsedS:F2} s where {Expected:F1} were forecast: closing the window now");
+}
+
 /// <summary>What the planner proposed for the next window.</summary>
 public sealed record PlanEvent(double AtS, int Window, Plan Proposed, double SolveSeconds, string Summary) : ControllerEvent(AtS, Window)
 {

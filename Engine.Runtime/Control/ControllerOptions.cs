@@ -25,6 +25,21 @@ public sealed record ControllerOptions
     /// </summary>
     public int ForecastLeadWindows { get; init; } = 1;
 
+    /// <summary>
+    /// Looks this many times per window for a surge: when a type's arrivals so far in the window
+    /// pass its forecast by <see cref="SurgeSigmas"/> Poisson standard deviations (and at least
+    /// <see cref="SurgeMinArrivals"/> arrived), the window closes at once and the controller
+    /// re-plans on what it saw, instead of serving the surge on the old plan until the window's
+    /// end. 0 (the default): every window runs its full length.
+    /// </summary>
+    public int SurgeChecksPerWindow { get; init; }
+
+    /// <summary>How far above its forecast a type's count must be to close a window early (see <see cref="SurgeChecksPerWindow"/>).</summary>
+    public double SurgeSigmas { get; init; } = 3;
+
+    /// <summary>The fewest arrivals of a type that can close a window early.</summary>
+    public int SurgeMinArrivals { get; init; } = 5;
+
     public Slo Slo { get; init; } = new();
     public PlannerOptions Planner { get; init; } = new() { MaxSolveSeconds = 1.0 };
 
@@ -49,5 +64,8 @@ public sealed record ControllerOptions
         if (ForecastLeadWindows < 1) throw new ArgumentException($"forecast lead: must be at least 1 window, got {ForecastLeadWindows}");
         if (NumSolverWorkers < 1) throw new ArgumentException($"solver workers: must be at least 1, got {NumSolverWorkers}");
         if (!(MinTypeRateRps >= 0)) throw new ArgumentException($"min type rate: must be >= 0, got {MinTypeRateRps}");
+        if (SurgeChecksPerWindow is < 0 or > 100) throw new ArgumentException($"surge checks: must be 0 (off) to 100 per window, got {SurgeChecksPerWindow}");
+        if (!(SurgeSigmas > 0) || !double.IsFinite(SurgeSigmas)) throw new ArgumentException($"surge sigmas: must be a positive number, got {SurgeSigmas}");
+        if (SurgeMinArrivals < 1) throw new ArgumentException($"surge min arrivals: must be at least 1, got {SurgeMinArrivals}");
     }
 }

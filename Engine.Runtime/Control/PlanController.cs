@@ -28,6 +28,7 @@ public sealed class PlanController
     private readonly RateHistory _history;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private int _window;
+    private double[]? _lastForecast;
 
     public PlanController(IPlanTarget target, ControllerOptions options, ArrivalRecorder recorder, ControllerLog log, IRateForecaster? forecaster = null)
     {
@@ -49,21 +50,53 @@ public sealed class PlanController
 
     public int NumSwitches { get; private set; }
 
-    /// <summary>Runs a step every window until cancelled. Planning errors are logged, never thrown.</summary>
+    /// <summary>
+    /// Runs a step every window until cancelled, and with <see cref="ControllerOptions.SurgeChecksPerWindow"/>
+    /// as soon as a surge shows within one. Planning errors are logged, never thrown.
+    /// </summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(_options.WindowS));
+        int checks = Math.Max(1, _options.SurgeChecksPerWindow);
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(_options.WindowS / checks));
         var last = _clock.Elapsed.TotalSeconds;
+        int ticks = 0;
         try
         {
             while (await timer.WaitForNextTickAsync(cancellationToken))
             {
                 var now = _clock.Elapsed.TotalSeconds;
+                if (++ticks < checks && !SurgeSeen(now - last)) continue;
                 await StepAsync(now - last, cancellationToken);
-                last = now;
+                last = _clock.Elapsed.TotalSeconds; // the next window starts after this one's step
+                ticks = 0;
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested) { }
+    }
+
+    private bool SurgeSeen(double elapsedS)
+    {
+        if (_lastForecast is not { } forecast || !(elapsedS > 0)) return false;
+        var counts = _recorder.PeekCounts();
+        int j = SurgeType(counts, forecast, elapsedS, _options.SurgeSigmas, _options.SurgeMinArrivals);
+        if (j < 0) return false;
+        Log.Append(new SurgeEvent(Now, _window, _recorder.TypeNames[j], counts[j], forecast[j] * elapsedS, elapsedS));
+        return true;
+    }
+
+    /// <summary>
+    /// The first type whose count in <paramref name="elapsedS"/> seconds is at least
+    /// <paramref name="minArrivals"/> and above its forecast count mu by more than
+    /// <paramref name="sigmas"/> x sqrt(max(mu, 1)) (a Poisson count's deviation); -1 when none.
+    /// </summary>
+    public static int SurgeType(IReadOnlyList<long> counts, IReadOnlyList<double> forecast, double elapsedS, double sigmas, int minArrivals)
+    {
+        for (int j = 0; j < counts.Count; j++)
+        {
+            double mu = Math.Max(0, forecast[j]) * elapsedS;
+            if (counts[j] >= minArrivals && counts[j] > mu + sigmas * Math.Sqrt(Math.Max(mu, 1))) return j;
+        }
+        return -1;
     }
 
     /// <summary>Closes a window of <paramref name="elapsedS"/> seconds, forecasts, plans and maybe switches.</summary>
@@ -74,6 +107,7 @@ public sealed class PlanController
         var counts = _recorder.TakeCounts();
         var observed = counts.Select(c => c / elapsedS).ToArray();
         var forecast = _history.Close(observed);
+        _lastForecast = forecast;
         Log.Append(new ForecastEvent(Now, window, _recorder.TypeNames, observed, forecast));
 
         if (forecast.Sum() <= 0)
