@@ -14,6 +14,7 @@ public static class DemoCommand
     private static readonly Option<double?> Duration = new("--duration") { Description = "Seconds of each replay; default 14 (6 with --quick)" };
     private static readonly Option<double?> Window = new("--window") { Description = "Controller window, seconds; default 1 (0.5 with --quick)" };
     private static readonly Option<int?> Repeats = new("--repeats") { Description = "Replays of each deployment, interleaved; default 2 (1 with --quick)" };
+    private static readonly Option<double?> WarmUpReplay = new("--warm-up-replay") { Description = "Seconds of an uncounted replay over HTTP before the measured ones; default 4 (0 with --quick), 0: none" };
     private static readonly Option<bool> Quick = new("--quick") { Description = "A 6 s replay of each deployment, once (smoke run, about 30 s in all)" };
     private static readonly Option<double> RateScale = new("--rate-scale") { Description = "Multiplies the workload's arrival rates (which calibration sizes to this machine)", DefaultValueFactory = _ => 1.0 };
     private static readonly Option<int> Seed = new("--seed") { Description = "Seed of the workload", DefaultValueFactory = _ => 7 };
@@ -28,7 +29,7 @@ public static class DemoCommand
         var command = new Command("demo",
             "Serve the built-in model on two one-core CPU devices, replay a shifting workload with live plan switching and on each static plan, and compare.")
         {
-            Duration, Window, Repeats, Quick, RateScale, Seed, Profile, ProfileOut, NoPaperScale, InFlight, Device,
+            Duration, Window, Repeats, WarmUpReplay, Quick, RateScale, Seed, Profile, ProfileOut, NoPaperScale, InFlight, Device,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(parse, cancellationToken));
         return command;
@@ -52,6 +53,7 @@ public static class DemoCommand
             DurationS = parse.GetValue(Duration) ?? baseline.DurationS,
             WindowS = parse.GetValue(Window) ?? baseline.WindowS,
             Repeats = parse.GetValue(Repeats) ?? baseline.Repeats,
+            WarmUpReplayS = parse.GetValue(WarmUpReplay) ?? baseline.WarmUpReplayS,
             RateScale = parse.GetValue(RateScale) * baseline.RateScale,
             Seed = parse.GetValue(Seed),
             ProfilePath = parse.GetValue(Profile),

@@ -71,6 +71,14 @@ public static class DemoPlanning
     public const int ForecastLeadWindows = 1;
 
     /// <summary>
+    /// The controller looks for a surge four times a window (<see cref="ControllerOptions.SurgeChecksPerWindow"/>):
+    /// the chat ramp starts 0.4 s into a window, and the switch into 2 x tp1 came when that window
+    /// or the next closed (4.0-5.1 s, the ramp already at 40-60 req/s), the chats of the ramp's first
+    /// second served on tp2 meanwhile.
+    /// </summary>
+    public const int SurgeChecksPerWindow = 4;
+
+    /// <summary>
     /// The planner loads a replica to this share of its calibrated capacity (the paper's rho;
     /// default 0.85): calibration times the engines in-process, while the replays also run the HTTP
     /// server and the load generator on the same two cores, which take about a third of them

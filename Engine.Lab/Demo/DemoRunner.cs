@@ -73,6 +73,7 @@ public static class DemoRunner
         {
             Cluster = cluster, Model = card, Coefficients = coefficients, ServiceModel = service, WindowS = options.WindowS, Planner = DemoPlanning.Solver,
             Constraints = DemoPlanning.ConstraintsFor(cluster), ForecastLeadWindows = DemoPlanning.ForecastLeadWindows,
+            SurgeChecksPerWindow = DemoPlanning.SurgeChecksPerWindow,
         };
         var deployments = new (string Name, Plan Plan, ControllerOptions? Controller)[]
         {
@@ -88,6 +89,8 @@ public static class DemoRunner
         {
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"--- replays: {deployments.Length} deployments x {options.Repeats}, interleaved, {options.DurationS:F0} s each; the controller replans every {options.WindowS:F1} s in the adaptive one ---"));
+            if (options.WarmUpReplayS > 0)
+                await WarmUpReplayAsync(model, settings, cluster, deployments[0].Plan, shapes, rates, options, deployments[0].Controller, output, cancellationToken);
             for (int r = 1; r <= options.Repeats; r++)
                 foreach (var (name, plan, controller) in deployments)
                     runs.Add(await DemoReplay.RunAsync(name, r, model, settings, cluster, plan, tracePath, options, controller, output, interactive, cancellationToken));
@@ -108,5 +111,33 @@ public static class DemoRunner
                 options.PaperScaleDurationS, output, cancellationToken);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"demo wall time: {wall.Elapsed.TotalSeconds:F0} s (shared machine: timings vary from run to run)"));
         return summary;
+    }
+
+    /// <summary>
+    /// The workload's shape compressed into <see cref="DemoOptions.WarmUpReplayS"/> seconds, replayed
+    /// over HTTP on the first deployment and not counted, so the first measured replay is not also
+    /// the first to run the server, the load generator and the controller.
+    /// </summary>
+    private static async Task WarmUpReplayAsync(LoadedModel model, DemoRunSettings settings, Cluster cluster, Plan plan, DemoRequestShapes shapes,
+        DemoRates rates, DemoOptions options, ControllerOptions? controller, TextWriter output, CancellationToken cancellationToken)
+    {
+        double durationS = Math.Max(options.WarmUpReplayS, 4 * options.WindowS);
+        var workload = DemoWorkload.Build(shapes, rates, durationS, options.WindowS, options.Seed + 1);
+        var path = Path.Combine(Path.GetTempPath(), $"oserve-demo-warmup-{Environment.ProcessId}-{Guid.NewGuid():N}.csv");
+        workload.WriteAzureCsv(path);
+        try
+        {
+            var watch = Stopwatch.StartNew();
+            var run = await DemoReplay.RunAsync("warm-up", 0, model, settings, cluster, plan, path, options with { DurationS = durationS }, controller,
+                TextWriter.Null, interactive: false, cancellationToken);
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"warm-up replay (not counted; the first measured replay would otherwise be the process's first over HTTP): {run.Accounting.Describe()} in {watch.Elapsed.TotalSeconds:F1} s"));
+            if (!run.Accounting.Ok)
+                throw new InvalidOperationException("the warm-up replay lost or duplicated requests: " + run.Accounting.Describe());
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 }

@@ -17,7 +17,7 @@ public sealed class DemoCommandTests
         var output = new StringWriter();
         var error = new StringWriter();
 
-        var code = await OServeCli.RunAsync(["demo", "--quick", "--duration", "3", "--window", "0.5", "--no-paper-scale"], output, error);
+        var code = await OServeCli.RunAsync(["demo", "--quick", "--duration", "3", "--window", "0.5", "--no-paper-scale", "--warm-up-replay", "2"], output, error);
 
         var text = output.ToString();
         Assert.True(code == OServeCli.ExitOk, $"exit {code}\n{text}\n{error}");
@@ -25,6 +25,10 @@ public sealed class DemoCommandTests
         Assert.Matches(@"1 x tp2 +\d+\.\d +\d+\.\d +\d+\.\d +\d+\.\d", text); // predicted and measured, both shapes
         Assert.Matches(@"2 x tp1 +\d+\.\d +\d+\.\d +\d+\.\d +\d+\.\d", text);
         Assert.Contains("initial plan (the planner's, for the first window):", text);
+        var warm = Regex.Match(text, @"warm-up replay \(not counted[^)]*\): (\d+)/(\d+) completed, each finished once by the server");
+        Assert.True(warm.Success, $"no warm-up replay line:\n{text}");
+        Assert.Equal(warm.Groups[2].Value, warm.Groups[1].Value);
+        Assert.True(text.IndexOf("warm-up replay", StringComparison.Ordinal) < text.IndexOf("adaptive #1:", StringComparison.Ordinal), "the warm-up comes before the measured replays");
         foreach (var deployment in new[] { "adaptive #1", "static 1 x tp2 #1", "static 2 x tp1 #1" })
         {
             var line = Regex.Match(text, Regex.Escape(deployment) + @": (\d+)/(\d+) completed, each finished once by the server");
@@ -43,6 +47,7 @@ public sealed class DemoCommandTests
     [InlineData(new[] { "demo", "--duration", "8", "--window", "3" }, "--window")]
     [InlineData(new[] { "demo", "--repeats", "0" }, "--repeats: must be in 1..10, got 0")]
     [InlineData(new[] { "demo", "--rate-scale", "-1" }, "--rate-scale")]
+    [InlineData(new[] { "demo", "--warm-up-replay", "-1" }, "--warm-up-replay")]
     public async Task Bad_options_are_refused_with_the_option_named_before_anything_runs(string[] args, string expected)
     {
         var output = new StringWriter();
