@@ -67,7 +67,7 @@ public sealed class PlanController
                 var now = _clock.Elapsed.TotalSeconds;
                 if (++ticks < checks && !SurgeSeen(now - last)) continue;
                 await StepAsync(now - last, cancellationToken);
-                last = _clock.Elapsed.TotalSeconds; // the next window starts after this one's step
+                last = now; // the step took this window's counts at about now: the next window starts here
                 ticks = 0;
             }
         }
