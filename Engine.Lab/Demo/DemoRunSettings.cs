@@ -17,14 +17,6 @@ public sealed record DemoRunSettings
     public double MemoryGibPerDevice { get; init; } = 1.0;
     /// <summary>What a live switch does with requests in flight (`demo --in-flight`).</summary>
     public InFlightPolicy InFlight { get; init; } = InFlightPolicy.Migrate;
-    /// <summary>
-    /// A replica a live switch builds serves a prompt of this many tokens before it takes traffic
-    /// (<see cref="PlanRuntimeOptions.WarmUpPromptTokens"/>). The demo leaves it at 0: a switch's
-    /// replicas run on pooled threads that have served before (ComputeThreads), so their first long
-    /// prompt is no slower than the next, and a warm-up prompt only took 0.3-0.6 s of the cores
-    /// that serve the burst the switch is for.
-    /// </summary>
-    public int WarmUpPromptTokens { get; init; }
     /// <summary>Where the model runs (`demo --device`); null or a CPU: one-core logical devices. On a GPU the plan's devices are slots sharing it.</summary>
     public TorchSharp.torch.Device? Device { get; init; }
 
@@ -37,6 +29,5 @@ public sealed record DemoRunSettings
                 : DevicePool.Logical(cluster, oneCoreEach: true),
             Logger = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance,
             Switch = new SwitchOptions { InFlight = InFlight },
-            WarmUpPromptTokens = WarmUpPromptTokens,
         });
 }

@@ -17,9 +17,7 @@ internal static class HostKvMemory
     private static long keptBytes;
 
     /// <summary>Bytes of freed KV tensors kept for reuse at most (beyond that a returned tensor is freed).</summary>
-    public static long MaxBytes { get; set; } = 1L << 30;
-
-    public static long KeptBytes => Interlocked.Read(ref keptBytes);
+    public static long MaxBytes { get; } = 1L << 30;
 
     /// <summary>A zeroed tensor of <paramref name="shape"/>: a kept one when there is one (CPU only), else a new one.</summary>
     public static Tensor Zeros(long[] shape, ScalarType dtype, Device device)
