@@ -55,8 +55,8 @@ public static class IntraOpThreads
     public static void UnpinCurrentThread()
     {
         if (pinned == 0) return;
-        lock (Gate)
-            torch.set_num_threads(OnFreshThread(torch.get_num_threads)); // the global default stays what it was
+        lock (Gate) // re-entered by DefaultForNewThreads; held so no pin runs between the read and the set
+            torch.set_num_threads(DefaultForNewThreads()); // the global default stays what it was
         pinned = 0;
     }
 
