@@ -82,10 +82,8 @@ public static class DemoRunner
             ("static " + DemoShapes.TwoTp1, DemoShapes.PlanOf(DemoShapes.TwoTp1, cluster, card.Name, workload.Types), null),
         };
 
-        var tracePath = Path.Combine(Path.GetTempPath(), $"oserve-demo-{Environment.ProcessId}-{Guid.NewGuid():N}.csv");
-        workload.WriteAzureCsv(tracePath);
         var runs = new List<RunResult>();
-        try
+        using (var trace = new TraceFile(workload, "oserve-demo"))
         {
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"--- replays: {deployments.Length} deployments x {options.Repeats}, interleaved, {options.DurationS:F0} s each; the controller replans every {options.WindowS:F1} s in the adaptive one ---"));
@@ -93,11 +91,7 @@ public static class DemoRunner
                 await WarmUpReplayAsync(model, settings, cluster, deployments[0].Plan, shapes, rates, options, deployments[0].Controller, output, cancellationToken);
             for (int r = 1; r <= options.Repeats; r++)
                 foreach (var (name, plan, controller) in deployments)
-                    runs.Add(await DemoReplay.RunAsync(name, r, model, settings, cluster, plan, tracePath, options, controller, output, interactive, cancellationToken));
-        }
-        finally
-        {
-            File.Delete(tracePath);
+                    runs.Add(await DemoReplay.RunAsync(name, r, model, settings, cluster, plan, trace.Path, options, controller, output, interactive, cancellationToken));
         }
 
         output.WriteLine("--- switches of the adaptive replays ---");
@@ -123,21 +117,27 @@ public static class DemoRunner
     {
         double durationS = Math.Max(options.WarmUpReplayS, 4 * options.WindowS);
         var workload = DemoWorkload.Build(shapes, rates, durationS, options.WindowS, options.Seed + 1);
-        var path = Path.Combine(Path.GetTempPath(), $"oserve-demo-warmup-{Environment.ProcessId}-{Guid.NewGuid():N}.csv");
-        workload.WriteAzureCsv(path);
-        try
+        using var trace = new TraceFile(workload, "oserve-demo-warmup");
+        var watch = Stopwatch.StartNew();
+        var run = await DemoReplay.RunAsync("warm-up", 0, model, settings, cluster, plan, trace.Path, options with { DurationS = durationS }, controller,
+            TextWriter.Null, interactive: false, cancellationToken);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"warm-up replay (not counted; the first measured replay would otherwise be the process's first over HTTP): {run.Accounting.Describe()} in {watch.Elapsed.TotalSeconds:F1} s"));
+        if (!run.Accounting.Ok)
+            throw new InvalidOperationException("the warm-up replay lost or duplicated requests: " + run.Accounting.Describe());
+    }
+
+    /// <summary>A workload written as an Azure-format trace in the temp folder for the load generator, deleted on dispose.</summary>
+    private sealed class TraceFile : IDisposable
+    {
+        public TraceFile(DemoWorkload workload, string prefix)
         {
-            var watch = Stopwatch.StartNew();
-            var run = await DemoReplay.RunAsync("warm-up", 0, model, settings, cluster, plan, path, options with { DurationS = durationS }, controller,
-                TextWriter.Null, interactive: false, cancellationToken);
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"warm-up replay (not counted; the first measured replay would otherwise be the process's first over HTTP): {run.Accounting.Describe()} in {watch.Elapsed.TotalSeconds:F1} s"));
-            if (!run.Accounting.Ok)
-                throw new InvalidOperationException("the warm-up replay lost or duplicated requests: " + run.Accounting.Describe());
+            Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"{prefix}-{Environment.ProcessId}-{Guid.NewGuid():N}.csv");
+            workload.WriteAzureCsv(Path);
         }
-        finally
-        {
-            File.Delete(path);
-        }
+
+        public string Path { get; }
+
+        public void Dispose() => File.Delete(Path);
     }
 }
