@@ -23,45 +23,43 @@ public sealed class PlannerOptionsTests
         """;
 
     [Fact]
-    public void The_served_gain_tolerance_defaults_to_half_a_percent_and_reads_and_round_trips()
-    {
-        Assert.Equal(0.005, ContractYaml.ParseScenario(Scenario("{max_solve_seconds: 0.3}")).Value.Planner.MinSwitchServedGain);
-        var s = ContractYaml.ParseScenario(Scenario("{min_switch_served_gain: 0.03}")).Value;
-        Assert.Equal(0.03, s.Planner.MinSwitchServedGain);
-        Assert.Equal(0.03, ContractYaml.ParseScenario(ContractYaml.Write(s)).Value.Planner.MinSwitchServedGain);
-    }
+    public void The_served_gain_tolerance_defaults_to_half_a_percent_and_reads_and_round_trips() =>
+        DefaultsReadsAndRoundTrips("min_switch_served_gain", p => p.MinSwitchServedGain, 0.005, "0.03", 0.03);
 
     [Fact]
     public void The_latency_gain_threshold_defaults_to_five_percent_and_reads_and_round_trips()
     {
-        Assert.Equal(0.05, ContractYaml.ParseScenario(Scenario("{max_solve_seconds: 0.3}")).Value.Planner.MinSwitchLatencyGain);
-        var s = ContractYaml.ParseScenario(Scenario("{min_switch_latency_gain: 0.2}")).Value;
-        Assert.Equal(0.2, s.Planner.MinSwitchLatencyGain);
-        Assert.Equal(0.2, ContractYaml.ParseScenario(ContractYaml.Write(s)).Value.Planner.MinSwitchLatencyGain);
-        var e = Assert.Throws<ContractException>(() => ContractYaml.ParseScenario(Scenario("{min_switch_latency_gain: 2}"), "s.yaml"));
-        Assert.Contains("s.yaml:13", e.Message);
-        Assert.Contains("planner.min_switch_latency_gain", e.Message);
+        DefaultsReadsAndRoundTrips("min_switch_latency_gain", p => p.MinSwitchLatencyGain, 0.05, "0.2", 0.2);
+        RefusedWithFileLineAndField("min_switch_latency_gain", "2");
     }
 
     [Fact]
     public void The_gain_sigmas_default_to_off_and_read_round_trip_and_refuse_a_negative()
     {
-        Assert.Equal(0, ContractYaml.ParseScenario(Scenario("{max_solve_seconds: 0.3}")).Value.Planner.MinSwitchGainSigmas);
-        var s = ContractYaml.ParseScenario(Scenario("{min_switch_gain_sigmas: 1.5}")).Value;
-        Assert.Equal(1.5, s.Planner.MinSwitchGainSigmas);
-        Assert.Equal(1.5, ContractYaml.ParseScenario(ContractYaml.Write(s)).Value.Planner.MinSwitchGainSigmas);
-        var e = Assert.Throws<ContractException>(() => ContractYaml.ParseScenario(Scenario("{min_switch_gain_sigmas: -1}"), "s.yaml"));
-        Assert.Contains("s.yaml:13", e.Message);
-        Assert.Contains("planner.min_switch_gain_sigmas", e.Message);
+        DefaultsReadsAndRoundTrips("min_switch_gain_sigmas", p => p.MinSwitchGainSigmas, 0, "1.5", 1.5);
+        RefusedWithFileLineAndField("min_switch_gain_sigmas", "-1");
     }
 
     [Theory]
     [InlineData("1.5")]
     [InlineData("-0.1")]
-    public void A_tolerance_outside_0_to_1_is_refused_with_file_line_and_field(string value)
+    public void A_tolerance_outside_0_to_1_is_refused_with_file_line_and_field(string value) =>
+        RefusedWithFileLineAndField("min_switch_served_gain", value);
+
+    /// <summary>The option's default when absent, its value when given, and the same value after a write and a read.</summary>
+    private static void DefaultsReadsAndRoundTrips(string field, Func<PlannerOptions, double> get, double expectedDefault, string text, double value)
     {
-        var e = Assert.Throws<ContractException>(() => ContractYaml.ParseScenario(Scenario($"{{min_switch_served_gain: {value}}}"), "s.yaml"));
+        Assert.Equal(expectedDefault, get(ContractYaml.ParseScenario(Scenario("{max_solve_seconds: 0.3}")).Value.Planner));
+        var s = ContractYaml.ParseScenario(Scenario($"{{{field}: {text}}}")).Value;
+        Assert.Equal(value, get(s.Planner));
+        Assert.Equal(value, get(ContractYaml.ParseScenario(ContractYaml.Write(s)).Value.Planner));
+    }
+
+    /// <summary>A bad value is refused with the file, the line (the planner section's) and the field's path.</summary>
+    private static void RefusedWithFileLineAndField(string field, string text)
+    {
+        var e = Assert.Throws<ContractException>(() => ContractYaml.ParseScenario(Scenario($"{{{field}: {text}}}"), "s.yaml"));
         Assert.Contains("s.yaml:13", e.Message);
-        Assert.Contains("planner.min_switch_served_gain", e.Message);
+        Assert.Contains($"planner.{field}", e.Message);
     }
 }
