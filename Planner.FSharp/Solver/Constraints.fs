@@ -63,13 +63,17 @@ module Constraints =
         | Some i -> Ok(pinnedReplica i tp pp)
         | None -> Error(sprintf "no node '%s' in the cluster" node)
 
+    /// GPUs in use over the whole cluster (every replica's size) kept within [lo, hi].
+    let private gpusInUseWithin (ctx: ModelContext) (lo: int64) (hi: int64) =
+        ctx.Model.AddLinearConstraint(ctx.SumX(fun c -> int64 c.Config.Size), lo, hi) |> ignore
+
     /// At most maxGpus GPUs in use over the whole cluster (a power or cost budget).
     let gpuBudget (maxGpus: int) : PlannerConstraint =
         { Name = sprintf "gpu-budget %d" maxGpus
           IsolatedNodes = []
           Apply =
             fun ctx ->
-                ctx.Model.AddLinearConstraint(ctx.SumX(fun c -> int64 c.Config.Size), 0L, int64 maxGpus) |> ignore
+                gpusInUseWithin ctx 0L (int64 maxGpus)
                 Ok() }
 
     /// At least minGpus GPUs in use over the whole cluster: a pool that is paid for stays busy. With
@@ -85,7 +89,7 @@ module Constraints =
                 let total = ctx.Cluster.Nodes |> Array.sumBy (fun n -> n.NumGpus)
                 if minGpus > total then Error(sprintf "min-gpus-in-use %d: the cluster has %d GPUs" minGpus total)
                 else
-                    ctx.Model.AddLinearConstraint(ctx.SumX(fun c -> int64 c.Config.Size), int64 minGpus, Int64.MaxValue / 4L) |> ignore
+                    gpusInUseWithin ctx (int64 minGpus) (Int64.MaxValue / 4L)
                     Ok() }
 
     /// A node left out entirely (maintenance).
