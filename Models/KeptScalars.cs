@@ -19,8 +19,10 @@ namespace OServe.Models;
 public static class KeptScalars
 {
     /// <summary>
-    /// alpha = 1 for tensor + tensor: TorchSharp's add(Tensor) makes a fresh Scalar 1 for its alpha,
-    /// exposed to the same race; this one is rooted by a static field and never finalized.
+    /// alpha = 1 for tensor + tensor and tensor + number: TorchSharp's add(Tensor) and add_(Scalar)
+    /// make a fresh Scalar 1 for their alpha, exposed to the same race (the demo's fresh-clone run
+    /// of 2026-12-05 lost two requests to it in RmsNormalized's + eps: "Scalar.h:140", in toFloat);
+    /// this one is rooted by a static field and never finalized.
     /// </summary>
     private static readonly Scalar One = 1.ToScalar();
     private static readonly Scalar MinusOne = (-1).ToScalar();
@@ -41,7 +43,8 @@ public static class KeptScalars
             return op(t, s);
     }
 
-    public static Tensor AddScalar_(this Tensor t, double value) => Kept(t, value.ToScalar(), static (t, s) => t.add_(s));
+    /// <summary>t += value. The alpha is the rooted <see cref="One"/>: add_(Scalar) makes a fresh Scalar 1 for it, as add(Tensor) does.</summary>
+    public static Tensor AddScalar_(this Tensor t, double value) => Kept(t, value.ToScalar(), static (t, s) => t.add_(s, One));
 
     public static Tensor MulScalar_(this Tensor t, double value) => Kept(t, value.ToScalar(), static (t, s) => t.mul_(s));
 

@@ -69,11 +69,14 @@ public sealed record DeviceReferences(double BandwidthBytesPerSecond, string Ban
     private static (double Host, double Total) Launch(Device device)
     {
         using var x = zeros(1, ScalarType.Float32, device);
+        // Operand and alpha held for the whole loop: a Scalar made per call can be finalized while
+        // the native add still reads it (KeptScalars' remarks).
+        using var one = 1.ToScalar();
         const int n = 2000;
-        for (int i = 0; i < 200; i++) x.add_(1);
+        for (int i = 0; i < 200; i++) x.add_(one, one);
         DeviceSelection.Synchronize(device);
         var sw = Stopwatch.StartNew();
-        for (int i = 0; i < n; i++) x.add_(1);
+        for (int i = 0; i < n; i++) x.add_(one, one);
         double host = sw.Elapsed.TotalSeconds;
         DeviceSelection.Synchronize(device);
         double total = sw.Elapsed.TotalSeconds;

@@ -36,10 +36,10 @@ public sealed class DeviceRandomWeights(LlamaConfig config, long seed) : IDevice
             // device), which CUDA sampling refuses; the CUDA default generators are seeded instead.
             // Loading is one tensor at a time on one thread, so the seed holds for this draw.
             torch.cuda.manual_seed_all(tensorSeed);
-            return randn(shape, dtype, device).mul_(std);
+            return randn(shape, dtype, device).MulScalar_(std);
         }
         using var generator = new Generator((ulong)tensorSeed, device);
-        return randn(shape, dtype, device, generator: generator).mul_(std);
+        return randn(shape, dtype, device, generator: generator).MulScalar_(std);
     }
 
     /// <summary>FNV-1a: stable across processes, unlike string.GetHashCode.</summary>

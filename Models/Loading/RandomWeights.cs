@@ -18,7 +18,7 @@ public static class RandomWeights
         {
             tensors[name] = shape.Length == 1
                 ? ones(shape).DetachFromDisposeScope()
-                : randn(shape, generator: generator).mul_(IsOutputProjection(name) ? outputStd : 0.02f).DetachFromDisposeScope();
+                : randn(shape, generator: generator).MulScalar_(IsOutputProjection(name) ? outputStd : 0.02f).DetachFromDisposeScope();
         }
         return new InMemoryWeightSource($"random weights (seed {seed})", tensors);
     }
