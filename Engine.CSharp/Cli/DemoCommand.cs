@@ -22,6 +22,7 @@ public static class DemoCommand
     private static readonly Option<string?> ProfileOut = new("--profile-out") { Description = "Write the calibrated coefficients here (planner profile format)" };
     private static readonly Option<bool> NoPaperScale = new("--no-paper-scale") { Description = "Skip the closing simulated paper-scale comparison" };
     private static readonly Option<string> InFlight = new("--in-flight") { Description = "A live switch's requests in flight: migrate (move with their KV cache) or drain (finish where they are)", DefaultValueFactory = _ => "migrate" };
+    private static readonly Option<bool> Windows = new("--windows") { Description = "After each adaptive replay, print its controller's log: every window's observed and forecast rates and the decision with its reason" };
     private static readonly Option<string> Device = new("--device") { Description = "auto (CUDA when TorchSharp sees it), cpu, cuda or cuda:N; on a GPU the planner's devices share it", DefaultValueFactory = _ => "auto" };
 
     public static Command Create()
@@ -29,7 +30,7 @@ public static class DemoCommand
         var command = new Command("demo",
             "Serve the built-in model on two one-core CPU devices, replay a shifting workload with live plan switching and on each static plan, and compare.")
         {
-            Duration, Window, Repeats, WarmUpReplay, Quick, RateScale, Seed, Profile, ProfileOut, NoPaperScale, InFlight, Device,
+            Duration, Window, Repeats, WarmUpReplay, Quick, RateScale, Seed, Profile, ProfileOut, NoPaperScale, InFlight, Device, Windows,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(parse, cancellationToken));
         return command;
@@ -62,6 +63,7 @@ public static class DemoCommand
             RunCommand = (args, output, error) => OServeCli.RunAsync(args, output, error),
             Device = device,
             InFlight = inFlight,
+            ShowWindows = parse.GetValue(Windows),
         };
         try
         {

@@ -37,6 +37,11 @@ public sealed record DemoOptions
     public TorchSharp.torch.Device? Device { get; init; }
     /// <summary>What a live switch does with requests in flight: move them with their KV cache (default) or let them finish where they are.</summary>
     public OServe.Engine.Orchestration.InFlightPolicy InFlight { get; init; } = OServe.Engine.Orchestration.InFlightPolicy.Migrate;
+    /// <summary>
+    /// After each adaptive replay, its controller's log: every window's observed and forecast rates,
+    /// surges, and the decision with its reason (`--windows`), e.g. to see why it did not switch.
+    /// </summary>
+    public bool ShowWindows { get; init; }
     /// <summary>The two request types' lengths.</summary>
     public DemoRequestShapes Shapes { get; init; } = new();
 

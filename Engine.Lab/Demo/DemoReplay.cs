@@ -83,6 +83,9 @@ public static class DemoReplay
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{phase}: {books.Describe()} in {result.Duration:F1} s; P99 TTFT {metrics.P99TtftMs:F0} ms, P99 E2E {metrics.P99E2eMs:F0} ms; " +
                 $"final plan {PlanText.Replicas(runtime.Current)}"));
+            if (options.ShowWindows && log is not null)
+                foreach (var e in log.Events.Where(e => e is not PlanEvent)) // a plan's text repeats its decision's
+                    output.WriteLine($"  {phase} {e.Describe().TrimStart()}");
             return new RunResult(deployment, repeat, metrics, books, log, plan, runtime.Current);
         }
         finally

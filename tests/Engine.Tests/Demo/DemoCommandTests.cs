@@ -17,7 +17,7 @@ public sealed class DemoCommandTests
         var output = new StringWriter();
         var error = new StringWriter();
 
-        var code = await OServeCli.RunAsync(["demo", "--quick", "--duration", "3", "--window", "0.5", "--no-paper-scale", "--warm-up-replay", "2"], output, error);
+        var code = await OServeCli.RunAsync(["demo", "--quick", "--duration", "3", "--window", "0.5", "--no-paper-scale", "--warm-up-replay", "2", "--windows"], output, error);
 
         var text = output.ToString();
         Assert.True(code == OServeCli.ExitOk, $"exit {code}\n{text}\n{error}");
@@ -35,6 +35,10 @@ public sealed class DemoCommandTests
             Assert.True(line.Success, $"no result line for {deployment}:\n{text}");
             Assert.Equal(line.Groups[2].Value, line.Groups[1].Value);
         }
+        // --windows: the adaptive replay's controller log, each window's rates and its decision.
+        Assert.Matches(@"adaptive #1 \[ *\d+\.\ds\] window \d+: observed chat=\d+\.\d+ long=\d+\.\d+ req/s; forecast ", text);
+        Assert.Matches(@"adaptive #1 \[ *\d+\.\ds\] decision: (keep|reroute|switch|skip)", text);
+        Assert.DoesNotMatch(@"static [^\n]*\] decision:", text); // static replays have no controller
         Assert.Contains("--- switches of the adaptive replays ---", text);
         Assert.Matches(@"summary: \d+ requests per replay, 1 replay\(s\) of each deployment", text);
         Assert.Contains("verdict: adaptive", text);
