@@ -83,6 +83,22 @@ public sealed class DemoWorkloadTests
         Assert.Throws<ArgumentException>(() => DemoRates.For(new ShapeFigures(DemoShapes.Tp2, 0, double.NaN, 0, 0), new ShapeFigures(DemoShapes.TwoTp1, 0, 0, 0, 0)));
     }
 
+    /// <summary>
+    /// With rates sized from figures like this machine's (1 x tp2: 250 ms on a long prompt, 130
+    /// chats/s; 2 x tp1: 450 ms, 190 chats/s), long prompts are over 1.5% of the default replay's
+    /// requests: a static deployment that serves them slowly shows it in its P99, which would
+    /// otherwise be the chats' alone (at the phases of 2026-12-05 they were 1.1-1.4%).
+    /// </summary>
+    [Fact]
+    public void Long_prompts_are_more_than_one_percent_of_the_requests()
+    {
+        var rates = DemoRates.For(new ShapeFigures(DemoShapes.Tp2, 0.25, 0.25, 130, 130), new ShapeFigures(DemoShapes.TwoTp1, 0.5, 0.45, 190, 190));
+        var phases = DemoWorkload.PhasesOf(rates, new DemoOptions().DurationS);
+        double expectedLong = phases.Where(p => p.Type == DemoWorkload.Long).Sum(p => p.ExpectedRequests);
+        double share = expectedLong / phases.Sum(p => p.ExpectedRequests);
+        Assert.InRange(share, 0.015, 0.05);
+    }
+
     [Fact]
     public void Lengths_that_do_not_fit_the_model_are_refused_with_the_numbers()
     {
