@@ -71,7 +71,7 @@ public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadO
             await EngineProbe.TimeAsync(rt, 16, 2, 0, ct); // warm-up: first-call costs stay out of the figures
             ttftTp2 = await EngineProbe.BestTtftAsync(rt, shapes.LongInput, repeats, ct);
             cpu = FitAllReduceLatency(cpu, card, provisional, await EngineProbe.BestDecodeStepAsync(rt, repeats, ct));
-            rpsTp2 = await EngineProbe.BurstRpsAsync(rt, burst, shapes.ChatInput, shapes.ChatOutput, ct);
+            rpsTp2 = await EngineProbe.BestBurstRpsAsync(rt, burst, shapes.ChatInput, shapes.ChatOutput, repeats, ct);
             // 2 x tp1 by a live switch, as the adaptive replays reach it: its time is shown, and the
             // engine's pooled threads (ComputeThreads) are then as many as a switch holds at once.
             var report = await rt.ApplyAsync(DemoShapes.PlanOf(DemoShapes.TwoTp1, provisional, card.Name, types, version: 2), ct);
@@ -79,7 +79,7 @@ public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadO
                 throw new InvalidOperationException($"calibration's live switch to {DemoShapes.TwoTp1} failed: {report.Error}");
             switchS = report.TotalSeconds;
             await EngineProbe.TimeAsync(rt, shapes.LongInput, 2, 0, ct);
-            rpsTwoTp1 = await EngineProbe.BurstRpsAsync(rt, burst, shapes.ChatInput, shapes.ChatOutput, ct);
+            rpsTwoTp1 = await EngineProbe.BestBurstRpsAsync(rt, burst, shapes.ChatInput, shapes.ChatOutput, repeats, ct);
         }
 
         var cluster = CpuCostCalibration.Cluster(cpu, 2, settings.MemoryGibPerDevice);

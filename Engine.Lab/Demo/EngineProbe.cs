@@ -52,4 +52,16 @@ public static class EngineProbe
         await Task.WhenAll(Enumerable.Range(0, count).Select(i => TimeAsync(engine, input, output, 100 + i, ct)));
         return count / watch.Elapsed.TotalSeconds;
     }
+
+    /// <summary>
+    /// Best of <paramref name="repeats"/> bursts (<see cref="BurstRpsAsync"/>), as the latencies are
+    /// best-of: one burst of 32 chats lasts 0.15-0.3 s, so a pause of the process or the machine
+    /// inside it reads as a slower deployment, and the demo's rates come from these figures.
+    /// </summary>
+    public static async Task<double> BestBurstRpsAsync(IInferenceEngine engine, int count, int input, int output, int repeats, CancellationToken ct)
+    {
+        double best = 0;
+        for (int i = 0; i < Math.Max(1, repeats); i++) best = Math.Max(best, await BurstRpsAsync(engine, count, input, output, ct));
+        return best;
+    }
 }
