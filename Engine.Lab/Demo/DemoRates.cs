@@ -13,10 +13,12 @@ public sealed record DemoRates(double LongRps, double ChatLowRps, double ChatPea
     public const double PeakShare = 0.7;
     /// <summary>
     /// The chat burst peaks at most at this multiple of 1 x tp2's measured chat throughput: beyond
-    /// it, with the HTTP work on the same cores, 1 x tp2 falls behind in the burst. A peak at 0.9 x
-    /// (the 0.65 share binding) left tp2 keeping up (chat P99 E2E 230-250 ms): no regime to leave.
+    /// it, with the HTTP work on the same cores, 1 x tp2 falls behind in the burst. Runs of
+    /// 2026-12-06: at 0.9 x (the 0.65 share binding) tp2 kept up (chat P99 E2E 230-250 ms), and at
+    /// 1.1 x one of its two replays still kept up (277 ms); <see cref="PeakShare"/> bounds the peak
+    /// from above whatever this gives.
     /// </summary>
-    public const double Tp2Overload = 1.1;
+    public const double Tp2Overload = 1.2;
     /// <summary>Chats at the foot of the ramps as a fraction of the peak.</summary>
     public const double LowShare = 0.15;
     /// <summary>Long-prompt load: this fraction of one prompt's TTFT on the faster deployment, per second.</summary>
