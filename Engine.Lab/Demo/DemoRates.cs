@@ -6,7 +6,7 @@ public sealed record DemoRates(double LongRps, double ChatLowRps, double ChatPea
     /// <summary>
     /// The chat burst peaks at most at this fraction of 2 x tp1's measured chat throughput.
     /// Calibration measures the engines in-process; the replays also run the HTTP server and the
-    /// load generator on the same two cores. 0.65 until 2026-12-06. Runs of that day with 32-token
+    /// load generator on the same two cores. 0.65 until late 2026-12-05. Runs of then with 32-token
     /// chats: at 0.75 of a 229 req/s calibration (a 162 req/s peak), 2 x tp1's chat P99 E2E rose to
     /// 380 ms and one adaptive replay stalled at 800 ms; 143-152 req/s peaks kept it at 160-280 ms.
     /// </summary>
@@ -14,7 +14,7 @@ public sealed record DemoRates(double LongRps, double ChatLowRps, double ChatPea
     /// <summary>
     /// The chat burst peaks at most at this multiple of 1 x tp2's measured chat throughput: beyond
     /// it, with the HTTP work on the same cores, 1 x tp2 falls behind in the burst. Runs of
-    /// 2026-12-06: at 0.9 x (the 0.65 share binding) tp2 kept up (chat P99 E2E 230-250 ms), and at
+    /// late 2026-12-05: at 0.9 x (the 0.65 share binding) tp2 kept up (chat P99 E2E 230-250 ms), and at
     /// 1.1 x one of its two replays still kept up (277 ms); <see cref="PeakShare"/> bounds the peak
     /// from above whatever this gives.
     /// </summary>

@@ -6,7 +6,7 @@ namespace OServe.Engine.Demo;
 /// one tp2), and long prompts with short answers (prefill-bound: both cores on one prompt halve its TTFT).
 /// Chats answer in about 32 tokens (48 until 2026-12-05): still decode-bound, and their E2E in the
 /// burst on 2 x tp1 (140-200 ms measured) does not hide what a long prompt costs.
-/// Long prompts are about 2048 tokens (1024 until 2026-12-06): at 1024, one took 160-200 ms on
+/// Long prompts are about 2048 tokens (1024 until late 2026-12-05): at 1024, one took 160-200 ms on
 /// 1 x tp2 and 180-230 ms on one core over HTTP, a gap inside the run-to-run spread, so no
 /// deployment's P99 showed what serving them on one core costs; at 2048 it is 210-310 vs 400-800 ms.
 /// </summary>

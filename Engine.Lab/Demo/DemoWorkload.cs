@@ -28,7 +28,7 @@ public sealed record DemoWorkload(Trace Trace, IReadOnlyList<RequestTypeSpec> Ty
     /// down 8%, long 35%. The ramp up spans two controller windows of the default replay (14 s, 1 s
     /// windows; surge checks close a window early): the paper's workload moves over minutes against
     /// switches of seconds, and a ramp shorter than two windows leaves a forecaster nothing to see
-    /// before the burst. The long phases are 65% of the time (54% until 2026-12-06) so that long
+    /// before the burst. The long phases are 65% of the time (54% until late 2026-12-05) so that long
     /// prompts, at a light rate, are still over 1% of the requests: a deployment's P99 then shows
     /// what they cost it, not only what the far more numerous chats cost.
     /// </summary>
