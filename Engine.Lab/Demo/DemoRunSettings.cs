@@ -15,7 +15,7 @@ public sealed record DemoRunSettings
     /// <summary>
     /// Prefills are chunked at 512 tokens: a live switch that moves a request waits for its replica's
     /// step to end, and an unchunked 2048-token prefill on one core held a switch 0.5-1 s (the moved
-    /// long prompts' E2E then reached 1.7 s); chunked, switches take 0.05-0.3 s. One core also ran
+    /// long prompts' E2E then reached 1.7 s); chunked, switches took 0.02-0.51 s. One core also ran
     /// a 2048-token prompt faster in 512-token chunks (400-410 vs 580 ms).
     /// </summary>
     public EngineSettings Engine { get; init; } = new() { MaxNumSeqs = 16, MaxNumBatchedTokens = 512, MaxModelLen = 2400, KvCacheGib = 0.25 };

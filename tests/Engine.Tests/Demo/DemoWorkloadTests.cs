@@ -87,7 +87,7 @@ public sealed class DemoWorkloadTests
     /// With rates sized from figures like this machine's (1 x tp2: 250 ms on a long prompt, 130
     /// chats/s; 2 x tp1: 450 ms, 190 chats/s), long prompts are over 1.5% of the default replay's
     /// requests: a static deployment that serves them slowly shows it in its P99, which would
-    /// otherwise be the chats' alone (at the phases of 2026-12-05 they were 1.1-1.4%).
+    /// otherwise be the chats' alone (with the phases used until late 2026-12-05 they were 1.1-1.4%).
     /// </summary>
     [Fact]
     public void Long_prompts_are_more_than_one_percent_of_the_requests()
