@@ -14,7 +14,9 @@
 #
 # Usage: scripts/fault-drill.sh [--requests N] [--concurrency C] [--max-tokens T] [--kill NODE] [--stall-seconds X]
 # Env: CONFIGURATION (Release), OSERVE_DRILL_LOGS (a folder to keep the processes' logs in; the
-# clients' token times are in its trace.jsonl).
+# clients' token times are in its trace.jsonl), OSERVE_WORKER_ARGS (more `oserve worker` options for
+# every worker, e.g. "--controller-window 15" to run the forecasting controller loop; its last
+# window and last applied switch are printed at the end).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,12 +68,13 @@ pids+=($!)
 membership="redis://127.0.0.1:$redis_port"
 
 engine=(--max-model-len 512 --kv-cache-gib 0.1 --max-num-seqs 32 --threads 1)
+read -r -a worker_extra <<<"${OSERVE_WORKER_ARGS:-}"
 declare -A silo gateway worker_pid
 for node in node0 node1 node2; do silo[$node]=$(free_port); gateway[$node]=$(free_port); done
 start_worker() {
   local node=$1
   "${oserve[@]}" worker --node "$node" --cluster cpu-3node --membership "$membership" --fast-failure-detection \
-    --silo-port "${silo[$node]}" --gateway-port "${gateway[$node]}" "${engine[@]}" >>"$logs/$node.log" 2>&1 &
+    --silo-port "${silo[$node]}" --gateway-port "${gateway[$node]}" "${engine[@]}" "${worker_extra[@]}" >>"$logs/$node.log" 2>&1 &
   worker_pid[$node]=$!
   pids+=($!)
 }
@@ -142,6 +145,11 @@ wait "$load_pid"; rc=$?
 sed 's/^/fault-drill: /' "$logs/load.err" >&2
 # The front end's own figure: the longest a broken stream waited for its next token (after the break was seen).
 say "front end: $(cluster | grep -oE '"(stream_breaks|requests_resumed|max_resume_seconds)":[0-9.]+' | tr '\n' ' ')"
+if [[ -n ${OSERVE_WORKER_ARGS:-} ]]; then
+  state=$(curl -sf -m 5 "$base/v1/cluster" | tr -d '\n')
+  say "controller loop, last window: $(grep -oE '"loop": ?\{[^}]*\}' <<<"$state" || echo none)"
+  say "controller loop, last applied: $(grep -oE '"loop_switch": ?\{[^}]*\}' <<<"$state" || echo none)"
+fi
 tail -n 1 "$logs/load.out"
 [[ $drill_ok -eq 1 ]] || { [[ $rc -eq 0 ]] && rc=1; }
 exit $rc
