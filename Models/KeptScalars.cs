@@ -48,6 +48,8 @@ public static class KeptScalars
 
     public static Tensor MulScalar_(this Tensor t, double value) => Kept(t, value.ToScalar(), static (t, s) => t.mul_(s));
 
+    public static Tensor MulScalar(this Tensor t, double value) => Kept(t, value.ToScalar(), static (t, s) => t.mul(s));
+
     public static Tensor SubScalar(this Tensor t, long value) => Kept(t, value.ToScalar(), static (t, s) => t.sub(s));
 
     public static Tensor SubScalar_(this Tensor t, long value) => Kept(t, value.ToScalar(), static (t, s) => t.sub_(s));
