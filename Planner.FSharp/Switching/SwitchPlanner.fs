@@ -144,12 +144,6 @@ module SwitchPlanner =
           TotalBytes = steps |> Seq.sumBy (fun s -> s.Bytes)
           EstSeconds = max (busiest linkLoad) (busiest storageLoad) }
 
-    /// The switch pays when the extra requests served over the window exceed those lost while the
-    /// replaced replicas' capacity is offline (their served rate times the switch time). When both
-    /// deployments serve the same (within `servedTolerance`, relative: 0.005 by default; larger
-    /// where a window's forecast holds few requests and is that noisy), it pays only for a
-    /// mean-latency gain above `latencyGain` (relative) with a switch shorter than
-    /// `maxSwitchFraction` of the window.
     /// The relative served-rate tolerance of a switch decision, widened to `sigmas` standard
     /// deviations of the window's request count: a forecast of rate r over a window of w seconds
     /// rests on about r * w requests, uncertain by sqrt(r * w), i.e. sqrt(r / w) requests/s. With
@@ -160,6 +154,12 @@ module SwitchPlanner =
         if sigmas <= 0.0 || windowSec <= 0.0 || demandRate <= 0.0 || served <= 0.0 then relative
         else max relative (sigmas * sqrt (demandRate / windowSec) / served)
 
+    /// The switch pays when the extra requests served over the window exceed those lost while the
+    /// replaced replicas' capacity is offline (their served rate times the switch time). When both
+    /// deployments serve the same (within `servedTolerance`, relative: 0.005 by default; larger
+    /// where a window's forecast holds few requests and is that noisy), it pays only for a
+    /// mean-latency gain above `latencyGain` (relative) with a switch shorter than
+    /// `maxSwitchFraction` of the window.
     let decide (windowSec: float) (latencyGain: float) (maxSwitchFraction: float) (servedTolerance: float) (newServed: float, newLatency: float)
                (curServed: float, curLatency: float) (switchSec: float) (affectedRate: float) : SwitchVerdict =
         let gain = (newServed - curServed) * windowSec
