@@ -51,7 +51,7 @@ internal static class PagedAttention
         {
             var p = plan.Prefill[i];
             var op = PrefillAttention(q.narrow(0, p.FirstRow, p.NumTokens), Gather(keyRows, t.PrefillSlots[i], 1, p.ContextLength),
-                Gather(valueRows, t.PrefillSlots[i], 1, p.ContextLength), p, t.PrefillMasks[i], heads, hd);
+                Gather(valueRows, t.PrefillSlots[i], 1, p.ContextLength), t.PrefillVisible[i], heads, hd);
             output.narrow(0, p.FirstRow, p.NumTokens).copy_(op);
         }
         return output;
@@ -68,9 +68,9 @@ internal static class PagedAttention
     /// </summary>
     /// <param name="q">[Q, heads, hd], scaled by 1/sqrt(hd) (the kernel scales by it too, so it is undone here).</param>
     /// <param name="k">[1, kvHeads, C, hd].</param>
-    /// <param name="hidden">bool [1, Q, C], true where a query may not see a key.</param>
+    /// <param name="visible">bool [1, 1, Q, C], true where a query may see a key; null: causal over its own tokens (Q = C).</param>
     /// <returns>[Q, heads * hd].</returns>
-    internal static Tensor PrefillAttention(Tensor q, Tensor k, Tensor v, StepPlan.PrefillChunk chunk, Tensor hidden, int heads, int hd)
+    internal static Tensor PrefillAttention(Tensor q, Tensor k, Tensor v, Tensor? visible, int heads, int hd)
     {
         int group = heads / (int)k.shape[1];
         var qs = q.transpose(0, 1).unsqueeze(0).MulScalar(Math.Sqrt(hd)); // [1, heads, Q, hd]
@@ -79,9 +79,7 @@ internal static class PagedAttention
             k = k.repeat_interleave(group, 1);
             v = v.repeat_interleave(group, 1);
         }
-        bool causalOverItself = chunk.Positions[0] == 0 && chunk.ContextLength == chunk.NumTokens;
-        using var visible = causalOverItself ? null : hidden.logical_not().unsqueeze(1);
-        var o = nn.functional.scaled_dot_product_attention(qs, k, v, visible, 0, causalOverItself); // [1, heads, Q, hd]
-        return o.squeeze(0).transpose(0, 1).reshape(chunk.NumTokens, (long)heads * hd);
+        var o = nn.functional.scaled_dot_product_attention(qs, k, v, visible, 0, visible is null); // [1, heads, Q, hd]
+        return o.squeeze(0).transpose(0, 1).reshape(q.shape[0], (long)heads * hd);
     }
 }

@@ -12,12 +12,19 @@ namespace OServe.Models.Llama;
 internal sealed class StepPlan
 {
     /// <param name="ContextRows">Rows of the [slots * kvHeads, hd] cache view, ordered (kv head, position).</param>
-    public sealed record PrefillChunk(int FirstRow, int NumTokens, int ContextLength, long[] ContextRows, int[] Positions);
+    public sealed record PrefillChunk(int FirstRow, int NumTokens, int ContextLength, long[] ContextRows, int[] Positions)
+    {
+        /// <summary>A fresh prompt: its context is its own tokens, so causal attention needs no mask.</summary>
+        public bool IsCausalOverItself => Positions[0] == 0 && ContextLength == NumTokens;
+    }
 
+    /// <param name="PrefillVisible">Per prefill chunk, bool [1, 1, Q, C], true where a query may see a key
+    /// (scaled_dot_product_attention's sense); null for a chunk that is causal over itself. Built once
+    /// per step, shared by every layer.</param>
     public sealed record Tensors(
         Tensor Tokens, Tensor Positions, Tensor OutputRows, Tensor WriteSlots,
         Tensor? DecodeRows, Tensor? DecodeSlots, Tensor? DecodeMask,
-        Tensor[] PrefillSlots, Tensor[] PrefillMasks);
+        Tensor[] PrefillSlots, Tensor?[] PrefillVisible);
 
     private long[] tokens = [];
     private long[] positions = [];
@@ -113,7 +120,8 @@ internal sealed class StepPlan
             tensor(writeSlots, device: device),
             decodeRows, decodeSlotsT, decodeMask,
             Prefill.Select(p => tensor(p.ContextRows, device: device)).ToArray(),
-            Prefill.Select(p => Attention.CausalMask([p.Positions], [p.ContextLength], p.NumTokens, p.ContextLength, device)).ToArray());
+            Prefill.Select(p => p.IsCausalOverItself ? null
+                : Attention.CausalMask([p.Positions], [p.ContextLength], p.NumTokens, p.ContextLength, device).logical_not().unsqueeze(1)).ToArray());
     }
 
     /// <summary>A batch a step can run: not empty, and a cache laid out for this model. Shared with <see cref="FusedStepPlan"/>.</summary>
