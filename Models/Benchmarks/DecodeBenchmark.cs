@@ -2,6 +2,7 @@ using System.Diagnostics;
 using OServe.Models.Kv;
 using OServe.Models.Llama;
 using OServe.Models.Loading;
+using OServe.Models.Parallelism;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -38,10 +39,32 @@ public static class DecodeBenchmark
         return 0;
     }
 
+    /// <summary>
+    /// Runs every case on the calling thread. On CPU that thread is pinned to
+    /// <see cref="DecodeBenchmarkOptions.Threads"/> intra-op threads for the run and handed back as it
+    /// came; the process default that other threads start from is left alone (a process-wide
+    /// torch.set_num_threads here changed what every later thread of the caller ran with).
+    /// </summary>
     public static Report Measure(DecodeBenchmarkOptions options, TextWriter output)
     {
         bool cuda = options.Device.type == DeviceType.CUDA;
-        if (!cuda) torch.set_num_threads(options.Threads);
+        if (cuda) return MeasureOnThisThread(options, output);
+        int pinnedBefore = IntraOpThreads.PinnedCount;
+        IntraOpThreads.PinCurrentThread(options.Threads);
+        try
+        {
+            return MeasureOnThisThread(options, output);
+        }
+        finally
+        {
+            if (pinnedBefore == 0) IntraOpThreads.UnpinCurrentThread();
+            else IntraOpThreads.PinCurrentThread(pinnedBefore);
+        }
+    }
+
+    private static Report MeasureOnThisThread(DecodeBenchmarkOptions options, TextWriter output)
+    {
+        bool cuda = options.Device.type == DeviceType.CUDA;
         var config = ConfigOf(options);
         output.WriteLine($"decode benchmark: {options.ModelName}, {config.ParameterCount / 1e6:F1}M parameters (dim {config.Dim}, {config.NumLayers} layers, " +
             $"hidden {config.HiddenDim}, {config.NumHeads} heads ({config.NumKvHeads} KV), vocab {config.VocabSize}), context {options.ContextTokens} tokens, " +
