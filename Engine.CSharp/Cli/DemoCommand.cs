@@ -22,6 +22,7 @@ public static class DemoCommand
     private static readonly Option<string?> ProfileOut = new("--profile-out") { Description = "Write the calibrated coefficients here (planner profile format)" };
     private static readonly Option<bool> NoPaperScale = new("--no-paper-scale") { Description = "Skip the closing simulated paper-scale comparison" };
     private static readonly Option<string> InFlight = new("--in-flight") { Description = "A live switch's requests in flight: migrate (move with their KV cache) or drain (finish where they are)", DefaultValueFactory = _ => "migrate" };
+    private static readonly Option<string?> RequestsCsv = new("--requests-csv") { Description = "Write each replay's requests (sent when, lengths, TTFT, E2E) to this folder, one CSV per replay" };
     private static readonly Option<bool> Windows = new("--windows") { Description = "After each adaptive replay, print its controller's log: every window's observed and forecast rates and the decision with its reason" };
     private static readonly Option<string> Device = new("--device") { Description = "auto (CUDA when TorchSharp sees it), cpu, cuda or cuda:N; on a GPU the planner's devices share it", DefaultValueFactory = _ => "auto" };
 
@@ -30,7 +31,7 @@ public static class DemoCommand
         var command = new Command("demo",
             "Serve the built-in model on two one-core CPU devices, replay a shifting workload with live plan switching and on each static plan, and compare.")
         {
-            Duration, Window, Repeats, WarmUpReplay, Quick, RateScale, Seed, Profile, ProfileOut, NoPaperScale, InFlight, Device, Windows,
+            Duration, Window, Repeats, WarmUpReplay, Quick, RateScale, Seed, Profile, ProfileOut, NoPaperScale, InFlight, Device, Windows, RequestsCsv,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(parse, cancellationToken));
         return command;
@@ -64,6 +65,7 @@ public static class DemoCommand
             Device = device,
             InFlight = inFlight,
             ShowWindows = parse.GetValue(Windows),
+            RequestsCsvDir = parse.GetValue(RequestsCsv),
         };
         try
         {

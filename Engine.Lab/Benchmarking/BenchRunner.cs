@@ -110,7 +110,8 @@ public static class BenchRunner
                 if (Interlocked.CompareExchange(ref maxInFlight, now, seen) == seen) break;
             try
             {
-                outcomes[i] = await client.SendAsync(prompts.Prompts[i], prompts.PromptLens[i], requests[i].OutputLen, ct);
+                double sentAt = Stopwatch.GetElapsedTime(start).TotalSeconds;
+                outcomes[i] = await client.SendAsync(prompts.Prompts[i], prompts.PromptLens[i], requests[i].OutputLen, ct) with { SentAtS = sentAt };
                 progress?.Record(outcomes[i].Success);
             }
             finally

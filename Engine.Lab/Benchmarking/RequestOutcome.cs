@@ -19,6 +19,8 @@ public sealed record RequestOutcome
     public string Error { get; init; } = "";
     /// <summary>True when the request never reached the server.</summary>
     public bool IsConnectFailure { get; init; }
+    /// <summary>When the request was sent, seconds from the start of the run (its arrival in a trace replay, up to timer slack).</summary>
+    public double SentAtS { get; init; }
 
     /// <summary>vLLM's TPOT: decode time per output token after the first; 0 for one-token outputs.</summary>
     public double Tpot => OutputTokens > 1 ? (Latency - Ttft) / (OutputTokens - 1) : 0;

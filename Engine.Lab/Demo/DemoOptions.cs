@@ -42,6 +42,11 @@ public sealed record DemoOptions
     /// surges, and the decision with its reason (`--windows`), e.g. to see why it did not switch.
     /// </summary>
     public bool ShowWindows { get; init; }
+    /// <summary>
+    /// A folder to write each replay's requests to, one CSV per replay (<see cref="Benchmarking.OutcomesCsv"/>:
+    /// sent when, lengths, TTFT, E2E) as `{deployment}-{repeat}.csv` (`--requests-csv`); null: none.
+    /// </summary>
+    public string? RequestsCsvDir { get; init; }
     /// <summary>The two request types' lengths.</summary>
     public DemoRequestShapes Shapes { get; init; } = new();
 

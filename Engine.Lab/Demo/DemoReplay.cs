@@ -26,6 +26,14 @@ public static class DemoReplay
             EngineProbe.TimeAsync(engine, shapes.ChatInput, 4, 3000 + i, ct),
         }));
 
+    /// <summary>The file name of a replay's requests under <see cref="DemoOptions.RequestsCsvDir"/>: e.g. `static-2xtp1-1.csv`.</summary>
+    public static string CsvName(string deployment, int repeat)
+    {
+        var name = new string(deployment.Select(c => char.IsLetterOrDigit(c) ? char.ToLowerInvariant(c) : '-').ToArray());
+        while (name.Contains("--", StringComparison.Ordinal)) name = name.Replace("--", "-", StringComparison.Ordinal);
+        return $"{name.Trim('-')}-{repeat}.csv";
+    }
+
     public static async Task<RunResult> RunAsync(string deployment, int repeat, LoadedModel model, DemoRunSettings settings, Cluster cluster, Plan plan,
         string tracePath, DemoOptions options, ControllerOptions? controllerOptions, TextWriter output, bool interactive, CancellationToken cancellationToken)
     {
@@ -83,6 +91,8 @@ public static class DemoReplay
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{phase}: {books.Describe()} in {result.Duration:F1} s; P99 TTFT {metrics.P99TtftMs:F0} ms, P99 E2E {metrics.P99E2eMs:F0} ms; " +
                 $"final plan {PlanText.Replicas(runtime.Current)}"));
+            if (options.RequestsCsvDir is { } dir)
+                OutcomesCsv.Write(Path.Combine(dir, CsvName(deployment, repeat)), result.Outcomes);
             if (options.ShowWindows && log is not null)
                 foreach (var e in log.Events.Where(e => e is not PlanEvent)) // a plan's text repeats its decision's
                     output.WriteLine($"  {phase} {e.Describe().TrimStart()}");

@@ -154,5 +154,9 @@ public sealed class BenchRunnerTests
         // The dispatcher sends a request due within the next millisecond at once rather than sleep on a coarse timer.
         Assert.True(result.Duration >= lastArrival - 0.002, $"duration {result.Duration} < last arrival {lastArrival}");
         Assert.Equal(20, result.Completed);
+        // Each outcome records when it was sent: never before its arrival (less the millisecond of timer slack).
+        var arrivals = BenchWorkload.Build(options).Requests.Select(r => r.ArrivalSec).ToArray();
+        Assert.All(result.Outcomes.Zip(arrivals), p => Assert.True(p.First.SentAtS >= p.Second - 0.002, $"sent at {p.First.SentAtS}, due at {p.Second}"));
+        Assert.True(result.Outcomes[^1].SentAtS >= lastArrival - 0.002);
     }
 }

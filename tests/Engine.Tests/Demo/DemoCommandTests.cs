@@ -17,7 +17,10 @@ public sealed class DemoCommandTests
         var output = new StringWriter();
         var error = new StringWriter();
 
-        var code = await OServeCli.RunAsync(["demo", "--quick", "--duration", "3", "--window", "0.5", "--no-paper-scale", "--warm-up-replay", "2", "--windows"], output, error);
+        var csvDir = Path.Combine(Path.GetTempPath(), "oserve-demo-csv-" + Guid.NewGuid().ToString("N"));
+
+        var code = await OServeCli.RunAsync(["demo", "--quick", "--duration", "3", "--window", "0.5", "--no-paper-scale", "--warm-up-replay", "2", "--windows",
+            "--requests-csv", csvDir], output, error);
 
         var text = output.ToString();
         Assert.True(code == OServeCli.ExitOk, $"exit {code}\n{text}\n{error}");
@@ -34,7 +37,15 @@ public sealed class DemoCommandTests
             var line = Regex.Match(text, Regex.Escape(deployment) + @": (\d+)/(\d+) completed, each finished once by the server");
             Assert.True(line.Success, $"no result line for {deployment}:\n{text}");
             Assert.Equal(line.Groups[2].Value, line.Groups[1].Value);
+            // --requests-csv: a row per request sent, in order of sending, every one a success.
+            var rows = File.ReadAllLines(Path.Combine(csvDir, OServe.Engine.Demo.DemoReplay.CsvName(deployment[..deployment.IndexOf(" #", StringComparison.Ordinal)], 1)));
+            Assert.Equal(OServe.Engine.Benchmarking.OutcomesCsv.Header, rows[0]);
+            Assert.Equal(int.Parse(line.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture), rows.Length - 1);
+            var sentAt = rows.Skip(1).Select(r => double.Parse(r.Split(',')[1], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+            Assert.All(rows.Skip(1), r => Assert.Equal("1", r.Split(',')[4]));
+            Assert.True(sentAt.Zip(sentAt.Skip(1)).All(p => p.First <= p.Second + 1e-3), "rows are in order of sending");
         }
+        Directory.Delete(csvDir, recursive: true);
         // --windows: the adaptive replay's controller log, each window's rates and its decision.
         Assert.Matches(@"adaptive #1 \[ *\d+\.\ds\] window \d+: observed chat=\d+\.\d+ long=\d+\.\d+ req/s; forecast ", text);
         Assert.Matches(@"adaptive #1 \[ *\d+\.\ds\] decision: (keep|reroute|switch|skip)", text);
