@@ -175,8 +175,11 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
     /// (queued ones too) and hands them over with their KV cache entries when
     /// <paramref name="withKv"/>. Their streams stay open: they continue once another replica
     /// adopts them with <see cref="AdoptAsync"/>. Runs on the loop thread between steps.
+    /// A started request with at most <paramref name="finishInPlaceMaxSteps"/> engine steps left
+    /// (<see cref="EngineCore.StepsLeft"/>) stays here to finish (0: every request leaves); the
+    /// caller then drains this engine (<see cref="StopAsync"/>).
     /// </summary>
-    public Task<IReadOnlyList<MigratingRequest>> DetachAllAsync(bool withKv) => OnLoopAsync(() =>
+    public Task<IReadOnlyList<MigratingRequest>> DetachAllAsync(bool withKv, int finishInPlaceMaxSteps = 0) => OnLoopAsync(() =>
     {
         var moving = new List<MigratingRequest>();
         while (_admission.Reader.TryRead(out var queued))
@@ -184,6 +187,8 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
         foreach (var handle in _live.Values.ToArray())
         {
             if (moving.Any(m => ReferenceEquals(m.Handle, handle)))
+                continue;
+            if (finishInPlaceMaxSteps > 0 && _core.StepsLeft(handle.Request.RequestId) is { } left && left <= finishInPlaceMaxSteps)
                 continue;
             var detached = _core.Detach(handle.Request.RequestId, withKv);
             if (detached is null)

@@ -66,6 +66,21 @@ public sealed class EngineCore
     }
 
     /// <summary>
+    /// Engine steps a started request still needs at most: its prompt's remaining chunks (of
+    /// max_num_batched_tokens) and its remaining output tokens, one step each. Null when the request
+    /// is not live here or has not started (no KV yet, so moving it costs nothing).
+    /// </summary>
+    internal int? StepsLeft(string requestId)
+    {
+        if (!Scheduler.TryGetSequence(requestId, out var seq) || seq.Status != SequenceStatus.Running || seq.NumComputedTokens <= 0)
+            return null;
+        int chunk = Math.Max(1, Scheduler.Config.MaxNumBatchedTokens);
+        int promptLeft = Math.Max(0, seq.NumPromptTokens - seq.NumComputedTokens);
+        int outputLeft = Math.Max(0, seq.Sampling.MaxTokens - seq.NumOutputTokens);
+        return (promptLeft + chunk - 1) / chunk + outputLeft;
+    }
+
+    /// <summary>
     /// Live migration, source side: takes a live request out of this replica without finishing it,
     /// with its KV entries (when <paramref name="withKv"/>, it is running and the runner can export
     /// them) and its output-text state, so <see cref="Adopt"/> on another replica continues it.

@@ -9,6 +9,17 @@ public sealed record SwitchOptions
 {
     public InFlightPolicy InFlight { get; init; } = InFlightPolicy.Migrate;
     public WeightSourcePolicy Weights { get; init; } = WeightSourcePolicy.Peer;
+
+    /// <summary>
+    /// With <see cref="InFlightPolicy.Migrate"/>: a request that has started and needs at most this
+    /// many more engine steps (its prompt's remaining chunks and its remaining output tokens)
+    /// finishes on the retiring replica instead of moving, as the planner's switch model drains
+    /// short sequences and moves long ones (DrainMaxRemainingTokens). Moving one waits for the
+    /// replica's step, copies its KV cache and re-admits it: a long prompt caught in its last
+    /// chunks paid that, and the wait of the switch, on top of the few steps it had left. 0 (the
+    /// default): every request moves.
+    /// </summary>
+    public int FinishInPlaceMaxSteps { get; init; }
 }
 
 public sealed record PlanRuntimeOptions

@@ -96,7 +96,7 @@ internal sealed class PlanSwitch(PlanRuntime runtime, PlanRuntime.Deployment fro
         if (options.InFlight == InFlightPolicy.Migrate)
         {
             var watch = Stopwatch.StartNew();
-            var moving = await old.Engine.DetachAllAsync(withKv: true).ConfigureAwait(false);
+            var moving = await old.Engine.DetachAllAsync(withKv: true, options.FinishInPlaceMaxSteps).ConfigureAwait(false);
             double detachSeconds = watch.Elapsed.TotalSeconds;
             var routing = new RoutingTarget(runtime);
             foreach (var group in moving.GroupBy(m => routing.Pick(m.Request)))
@@ -115,6 +115,12 @@ internal sealed class PlanSwitch(PlanRuntime runtime, PlanRuntime.Deployment fro
                 migrated += requests.Count;
                 kvBytes += bytes;
             }
+            // Those left behind had few steps to go: they finish here, as under Drain.
+            drained = old.Outstanding;
+            if (drained > 0)
+                lock (_events)
+                    _events.Add(new SwitchEvent(SwitchStepKind.Drain, old.Id,
+                        $"{drained} request(s) finish here (at most {options.FinishInPlaceMaxSteps} steps left)", 0, 0));
         }
         else
         {

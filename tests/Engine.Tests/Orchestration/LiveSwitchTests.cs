@@ -13,12 +13,14 @@ namespace OServe.Engine.Tests.Orchestration;
 public sealed class LiveSwitchTests
 {
     [Theory]
-    [InlineData(InFlightPolicy.Migrate)]
-    [InlineData(InFlightPolicy.Drain)]
-    public async Task Switching_two_replicas_to_one_and_back_under_load_loses_and_duplicates_nothing(InFlightPolicy inFlight)
+    [InlineData(InFlightPolicy.Migrate, 0)]
+    [InlineData(InFlightPolicy.Drain, 0)]
+    // Every started request has at most 96 + 1 steps left: under Migrate they all finish in place.
+    [InlineData(InFlightPolicy.Migrate, 200)]
+    public async Task Switching_two_replicas_to_one_and_back_under_load_loses_and_duplicates_nothing(InFlightPolicy inFlight, int finishInPlaceMaxSteps)
     {
         using var model = TinyModel();
-        await using var runtime = Start(model, TwoReplicas(), Options(inFlight: inFlight));
+        await using var runtime = Start(model, TwoReplicas(), Options(inFlight: inFlight, finishInPlaceMaxSteps: finishInPlaceMaxSteps));
         await using var app = await ServeAsync(runtime);
         using var http = new HttpClient { BaseAddress = ServerHost.BoundAddress(app), Timeout = TimeSpan.FromMinutes(2) };
 
@@ -53,7 +55,13 @@ public sealed class LiveSwitchTests
         Assert.Equal(SwitchOutcome.Applied, back.Outcome);
         Assert.Equal((2, 1, 2), (toOne.NumStopped, toOne.NumStarted, toOne.ToVersion));
         Assert.True(toOne.BytesFromPeers > 0 && toOne.BytesFromStorage == 0, "the new replica copies a running peer's weights");
-        if (inFlight == InFlightPolicy.Migrate)
+        if (inFlight == InFlightPolicy.Migrate && finishInPlaceMaxSteps > 0)
+        {
+            Assert.True(toOne.NumRequestsDrained > 0, "the first wave had started, with at most 97 steps left, and must have finished in place");
+            Assert.Equal(0, toOne.KvBytesMoved); // what moved had not started: no KV to carry
+            Assert.Contains(toOne.Events, e => e.Kind == OServe.Contracts.SwitchStepKind.Drain);
+        }
+        else if (inFlight == InFlightPolicy.Migrate)
         {
             Assert.True(toOne.NumRequestsMigrated > 0, "the first wave was in flight and must have moved");
             Assert.True(toOne.KvBytesMoved > 0, "moved requests carry their KV cache");

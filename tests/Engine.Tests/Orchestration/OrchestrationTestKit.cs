@@ -86,11 +86,11 @@ internal static class OrchestrationTestKit
         ],
     };
 
-    public static PlanRuntimeOptions Options(IShardTransfer? transfer = null, InFlightPolicy inFlight = InFlightPolicy.Migrate) => new()
+    public static PlanRuntimeOptions Options(IShardTransfer? transfer = null, InFlightPolicy inFlight = InFlightPolicy.Migrate, int finishInPlaceMaxSteps = 0) => new()
     {
         Engine = new EngineSettings { MaxNumSeqs = 32, KvCacheGib = 0.05 },
         Transfer = transfer ?? ShardTransfer.Instance,
-        Switch = new SwitchOptions { InFlight = inFlight },
+        Switch = new SwitchOptions { InFlight = inFlight, FinishInPlaceMaxSteps = finishInPlaceMaxSteps },
     };
 
     public static PlanRuntime Start(LoadedModel model, Plan plan, PlanRuntimeOptions? options = null) =>
