@@ -10,8 +10,18 @@ using ModelCard = OServe.Contracts.ModelCard;
 
 namespace OServe.Engine.Demo;
 
-/// <summary>One deployment's long-prompt TTFT and chat-burst throughput, as the planner's cost model predicts them and as the engine did.</summary>
-public sealed record ShapeFigures(string Shape, double PredictedTtftS, double MeasuredTtftS, double PredictedRps, double MeasuredRps);
+/// <summary>
+/// One deployment's long-prompt TTFT and chat-burst throughput, as the planner's cost model predicts
+/// them and as the engine did: in-process (<see cref="MeasuredRps"/>) and through the OpenAI server
+/// with the load generator on the same cores (<see cref="MeasuredHttpRps"/>, NaN when not measured).
+/// </summary>
+public sealed record ShapeFigures(string Shape, double PredictedTtftS, double MeasuredTtftS, double PredictedRps, double MeasuredRps)
+{
+    public double MeasuredHttpRps { get; init; } = double.NaN;
+
+    /// <summary>The chat throughput the replays can expect: over HTTP where it was measured, else in-process.</summary>
+    public double ServedRps => double.IsFinite(MeasuredHttpRps) && MeasuredHttpRps > 0 ? MeasuredHttpRps : MeasuredRps;
+}
 
 /// <summary>
 /// The demo's calibration on two logical devices of one core each: the cost model fitted to this
@@ -40,7 +50,7 @@ public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadO
         static double Ratio(double measured, double predicted) =>
             measured > 0 && predicted > 0 && double.IsFinite(measured / predicted) ? measured / predicted : 1;
         return new MeasuredServiceModel(Coefficients, Shapes.Select(s =>
-            new ServiceCorrection(DemoShapes.TpOf(s.Shape), Ratio(s.MeasuredTtftS, s.PredictedTtftS), Ratio(s.MeasuredRps, s.PredictedRps))).ToArray());
+            new ServiceCorrection(DemoShapes.TpOf(s.Shape), Ratio(s.MeasuredTtftS, s.PredictedTtftS), Ratio(s.ServedRps, s.PredictedRps))).ToArray());
     }
 
     public ShapeFigures Of(string shape) => Shapes.Single(s => s.Shape == shape);
@@ -65,13 +75,15 @@ public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadO
         }
 
         int burst = 2 * settings.Engine.MaxNumSeqs;
-        double switchS;
+        double switchS, httpTp2, httpTwoTp1;
         await using (var rt = settings.Start(model, provisional, DemoShapes.PlanOf(DemoShapes.Tp2, provisional, card.Name, types)))
+        await using (var http = await HttpProbe.StartAsync(rt, model.Name, ct))
         {
             await EngineProbe.TimeAsync(rt, 16, 2, 0, ct); // warm-up: first-call costs stay out of the figures
             ttftTp2 = await EngineProbe.BestTtftAsync(rt, shapes.LongInput, repeats, ct);
             cpu = FitAllReduceLatency(cpu, card, provisional, await EngineProbe.BestDecodeStepAsync(rt, repeats, ct));
             rpsTp2 = await EngineProbe.BestBurstRpsAsync(rt, burst, shapes.ChatInput, shapes.ChatOutput, repeats, ct);
+            httpTp2 = await http.BestBurstRpsAsync(burst, shapes.ChatInput, shapes.ChatOutput, repeats, ct);
             // 2 x tp1 by a live switch, as the adaptive replays reach it: its time is shown, and the
             // engine's pooled threads (ComputeThreads) are then as many as a switch holds at once.
             var report = await rt.ApplyAsync(DemoShapes.PlanOf(DemoShapes.TwoTp1, provisional, card.Name, types, version: 2), ct);
@@ -80,14 +92,15 @@ public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadO
             switchS = report.TotalSeconds;
             await EngineProbe.TimeAsync(rt, shapes.LongInput, 2, 0, ct);
             rpsTwoTp1 = await EngineProbe.BestBurstRpsAsync(rt, burst, shapes.ChatInput, shapes.ChatOutput, repeats, ct);
+            httpTwoTp1 = await http.BestBurstRpsAsync(burst, shapes.ChatInput, shapes.ChatOutput, repeats, ct);
         }
 
         var cluster = CpuCostCalibration.Cluster(cpu, 2, settings.MemoryGibPerDevice);
-        ShapeFigures Figures(string shape, int tp, int replicas, double ttft, double rps) => new(shape,
+        ShapeFigures Figures(string shape, int tp, int replicas, double ttft, double rps, double httpRps) => new(shape,
             Estimate(cpu.Coefficients, card, cluster, tp, shapes.LongInput, shapes.LongOutput, 0.01).TtftSec, ttft,
-            replicas * Estimate(cpu.Coefficients, card, cluster, tp, shapes.ChatInput, shapes.ChatOutput, 0.85).Rate, rps);
+            replicas * Estimate(cpu.Coefficients, card, cluster, tp, shapes.ChatInput, shapes.ChatOutput, 0.85).Rate, rps) { MeasuredHttpRps = httpRps };
         return new DemoCalibration(cpu, cluster,
-            [Figures(DemoShapes.Tp2, 2, 1, ttftTp2, rpsTp2), Figures(DemoShapes.TwoTp1, 1, 2, ttftTp1, rpsTwoTp1)], switchS, watch.Elapsed.TotalSeconds);
+            [Figures(DemoShapes.Tp2, 2, 1, ttftTp2, rpsTp2, httpTp2), Figures(DemoShapes.TwoTp1, 1, 2, ttftTp1, rpsTwoTp1, httpTwoTp1)], switchS, watch.Elapsed.TotalSeconds);
     }
 
     /// <summary>
@@ -126,14 +139,15 @@ public sealed record DemoCalibration(CpuCalibration Cpu, Cluster Cluster, IReadO
         var inv = CultureInfo.InvariantCulture;
         yield return string.Create(inv, $"calibration ({WallSeconds:F1} s): {Cpu.Describe()}");
         yield return string.Create(inv, $"  {"deployment",-10}  {"TTFT, one " + shapes.LongInput + "-token prompt (ms)",-34}  chat burst throughput (req/s)");
-        yield return string.Create(inv, $"  {"",-10}  {"predicted",10} {"measured",10}{"",14}  {"predicted",10} {"measured",10}");
+        yield return string.Create(inv, $"  {"",-10}  {"predicted",10} {"measured",10}{"",14}  {"predicted",10} {"measured",10} {"over HTTP",10}");
         foreach (var s in Shapes)
-            yield return string.Create(inv, $"  {s.Shape,-10}  {s.PredictedTtftS * 1e3,10:F1} {s.MeasuredTtftS * 1e3,10:F1}{"",14}  {s.PredictedRps,10:F1} {s.MeasuredRps,10:F1}");
+            yield return string.Create(inv, $"  {s.Shape,-10}  {s.PredictedTtftS * 1e3,10:F1} {s.MeasuredTtftS * 1e3,10:F1}{"",14}  {s.PredictedRps,10:F1} {s.MeasuredRps,10:F1} {s.MeasuredHttpRps,10:F1}");
         var tp2 = Of(DemoShapes.Tp2);
         var dp = Of(DemoShapes.TwoTp1);
         yield return string.Create(inv,
             $"  measured: 1 x tp2 {(tp2.MeasuredTtftS < dp.MeasuredTtftS ? "has" : "does NOT have")} the lower long-prompt TTFT ({tp2.MeasuredTtftS * 1e3:F0} vs {dp.MeasuredTtftS * 1e3:F0} ms); " +
-            $"2 x tp1 {(dp.MeasuredRps > tp2.MeasuredRps ? "has" : "does NOT have")} the higher chat throughput ({dp.MeasuredRps:F1} vs {tp2.MeasuredRps:F1} req/s)");
+            $"2 x tp1 {(dp.ServedRps > tp2.ServedRps ? "has" : "does NOT have")} the higher chat throughput over HTTP ({dp.ServedRps:F1} vs {tp2.ServedRps:F1} req/s)");
+        yield return "  the workload's rates and the planner's chat capacities come from the figures over HTTP: the replays run the server and the load generator on the same cores";
         yield return string.Create(inv, $"  live switch 1 x tp2 -> 2 x tp1 on idle devices: {SwitchSeconds * 1e3:F0} ms");
     }
 }

@@ -25,8 +25,9 @@ public sealed class DemoCommandTests
         var text = output.ToString();
         Assert.True(code == OServeCli.ExitOk, $"exit {code}\n{text}\n{error}");
         Assert.Contains("calibration (", text);
-        Assert.Matches(@"1 x tp2 +\d+\.\d +\d+\.\d +\d+\.\d +\d+\.\d", text); // predicted and measured, both shapes
-        Assert.Matches(@"2 x tp1 +\d+\.\d +\d+\.\d +\d+\.\d +\d+\.\d", text);
+        // Predicted and measured, both shapes; chat throughput in-process and over HTTP.
+        Assert.Matches(@"1 x tp2 +\d+\.\d +\d+\.\d +\d+\.\d +\d+\.\d +\d+\.\d", text);
+        Assert.Matches(@"2 x tp1 +\d+\.\d +\d+\.\d +\d+\.\d +\d+\.\d +\d+\.\d", text);
         Assert.Contains("initial plan (the planner's, for the first window):", text);
         var warm = Regex.Match(text, @"warm-up replay \(not counted[^)]*\): (\d+)/(\d+) completed, each finished once by the server");
         Assert.True(warm.Success, $"no warm-up replay line:\n{text}");

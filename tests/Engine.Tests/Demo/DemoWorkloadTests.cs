@@ -75,7 +75,11 @@ public sealed class DemoWorkloadTests
     public void Rates_come_from_what_calibration_measured()
     {
         var rates = DemoRates.For(new ShapeFigures(DemoShapes.Tp2, 0.2, 0.1, 10, 12), new ShapeFigures(DemoShapes.TwoTp1, 0.3, 0.2, 14, 24));
-        Assert.Equal(DemoRates.Tp2Overload * 12, rates.ChatPeakRps, 9); // beyond where 1 x tp2 saturates, below what 2 x tp1 serves
+        Assert.Equal(Math.Sqrt(12 * 24), rates.ChatPeakRps, 9); // beyond where 1 x tp2 saturates, below what 2 x tp1 serves
+        // Over HTTP where measured: 1 x tp2 lost more to the server's work than 2 x tp1.
+        var overHttp = DemoRates.For(new ShapeFigures(DemoShapes.Tp2, 0.2, 0.1, 10, 12) { MeasuredHttpRps = 8 },
+            new ShapeFigures(DemoShapes.TwoTp1, 0.3, 0.2, 14, 24) { MeasuredHttpRps = 18 });
+        Assert.Equal(12, overHttp.ChatPeakRps, 9);
         var weak = DemoRates.For(new ShapeFigures(DemoShapes.Tp2, 0.2, 0.1, 10, 12), new ShapeFigures(DemoShapes.TwoTp1, 0.3, 0.2, 14, 13));
         Assert.Equal(DemoRates.PeakShare * 13, weak.ChatPeakRps, 9); // never beyond what 2 x tp1 keeps up with
         Assert.Equal(DemoRates.LowShare * rates.ChatPeakRps, rates.ChatLowRps, 9);
