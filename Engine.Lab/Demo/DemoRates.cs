@@ -5,13 +5,13 @@ public sealed record DemoRates(double LongRps, double ChatLowRps, double ChatPea
 {
     /// <summary>
     /// The chat burst peaks at most at this fraction of 2 x tp1's chat throughput over HTTP, which
-    /// must keep up. History: the rates came from in-process figures until 2026-12-06, with this
-    /// share at 0.65-0.7 and the peak also at most 1.2 x tp2's in-process throughput; the
-    /// per-request CSVs (`demo --requests-csv`) then showed 2 x tp1's chat tail following the
-    /// peak's absolute rate (a 189 req/s peak, 0.7 x a 270 req/s calibration, gave it 339 and
-    /// 616 ms P99 E2E in its two replays), and the first bursts over HTTP showed why: the server's
-    /// and the load generator's work per request cost 1 x tp2 a third or more of its throughput
-    /// (151 -> 93 req/s) and 2 x tp1 almost nothing (182 -> 177).
+    /// must keep up. History: until the third session of 2026-12-05 the rates came from in-process
+    /// figures, with this share at 0.65-0.7 and the peak also at most 1.2 x tp2's in-process
+    /// throughput. The per-request CSVs (`demo --requests-csv`) then showed 2 x tp1's chat tail
+    /// following the peak's absolute rate (a 189 req/s peak, 0.7 x a 270 req/s calibration, gave
+    /// it 339 and 616 ms P99 E2E in its two replays): the server's and the load generator's work is
+    /// per request, and over HTTP 1 x tp2 typically loses more of its throughput than 2 x tp1
+    /// (medians of seven calibrations 15% and 6%).
     /// </summary>
     public const double PeakShare = 0.8;
     /// <summary>Chats at the foot of the ramps as a fraction of the peak.</summary>
