@@ -11,11 +11,11 @@ namespace OServe.Engine.Cli;
 /// </summary>
 public static class DemoCommand
 {
-    private static readonly Option<double?> Duration = new("--duration") { Description = "Seconds of each replay; default 14 (6 with --quick)" };
+    private static readonly Option<double?> Duration = new("--duration") { Description = "Seconds of each replay; default 14 (5 with --quick)" };
     private static readonly Option<double?> Window = new("--window") { Description = "Controller window, seconds; default 1 (0.5 with --quick)" };
     private static readonly Option<int?> Repeats = new("--repeats") { Description = "Replays of each deployment, interleaved; default 2 (1 with --quick)" };
     private static readonly Option<double?> WarmUpReplay = new("--warm-up-replay") { Description = "Seconds of an uncounted replay over HTTP before the measured ones; default 4 (0 with --quick), 0: none" };
-    private static readonly Option<bool> Quick = new("--quick") { Description = "A 6 s replay of each deployment, once (smoke run, about 30 s in all)" };
+    private static readonly Option<bool> Quick = new("--quick") { Description = "A 5 s replay of each deployment, once (smoke run, under 30 s in all)" };
     private static readonly Option<double> RateScale = new("--rate-scale") { Description = "Multiplies the workload's arrival rates (which calibration sizes to this machine)", DefaultValueFactory = _ => 1.0 };
     private static readonly Option<int> Seed = new("--seed") { Description = "Seed of the workload", DefaultValueFactory = _ => 7 };
     private static readonly Option<string?> Profile = new("--profile") { Description = "Planner cost profile to use instead of the coefficients calibrated at start" };

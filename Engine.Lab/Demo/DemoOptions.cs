@@ -50,7 +50,7 @@ public sealed record DemoOptions
     /// <summary>The two request types' lengths.</summary>
     public DemoRequestShapes Shapes { get; init; } = new();
 
-    public static DemoOptions Quick => new() { DurationS = 6, WindowS = 0.5, Repeats = 1, CalibrationRepeats = 2, PaperScaleDurationS = 120, WarmUpReplayS = 0 };
+    public static DemoOptions Quick => new() { DurationS = 5, WindowS = 0.5, Repeats = 1, CalibrationRepeats = 2, PaperScaleDurationS = 120, WarmUpReplayS = 0 };
 
     public void Validate()
     {
