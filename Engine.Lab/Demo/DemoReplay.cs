@@ -26,7 +26,7 @@ public static class DemoReplay
             EngineProbe.TimeAsync(engine, shapes.ChatInput, 4, 3000 + i, ct),
         }));
 
-    /// <summary>The file name of a replay's requests under <see cref="DemoOptions.RequestsCsvDir"/>: e.g. `static-2xtp1-1.csv`.</summary>
+    /// <summary>The file name of a replay's requests under <see cref="DemoOptions.RequestsCsvDir"/>: e.g. `static-2-x-tp1-1.csv`.</summary>
     public static string CsvName(string deployment, int repeat)
     {
         var name = new string(deployment.Select(c => char.IsLetterOrDigit(c) ? char.ToLowerInvariant(c) : '-').ToArray());
