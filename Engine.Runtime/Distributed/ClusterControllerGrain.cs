@@ -18,6 +18,9 @@ public sealed class ControllerState
     [Id(3)] public string? ReplannedYaml { get; set; }
     [Id(4)] public string[]? ReplannedWithout { get; set; }
     [Id(5)] public ReplanRecord? Replan { get; set; }
+
+    /// <summary>The forecasting loop's rate history (<see cref="ClusterLoop.Snapshot"/>), so a re-activated controller forecasts from it.</summary>
+    [Id(6)] public LoopHistory? LoopHistory { get; set; }
 }
 
 /// <summary>How the controller moves weights and how long a replica out of the plan stays loaded for late requests.</summary>
@@ -77,7 +80,12 @@ public sealed class ClusterControllerGrain(
             KeepAlive = true,   // the controller stays active while the cluster runs
         });
         if (settings.Loop is { } loop)
+        {
+            if (_loop!.Restore(state.State.LoopHistory))
+                logger.LogInformation("plan controller loop: rate history restored, {Windows} windows (next {Next})",
+                    state.State.LoopHistory!.Rates[0].Length, _loop.NextWindow);
             this.RegisterGrainTimer(ct => LoopStepAsync(), new GrainTimerCreationOptions(loop.Window, loop.Window) { Interleave = false, KeepAlive = true });
+        }
         logger.LogInformation("plan controller {Cluster} active (epoch {Epoch}, {Has} target plan)",
             this.GetPrimaryKeyString(), state.State.Epoch, state.State.TargetYaml is null ? "no" : "a");
         return Task.CompletedTask;
@@ -148,6 +156,16 @@ public sealed class ClusterControllerGrain(
         var inForce = Parse(yaml, "stored plan in force");
         var live = _liveNodes;
         var closed = _loop.Close(inForce); // here: arrival reports interleave with this step
+        state.State.LoopHistory = _loop.Snapshot();
+        try
+        {
+            await state.WriteStateAsync(); // before deciding: a controller re-activated meanwhile forecasts from this window too
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The history is kept in memory and written again next window; the plans are written where they change.
+            logger.LogWarning("plan controller loop: storing the rate history failed ({Error}); it stays in memory", e.Message);
+        }
         var (record, proposed) = await Task.Run(() => _loop.Decide(closed, inForce, live));
         if (proposed is not null)
         {

@@ -36,6 +36,13 @@ public sealed record LoopRecord(
         (Reason.Length > 0 ? $" ({Reason})" : "") + (Proposed.Length > 0 ? $"; proposed {Proposed}" : "") + (Outcome.Length > 0 ? $"; {Outcome}" : "");
 }
 
+/// <summary>The loop's rate history as the controller grain stores it: observed rates [type][window] and the next window's index.</summary>
+[GenerateSerializer, Immutable]
+public sealed record LoopHistory(
+    [property: Id(0)] string[] Types,
+    [property: Id(1)] int NextWindow,
+    [property: Id(2)] double[][] Rates);
+
 /// <summary>
 /// The cluster controller's side of the single-process <see cref="PlanController"/> loop, with its
 /// pieces (<see cref="RateHistory"/>, <see cref="PlanStep"/>): every window, the arrival counts the
@@ -43,15 +50,43 @@ public sealed record LoopRecord(
 /// rates; the forecast of the next window is planned on the live workers' devices
 /// (<see cref="ClusterReplanner.Request"/>) against the plan in force. The decision depends only on
 /// the counts, the history and the plan (CP-SAT in deterministic time, a fixed seed; no clock).
-/// Kept in memory: a controller re-activated on another worker starts a new history. Not thread-safe
-/// (the controller grain is single-threaded).
+/// The history survives the controller's re-activation on another worker: the grain stores
+/// <see cref="Snapshot"/> with its plans and hands it back to <see cref="Restore"/> (the counts of a
+/// window still open are lost with the worker). Not thread-safe (the controller grain is single-threaded).
 /// </summary>
 public sealed class ClusterLoop(LoopSettings settings)
 {
+    /// <summary>Windows of history a snapshot keeps per type (the forecaster's seasons fit many times over).</summary>
+    public const int MaxStoredWindows = 1024;
+
     private readonly Dictionary<string, long> _counts = new(StringComparer.Ordinal);
     private RateHistory? _history;
     private string[] _types = [];
     private int _window;
+
+    /// <summary>The index the next closed window gets.</summary>
+    public int NextWindow => _window;
+
+    /// <summary>The closed windows' observed rates per type (the last <see cref="MaxStoredWindows"/>); null before the first window.</summary>
+    public LoopHistory? Snapshot() => _history is null ? null : new LoopHistory(_types, _window,
+        _history.Rates.Select(r => r.Skip(Math.Max(0, r.Count - MaxStoredWindows)).ToArray()).ToArray());
+
+    /// <summary>
+    /// Continues from a stored history: the next window is numbered after it and forecast from it as
+    /// if the loop had never stopped. A history whose shape does not hold together is ignored (the
+    /// loop starts afresh, as it would with new request types).
+    /// </summary>
+    public bool Restore(LoopHistory? stored)
+    {
+        if (stored is null || stored.Types.Length == 0 || stored.Rates.Length != stored.Types.Length
+            || stored.Rates.Any(r => r.Length != stored.Rates[0].Length || r.Any(v => !double.IsFinite(v) || v < 0)) || stored.NextWindow < stored.Rates[0].Length)
+            return false;
+        var history = new RateHistory(stored.Types.Length, new SmoothingRateForecaster());
+        for (int w = 0; w < stored.Rates[0].Length; w++)
+            history.Close(stored.Rates.Select(r => r[w]).ToArray());
+        (_history, _types, _window) = (history, stored.Types.ToArray(), stored.NextWindow);
+        return true;
+    }
 
     /// <summary>Switch decisions so far (whether applied: the record's outcome).</summary>
     public int NumSwitches { get; private set; }

@@ -72,6 +72,54 @@ public sealed class ClusterLoopTests(ITestOutputHelper output)
         Assert.Null(none);
     }
 
+    /// <summary>
+    /// The controller grain stores the loop's history every window and a re-activated controller
+    /// restores it: the next window is numbered and forecast as if the loop had never stopped.
+    /// </summary>
+    [Fact]
+    public void A_restored_history_forecasts_as_if_the_loop_had_never_stopped()
+    {
+        var one = PlanOf("c", 1, Replica("r0", "node0/0"));
+        var original = new ClusterLoop(Settings(TimeSpan.FromSeconds(2)));
+        long[] shortCounts = [2, 6, 14, 20, 26];
+        foreach (var c in shortCounts)
+        {
+            original.Add(new ArrivalReport("fe", ["short", "long"], [c, 1], 1));
+            original.Close(one);
+        }
+        var stored = original.Snapshot()!;
+        Assert.Equal(["short", "long"], stored.Types);
+        Assert.Equal(5, stored.NextWindow);
+        Assert.Equal([1.0, 3.0, 7.0, 10.0, 13.0], stored.Rates[0]);
+
+        var restored = new ClusterLoop(Settings(TimeSpan.FromSeconds(2)));
+        Assert.True(restored.Restore(stored));
+        var fresh = new ClusterLoop(Settings(TimeSpan.FromSeconds(2)));
+        foreach (var loop in new[] { original, restored, fresh })
+            loop.Add(new ArrivalReport("fe", ["short", "long"], [32, 1], 1));
+        var (window, _, observed, forecast) = original.Close(one);
+        var again = restored.Close(one);
+        Assert.Equal(5, window);
+        Assert.Equal(window, again.Window);
+        Assert.Equal(observed, again.Observed);
+        Assert.Equal(forecast, again.Forecast);
+        // Without the history the trend is unknown: a loop starting afresh forecasts otherwise.
+        Assert.NotEqual(forecast[0], fresh.Close(one).Forecast[0]);
+    }
+
+    [Fact]
+    public void A_stored_history_that_does_not_hold_together_is_ignored()
+    {
+        var loop = new ClusterLoop(Settings(TimeSpan.FromSeconds(2)));
+        Assert.False(loop.Restore(null));
+        Assert.False(loop.Restore(new LoopHistory(["short", "long"], 3, [[1, 2, 3]])));            // a type without rates
+        Assert.False(loop.Restore(new LoopHistory(["short", "long"], 3, [[1, 2, 3], [1, 2]])));    // ragged
+        Assert.False(loop.Restore(new LoopHistory(["short", "long"], 3, [[1, double.NaN, 3], [1, 2, 3]])));
+        Assert.False(loop.Restore(new LoopHistory(["short", "long"], 2, [[1, 2, 3], [1, 2, 3]]))); // numbered before its own windows
+        Assert.Equal(0, loop.NextWindow);
+        Assert.Null(loop.Snapshot());
+    }
+
     [Fact]
     public async Task With_the_loop_on_a_load_one_replica_cannot_serve_switches_the_cluster_to_the_planners_plan_and_no_request_is_lost()
     {
