@@ -108,6 +108,36 @@ public sealed class ClusterLoopTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_re_activated_controller_continues_the_loops_windows_from_storage()
+    {
+        await using var cluster = await LocalCluster.StartAsync(Nodes, controller: new ControllerSettings { Loop = Settings(TimeSpan.FromSeconds(1)) });
+        var plan = PlanOf(cluster.ClusterId, 1, Replica("r0", "node0/0"));
+        await using var frontEnd = await cluster.FrontEndAsync(plan,
+            new FrontEndOptions { PlanPollInterval = TimeSpan.FromMilliseconds(100), ArrivalReportInterval = TimeSpan.FromMilliseconds(250) });
+        var client = await cluster.ConnectAsync();
+        var controller = client.GetGrain<IClusterControllerGrain>(cluster.ClusterId);
+        async Task<LoopRecord> NextRecordAsync(Func<LoopRecord?, bool> done)
+        {
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while (DateTime.UtcNow < deadline)
+            {
+                var loop = (await controller.GetPlan()).Loop;
+                if (done(loop)) return loop!;
+                await Task.Delay(50);
+            }
+            throw new TimeoutException("the controller's loop record never came");
+        }
+
+        var before = await NextRecordAsync(l => l is { Window: >= 2 });
+        await controller.Cast<Orleans.Core.Internal.IGrainManagementExtension>().DeactivateOnIdle();
+        // A new activation has no record until its first window closes; that window is numbered after the stored ones.
+        await NextRecordAsync(l => l is null);
+        var after = await NextRecordAsync(l => l is not null);
+        output.WriteLine($"before: {before.Describe()}; after re-activation: {after.Describe()}");
+        Assert.True(after.Window > before.Window, $"window {after.Window} after re-activation, {before.Window} before: the history was not restored");
+    }
+
+    [Fact]
     public void A_stored_history_that_does_not_hold_together_is_ignored()
     {
         var loop = new ClusterLoop(Settings(TimeSpan.FromSeconds(2)));
