@@ -112,7 +112,11 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
             {
                 var replica = await PickAsync(request, excluded, lostAt ?? DateTime.UtcNow, cancellationToken);
                 var wire = new WorkerRequest($"{request.RequestId}~{attempt}", [.. request.PromptTokens, .. delivered],
-                    WireSampling.Of(request.Sampling) with { MaxTokens = request.Sampling.MaxTokens - delivered.Count });
+                    WireSampling.Of(request.Sampling) with
+                    {
+                        MaxTokens = request.Sampling.MaxTokens - delivered.Count,
+                        SeedStreamOffset = request.Sampling.SeedStreamOffset + delivered.Count, // a seeded stream continues
+                    });
                 replica.AddOutstanding(1);
                 // Cancelled by the client leaving, or by membership declaring the worker dead (see Install):
                 // a dead worker's stream otherwise waits out Orleans' response timeout.

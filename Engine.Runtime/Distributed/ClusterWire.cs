@@ -51,13 +51,16 @@ public sealed record WireSampling(
     [property: Id(6)] int[] StopTokenIds,
     [property: Id(7)] bool IgnoreEos)
 {
+    /// <summary><see cref="SamplingParams.SeedStreamOffset"/>: a resumed request's draws already taken.</summary>
+    [Id(8)] public int SeedStreamOffset { get; init; }
+
     public static WireSampling Of(SamplingParams s) =>
-        new(s.MaxTokens, s.Temperature, s.TopP, s.TopK, s.Seed, s.Stop.ToArray(), s.StopTokenIds.ToArray(), s.IgnoreEos);
+        new(s.MaxTokens, s.Temperature, s.TopP, s.TopK, s.Seed, s.Stop.ToArray(), s.StopTokenIds.ToArray(), s.IgnoreEos) { SeedStreamOffset = s.SeedStreamOffset };
 
     public SamplingParams ToParams() => new()
     {
         MaxTokens = MaxTokens, Temperature = Temperature, TopP = TopP, TopK = TopK, Seed = Seed,
-        Stop = Stop, StopTokenIds = StopTokenIds, IgnoreEos = IgnoreEos,
+        Stop = Stop, StopTokenIds = StopTokenIds, IgnoreEos = IgnoreEos, SeedStreamOffset = SeedStreamOffset,
     };
 }
 

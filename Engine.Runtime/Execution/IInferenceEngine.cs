@@ -66,6 +66,14 @@ public sealed record SamplingParams
     public float TopP { get; init; } = 1.0f;
     public int TopK { get; init; } = -1;
     public ulong? Seed { get; init; }
+
+    /// <summary>
+    /// Draws of <see cref="Seed"/>'s stream already taken before this request (one per token sampled
+    /// with temperature): a request resumed on another replica from its prompt and the tokens it had
+    /// streamed continues the stream where it stopped instead of restarting it. 0 for a new request.
+    /// </summary>
+    public int SeedStreamOffset { get; init; }
+
     public IReadOnlyList<string> Stop { get; init; } = [];
     public IReadOnlyList<int> StopTokenIds { get; init; } = [];
     public bool IgnoreEos { get; init; }

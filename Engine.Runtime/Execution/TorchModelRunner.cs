@@ -199,10 +199,26 @@ public sealed class TorchModelRunner : IModelRunner, IKvMigration, IDisposable
 
     private static bool IsArgMax(SamplingParams sampling) => sampling.IsGreedy || sampling.TopK == 1;
 
+    /// <summary>
+    /// The request's stream, made on its first sampled token here. A seeded stream skips the draws
+    /// taken before: one per token the sequence already holds (it was sampled on another replica and
+    /// moved here with its KV cache) and <see cref="SamplingParams.SeedStreamOffset"/> (it was resumed
+    /// from its streamed tokens), so a moved or resumed request samples what it would have unmoved.
+    /// </summary>
     private SamplingRng RngOf(Sequence seq)
     {
         if (!_rngs.TryGetValue(seq.RequestId, out var rng))
-            _rngs[seq.RequestId] = rng = seq.Sampling.Seed is { } seed ? new SamplingRng(seed) : SamplingRng.FromEntropy();
+        {
+            if (seq.Sampling.Seed is { } seed)
+            {
+                rng = new SamplingRng(seed);
+                for (long i = (long)seq.Sampling.SeedStreamOffset + seq.NumOutputTokens; i > 0; i--)
+                    rng.NextUInt64();
+            }
+            else
+                rng = SamplingRng.FromEntropy();
+            _rngs[seq.RequestId] = rng;
+        }
         return rng;
     }
 }
