@@ -20,7 +20,11 @@ public sealed class SeededSamplingTests
 
     private static int[] PromptOf(int i) => Enumerable.Range(0, 12).Select(k => 3 + (i * 31 + k * 7) % 200).ToArray();
 
-    private sealed class Box { public int Value; }
+    /// <summary>Tokens a request has streamed so far (read when the switch begins, for the failure message).</summary>
+    private sealed class Box
+    {
+        public int Value;
+    }
 
     private static async Task<List<int>> TokensAsync(IInferenceEngine engine, GenerationRequest request, TaskCompletionSource? first = null, Box? count = null)
     {
@@ -48,7 +52,8 @@ public sealed class SeededSamplingTests
         {
             var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var request = new GenerationRequest($"moved-{i}", PromptOf(i), Sampled(100 + (ulong)i, maxTokens));
-            var counter = new Box(); counts.Add(counter);
+            var counter = new Box();
+            counts.Add(counter);
             running.Add(Task.Run(() => TokensAsync(runtime, request, first, counter)));
             started.Add(first.Task);
         }
