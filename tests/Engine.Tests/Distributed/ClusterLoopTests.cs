@@ -35,6 +35,11 @@ public sealed class ClusterLoopTests(ITestOutputHelper output)
         };
     }
 
+    /// <summary>A front end that starts the cluster on one tp1 replica on node0, polling the plan every 0.1 s and reporting arrivals every 0.25 s.</summary>
+    private static Task<ClusterRuntime> OneReplicaFrontEndAsync(LocalCluster cluster) =>
+        cluster.FrontEndAsync(PlanOf(cluster.ClusterId, 1, Replica("r0", "node0/0")),
+            new FrontEndOptions { PlanPollInterval = TimeSpan.FromMilliseconds(100), ArrivalReportInterval = TimeSpan.FromMilliseconds(250) });
+
     private static (LoopRecord Record, Plan? Apply) OneWindow(double shortRate, Plan inForce)
     {
         var loop = new ClusterLoop(Settings(TimeSpan.FromSeconds(2)));
@@ -111,9 +116,7 @@ public sealed class ClusterLoopTests(ITestOutputHelper output)
     public async Task A_re_activated_controller_continues_the_loops_windows_from_storage()
     {
         await using var cluster = await LocalCluster.StartAsync(Nodes, controller: new ControllerSettings { Loop = Settings(TimeSpan.FromSeconds(1)) });
-        var plan = PlanOf(cluster.ClusterId, 1, Replica("r0", "node0/0"));
-        await using var frontEnd = await cluster.FrontEndAsync(plan,
-            new FrontEndOptions { PlanPollInterval = TimeSpan.FromMilliseconds(100), ArrivalReportInterval = TimeSpan.FromMilliseconds(250) });
+        await using var frontEnd = await OneReplicaFrontEndAsync(cluster);
         var client = await cluster.ConnectAsync();
         var controller = client.GetGrain<IClusterControllerGrain>(cluster.ClusterId);
         async Task<LoopRecord> NextRecordAsync(Func<LoopRecord?, bool> done)
@@ -154,9 +157,7 @@ public sealed class ClusterLoopTests(ITestOutputHelper output)
     public async Task With_the_loop_on_a_load_one_replica_cannot_serve_switches_the_cluster_to_the_planners_plan_and_no_request_is_lost()
     {
         await using var cluster = await LocalCluster.StartAsync(Nodes, controller: new ControllerSettings { Loop = Settings(TimeSpan.FromSeconds(2)) });
-        var plan = PlanOf(cluster.ClusterId, 1, Replica("r0", "node0/0"));
-        await using var frontEnd = await cluster.FrontEndAsync(plan,
-            new FrontEndOptions { PlanPollInterval = TimeSpan.FromMilliseconds(100), ArrivalReportInterval = TimeSpan.FromMilliseconds(250) });
+        await using var frontEnd = await OneReplicaFrontEndAsync(cluster);
         await LocalCluster.WaitForReplicasAsync(frontEnd, "r0");
 
         // Short requests at about 8/s until the switch is in force and 2 s past it (the replaced replica drains and unloads).
