@@ -116,7 +116,8 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
                     {
                         MaxTokens = request.Sampling.MaxTokens - delivered.Count,
                         SeedStreamOffset = request.Sampling.SeedStreamOffset + delivered.Count, // a seeded stream continues
-                    });
+                    })
+                { ResumedOutputTokens = delivered.Count }; // the output text too (held-back text, a stop string across the resume)
                 replica.AddOutstanding(1);
                 // Cancelled by the client leaving, or by membership declaring the worker dead (see Install):
                 // a dead worker's stream otherwise waits out Orleans' response timeout.

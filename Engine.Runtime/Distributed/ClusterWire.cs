@@ -66,8 +66,9 @@ public sealed record WireSampling(
 
 /// <summary>
 /// One generation on a worker. A resumed request (its first replica died) arrives with the tokens
-/// already streamed appended to its prompt and MaxTokens lowered by as many: the worker re-prefills
-/// them and continues, and knows nothing of the resume.
+/// already streamed appended to its prompt, MaxTokens lowered by as many, and their number in
+/// <see cref="ResumedOutputTokens"/>: the worker re-prefills them and continues, its output text
+/// (stop strings, held-back text) and its seeded sampling stream going on from them.
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed record WorkerRequest(
@@ -75,7 +76,10 @@ public sealed record WorkerRequest(
     [property: Id(1)] int[] PromptTokens,
     [property: Id(2)] WireSampling Sampling)
 {
-    public GenerationRequest ToGenerationRequest() => new(RequestId, PromptTokens, Sampling.ToParams());
+    /// <summary>Of the prompt, the last this-many tokens are output already streamed (<see cref="GenerationRequest.ResumedOutputTokens"/>).</summary>
+    [Id(3)] public int ResumedOutputTokens { get; init; }
+
+    public GenerationRequest ToGenerationRequest() => new(RequestId, PromptTokens, Sampling.ToParams()) { ResumedOutputTokens = ResumedOutputTokens };
 }
 
 /// <summary>One event of a worker's stream (<see cref="GenerationEvent"/> without the ids the front end already knows).</summary>

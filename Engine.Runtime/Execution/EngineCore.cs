@@ -49,11 +49,30 @@ public sealed class EngineCore
     public Sequence AddRequest(GenerationRequest request, int typeIndex = -1)
     {
         ArgumentNullException.ThrowIfNull(request);
+        int resumed = request.ResumedOutputTokens;
+        if (resumed < 0 || resumed >= request.PromptTokens.Count)
+            throw new ArgumentException($"resumed output tokens: must be 0 to the prompt's length - 1 ({request.PromptTokens.Count - 1}), got {resumed}",
+                nameof(GenerationRequest.ResumedOutputTokens));
         var seq = new Sequence(request.RequestId, request.PromptTokens, request.Sampling, request.ArrivalTime, typeIndex);
         Scheduler.Add(seq);
         if (_tokenizer is not null)
-            _texts[seq.RequestId] = new OutputText(_tokenizer.CreateDecoder(request.PromptTokens), request.Sampling.Stop);
+            _texts[seq.RequestId] = ResumedText(request, resumed);
         return seq;
+    }
+
+    /// <summary>
+    /// The output text of a request, as it stands after its <paramref name="resumed"/> already-streamed
+    /// tokens: they go through the same decoder and stop-string buffer as on the replica that streamed
+    /// them, so this text sends what that one held back and sees a stop string that spans the resume.
+    /// What they emit here was sent by that replica, so it is dropped.
+    /// </summary>
+    private OutputText ResumedText(GenerationRequest request, int resumed)
+    {
+        var prompt = request.PromptTokens;
+        var text = new OutputText(_tokenizer!.CreateDecoder(resumed == 0 ? prompt : prompt.Take(prompt.Count - resumed).ToArray()), request.Sampling.Stop);
+        for (int i = prompt.Count - resumed; i < prompt.Count; i++)
+            text.Add(prompt[i], decodeToken: true, isLast: false, out _);
+        return text;
     }
 
     /// <summary>Aborts a live request: frees its KV blocks and emits its final (abort) output. False when unknown or done.</summary>

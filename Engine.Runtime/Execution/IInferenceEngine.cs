@@ -95,6 +95,14 @@ public sealed record GenerationRequest(string RequestId, IReadOnlyList<int> Prom
 {
     /// <summary>When the server received it (engine clock, seconds); used for latency metrics.</summary>
     public double ArrivalTime { get; init; }
+
+    /// <summary>
+    /// A request resumed on this replica after its first one was lost: the last this-many prompt
+    /// tokens are output it already streamed. They are prefilled as prompt, and its output text
+    /// goes on from them: text they decode to that was held back for a stop string (and never
+    /// sent) is sent, and a stop string that began in them is found. 0 for a new request.
+    /// </summary>
+    public int ResumedOutputTokens { get; init; }
 }
 
 public enum FinishReason { None, Length, Stop, Abort }

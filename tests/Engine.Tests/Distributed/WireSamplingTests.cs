@@ -6,7 +6,7 @@ using Xunit;
 
 namespace OServe.Engine.Tests.Distributed;
 
-/// <summary>Sampling controls cross the wire to a worker whole, a resumed request's place in its seeded stream included.</summary>
+/// <summary>A request crosses the wire to a worker whole: its sampling controls, and where a resumed one stands (its seeded stream, its streamed tokens).</summary>
 public sealed class WireSamplingTests
 {
     [Fact]
@@ -26,5 +26,19 @@ public sealed class WireSamplingTests
         Assert.Equal(sampling.Stop, back.Stop);
         Assert.Equal(sampling.StopTokenIds, back.StopTokenIds);
         Assert.Equal(15, back.SeedStreamOffset);
+    }
+
+    [Fact]
+    public void A_resumed_requests_streamed_token_count_survives_the_orleans_serializer()
+    {
+        using var services = new ServiceCollection().AddSerializer(b => b.AddAssembly(typeof(WorkerRequest).Assembly)).BuildServiceProvider();
+        var serializer = services.GetRequiredService<Serializer<WorkerRequest>>();
+        var request = new WorkerRequest("r~1", [1, 2, 3, 40, 41], WireSampling.Of(new SamplingParams { MaxTokens = 5 })) { ResumedOutputTokens = 2 };
+
+        var back = serializer.Deserialize(serializer.SerializeToArray(request))!.ToGenerationRequest();
+
+        Assert.Equal([1, 2, 3, 40, 41], back.PromptTokens);
+        Assert.Equal(2, back.ResumedOutputTokens);
+        Assert.Equal(5, back.Sampling.MaxTokens);
     }
 }

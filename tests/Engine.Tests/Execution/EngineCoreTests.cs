@@ -71,6 +71,33 @@ public sealed class EngineCoreTests
         Assert.Equal(64, core.Scheduler.BlockManager.NumFreeBlocks);
     }
 
+    /// <summary>
+    /// The cluster's front end resumes a request whose worker died from its prompt and the tokens it
+    /// streamed. What the client had: tokens 10 and 11, text "Hell" ("o S" held back for "STOP").
+    /// The resumed request must send the held-back text and find the stop string that began before
+    /// the resume, so the client ends with the text one replica would have sent.
+    /// </summary>
+    [Fact]
+    public void A_resumed_request_sends_the_text_held_back_before_it_and_finds_a_stop_string_across_it()
+    {
+        var texts = new Dictionary<int, string> { [10] = "Hel", [11] = "lo S", [12] = "T", [13] = "OP and", [14] = " more" };
+        int[] rest = [12, 13, 14, 14, 14];
+        var (core, sink) = Build(runner: new FakeModelRunner(s => rest[s.NumOutputTokens]), tokenizer: new FakeTokenizer(texts));
+        var original = Request("a", 4, 7, "STOP");
+        core.AddRequest(new GenerationRequest("a~1", [.. original.PromptTokens, 10, 11], original.Sampling with { MaxTokens = 5 }) { ResumedOutputTokens = 2 });
+        Drain(core);
+
+        var outputs = sink.Of("a~1");
+        Assert.Equal([12, 13], outputs.Select(o => o.TokenId));
+        Assert.Equal(FinishReason.Stop, outputs[^1].FinishReason);
+        Assert.Equal("Hello ", "Hell" + sink.TextOf("a~1")); // as A_stop_string_across_tokens_... sends it unresumed
+
+        var (fresh, freshSink) = Build(runner: new FakeModelRunner(s => rest[s.NumOutputTokens]), tokenizer: new FakeTokenizer(texts));
+        var e = Assert.Throws<ArgumentException>(() => fresh.AddRequest(new GenerationRequest("b", [1, 2], original.Sampling) { ResumedOutputTokens = 2 }));
+        Assert.Equal(nameof(GenerationRequest.ResumedOutputTokens), e.ParamName);
+        Assert.Empty(freshSink.Of("b"));
+    }
+
     [Fact]
     public void Held_back_text_that_does_not_become_a_stop_string_is_sent_later_and_flushed_at_the_end()
     {
