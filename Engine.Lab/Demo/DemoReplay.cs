@@ -65,8 +65,7 @@ public static class DemoReplay
                         $"  [{phase} {e.AtS,5:F1}s] window {e.Window}: switched to {PlanText.Replicas(runtime.Current)} in {r.Result.Seconds:F2} s: {d.Reason}"));
             };
 
-        await using var app = ServerHost.Build(new ServeOptions { Host = "127.0.0.1", Port = 0 }, served,
-            configure: b => b.Logging.SetMinimumLevel(LogLevel.Warning), engineClock: () => runtime.Clock.Now);
+        await using var app = HttpProbe.BuildServer(served, runtime);
         await app.StartAsync(cancellationToken);
         using var stopController = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var controller = controllerOptions is null ? null : new PlanController(new PlanRuntimeTarget(runtime), controllerOptions, recorder, log!);

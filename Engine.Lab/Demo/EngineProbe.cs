@@ -58,10 +58,18 @@ public static class EngineProbe
     /// best-of: one burst of 32 chats lasts 0.15-0.3 s, so a pause of the process or the machine
     /// inside it reads as a slower deployment, and the demo's rates come from these figures.
     /// </summary>
-    public static async Task<double> BestBurstRpsAsync(IInferenceEngine engine, int count, int input, int output, int repeats, CancellationToken ct)
+    public static Task<double> BestBurstRpsAsync(IInferenceEngine engine, int count, int input, int output, int repeats, CancellationToken ct) =>
+        HighestOfAsync(repeats, _ => BurstRpsAsync(engine, count, input, output, ct));
+
+    /// <summary>The highest finite figure of <paramref name="repeats"/> (at least one) measurements run one after another; NaN when none was finite.</summary>
+    public static async Task<double> HighestOfAsync(int repeats, Func<int, Task<double>> measure)
     {
-        double best = 0;
-        for (int i = 0; i < Math.Max(1, repeats); i++) best = Math.Max(best, await BurstRpsAsync(engine, count, input, output, ct));
+        double best = double.NaN;
+        for (int i = 0; i < Math.Max(1, repeats); i++)
+        {
+            double figure = await measure(i);
+            if (double.IsFinite(figure) && !(figure <= best)) best = figure;
+        }
         return best;
     }
 }

@@ -1,4 +1,5 @@
 using OServe.Engine.Benchmarking;
+using OServe.Engine.Execution;
 using OServe.Engine.Orchestration;
 using OServe.Engine.Serving;
 
@@ -21,11 +22,19 @@ public sealed class HttpProbe : IAsyncDisposable
         _model = model;
     }
 
+    /// <summary>
+    /// The OpenAI server the demo puts in front of <paramref name="runtime"/> (served through
+    /// <paramref name="served"/>, e.g. an arrival recorder): on 127.0.0.1, a free port, warnings only.
+    /// Calibration and the replays share it, so the probe measures the server the replays run.
+    /// </summary>
+    public static WebApplication BuildServer(IInferenceEngine served, PlanRuntime runtime) =>
+        ServerHost.Build(new ServeOptions { Host = "127.0.0.1", Port = 0 }, served,
+            configure: b => b.Logging.SetMinimumLevel(LogLevel.Warning), engineClock: () => runtime.Clock.Now);
+
     /// <summary>Serves <paramref name="runtime"/> (whatever plan it runs, before and after a switch) until disposed.</summary>
     public static async Task<HttpProbe> StartAsync(PlanRuntime runtime, string model, CancellationToken ct)
     {
-        var app = ServerHost.Build(new ServeOptions { Host = "127.0.0.1", Port = 0 }, runtime,
-            configure: b => b.Logging.SetMinimumLevel(LogLevel.Warning), engineClock: () => runtime.Clock.Now);
+        var app = BuildServer(runtime, runtime);
         await app.StartAsync(ct);
         return new HttpProbe(app, model);
     }
@@ -43,16 +52,8 @@ public sealed class HttpProbe : IAsyncDisposable
     }
 
     /// <summary>Best of <paramref name="repeats"/> bursts (<see cref="BurstRpsAsync"/>), as calibration's other figures are best-of.</summary>
-    public async Task<double> BestBurstRpsAsync(int count, int input, int output, int repeats, CancellationToken ct)
-    {
-        double best = double.NaN;
-        for (int i = 0; i < Math.Max(1, repeats); i++)
-        {
-            double rps = await BurstRpsAsync(count, input, output, 500 + i, ct);
-            if (double.IsFinite(rps) && !(rps <= best)) best = rps;
-        }
-        return best;
-    }
+    public Task<double> BestBurstRpsAsync(int count, int input, int output, int repeats, CancellationToken ct) =>
+        EngineProbe.HighestOfAsync(repeats, i => BurstRpsAsync(count, input, output, 500 + i, ct));
 
     public async ValueTask DisposeAsync()
     {

@@ -91,9 +91,10 @@ internal sealed class PlanSwitch(PlanRuntime runtime, PlanRuntime.Deployment fro
 
     private async Task<(int Migrated, long KvBytes, int Drained)> RetireAsync(LiveReplica old)
     {
-        int migrated = 0, drained = 0;
+        int migrated = 0;
         long kvBytes = 0;
-        if (options.InFlight == InFlightPolicy.Migrate)
+        bool migrate = options.InFlight == InFlightPolicy.Migrate;
+        if (migrate)
         {
             var watch = Stopwatch.StartNew();
             var moving = await old.Engine.DetachAllAsync(withKv: true, options.FinishInPlaceMaxSteps).ConfigureAwait(false);
@@ -115,19 +116,13 @@ internal sealed class PlanSwitch(PlanRuntime runtime, PlanRuntime.Deployment fro
                 migrated += requests.Count;
                 kvBytes += bytes;
             }
-            // Those left behind had few steps to go: they finish here, as under Drain.
-            drained = old.Outstanding;
-            if (drained > 0)
-                lock (_events)
-                    _events.Add(new SwitchEvent(SwitchStepKind.Drain, old.Id,
-                        $"{drained} request(s) finish here (at most {options.FinishInPlaceMaxSteps} steps left)", 0, 0));
         }
-        else
-        {
-            drained = old.Outstanding;
+        // What did not move finishes here: everything under Drain; under Migrate, those with few steps left.
+        int drained = old.Outstanding;
+        if (!migrate || drained > 0)
             lock (_events)
-                _events.Add(new SwitchEvent(SwitchStepKind.Drain, old.Id, $"{drained} request(s) finish here", 0, 0));
-        }
+                _events.Add(new SwitchEvent(SwitchStepKind.Drain, old.Id,
+                    $"{drained} request(s) finish here" + (migrate ? $" (at most {options.FinishInPlaceMaxSteps} steps left)" : ""), 0, 0));
         var stop = Stopwatch.StartNew();
         await old.StopAsync().ConfigureAwait(false); // serves whatever was admitted after the routing changed
         runtime.Retired(old);
