@@ -37,6 +37,14 @@ public static class DemoCommand
         return command;
     }
 
+    /// <summary>The --in-flight value (demo and worker).</summary>
+    internal static OServe.Engine.Orchestration.InFlightPolicy ParseInFlight(string? value) => value switch
+    {
+        "migrate" => OServe.Engine.Orchestration.InFlightPolicy.Migrate,
+        "drain" => OServe.Engine.Orchestration.InFlightPolicy.Drain,
+        var other => throw new CliUsageException($"--in-flight: '{other}' is not one of: migrate, drain"),
+    };
+
     private static async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
         var output = parse.InvocationConfiguration.Output;
@@ -44,12 +52,7 @@ public static class DemoCommand
         TorchSharp.torch.Device device;
         try { device = OServe.Models.DeviceSelection.Parse(parse.GetValue(Device)!); }
         catch (ArgumentException e) { throw new CliUsageException($"--device: {e.Message}"); }
-        var inFlight = parse.GetValue(InFlight) switch
-        {
-            "migrate" => OServe.Engine.Orchestration.InFlightPolicy.Migrate,
-            "drain" => OServe.Engine.Orchestration.InFlightPolicy.Drain,
-            var other => throw new CliUsageException($"--in-flight: '{other}' is not one of: migrate, drain"),
-        };
+        var inFlight = ParseInFlight(parse.GetValue(InFlight));
         var options = baseline with
         {
             DurationS = parse.GetValue(Duration) ?? baseline.DurationS,

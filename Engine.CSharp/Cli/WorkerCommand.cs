@@ -47,6 +47,15 @@ public static class WorkerCommand
     {
         Description = "Seconds per window of the forecasting controller loop (forecast the front ends' arrivals, CP-SAT plan, switch when the planner says so), give every worker the same value: the plan controller runs on any of them; default: off",
     };
+    private static readonly Option<string> InFlight = new("--in-flight")
+    {
+        Description = "What a replica a switch retires does with its requests (the plan controller's choice, give every worker the same): migrate (move them, KV cache included, to the new plan's replicas) or drain (finish where they are)",
+        DefaultValueFactory = _ => "migrate",
+    };
+    private static readonly Option<int> FinishInPlaceSteps = new("--finish-in-place-steps")
+    {
+        Description = "Under --in-flight migrate, a started request with at most this many engine steps left finishes on the retiring replica (0: every request moves)", DefaultValueFactory = _ => 0,
+    };
     private static readonly Option<string?> Profile = new("--profile") { Description = "Cost-model profile (`oserve profile`) the re-planning prices with; default: the planner's defaults" };
 
     public static Command Create()
@@ -55,7 +64,7 @@ public static class WorkerCommand
         {
             NodeName, ClusterRef, Membership, ClusterId, FastFailureDetection, SiloPort, GatewayPort, PrimarySiloPort, Advertise, Kubernetes, HostWeights,
             Model, Tokenizer, DType, Seed, ServedName, MaxNumSeqs, MaxBatchedTokens, BlockSize, MaxModelLen, KvCacheGib, Threads,
-            ReplanGrace, NoReplan, Profile, ControllerWindow,
+            ReplanGrace, NoReplan, Profile, ControllerWindow, InFlight, FinishInPlaceSteps,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(parse, cancellationToken));
         return command;
@@ -100,6 +109,9 @@ public static class WorkerCommand
             Coefficients = PlanningInputs.Coefficients(parse.GetValue(Profile)), Grace = TimeSpan.FromSeconds(parse.GetValue(ReplanGrace)),
         };
         var replan = parse.GetValue(NoReplan) ? null : planning;
+        var inFlight = DemoCommand.ParseInFlight(parse.GetValue(InFlight));
+        if (parse.GetValue(FinishInPlaceSteps) is < 0 and var steps)
+            throw new CliUsageException($"--finish-in-place-steps: must be 0 or more, got {steps}");
         var loop = parse.GetValue(ControllerWindow) is { } seconds ? new LoopSettings { Planning = planning, Window = TimeSpan.FromSeconds(seconds) } : null;
 
         var options = new WorkerHostOptions
@@ -108,7 +120,11 @@ public static class WorkerCommand
             SiloPort = parse.GetValue(SiloPort), GatewayPort = parse.GetValue(GatewayPort), PrimarySiloPort = parse.GetValue(PrimarySiloPort),
             AdvertisedAddress = advertise, Kubernetes = parse.GetValue(Kubernetes),
             FailureDetection = parse.GetValue(FastFailureDetection) ? FailureDetection.Fast : FailureDetection.Default,
-            Controller = new ControllerSettings { WeightsFromPeers = !parse.GetValue(HostWeights), Replan = replan, Loop = loop },
+            Controller = new ControllerSettings
+            {
+                WeightsFromPeers = !parse.GetValue(HostWeights), Replan = replan, Loop = loop,
+                InFlight = inFlight, FinishInPlaceMaxSteps = parse.GetValue(FinishInPlaceSteps),
+            },
         };
         using var host = ClusterHosting.BuildWorker(options, services => new WorkerNode(
             new WorkerOptions { Node = node, Engine = settings, ServedName = names.Length > 0 ? names[0] : null },

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using OServe.Contracts;
 using OServe.Contracts.Yaml;
+using OServe.Engine.Orchestration;
 using Orleans;
 using Orleans.Runtime;
 
@@ -31,6 +32,16 @@ public sealed record ControllerSettings
 
     /// <summary>A replica left out of the plan in force is unloaded this long after: front ends poll the plan, and a request they routed by the old one must still find it.</summary>
     public TimeSpan UnloadGrace { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// What such a replica's requests do then: Migrate (the default, as in one process) moves them
+    /// to the replicas of the plan in force with their KV entries (fetched worker to worker, or
+    /// handed over whole on the same worker); Drain lets them finish where they are.
+    /// </summary>
+    public InFlightPolicy InFlight { get; init; } = InFlightPolicy.Migrate;
+
+    /// <summary>Under Migrate, a started request with at most this many engine steps left finishes where it is (0: every request moves).</summary>
+    public int FinishInPlaceMaxSteps { get; init; }
 
     public TimeSpan ReconcilePeriod { get; init; } = TimeSpan.FromMilliseconds(500);
 
@@ -331,8 +342,13 @@ public sealed class ClusterControllerGrain(
             _outOfPlanSince.Remove(entry);
             try
             {
-                if (await Worker(node).UnloadReplica(key))
-                    _lastEvent = $"unloaded {key} from {node}";
+                if (settings.InFlight == InFlightPolicy.Drain)
+                {
+                    if (await Worker(node).UnloadReplica(key))
+                        _lastEvent = $"unloaded {key} from {node}";
+                }
+                else if (await Worker(node).RetireReplica(key, settings.FinishInPlaceMaxSteps) is { WasLoaded: true } retired)
+                    _lastEvent = $"unloaded {key} from {node}: {retired.Moved} request(s) moved ({retired.MovedWithKv} with {retired.KvBytesParked} B of KV), {retired.FinishingInPlace} finishing there";
             }
             catch (Exception error)
             {

@@ -88,6 +88,12 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
     /// <summary>Reads the controller's view now (the poll loop does it every <see cref="FrontEndOptions.PlanPollInterval"/>).</summary>
     public async Task RefreshAsync() => await InstallAsync(await Controller.GetPlan());
 
+    private async Task TryRefreshAsync()
+    {
+        try { await RefreshAsync(); }
+        catch (Exception error) { _logger.LogDebug("plan refresh failed: {Error}", error.Message); } // the poll loop tries again
+    }
+
     public IAsyncEnumerable<GenerationEvent> GenerateAsync(GenerationRequest request, CancellationToken cancellationToken)
     {
         Validate(request);
@@ -106,6 +112,8 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
         var delivered = new List<int>();
         var excluded = new Dictionary<string, DateTime>(StringComparer.Ordinal); // replica key -> avoided until
         DateTime? lostAt = null;
+        bool lostByMove = false;   // lostAt is a switch moving the request, not a broken stream
+        KvTicket? kvFrom = null; // moved off a retiring replica: its KV entries wait there
         try
         {
             for (int attempt = 0; ; attempt++)
@@ -117,7 +125,7 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
                         MaxTokens = request.Sampling.MaxTokens - delivered.Count,
                         SeedStreamOffset = request.Sampling.SeedStreamOffset + delivered.Count, // a seeded stream continues
                     })
-                { ResumedOutputTokens = delivered.Count }; // the output text too (held-back text, a stop string across the resume)
+                { ResumedOutputTokens = delivered.Count, KvFrom = kvFrom }; // the output text too (held-back text, a stop string across the resume)
                 replica.AddOutstanding(1);
                 // Cancelled by the client leaving, or by membership declaring the worker dead (see Install):
                 // a dead worker's stream otherwise waits out Orleans' response timeout.
@@ -125,6 +133,7 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
                 var registration = _streams.Register(replica.Node, streamStop);
                 var stream = _client.GetGrain<IWorkerGrain>(replica.Node).Generate(replica.Key, wire, streamStop.Token).GetAsyncEnumerator(streamStop.Token);
                 Exception? failure = null;
+                KvTicket? moved = null;
                 try
                 {
                     while (true)
@@ -143,6 +152,12 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
                             break;
                         }
                         var e = stream.Current;
+                        if (e.Moved is { } ticket)
+                        {
+                            moved = ticket; // the replica retired: go on where the plan in force says, with the KV
+                            break;
+                        }
+                        kvFrom = null; // the stream is going: the ticket, if any, was used
                         if (e.Finish == FinishReason.Abort && e.TokenId < 0 && !cancellationToken.IsCancellationRequested)
                         {
                             // The worker ended the request, not the client: its silo is leaving (a graceful
@@ -154,7 +169,7 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
                             delivered.Add(e.TokenId);
                         if (lostAt is { } since)
                         {
-                            _counters.ObserveResumed(DateTime.UtcNow - since);
+                            _counters.ObserveResumed(DateTime.UtcNow - since, lostByMove);
                             lostAt = null;
                         }
                         if (e.TokenId >= 0)
@@ -170,8 +185,20 @@ public sealed class ClusterRuntime : IInferenceEngine, IMetricsContributor, IAsy
                     replica.AddOutstanding(-1);
                     await DisposeQuietlyAsync(stream);
                 }
+                if (moved is not null)
+                {
+                    // Moved out by a switch: no failure. The plan in force has changed; follow it now.
+                    if (lostAt is null)
+                        (lostAt, lostByMove) = (DateTime.UtcNow, true);
+                    kvFrom = moved;
+                    excluded[replica.Key] = DateTime.UtcNow + _options.SuspectFor;
+                    _counters.CountMoved(moved.NumTokens > 0);
+                    await TryRefreshAsync();
+                    continue;
+                }
                 // The stream broke: resume elsewhere from what the client has, within the resume budget.
-                lostAt ??= DateTime.UtcNow;
+                if (lostAt is null)
+                    (lostAt, lostByMove) = (DateTime.UtcNow, false);
                 excluded[replica.Key] = DateTime.UtcNow + _options.SuspectFor;
                 if (failure is not ReplicaUnavailableException)
                     replica.MarkSuspect(_options.SuspectFor);

@@ -79,6 +79,13 @@ public sealed record WorkerRequest(
     /// <summary>Of the prompt, the last this-many tokens are output already streamed (<see cref="GenerationRequest.ResumedOutputTokens"/>).</summary>
     [Id(3)] public int ResumedOutputTokens { get; init; }
 
+    /// <summary>
+    /// A request moved off a retiring replica: where its KV entries wait (<see cref="WorkerEvent.Moved"/>).
+    /// The worker fetches them and computes only the rest of the prompt; when they cannot be had
+    /// (that worker died, or the ticket expired) it computes the whole prompt, as for any resume.
+    /// </summary>
+    [Id(4)] public KvTicket? KvFrom { get; init; }
+
     public GenerationRequest ToGenerationRequest() => new(RequestId, PromptTokens, Sampling.ToParams()) { ResumedOutputTokens = ResumedOutputTokens };
 }
 
@@ -92,6 +99,39 @@ public sealed record WorkerEvent(
 {
     public static WorkerEvent Of(GenerationEvent e) => new(e.TokenId, e.TextDelta, (int)e.FinishReason, e.NumOutputTokens);
     public FinishReason Finish => (FinishReason)FinishReason;
+
+    /// <summary>
+    /// The stream's last event when its replica retired and moved the request out (no token, no
+    /// finish): the request goes on elsewhere from its prompt and the tokens streamed so far, with
+    /// its KV entries waiting on this worker under the ticket.
+    /// </summary>
+    [Id(4)] public KvTicket? Moved { get; init; }
+
+    public static WorkerEvent MovedTo(KvTicket ticket) => new(-1, "", (int)OServe.Engine.Execution.FinishReason.None, 0) { Moved = ticket };
+}
+
+/// <summary>
+/// KV entries of a moved request parked on a worker (<see cref="IWorkerGrain.OpenKv"/>): the
+/// worker, the ticket, how many tokens they cover (0: the request had none; it recomputes).
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed record KvTicket(
+    [property: Id(0)] string Node,
+    [property: Id(1)] long Id,
+    [property: Id(2)] int NumTokens,
+    [property: Id(3)] long Bytes);
+
+/// <summary>What parked KV bytes hold (<see cref="OServe.Models.Parallelism.KvWire.Header"/>; dtype as TorchSharp's ScalarType number).</summary>
+[GenerateSerializer, Immutable]
+public sealed record WireKvHeader(
+    [property: Id(0)] int NumTokens,
+    [property: Id(1)] int NumLayers,
+    [property: Id(2)] int NumKvHeads,
+    [property: Id(3)] int HeadDim,
+    [property: Id(4)] int DType)
+{
+    public static WireKvHeader Of(OServe.Models.Parallelism.KvWire.Header h) => new(h.NumTokens, h.NumLayers, h.NumKvHeads, h.HeadDim, (int)h.DType);
+    public OServe.Models.Parallelism.KvWire.Header ToHeader() => new(NumTokens, NumLayers, NumKvHeads, HeadDim, (TorchSharp.torch.ScalarType)DType);
 }
 
 /// <summary>A replica loaded on a worker, with its engine's figures.</summary>
@@ -114,7 +154,29 @@ public sealed record WorkerStatus(
     [property: Id(4)] ReplicaStatus[] Replicas,
     [property: Id(5)] long WeightBytesReceived,
     [property: Id(6)] long WeightBytesSent,
-    [property: Id(7)] DateTime StartedUtc);
+    [property: Id(7)] DateTime StartedUtc)
+{
+    /// <summary>Requests this worker's retiring replicas moved out, and how many of them carried KV entries.</summary>
+    [Id(8)] public long RequestsMovedOut { get; init; }
+    [Id(9)] public long RequestsMovedOutWithKv { get; init; }
+
+    /// <summary>Moved requests that arrived here with a ticket, and of those how many continued from the fetched KV (the rest recomputed their prompt).</summary>
+    [Id(10)] public long RequestsMovedIn { get; init; }
+    [Id(11)] public long RequestsResumedFromKv { get; init; }
+
+    /// <summary>KV bytes peers fetched from this worker, and this worker fetched from peers.</summary>
+    [Id(12)] public long KvBytesSent { get; init; }
+    [Id(13)] public long KvBytesReceived { get; init; }
+}
+
+/// <summary>A replica retired with its requests moved out (<see cref="IWorkerGrain.RetireReplica"/>).</summary>
+[GenerateSerializer, Immutable]
+public sealed record RetireReport(
+    [property: Id(0)] bool WasLoaded,
+    [property: Id(1)] int Moved,
+    [property: Id(2)] int MovedWithKv,
+    [property: Id(3)] long KvBytesParked,
+    [property: Id(4)] int FinishingInPlace);
 
 /// <summary>How a replica got its weights (the load's figures, for reports and the README).</summary>
 [GenerateSerializer, Immutable]

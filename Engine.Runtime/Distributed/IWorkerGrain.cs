@@ -25,6 +25,27 @@ public interface IWorkerGrain : IGrainWithStringKey
     /// <summary>Takes the replica out of service at once (new requests get <see cref="ReplicaUnavailableException"/>); its running requests finish, then its memory is freed.</summary>
     Task<bool> UnloadReplica(string key);
 
+    /// <summary>
+    /// Takes the replica out of service at once and moves its requests out: each one's stream ends
+    /// with <see cref="WorkerEvent.Moved"/>, its KV entries parked here under the ticket for the
+    /// worker that continues it (<see cref="OpenKv"/>). A started request with at most
+    /// <paramref name="finishInPlaceMaxSteps"/> engine steps left finishes here. Then its memory is freed.
+    /// </summary>
+    [ResponseTimeout("00:01:00")]
+    Task<RetireReport> RetireReplica(string key, int finishInPlaceMaxSteps);
+
+    /// <summary>What the parked KV entries of <paramref name="ticket"/> hold, null when there are none (never parked, released, or expired).</summary>
+    [AlwaysInterleave, ResponseTimeout("00:01:00")]
+    Task<WireKvHeader?> OpenKv(long ticket);
+
+    /// <summary>One chunk of a parked KV entry's bytes (<see cref="OServe.Models.Parallelism.KvWire"/>'s layout), as weights go.</summary>
+    [AlwaysInterleave, ResponseTimeout("00:01:00")]
+    Task<byte[]> ReadKvChunk(long ticket, long offset, int length);
+
+    /// <summary>The request continues elsewhere: its parked KV entries are freed.</summary>
+    [AlwaysInterleave, OneWay]
+    Task ReleaseKv(long ticket);
+
     /// <summary>Streams one generation on the replica <paramref name="key"/>; leaving the enumeration aborts it.</summary>
     IAsyncEnumerable<WorkerEvent> Generate(string key, WorkerRequest request, CancellationToken cancellationToken = default);
 

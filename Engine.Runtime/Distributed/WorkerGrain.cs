@@ -27,6 +27,19 @@ public sealed class WorkerGrain(WorkerNode node) : Grain, IWorkerGrain
 
     public Task<bool> UnloadReplica(string key) => Task.FromResult(node.Unload(key));
 
+    public Task<RetireReport> RetireReplica(string key, int finishInPlaceMaxSteps) => node.RetireAsync(key, finishInPlaceMaxSteps);
+
+    // Off the grain's scheduler: the first open of a ticket copies its KV to host bytes.
+    public Task<WireKvHeader?> OpenKv(long ticket) => Task.Run(() => node.OpenKv(ticket));
+
+    public Task<byte[]> ReadKvChunk(long ticket, long offset, int length) => Task.FromResult(node.ReadKvChunk(ticket, offset, length));
+
+    public Task ReleaseKv(long ticket)
+    {
+        node.ReleaseKv(ticket);
+        return Task.CompletedTask;
+    }
+
     public IAsyncEnumerable<WorkerEvent> Generate(string key, WorkerRequest request, CancellationToken cancellationToken = default) =>
         node.GenerateAsync(key, request, cancellationToken);
 

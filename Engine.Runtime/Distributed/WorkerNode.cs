@@ -17,8 +17,14 @@ public sealed record WorkerOptions
     public EngineSettings Engine { get; init; } = new();
     public string? ServedName { get; init; }
 
-    /// <summary>Bytes per message when a peer copies weights from this worker (shard send/receive goes in chunks).</summary>
+    /// <summary>Bytes per message when a peer copies weights or a moved request's KV from this worker (both go in chunks).</summary>
     public int WeightChunkBytes { get; init; } = 1 << 20;
+
+    /// <summary>How long a moved request's KV entries wait here for the worker that continues it.</summary>
+    public TimeSpan KvParkTime { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Told about every replica's engine steps (each on its replica's loop thread); tests pace the engines with it.</summary>
+    public IStepObserver? StepObserver { get; init; }
 }
 
 /// <summary>
@@ -38,7 +44,9 @@ public sealed class WorkerNode : IAsyncDisposable
     private readonly ConcurrentDictionary<string, Lazy<Task<LoadReport>>> _loading = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Task> _retiring = new(StringComparer.Ordinal);
     private readonly ModelWeightSource _hostWeights;
+    private readonly KvParking _parking;
     private long _bytesReceived, _bytesSent;
+    private long _movedOut, _movedOutWithKv, _movedIn, _resumedFromKv, _kvBytesSent, _kvBytesReceived;
 
     public WorkerNode(WorkerOptions options, LoadedModel model, IWeightStore storage, DevicePool pool, IGrainFactory grains, ILogger logger)
     {
@@ -49,6 +57,7 @@ public sealed class WorkerNode : IAsyncDisposable
         _grains = grains;
         _logger = logger;
         _hostWeights = new ModelWeightSource(model.Model);
+        _parking = new KvParking(options.KvParkTime);
         if (pool.Devices.Any(d => ReplicaShape.NodeOf(d.Id) != options.Node))
             throw new ArgumentException($"the device pool ({pool}) holds devices of another node than '{options.Node}'");
     }
@@ -62,7 +71,12 @@ public sealed class WorkerNode : IAsyncDisposable
         Node, Pool.Devices.Select(d => d.Id).ToArray(), _options.ServedName ?? _model.Name, _model.Config.ParameterCount,
         _replicas.Values.Select(r => Describe(r, isRetiring: false))
             .Concat(_retiring.Keys.Select(k => new ReplicaStatus(k, 0, 0, 0, 0, IsRetiring: true))).ToArray(),
-        Interlocked.Read(ref _bytesReceived), Interlocked.Read(ref _bytesSent), StartedUtc);
+        Interlocked.Read(ref _bytesReceived), Interlocked.Read(ref _bytesSent), StartedUtc)
+    {
+        RequestsMovedOut = Interlocked.Read(ref _movedOut), RequestsMovedOutWithKv = Interlocked.Read(ref _movedOutWithKv),
+        RequestsMovedIn = Interlocked.Read(ref _movedIn), RequestsResumedFromKv = Interlocked.Read(ref _resumedFromKv),
+        KvBytesSent = Interlocked.Read(ref _kvBytesSent), KvBytesReceived = Interlocked.Read(ref _kvBytesReceived),
+    };
 
     /// <summary>
     /// Builds <paramref name="shape"/> here unless it is loaded (or loading: a second call waits for
@@ -91,7 +105,7 @@ public sealed class WorkerNode : IAsyncDisposable
                 throw new ArgumentException($"replica {shape.Key}: device '{device}' is not on worker '{Node}' ({Pool})");
         var spec = shape.ToSpec(shape.Key);
         var watch = Stopwatch.StartNew();
-        var options = new PlanRuntimeOptions { Engine = _options.Engine, ServedName = _options.ServedName, Devices = Pool };
+        var options = new PlanRuntimeOptions { Engine = _options.Engine, ServedName = _options.ServedName, Devices = Pool, StepObserver = _options.StepObserver };
         LiveReplica replica;
         LoadReport report;
         if (weightsFrom is null || weightsFrom == Node)
@@ -124,33 +138,178 @@ public sealed class WorkerNode : IAsyncDisposable
         if (!_replicas.TryRemove(key, out var replica))
             return false;
         replica.IsRetired = true;
+        StopRetired(key, replica);
+        _logger.LogInformation("worker {Node}: unloading {Replica} (its running requests finish first)", Node, key);
+        return true;
+    }
+
+    /// <summary>
+    /// Out of service now, its requests moved out: each stream ends with <see cref="WorkerEvent.Moved"/>
+    /// and the request's KV entries wait here under the ticket (<see cref="OpenKv"/>); a started
+    /// request with at most <paramref name="finishInPlaceMaxSteps"/> steps left finishes here. Then
+    /// the replica's memory is freed.
+    /// </summary>
+    public async Task<RetireReport> RetireAsync(string key, int finishInPlaceMaxSteps)
+    {
+        if (!_replicas.TryRemove(key, out var replica))
+            return new RetireReport(false, 0, 0, 0, 0);
+        replica.IsRetired = true;
+        IReadOnlyList<MigratingRequest> moving;
+        try
+        {
+            moving = await replica.Engine.DetachAllAsync(withKv: true, finishInPlaceMaxSteps).ConfigureAwait(false);
+        }
+        finally
+        {
+            StopRetired(key, replica); // what stays finishes, then the memory goes
+        }
+        int withKv = 0;
+        long parked = 0;
+        foreach (var m in moving)
+        {
+            var kv = m.TakeKv();
+            var ticket = kv is null ? new KvTicket(Node, 0, 0, 0) : new KvTicket(Node, _parking.Park(kv), kv.NumTokens, kv.Bytes);
+            if (kv is not null)
+                (withKv, parked) = (withKv + 1, parked + kv.Bytes);
+            m.HandOff(new RequestMovedException(ticket));
+        }
+        Interlocked.Add(ref _movedOut, moving.Count);
+        Interlocked.Add(ref _movedOutWithKv, withKv);
+        var left = replica.Engine.Snapshot();
+        int inPlace = left.NumRequestsRunning + left.NumRequestsWaiting;
+        _logger.LogInformation("worker {Node}: retiring {Replica}: {Moved} request(s) moved out ({WithKv} with {Bytes} B of KV parked), {InPlace} finishing here",
+            Node, key, moving.Count, withKv, parked, inPlace);
+        return new RetireReport(true, moving.Count, withKv, parked, inPlace);
+    }
+
+    private void StopRetired(string key, LiveReplica replica) =>
         _retiring[key] = Task.Run(async () =>
         {
             try { await replica.StopAsync().ConfigureAwait(false); }
             catch (Exception error) { _logger.LogError(error, "worker {Node}: stopping {Replica} failed", Node, key); }
             finally { _retiring.TryRemove(key, out _); }
         });
-        _logger.LogInformation("worker {Node}: unloading {Replica} (its running requests finish first)", Node, key);
-        return true;
-    }
 
     /// <summary>One generation on replica <paramref name="key"/>; the stream ends with the finish event, and leaving it early aborts the request.</summary>
+    /// <summary>
+    /// One generation on replica <paramref name="key"/>; the stream ends with the finish event, or
+    /// with <see cref="WorkerEvent.Moved"/> when the replica retires and moves the request out, and
+    /// leaving it early aborts the request. A moved request (<see cref="WorkerRequest.KvFrom"/>)
+    /// continues from its KV entries when they can be fetched, else recomputes its prompt.
+    /// </summary>
     public async IAsyncEnumerable<WorkerEvent> GenerateAsync(string key, WorkerRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         if (!_replicas.TryGetValue(key, out var replica))
             throw new ReplicaUnavailableException($"replica {key} is not loaded on worker '{Node}'");
+        var ticket = request.KvFrom;
+        var kv = ticket is { NumTokens: > 0 } ? await FetchKvAsync(ticket, cancellationToken).ConfigureAwait(false) : null;
         IAsyncEnumerable<GenerationEvent> events;
         try
         {
-            events = replica.Engine.GenerateAsync(request.ToGenerationRequest(), cancellationToken);
+            events = replica.Engine.GenerateAsync(request.ToGenerationRequest(), kv, cancellationToken);
         }
-        catch (AdmissionRejectedException) when (replica.IsRetired)
+        catch (Exception error) when (kv is not null && ticket!.Node == Node && error is AdmissionRejectedException or ArgumentException)
         {
-            throw new ReplicaUnavailableException($"replica {key} on worker '{Node}' is being unloaded");
+            // Not admitted here: the entries stay parked for the replica the request goes to next.
+            _parking.Return(ticket.Id, kv);
+            throw Unavailable(error);
         }
-        await foreach (var e in events.WithCancellation(cancellationToken).ConfigureAwait(false))
-            yield return WorkerEvent.Of(e);
+        catch (AdmissionRejectedException error)
+        {
+            throw Unavailable(error);
+        }
+        if (ticket is not null)
+        {
+            Interlocked.Increment(ref _movedIn);
+            if (kv is not null)
+                Interlocked.Increment(ref _resumedFromKv);
+            if (ticket.Id != 0 && ticket.Node != Node)
+                _ = ReleasePeerKvAsync(ticket);
+        }
+        await using var stream = events.GetAsyncEnumerator(cancellationToken);
+        while (true)
+        {
+            KvTicket? movedTo = null;
+            try
+            {
+                if (!await stream.MoveNextAsync().ConfigureAwait(false))
+                    yield break;
+            }
+            catch (RequestMovedException moved)
+            {
+                movedTo = moved.Ticket;
+            }
+            if (movedTo is not null)
+            {
+                yield return WorkerEvent.MovedTo(movedTo);
+                yield break;
+            }
+            yield return WorkerEvent.Of(stream.Current);
+        }
+
+        Exception Unavailable(Exception error) => replica.IsRetired
+            ? new ReplicaUnavailableException($"replica {key} on worker '{Node}' is being unloaded")
+            : error;
     }
+
+    /// <summary>A moved request's KV entries: taken whole when parked here, else read from their worker in chunks; null (recompute) when they cannot be had.</summary>
+    private async Task<KvBlocks?> FetchKvAsync(KvTicket ticket, CancellationToken cancellationToken)
+    {
+        if (ticket.Node == Node)
+            return _parking.TakeLocal(ticket.Id);
+        var watch = Stopwatch.StartNew();
+        try
+        {
+            var peer = _grains.GetGrain<IWorkerGrain>(ticket.Node);
+            if (await peer.OpenKv(ticket.Id).WaitAsync(cancellationToken).ConfigureAwait(false) is not { } wire)
+            {
+                _logger.LogWarning("worker {Node}: KV ticket {Ticket} of worker {Peer} is gone: the request recomputes its prompt", Node, ticket.Id, ticket.Node);
+                return null;
+            }
+            var header = wire.ToHeader();
+            var bytes = new byte[header.Bytes];
+            int chunk = _options.WeightChunkBytes;
+            var offsets = new List<long>();
+            for (long offset = 0; offset < bytes.Length; offset += chunk)
+                offsets.Add(offset);
+            foreach (var batch in offsets.Chunk(4))
+            {
+                var parts = await Task.WhenAll(batch.Select(o => peer.ReadKvChunk(ticket.Id, o, (int)Math.Min(chunk, bytes.Length - o)))).ConfigureAwait(false);
+                for (int i = 0; i < batch.Length; i++)
+                    parts[i].CopyTo(bytes.AsSpan((int)batch[i]));
+            }
+            var blocks = KvWire.Read(_model.Config, header, bytes);
+            Interlocked.Add(ref _kvBytesReceived, bytes.Length);
+            _logger.LogDebug("worker {Node}: fetched {Bytes} B of KV ({Tokens} tokens) from {Peer} in {Ms:F1} ms", Node, bytes.Length, header.NumTokens, ticket.Node, watch.Elapsed.TotalMilliseconds);
+            return new KvBlocks(blocks, header.NumTokens);
+        }
+        catch (Exception error) when (!cancellationToken.IsCancellationRequested)
+        {
+            _logger.LogWarning("worker {Node}: fetching KV ticket {Ticket} from worker {Peer} failed ({Error}): the request recomputes its prompt",
+                Node, ticket.Id, ticket.Node, error.Message);
+            return null;
+        }
+    }
+
+    private async Task ReleasePeerKvAsync(KvTicket ticket)
+    {
+        try { await _grains.GetGrain<IWorkerGrain>(ticket.Node).ReleaseKv(ticket.Id).ConfigureAwait(false); }
+        catch (Exception) { } // that worker is gone, and its parked entries with it; else they expire
+    }
+
+    /// <summary>The header of a parked request's KV bytes (made on the first open), null when not parked here.</summary>
+    public WireKvHeader? OpenKv(long ticket) => _parking.Open(ticket);
+
+    public byte[] ReadKvChunk(long ticket, long offset, int length)
+    {
+        if (length < 0 || length > _options.WeightChunkBytes)
+            throw new ArgumentOutOfRangeException(nameof(length), length, $"a chunk is at most {_options.WeightChunkBytes} bytes");
+        var chunk = _parking.Read(ticket, offset, length);
+        Interlocked.Add(ref _kvBytesSent, chunk.Length);
+        return chunk;
+    }
+
+    public void ReleaseKv(long ticket) => _parking.Release(ticket);
 
     public WeightEntry[] WeightIndex() =>
         _model.Model.Weights.Select(kv => new WeightEntry(kv.Key, (int)kv.Value.dtype, kv.Value.shape, kv.Value.NumberOfElements * kv.Value.ElementSize))
@@ -184,5 +343,13 @@ public sealed class WorkerNode : IAsyncDisposable
         foreach (var key in _replicas.Keys.ToArray())
             Unload(key);
         await Task.WhenAll(_retiring.Values.ToArray()).ConfigureAwait(false);
+        _parking.Dispose();
     }
+}
+
+/// <summary>Ends a request's stream on a retiring replica: it continues elsewhere, its KV entries parked under <see cref="Ticket"/>.</summary>
+internal sealed class RequestMovedException(KvTicket ticket)
+    : Exception($"the request moved out of its retiring replica (KV ticket {ticket.Id} on worker '{ticket.Node}', {ticket.NumTokens} tokens)")
+{
+    public KvTicket Ticket { get; } = ticket;
 }

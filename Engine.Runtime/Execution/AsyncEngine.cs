@@ -86,15 +86,35 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
     /// token; the last one carries the finish reason. Cancelling either token, or leaving the
     /// enumeration early, aborts the request and frees its KV blocks.
     /// </summary>
-    public IAsyncEnumerable<GenerationEvent> GenerateAsync(GenerationRequest request, CancellationToken cancellationToken)
+    public IAsyncEnumerable<GenerationEvent> GenerateAsync(GenerationRequest request, CancellationToken cancellationToken) =>
+        GenerateAsync(request, resumeKv: null, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="GenerateAsync(GenerationRequest, CancellationToken)"/>, for a request that moved
+    /// here from another process with the KV entries of its first tokens (<see cref="EngineCore.AddRequest(GenerationRequest, int, KvBlocks?)"/>):
+    /// only the rest of its prompt is computed. This engine owns <paramref name="resumeKv"/> once
+    /// called, admitted or not.
+    /// </summary>
+    public IAsyncEnumerable<GenerationEvent> GenerateAsync(GenerationRequest request, KvBlocks? resumeKv, CancellationToken cancellationToken)
     {
-        Validate(request);
-        cancellationToken.ThrowIfCancellationRequested();
+        try
+        {
+            Validate(request);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+        catch
+        {
+            resumeKv?.Dispose();
+            throw;
+        }
         if (request.ArrivalTime <= 0)
             request = request with { ArrivalTime = Clock.Now };
-        var handle = new RequestHandle(request, this);
+        var handle = new RequestHandle(request, this) { ResumeKv = resumeKv };
         if (!_live.TryAdd(request.RequestId, handle))
+        {
+            handle.TakeResumeKv()?.Dispose();
             throw new ArgumentException($"request id '{request.RequestId}' is already in flight", "request_id");
+        }
         // Registered before the loop can see the handle, so the loop's Complete always disposes it.
         handle.Registration = cancellationToken.Register(
             static state => RequestAbort((RequestHandle)state!), handle);
@@ -102,6 +122,7 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
         {
             handle.Registration.Dispose();
             _live.TryRemove(request.RequestId, out _);
+            handle.TakeResumeKv()?.Dispose();
             throw new AdmissionRejectedException(
                 Fault is not null ? $"the engine has failed: {Fault.Message}"
                 : _stopping ? "the engine is shutting down"
@@ -235,7 +256,7 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
             if (m.Detached is { } detached)
                 _core.Adopt(detached);
             else
-                _core.AddRequest(handle.Request);
+                _core.AddRequest(handle.Request, typeIndex: -1, handle.TakeResumeKv());
         }
         catch (Exception error) when (error is ArgumentException or InvalidOperationException)
         {
@@ -337,8 +358,10 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
     {
         while (_core.Scheduler.NumWaiting < _maxSchedulerWaiting && _admission.Reader.TryRead(out var handle))
         {
+            var resumeKv = handle.TakeResumeKv();
             if (handle.IsAbortRequested)
             {
+                resumeKv?.Dispose();
                 var request = handle.Request;
                 handle.Events.Writer.TryWrite(new GenerationEvent(request.RequestId, IModelRunner.NoToken, "", FinishReason.Abort, request.PromptTokens.Count, 0));
                 Complete(handle, error: null);
@@ -346,7 +369,7 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
             }
             try
             {
-                _core.AddRequest(handle.Request);
+                _core.AddRequest(handle.Request, typeIndex: -1, resumeKv);
             }
             catch (ArgumentException error)
             {
@@ -432,6 +455,12 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
 
         /// <summary>Loop thread only.</summary>
         public List<double> InterTokenLatencies { get; } = [];
+
+        /// <summary>KV entries computed elsewhere that the request continues from; taken (and owned) by whoever admits or drops it.</summary>
+        private KvBlocks? _resumeKv;
+        public KvBlocks? ResumeKv { init => _resumeKv = value; }
+
+        public KvBlocks? TakeResumeKv() => Interlocked.Exchange(ref _resumeKv, null);
     }
 }
 
@@ -459,4 +488,25 @@ public sealed class MigratingRequest
     public long KvBytes => Detached?.Kv?.Bytes ?? 0;
 
     public int NumOutputTokens => Detached?.Sequence.NumOutputTokens ?? 0;
+
+    private int _kvTaken;
+
+    /// <summary>
+    /// For moving the request out of this process: its KV entries (the caller owns them now; null
+    /// when it carries none), after which only <see cref="HandOff"/> may end it, not an adoption.
+    /// </summary>
+    public KvBlocks? TakeKv() =>
+        Interlocked.Exchange(ref _kvTaken, 1) == 1 ? null : Detached?.Kv ?? Handle.TakeResumeKv();
+
+    /// <summary>
+    /// Ends the request's open stream with <paramref name="movedTo"/>, which its reader gets as the
+    /// stream's error: the request goes on in another process (whose address the exception
+    /// carries), so this one is done with it. Tokens already in the stream are read first.
+    /// </summary>
+    public void HandOff(Exception movedTo)
+    {
+        ArgumentNullException.ThrowIfNull(movedTo);
+        Handle.Events.Writer.TryComplete(movedTo);
+        Handle.Registration.Dispose();
+    }
 }

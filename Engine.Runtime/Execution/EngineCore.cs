@@ -46,18 +46,51 @@ public sealed class EngineCore
     public long GenerationTokensTotal { get; private set; }
 
     /// <summary>Queues a request. Throws <see cref="ArgumentException"/> (ParamName = the request field) when it can never run.</summary>
-    public Sequence AddRequest(GenerationRequest request, int typeIndex = -1)
+    public Sequence AddRequest(GenerationRequest request, int typeIndex = -1) => AddRequest(request, typeIndex, resumeKv: null);
+
+    /// <summary>
+    /// Queues a request, continuing from <paramref name="resumeKv"/> when given: the KV entries of
+    /// its first tokens, computed elsewhere (a request moved from another process's replica). They
+    /// are written into its blocks and only the rest of its prompt is computed here, when this
+    /// replica has room for them now and a runner that imports KV; otherwise the whole prompt is
+    /// computed, as without them. Disposes <paramref name="resumeKv"/>.
+    /// </summary>
+    public Sequence AddRequest(GenerationRequest request, int typeIndex, KvBlocks? resumeKv)
     {
-        ArgumentNullException.ThrowIfNull(request);
-        int resumed = request.ResumedOutputTokens;
-        if (resumed < 0 || resumed >= request.PromptTokens.Count)
-            throw new ArgumentException($"resumed output tokens: must be 0 to the prompt's length - 1 ({request.PromptTokens.Count - 1}), got {resumed}",
-                nameof(GenerationRequest.ResumedOutputTokens));
-        var seq = new Sequence(request.RequestId, request.PromptTokens, request.Sampling, request.ArrivalTime, typeIndex);
-        Scheduler.Add(seq);
-        if (_tokenizer is not null)
-            _texts[seq.RequestId] = ResumedText(request, resumed);
-        return seq;
+        using (resumeKv)
+        {
+            ArgumentNullException.ThrowIfNull(request);
+            int resumed = request.ResumedOutputTokens;
+            if (resumed < 0 || resumed >= request.PromptTokens.Count)
+                throw new ArgumentException($"resumed output tokens: must be 0 to the prompt's length - 1 ({request.PromptTokens.Count - 1}), got {resumed}",
+                    nameof(GenerationRequest.ResumedOutputTokens));
+            var seq = new Sequence(request.RequestId, request.PromptTokens, request.Sampling, request.ArrivalTime, typeIndex);
+            // At least the last prompt token is computed here: its logits give the next token.
+            int cached = Math.Min(resumeKv?.NumTokens ?? 0, request.PromptTokens.Count - 1);
+            if (cached > 0 && _runner is IKvMigration migration)
+            {
+                seq.NumComputedTokens = cached;
+                Scheduler.Adopt(seq); // running at once with blocks for the cached tokens, or queued to compute them all
+                if (seq.Status == SequenceStatus.Running)
+                {
+                    try
+                    {
+                        // A view of the first tokens shares the blocks; disposing resumeKv frees them.
+                        migration.Import(seq, cached == resumeKv!.NumTokens ? resumeKv : new KvBlocks(resumeKv.Blocks, cached));
+                    }
+                    catch (Exception error) when (error is ArgumentException or InvalidOperationException)
+                    {
+                        Scheduler.Finish(seq, FinishReason.Abort); // frees its blocks; the caller fails the request
+                        throw new ArgumentException($"request '{seq.RequestId}': its resumed KV does not fit this replica: {error.Message}", error);
+                    }
+                }
+            }
+            else
+                Scheduler.Add(seq);
+            if (_tokenizer is not null)
+                _texts[seq.RequestId] = ResumedText(request, resumed);
+            return seq;
+        }
     }
 
     /// <summary>

@@ -52,4 +52,7 @@ public sealed record PlanRuntimeOptions
     public IShardTransfer Transfer { get; init; } = ShardTransfer.Instance;
 
     public ILogger? Logger { get; init; }
+
+    /// <summary>Told about every replica's engine steps, each on its replica's loop thread (null: none).</summary>
+    public IStepObserver? StepObserver { get; init; }
 }

@@ -108,6 +108,7 @@ internal sealed class ReplicaBuilder(LoadedModel model, IWeightStore storage, De
             ModelName = options.ServedName ?? model.Name,
             AdmissionCapacity = settings.AdmissionCapacity,
             RetryAfter = settings.RetryAfter,
+            StepObserver = options.StepObserver,
         };
         return new LiveReplica(spec, weights, new AsyncEngine(engineOptions, config, runner, _tokenizer, clock), runner);
     }

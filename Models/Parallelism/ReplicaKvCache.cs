@@ -65,6 +65,16 @@ public sealed class ReplicaKvCache : IDisposable
         }
     }
 
+    /// <summary>An owned cache of this one's model and dtype with one shard on the host holding every layer and KV head, one block of <paramref name="numTokens"/> slots.</summary>
+    public ReplicaKvCache HostSingleBlock(int numTokens) => HostSingleBlock(config, numTokens, DType);
+
+    /// <summary>An owned single-shard host cache of one block of <paramref name="numTokens"/> slots, every layer and KV head of <paramref name="config"/>'s model (<see cref="KvWire"/>'s layout-free form).</summary>
+    public static ReplicaKvCache HostSingleBlock(LlamaConfig config, int numTokens, ScalarType dtype)
+    {
+        var cache = new PagedKvCache(config, 1, numTokens, CPU, dtype);
+        return new ReplicaKvCache(config, [new Shard(cache, new IndexRange(0, config.NumLayers), new IndexRange(0, config.NumKvHeads), cache.Device)]);
+    }
+
     public IReadOnlyList<Shard> Shards => shards;
     public int NumBlocks => shards[0].Cache.NumBlocks;
     public int BlockSize => shards[0].Cache.BlockSize;

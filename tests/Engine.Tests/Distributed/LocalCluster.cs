@@ -26,8 +26,10 @@ internal sealed class LocalCluster : IAsyncDisposable
     private readonly List<IHost> _clients = [];
     private readonly int _primarySiloPort;
 
-    private LocalCluster(string clusterId, int devicesPerNode, FailureDetection failureDetection, ControllerSettings controller, MembershipSpec membership)
+    private LocalCluster(string clusterId, int devicesPerNode, FailureDetection failureDetection, ControllerSettings controller, MembershipSpec membership,
+        TimeSpan stepPace)
     {
+        StepPace = stepPace;
         ClusterId = clusterId;
         Membership = membership;
         DevicesPerNode = devicesPerNode;
@@ -44,6 +46,9 @@ internal sealed class LocalCluster : IAsyncDisposable
     public FailureDetection FailureDetection { get; }
     public ControllerSettings Controller { get; }
 
+    /// <summary>Every engine step of every replica takes at least this long (zero: as fast as it runs), so requests are surely in flight when a test acts.</summary>
+    public TimeSpan StepPace { get; }
+
     public static EngineSettings Engine { get; } = new() { MaxNumSeqs = 8, MaxNumBatchedTokens = 512, MaxModelLen = 256, KvCacheGib = 0.02 };
 
     public static LoadedModel TinyModel() => BuiltInModel.Create(new BuiltInModelOptions
@@ -52,10 +57,10 @@ internal sealed class LocalCluster : IAsyncDisposable
     });
 
     public static async Task<LocalCluster> StartAsync(IReadOnlyList<string> nodes, int devicesPerNode = 2,
-        FailureDetection? failureDetection = null, ControllerSettings? controller = null, MembershipSpec? membership = null)
+        FailureDetection? failureDetection = null, ControllerSettings? controller = null, MembershipSpec? membership = null, TimeSpan stepPace = default)
     {
         var cluster = new LocalCluster("test-" + Guid.NewGuid().ToString("N")[..8], devicesPerNode,
-            failureDetection ?? FailureDetection.Fast, controller ?? new ControllerSettings(), membership ?? MembershipSpec.Localhost);
+            failureDetection ?? FailureDetection.Fast, controller ?? new ControllerSettings(), membership ?? MembershipSpec.Localhost, stepPace);
         try
         {
             // The primary first (it holds the membership table), then the others at once.
@@ -95,7 +100,7 @@ internal sealed class LocalCluster : IAsyncDisposable
             FailureDetection = FailureDetection, Controller = Controller,
         };
         var host = ClusterHosting.BuildWorker(options,
-            services => new WorkerNode(new WorkerOptions { Node = node, Engine = Engine }, model, new RandomWeightStore(model.Config, 7),
+            services => new WorkerNode(new WorkerOptions { Node = node, Engine = Engine, StepObserver = StepPace > TimeSpan.Zero ? new PacedSteps(StepPace) : null }, model, new RandomWeightStore(model.Config, 7),
                 DevicePool.Logical(DevicesPerNode, node), services.GetRequiredService<IGrainFactory>(), services.GetRequiredService<ILogger<WorkerNode>>()),
             Quiet);
         await host.StartAsync();
@@ -181,6 +186,12 @@ internal sealed class LocalCluster : IAsyncDisposable
         }
         else
             logging.SetMinimumLevel(LogLevel.Critical);
+    }
+
+    /// <summary>Sleeps after each step on the replica's loop thread.</summary>
+    private sealed class PacedSteps(TimeSpan pace) : IStepObserver
+    {
+        public void OnStep(in StepRecord step) => Thread.Sleep(pace);
     }
 
     public static int FreePort()

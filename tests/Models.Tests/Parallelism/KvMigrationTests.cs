@@ -16,13 +16,20 @@ public sealed class KvMigrationTests : IDisposable
     private IPagedLanguageModel Replica(int tp, int pp, int firstDevice) =>
         tp == 1 && pp == 1 && firstDevice < 0 ? new SingleDeviceLlama(model, ownsModel: false) : ParallelFixtures.Shard(model, pool, tp, pp, firstDevice);
 
-    /// <summary>Prefill and a few decodes on one replica, move the sequence's KV, keep decoding on the other: same tokens and logits as never moving.</summary>
+    /// <summary>
+    /// Prefill and a few decodes on one replica, move the sequence's KV, keep decoding on the other:
+    /// same tokens and logits as never moving. Through bytes: the KV leaves as <see cref="KvWire"/>
+    /// bytes and arrives as a host cache, as between workers.
+    /// </summary>
     [Theory]
-    [InlineData(1, 1, 2, 1)]
-    [InlineData(1, 1, 4, 1)] // KV heads replicated on the target
-    [InlineData(2, 1, 1, 2)] // re-slices heads and layers
-    [InlineData(4, 2, 1, 1)]
-    public void DecodeContinuesAfterMovingTheKvCache(int fromTp, int fromPp, int toTp, int toPp)
+    [InlineData(1, 1, 2, 1, false)]
+    [InlineData(1, 1, 4, 1, false)] // KV heads replicated on the target
+    [InlineData(2, 1, 1, 2, false)] // re-slices heads and layers
+    [InlineData(4, 2, 1, 1, false)]
+    [InlineData(1, 1, 2, 1, true)]
+    [InlineData(2, 1, 1, 2, true)]
+    [InlineData(4, 2, 1, 1, true)]
+    public void DecodeContinuesAfterMovingTheKvCache(int fromTp, int fromPp, int toTp, int toPp, bool throughBytes)
     {
         var prompt = Enumerable.Range(0, 19).Select(i => (i * 37 + 5) % model.Config.VocabSize).ToArray();
         using var source = Replica(fromTp, fromPp, fromTp == 1 && fromPp == 1 ? -1 : 0);
@@ -43,8 +50,19 @@ public sealed class KvMigrationTests : IDisposable
         }
 
         // The cache holds every position but the last token's (not fed yet).
-        var report = KvMigration.Copy(sourceCache, sourceTable, targetCache, targetTable, tokens.Count - 1);
-        Assert.True(report.Bytes >= 2L * model.Config.NumLayers * model.Config.KvDim * (tokens.Count - 1) * 4);
+        int numTokens = tokens.Count - 1;
+        if (throughBytes)
+        {
+            var bytes = KvWire.Write(sourceCache, sourceTable, numTokens, out var header);
+            Assert.Equal(2L * model.Config.NumLayers * model.Config.KvDim * numTokens * 4, bytes.Length);
+            using var host = KvWire.Read(model.Config, header, bytes);
+            KvMigration.Copy(host, [0], targetCache, targetTable, numTokens);
+        }
+        else
+        {
+            var report = KvMigration.Copy(sourceCache, sourceTable, targetCache, targetTable, numTokens);
+            Assert.True(report.Bytes >= 2L * model.Config.NumLayers * model.Config.KvDim * numTokens * 4);
+        }
 
         var stayed = new List<int>(tokens);
         var moved = new List<int>(tokens);
