@@ -12,7 +12,13 @@
 # stall after the kill from another cause counts too, so S can overstate, never understate.
 # Everything it starts is stopped on exit (trap), by process id.
 #
-# Usage: scripts/fault-drill.sh [--requests N] [--concurrency C] [--max-tokens T] [--kill NODE] [--stall-seconds X]
+# With --switch, nothing is killed: mid-load the drill PUTs scenarios/plans/builtin-3node-without-node1.yaml,
+# a switch that retires node1's replica while it streams; its requests move to the other workers
+# with their KV cache (fetched from node1 in chunks). S is then from the PUT. The front end's line
+# gives how many requests moved, how many with KV, and the longest a moved request waited for its
+# next token.
+#
+# Usage: scripts/fault-drill.sh [--requests N] [--concurrency C] [--max-tokens T] [--prompt-words W] [--kill NODE | --switch] [--stall-seconds X]
 # Env: CONFIGURATION (Release), OSERVE_DRILL_LOGS (a folder to keep the processes' logs in; the
 # clients' token times are in its trace.jsonl), OSERVE_WORKER_ARGS (more `oserve worker` options for
 # every worker, e.g. "--controller-window 15" to run the forecasting controller loop; its last
@@ -20,7 +26,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-requests=60; concurrency=12; max_tokens=48; victim=node1; stall=2
+requests=60; concurrency=12; max_tokens=48; prompt_words=24; victim=node1; stall=2; mode=kill
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -h|--help) sed -n '2,/^set /{/^set /d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
@@ -28,7 +34,9 @@ while [[ $# -gt 0 ]]; do
     --requests) requests=$2; shift 2 ;;
     --concurrency) concurrency=$2; shift 2 ;;
     --max-tokens) max_tokens=$2; shift 2 ;;
+    --prompt-words) prompt_words=$2; shift 2 ;;
     --kill) victim=$2; shift 2 ;;
+    --switch) mode=switch; shift ;;
     *) echo "fault-drill: unknown option '$1' (see $0 --help)" >&2; exit 2 ;;
   esac
 done
@@ -108,13 +116,34 @@ started=$(now)
 wait_until "the three workers' replicas" is_full 300 || exit 1
 say "cluster up in $(since "$started") s: 3 workers, plan r0 r1 r2 in force (logs: $logs)"
 
-"${oserve[@]}" drill-load --base-url "$base" --requests "$requests" --concurrency "$concurrency" --max-tokens "$max_tokens" \
+"${oserve[@]}" drill-load --base-url "$base" --requests "$requests" --concurrency "$concurrency" --max-tokens "$max_tokens" --prompt-words "$prompt_words" \
   --progress-file "$logs/progress" --kill-marker "$logs/killed-at" --stall-seconds "$stall" --trace-file "$logs/trace.jsonl" >"$logs/load.out" 2>"$logs/load.err" &
 load_pid=$!
 pids+=($load_pid)
 
 # Mid-load: once a quarter of the requests have finished (so many streams are in flight).
 until [[ -f "$logs/progress" && $(cat "$logs/progress") -ge $((requests / 4)) ]] || ! kill -0 "$load_pid" 2>/dev/null; do sleep 0.1; done
+front_end_figures() {
+  say "front end: $(cluster | grep -oE '"(stream_breaks|requests_resumed|max_resume_seconds|requests_moved|requests_moved_with_kv|max_move_seconds)":[0-9.]+' | tr '\n' ' ')"
+}
+if [[ $mode == switch ]]; then
+  finished_at_switch=$(cat "$logs/progress")
+  echo "$EPOCHREALTIME" >"$logs/killed-at"
+  switched=$(now)
+  code=$(curl -s -m 300 -o "$logs/switch.json" -w '%{http_code}' -X PUT --data-binary @scenarios/plans/builtin-3node-without-node1.yaml "$base/v1/plan")
+  say "PUT the plan without node1's replica after $finished_at_switch of $requests requests finished: HTTP $code in $(since "$switched") s"
+  drill_ok=1
+  [[ $code == 200 ]] || { cat "$logs/switch.json" >&2; drill_ok=0; }
+  moved() { [[ $1 =~ \"requests_moved\":([0-9]+) && ${BASH_REMATCH[1]} -gt 0 ]]; }
+  wait_until "node1's replica to retire and move its requests" moved 60 && say "node1's replica retired $(since "$switched") s after the PUT" || drill_ok=0
+  wait "$load_pid"; rc=$?
+  sed 's/^/fault-drill: /' "$logs/load.err" >&2
+  front_end_figures
+  say "workers: $(curl -sf -m 5 "$base/v1/cluster" | tr -d ' \n' | grep -oE '"node":"node[0-9]"|"(requests_moved_out|requests_moved_out_with_kv|requests_moved_in|requests_resumed_from_kv|kv_bytes_sent|kv_bytes_received)":[0-9]+' | tr '\n' ' ')"
+  tail -n 1 "$logs/load.out"
+  [[ $drill_ok -eq 1 ]] || { [[ $rc -eq 0 ]] && rc=1; }
+  exit $rc
+fi
 # The kill time is taken after SIGKILL returns, with no process started between (EPOCHREALTIME, not
 # date): a time taken before, plus a fork or two on a loaded machine, let the victim's streams go on
 # past the "kill" and hid their pause.
@@ -144,7 +173,7 @@ wait_until "$victim to rejoin" is_full 300 && say "$victim rejoined: full plan i
 wait "$load_pid"; rc=$?
 sed 's/^/fault-drill: /' "$logs/load.err" >&2
 # The front end's own figure: the longest a broken stream waited for its next token (after the break was seen).
-say "front end: $(cluster | grep -oE '"(stream_breaks|requests_resumed|max_resume_seconds)":[0-9.]+' | tr '\n' ' ')"
+front_end_figures
 if [[ -n ${OSERVE_WORKER_ARGS:-} ]]; then
   state=$(curl -sf -m 5 "$base/v1/cluster" | tr -d '\n')
   say "controller loop, last window: $(grep -oE '"loop": ?\{[^}]*\}' <<<"$state" || echo none)"

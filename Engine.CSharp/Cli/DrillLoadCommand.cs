@@ -51,7 +51,7 @@ public static class DrillLoadCommand
                 parse.InvocationConfiguration.Error.WriteLine($"drill-load: {error}");
             if (parse.GetValue(KillMarker) is not null)
                 parse.InvocationConfiguration.Error.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                    $"drill-load: {result.NumStalled} streams stalled (waited over {parse.GetValue(StallSeconds)} s for a token) after the kill; longest stall {result.LongestStallSeconds:F1} s; the last ended {result.RecoverySeconds:F1} s after the kill"));
+                    $"drill-load: {result.NumStalled} streams stalled (waited over {parse.GetValue(StallSeconds)} s for a token) after the kill (or switch); longest stall {result.LongestStallSeconds:F1} s; the last ended {result.RecoverySeconds:F1} s after it"));
             parse.InvocationConfiguration.Output.WriteLine(result.Line);
             return result.Passed ? OServeCli.ExitOk : OServeCli.ExitFailure;
         });

@@ -12,7 +12,7 @@ public sealed class ClusterCounters
         "Time from a request being moved out of a retiring replica by a switch to its next token on the replica it went to (the KV fetch included).",
         [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10]);
     private long _numBreaks, _numResumed, _numMoved, _numMovedWithKv, _numMovedOn, _promptTokens, _generatedTokens;
-    private double _maxResumeSeconds;
+    private double _maxResumeSeconds, _maxMoveSeconds;
     private readonly Lock _lock = new();
 
     public long NumBreaks => Interlocked.Read(ref _numBreaks);
@@ -27,6 +27,9 @@ public sealed class ClusterCounters
 
     /// <summary>The longest a request waited between its stream breaking and its next token.</summary>
     public double MaxResumeSeconds { get { lock (_lock) return _maxResumeSeconds; } }
+
+    /// <summary>The longest a moved request waited between leaving its retiring replica and its next token.</summary>
+    public double MaxMoveSeconds { get { lock (_lock) return _maxMoveSeconds; } }
 
     internal void CountBreak() => Interlocked.Increment(ref _numBreaks);
 
@@ -50,6 +53,8 @@ public sealed class ClusterCounters
         {
             Interlocked.Increment(ref _numMovedOn);
             _moveSeconds.Observe(waited.TotalSeconds);
+            lock (_lock)
+                _maxMoveSeconds = Math.Max(_maxMoveSeconds, waited.TotalSeconds);
             return;
         }
         Interlocked.Increment(ref _numResumed);

@@ -10,7 +10,8 @@ namespace OServe.Engine.Distributed;
 /// The front end's plan endpoints over the cluster: GET /v1/plan (the plan in force, YAML), PUT
 /// /v1/plan (a switch across workers, make-before-break on the controller; 400 listing every problem
 /// of a bad plan, 500 after a rollback, else 200 with the report), GET /v1/cluster (JSON: epoch, live
-/// workers, missing replicas, where each replica runs and what it holds, resumed streams).
+/// workers, missing replicas, where each replica runs and what it holds, resumed streams, requests a
+/// switch moved).
 /// </summary>
 public static class ClusterPlanEndpoints
 {
@@ -62,6 +63,9 @@ public static class ClusterPlanEndpoints
             StreamBreaks = runtime.Counters.NumBreaks,
             RequestsResumed = runtime.Counters.NumResumed,
             runtime.Counters.MaxResumeSeconds,
+            RequestsMoved = runtime.Counters.NumMoved,
+            RequestsMovedWithKv = runtime.Counters.NumMovedWithKv,
+            runtime.Counters.MaxMoveSeconds,
         };
     }
 
