@@ -67,7 +67,7 @@ public sealed class EngineCore
             var seq = new Sequence(request.RequestId, request.PromptTokens, request.Sampling, request.ArrivalTime, typeIndex);
             // At least the last prompt token is computed here: its logits give the next token.
             int cached = Math.Min(resumeKv?.NumTokens ?? 0, request.PromptTokens.Count - 1);
-            if (cached > 0 && _runner is IKvMigration migration)
+            if (cached > 0 && _runner is IKvMigration { CanMigrate: true } migration)
             {
                 seq.NumComputedTokens = cached;
                 Scheduler.Adopt(seq); // running at once with blocks for the cached tokens, or queued to compute them all
@@ -143,7 +143,7 @@ public sealed class EngineCore
         if (!Scheduler.TryGetSequence(requestId, out var seq))
             return null;
         KvBlocks? kv = null;
-        if (withKv && seq.Status == SequenceStatus.Running && seq.NumComputedTokens > 0 && _runner is IKvMigration migration)
+        if (withKv && seq.Status == SequenceStatus.Running && seq.NumComputedTokens > 0 && _runner is IKvMigration { CanMigrate: true } migration)
         {
             try
             {
@@ -175,7 +175,7 @@ public sealed class EngineCore
         using (kv)
         {
             int computed = seq.NumComputedTokens;
-            if (kv is null || _runner is not IKvMigration migration)
+            if (kv is null || _runner is not IKvMigration { CanMigrate: true })
                 seq.NumComputedTokens = 0; // nothing to continue from: recompute
             Scheduler.Adopt(seq);
             if (seq.Status == SequenceStatus.Running && kv is not null && computed == kv.NumTokens)

@@ -14,6 +14,9 @@ public interface IKvMigration
 
     /// <summary>Writes <paramref name="kv"/> into the blocks the target scheduler gave <paramref name="seq"/>.</summary>
     void Import(Sequence seq, KvBlocks kv);
+
+    /// <summary>False when this replica's cache holds only some of the model's layers (its later pipeline stages run in another process): its sequences then recompute when they move, either way.</summary>
+    bool CanMigrate => true;
 }
 
 /// <summary>

@@ -161,6 +161,9 @@ public sealed class TorchModelRunner : IModelRunner, IKvMigration, IDisposable
     /// Copies the sequence's K/V into a staging cache of this replica's layout (a copy: the blocks
     /// may be reused as soon as the scheduler frees them). The staging cache's blocks are 0..n-1.
     /// </summary>
+    /// <summary>Only a cache that holds every layer can give or take a sequence's KV whole.</summary>
+    public bool CanMigrate => Cache.HoldsEveryLayer;
+
     public KvBlocks Export(Sequence seq)
     {
         int numBlocks = (seq.NumComputedTokens + Cache.BlockSize - 1) / Cache.BlockSize;

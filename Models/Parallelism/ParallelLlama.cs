@@ -27,6 +27,9 @@ public sealed record ParallelLlamaOptions
 /// computes its heads' attention and its MLP columns, and the stage sums the ranks' partial
 /// outputs (the all-reduce) before the residual add; between stages the activations move to the
 /// next stage's devices. The result equals the single-device model up to float rounding.
+/// A part of a replica holds only a run of its stages (<see cref="Stages"/>), as a worker does when
+/// the replica's stages are on several nodes: <see cref="ForwardPart"/> then starts from the previous
+/// part's activations and hands its own on, unless it holds the first or the last stage.
 /// </summary>
 public sealed class ParallelLlama : IPagedLanguageModel
 {
@@ -36,10 +39,14 @@ public sealed class ParallelLlama : IPagedLanguageModel
     private readonly bool ownsCores;
     /// <summary>Per shard, its dedicated thread when the devices own cores (null for rank 0 of each stage, which runs on the caller's thread).</summary>
     private readonly ShardWorker?[] workers;
+    /// <summary>Layout index of shards[0] (Stages.Start x tp).</summary>
+    private readonly int firstShard;
 
-    private ParallelLlama(ParallelLayout layout, IReadOnlyList<PoolDevice> devices, ScalarType dtype, LlamaShard[] shards, TransferReport report, bool concurrent)
+    private ParallelLlama(ParallelLayout layout, IndexRange stages, IReadOnlyList<PoolDevice> devices, ScalarType dtype, LlamaShard[] shards, TransferReport report, bool concurrent)
     {
         Layout = layout;
+        Stages = stages;
+        firstShard = stages.Start * layout.Tp;
         Devices = devices.ToArray();
         DType = dtype;
         this.shards = shards;
@@ -51,7 +58,7 @@ public sealed class ParallelLlama : IPagedLanguageModel
         ownsCores = devices.All(d => d.OwnsCore);
         workers = shards.Select(s => ownsCores && s.Spec.Rank > 0 ? new ShardWorker() : null).ToArray();
         // StepPlan sees one shard's cache: its layers and its KV heads (every shard has as many).
-        stepConfig = Config with { NumLayers = layout.Shards[0].Layers.Count, NumKvHeads = layout.LocalKvHeads };
+        stepConfig = Config with { NumLayers = shards[0].Spec.Layers.Count, NumKvHeads = layout.LocalKvHeads };
         foreach (var shard in shards)
             foreach (var (slice, tensor) in shard.Slices) shard.Device.Hold(slice, tensor, this);
     }
@@ -61,25 +68,32 @@ public sealed class ParallelLlama : IPagedLanguageModel
     /// copied from a device of the pool that already holds it when <see cref="ParallelLlamaOptions.CopyFromPeers"/>,
     /// else read from <paramref name="source"/>; <see cref="BuildReport"/> says which and how long it took.
     /// </summary>
+    /// <param name="stages">the run of stages to build (a part of the replica, whose other stages run elsewhere); null: all of them.</param>
     public static ParallelLlama Create(
-        LlamaConfig config, IReadOnlyList<PoolDevice> devices, int tp, int pp, IWeightSource source, ScalarType dtype, ParallelLlamaOptions? options = null)
+        LlamaConfig config, IReadOnlyList<PoolDevice> devices, int tp, int pp, IWeightSource source, ScalarType dtype, ParallelLlamaOptions? options = null,
+        IndexRange? stages = null)
     {
         options ??= new ParallelLlamaOptions();
         config.Validate(source.Origin);
         if (dtype is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16))
             throw new ArgumentException($"model dtype must be Float32, BFloat16 or Float16, got {dtype}", nameof(dtype));
         var layout = ParallelLayout.Create(config, tp, pp);
-        if (devices.Count != layout.NumShards)
-            throw new ArgumentException($"tp={tp} x pp={pp} needs {layout.NumShards} devices, got {devices.Count}", nameof(devices));
+        var run = stages ?? new IndexRange(0, pp);
+        if (run.Start < 0 || run.Count < 1 || run.End > pp)
+            throw new ArgumentException($"stages {run}: a tp={tp} x pp={pp} replica has stages 0..{pp}", nameof(stages));
+        if (devices.Count != run.Count * tp)
+            throw new ArgumentException(run.Count == pp
+                ? $"tp={tp} x pp={pp} needs {layout.NumShards} devices, got {devices.Count}"
+                : $"stages {run} of tp={tp} x pp={pp} need {run.Count * tp} devices, got {devices.Count}", nameof(devices));
         if (devices.Distinct().Count() != devices.Count)
             throw new ArgumentException($"a replica's devices must be distinct: {string.Join(", ", devices.Select(d => d.Id))}", nameof(devices));
 
         if (devices.Any(d => d.IsLogical)) NativeMemoryTuning.Apply();
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        var (shards, report) = ShardTransfer.Load(layout, devices, dtype, source, options.CopyFromPeers);
+        var (shards, report) = ShardTransfer.Load(layout, devices, dtype, source, options.CopyFromPeers, run.Start * tp);
         bool distinctCuda = devices.All(d => !d.IsLogical) && devices.Select(d => d.Torch.index).Distinct().Count() == devices.Count;
-        return new ParallelLlama(layout, devices, dtype, shards, report, options.ConcurrentShards ?? (distinctCuda && tp > 1));
+        return new ParallelLlama(layout, run, devices, dtype, shards, report, options.ConcurrentShards ?? (distinctCuda && tp > 1));
     }
 
     /// <summary>Shards an existing single-device model's weights over <paramref name="devices"/>.</summary>
@@ -87,6 +101,11 @@ public sealed class ParallelLlama : IPagedLanguageModel
         Create(model.Config, devices, tp, pp, new ModelWeightSource(model), model.DType, options);
 
     public ParallelLayout Layout { get; }
+
+    /// <summary>The stages this object holds: all of the layout's, or a run of them (a part of a replica whose other stages run elsewhere).</summary>
+    public IndexRange Stages { get; }
+
+    public bool IsWhole => Stages.Count == Layout.Pp;
     public LlamaConfig Config => Layout.Config;
     public ScalarType DType { get; }
     public IReadOnlyList<PoolDevice> Devices { get; }
@@ -108,6 +127,24 @@ public sealed class ParallelLlama : IPagedLanguageModel
 
     public Tensor Forward(IReadOnlyList<SequenceChunk> batch, ReplicaKvCache cache)
     {
+        if (!IsWhole)
+            throw new InvalidOperationException($"this part holds stages {Stages} of {Layout}: run it with ForwardPart");
+        return ForwardPart(batch, cache, hidden: null);
+    }
+
+    /// <summary>
+    /// One step of the stages held: from the batch's token embeddings when they include stage 0,
+    /// else from <paramref name="hidden"/>, the previous part's output ([tokens, dim], any device).
+    /// Returns the float32 logits (as <see cref="Forward"/>) when they include the last stage, else
+    /// the activations to hand to the next part ([tokens, dim] in the model dtype). The KV of the
+    /// held layers goes into <paramref name="cache"/> (<see cref="CreateKvCache"/> of this part).
+    /// </summary>
+    public Tensor ForwardPart(IReadOnlyList<SequenceChunk> batch, ReplicaKvCache cache, Tensor? hidden)
+    {
+        if ((Stages.Start == 0) != (hidden is null))
+            throw new ArgumentException(Stages.Start == 0
+                ? "this part holds the first stage: it embeds the tokens, give it no activations"
+                : $"this part starts at stage {Stages.Start}: give it the previous stage's activations", nameof(hidden));
         CheckCache(cache);
         // The calling thread computes rank 0 and everything between the ranks (all-reduce sums,
         // residual adds), and the engine samples on it next: one core's worth of threads.
@@ -118,11 +155,23 @@ public sealed class ParallelLlama : IPagedLanguageModel
         var inputs = StepInputsPerShard(plan);
 
         int tp = Layout.Tp;
-        var xs = RunStage(0, scope, s => s.EmbedPartial(inputs[s.Spec.Index].Tensors.Tokens));
-        xs = Collectives.AllReduceSum(xs, StageDevices(0));
-        for (int stage = 0; stage < Layout.Pp; stage++)
+        Tensor[] xs;
+        if (hidden is null)
         {
-            if (stage > 0)
+            xs = RunStage(0, scope, s => s.EmbedPartial(inputs[Local(s)].Tensors.Tokens));
+            xs = Collectives.AllReduceSum(xs, StageDevices(0));
+        }
+        else
+        {
+            var (tokens, dim) = (batch.Sum(c => c.TokenIds.Count), Config.Dim);
+            if (hidden.dim() != 2 || hidden.shape[0] != tokens || hidden.shape[1] != dim)
+                throw new ArgumentException($"activations [{string.Join(", ", hidden.shape)}] do not fit this step ({tokens} tokens of dim {dim})", nameof(hidden));
+            var input = hidden.to(DType);
+            xs = StageDevices(Stages.Start).Select(d => Collectives.SameDevice(input.device, d) ? input : input.to(d)).ToArray();
+        }
+        for (int stage = Stages.Start; stage < Stages.End; stage++)
+        {
+            if (stage > Stages.Start)
             {
                 // Pipeline hand-off: the previous stage's activations go to each device of this one.
                 var handed = xs[0];
@@ -135,7 +184,7 @@ public sealed class ParallelLlama : IPagedLanguageModel
                 using var layerScope = NewDisposeScope();
                 var current = xs;
                 var attention = RunStage(stage, layerScope, s =>
-                    s.AttentionPartial(l, current[s.Spec.Rank], inputs[s.Spec.Index], cache.Shards[s.Spec.Index].Cache));
+                    s.AttentionPartial(l, current[s.Spec.Rank], inputs[Local(s)], cache.Shards[Local(s)].Cache));
                 var attentionSum = Collectives.AllReduceSum(attention, StageDevices(stage));
                 var hs = Enumerable.Range(0, tp).Select(r => current[r].Plus(attentionSum[r])).ToArray();
                 var mlp = RunStage(stage, layerScope, s => s.MlpPartial(l, hs[s.Spec.Rank]));
@@ -143,9 +192,11 @@ public sealed class ParallelLlama : IPagedLanguageModel
                 xs = Enumerable.Range(0, tp).Select(r => hs[r].Plus_(mlpSum[r]).MoveToOuterDisposeScope()).ToArray();
             }
         }
+        if (Stages.End < Layout.Pp)
+            return xs[0].MoveToOuterDisposeScope(); // every rank of the stage holds the same sum
         int last = Layout.Pp - 1;
         var final = xs;
-        var parts = RunStage(last, scope, s => s.HeadPartial(final[s.Spec.Rank].index_select(0, inputs[s.Spec.Index].Tensors.OutputRows)));
+        var parts = RunStage(last, scope, s => s.HeadPartial(final[s.Spec.Rank].index_select(0, inputs[Local(s)].Tensors.OutputRows)));
         var logits = Collectives.Gather(parts, 1, OutputDevice).to(ScalarType.Float32);
         return logits.MoveToOuterDisposeScope();
     }
@@ -182,14 +233,17 @@ public sealed class ParallelLlama : IPagedLanguageModel
         }).ToArray();
     }
 
-    private Device[] StageDevices(int stage) => Enumerable.Range(0, Layout.Tp).Select(r => shards[stage * Layout.Tp + r].Device.Torch).ToArray();
+    private Device[] StageDevices(int stage) => Enumerable.Range(0, Layout.Tp).Select(r => shards[stage * Layout.Tp - firstShard + r].Device.Torch).ToArray();
+
+    /// <summary>Where shard <paramref name="s"/> sits in this object's arrays (its step inputs, its cache shard).</summary>
+    private int Local(LlamaShard s) => s.Spec.Index - firstShard;
 
     /// <summary>Runs <paramref name="work"/> on each rank of a stage; results are owned by <paramref name="owner"/>.</summary>
     private Tensor[] RunStage(int stage, DisposeScope owner, Func<LlamaShard, Tensor> work)
     {
-        var ranks = shards.AsSpan(stage * Layout.Tp, Layout.Tp).ToArray();
+        var ranks = shards.AsSpan(stage * Layout.Tp - firstShard, Layout.Tp).ToArray();
         if (ranks.Length == 1) return [work(ranks[0])];
-        if (ownsCores) return RunOnOwnCores(stage * Layout.Tp, ranks, owner, work);
+        if (ownsCores) return RunOnOwnCores(stage * Layout.Tp - firstShard, ranks, owner, work);
         if (!concurrent) return ranks.Select(work).ToArray();
         var results = new Tensor[ranks.Length];
         // Grad mode and dispose scopes are per thread: each worker sets its own and hands its result back detached.
@@ -244,5 +298,7 @@ public sealed class ParallelLlama : IPagedLanguageModel
         foreach (var s in shards) s.Dispose();
     }
 
-    public override string ToString() => $"Llama {Layout} on {string.Join(", ", Devices.Select(d => d.Id))}";
+    public override string ToString() => IsWhole
+        ? $"Llama {Layout} on {string.Join(", ", Devices.Select(d => d.Id))}"
+        : $"stages {Stages} of Llama {Layout} on {string.Join(", ", Devices.Select(d => d.Id))}";
 }

@@ -36,6 +36,7 @@ public sealed class ReplicaKvCache : IDisposable
         NumLayers = config.NumLayers;
         NumKvHeads = config.NumKvHeads;
         HeadDim = config.EffectiveHeadDim;
+        HoldsEveryLayer = Enumerable.Range(0, NumLayers).All(l => Enumerable.Range(0, NumKvHeads).All(h => this.shards.Any(s => s.Layers.Contains(l) && s.KvHeads.Contains(h))));
     }
 
     /// <summary>Wraps an existing single-device cache (not owned: disposing this leaves it alone).</summary>
@@ -76,6 +77,9 @@ public sealed class ReplicaKvCache : IDisposable
     }
 
     public IReadOnlyList<Shard> Shards => shards;
+
+    /// <summary>Every (layer, KV head) of the model has a shard here; false for the head of a replica whose later stages run elsewhere.</summary>
+    public bool HoldsEveryLayer { get; }
     public int NumBlocks => shards[0].Cache.NumBlocks;
     public int BlockSize => shards[0].Cache.BlockSize;
     public int NumLayers { get; }

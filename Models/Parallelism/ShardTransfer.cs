@@ -15,22 +15,23 @@ namespace OServe.Models.Parallelism;
 /// </summary>
 internal static class ShardTransfer
 {
+    /// <param name="devices">one per shard built: shards firstShard .. firstShard + devices.Count - 1 of the layout (a run of stages; all of them by default).</param>
     public static (LlamaShard[] Shards, TransferReport Report) Load(
-        ParallelLayout layout, IReadOnlyList<PoolDevice> devices, ScalarType dtype, IWeightSource source, bool copyFromPeers)
+        ParallelLayout layout, IReadOnlyList<PoolDevice> devices, ScalarType dtype, IWeightSource source, bool copyFromPeers, int firstShard = 0)
     {
         var clock = Stopwatch.StartNew();
         long sameDevice = 0, peers = 0, storage = 0;
         int copies = 0;
         var shards = new List<LlamaShard>();
         // The new replica's storage, allocated up front; every byte is then copied into place exactly once.
-        var groups = new List<(WeightSlice[] Parts, Tensor Storage)>[layout.NumShards];
+        var groups = new List<(WeightSlice[] Parts, Tensor Storage)>[devices.Count];
         var destinations = new Dictionary<(int Shard, WeightSlice Slice), Tensor>();
         try
         {
-            for (int i = 0; i < layout.NumShards; i++)
+            for (int i = 0; i < devices.Count; i++)
             {
                 groups[i] = [];
-                foreach (var parts in LlamaShard.Groups(layout, i))
+                foreach (var parts in LlamaShard.Groups(layout, firstShard + i))
                 {
                     var buffer = empty(LlamaShard.GroupShape(layout, parts), dtype, devices[i].Torch).DetachFromDisposeScope();
                     groups[i].Add((parts, buffer));
@@ -91,9 +92,9 @@ internal static class ShardTransfer
                 }
             }
 
-            for (int i = 0; i < layout.NumShards; i++)
+            for (int i = 0; i < devices.Count; i++)
             {
-                shards.Add(new LlamaShard(layout, i, devices[i], dtype, groups[i]));
+                shards.Add(new LlamaShard(layout, firstShard + i, devices[i], dtype, groups[i]));
                 groups[i] = [];
             }
             if (devices.Any(d => !d.IsLogical)) torch.cuda.synchronize();
