@@ -3,7 +3,9 @@
 #  1. output tokens/s of the cluster front end over three workers (plan builtin-3node-tp1) and over
 #     one (the same cluster switched to r0 alone), same load (`oserve bench`, concurrency 12);
 #  2. inter-token latency at concurrency 1 of one replica on a worker behind the front end vs the
-#     same replica in one process (`oserve serve`, no Orleans hop).
+#     same replica in one process (`oserve serve`, no Orleans hop);
+#  3. the same at concurrency 1 for a tp1 x pp2 replica whose stages are on node0 and node1 (each
+#     step's activations go to node1 and its logits come back).
 # Every process shares this machine's cores: the figures measure the software path, not scaling.
 # Stops everything it started (trap). Env: CONFIGURATION (Release), OSERVE_BENCH_LOGS.
 set -uo pipefail
@@ -71,6 +73,26 @@ sleep 3   # the replaced replicas drain and unload
 bench one "$base" 12 48
 bench remote-c1 "$base" 1 8
 
+curl -sf -X PUT --data-binary @- "$base/v1/plan" >"$logs/switch-split.json" <<'PLAN' || { say "switch to the split replica failed"; exit 1; }
+version: 3
+model: oserve-builtin-random
+cluster: cpu-3node
+planner: manual
+request_types:
+  - {name: chat, input_tokens: 32, output_tokens: 64, rate_rps: 2.0}
+  - {name: long-prompt, input_tokens: 400, output_tokens: 16, rate_rps: 0.5}
+replicas:
+  - {id: split, gpu_type: cpu-logical, devices: [node0/0, node1/0], tp: 1, pp: 2, max_num_seqs: 32, max_num_batched_tokens: 1024}
+routing:
+  - type: chat
+    weights: {split: 1.0}
+  - type: long-prompt
+    weights: {split: 1.0}
+PLAN
+replicas_in_force '"id":"split"' || exit 1
+sleep 3
+bench split-c1 "$base" 1 8
+
 local_port=$(free_port)
 "${oserve[@]}" serve --port "$local_port" "${engine[@]}" >"$logs/single-process.log" 2>&1 & pids+=($!)
 for _ in $(seq 600); do curl -sf -m 2 "http://127.0.0.1:$local_port/health" >/dev/null && break; sleep 0.2; done
@@ -78,6 +100,6 @@ bench local-c1 "http://127.0.0.1:$local_port" 1 8
 
 echo "| setup | output tok/s | mean TPOT ms | mean ITL ms | failed |"
 echo "|---|---|---|---|---|"
-for run in three one remote-c1 local-c1; do
+for run in three one remote-c1 split-c1 local-c1; do
   echo "| $run | $(figure $run 'Output token throughput') | $(figure $run 'Mean TPOT') | $(figure $run 'Mean ITL') | $(figure $run 'Failed requests') |"
 done

@@ -74,6 +74,7 @@ public sealed class ClusterControllerGrain(
 {
     private readonly Dictionary<string, DateTime> _outOfPlanSince = new(StringComparer.Ordinal);
     private readonly Dictionary<string, DateTime> _deadSince = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DateTime> _orphanSince = new(StringComparer.Ordinal);
     private readonly ObservedArrivals _arrivals = new(settings.Replan?.ArrivalWindow ?? TimeSpan.FromSeconds(60));
     private string? _replanFailedFor;
     private string[] _liveNodes = [];
@@ -204,18 +205,19 @@ public sealed class ClusterControllerGrain(
         var target = await EffectiveTargetAsync(operatorTarget, live);
 
         var holdings = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
-        foreach (var (node, status) in await Task.WhenAll(live.Select(async n => (n, await TryStatusAsync(n)))))
-            if (status is not null)
-                holdings[node] = status.Replicas.Where(r => !r.IsRetiring).Select(r => r.Key).ToHashSet(StringComparer.Ordinal);
+        var statuses = (await Task.WhenAll(live.Select(async n => (Node: n, Status: await TryStatusAsync(n))))).Where(s => s.Status is not null).ToArray();
+        foreach (var (node, status) in statuses)
+            holdings[node] = status!.Replicas.Where(r => !r.IsRetiring).Select(r => r.Key).ToHashSet(StringComparer.Ordinal);
 
         string? failure = null;
         var missing = new List<string>();
         foreach (var spec in target.Replicas)
         {
             var shape = ReplicaShape.Of(spec);
-            if (!holdings.TryGetValue(shape.Node, out var held))
+            var down = shape.Nodes.FirstOrDefault(n => !holdings.ContainsKey(n));
+            if (down is not null || !holdings.TryGetValue(shape.Node, out var held))
             {
-                missing.Add($"{spec.Id} (worker {shape.Node} is not up)");
+                missing.Add($"{spec.Id} (worker {down ?? shape.Node} is not up)");
                 continue;
             }
             if (held.Contains(shape.Key))
@@ -239,7 +241,9 @@ public sealed class ClusterControllerGrain(
         if (failure is not null && loads is not null)
             return failure; // Apply rolls back before anything routes to the new plan
 
-        var up = target.Replicas.Where(r => holdings.TryGetValue(ReplicaShape.Of(r).Node, out var h) && h.Contains(ReplicaShape.Of(r).Key))
+        // Up: held by the worker that runs it, with every worker of its stages live.
+        var up = target.Replicas.Where(r => ReplicaShape.Of(r) is var shape && shape.Nodes.All(holdings.ContainsKey)
+                && holdings[shape.Node].Contains(shape.Key))
             .Select(r => r.Id).ToHashSet(StringComparer.Ordinal);
         var current = state.State.InForceYaml is { } y ? Parse(y, "stored plan in force") : null;
         var next = PlanRestriction.Restrict(target, up, state.State.Epoch + 1);
@@ -256,7 +260,10 @@ public sealed class ClusterControllerGrain(
         }
         MarkStrays(target, holdings);
         if (loads is null)
+        {
             await UnloadStraysAsync();
+            await UnloadOrphanRunsAsync(statuses.Select(s => s.Status!).ToArray());
+        }
         return failure;
     }
 
@@ -302,7 +309,7 @@ public sealed class ClusterControllerGrain(
 
         var inForce = state.State.InForceYaml is { } y ? Parse(y, "stored plan in force") : null;
         var current = inForce is null ? null
-            : PlanRestriction.Restrict(inForce, inForce.Replicas.Where(r => live.Contains(ReplicaShape.Of(r).Node)).Select(r => r.Id).ToHashSet(StringComparer.Ordinal), inForce.Version);
+            : PlanRestriction.Restrict(inForce, inForce.Replicas.Where(r => ReplicaShape.Of(r).Nodes.All(live.Contains)).Select(r => r.Id).ToHashSet(StringComparer.Ordinal), inForce.Version);
         var basis = replanned ?? target;
         var observed = _arrivals.Rates(basis.RequestTypes.Select(t => t.Name).ToArray(), now);
         var note = observed is { } o ? $"observed by the front ends over {o.Seconds:F0} s" : "declared by the plan (nothing observed yet)";
@@ -353,6 +360,38 @@ public sealed class ClusterControllerGrain(
             catch (Exception error)
             {
                 logger.LogWarning("plan controller: unloading {Replica} on {Node} failed: {Error}", key, node, error.Message);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Frees runs of later pipeline stages whose replica's first worker is dead or no longer holds
+    /// it (that worker died, or its unload message was lost), once seen so for the unload grace.
+    /// </summary>
+    private async Task UnloadOrphanRunsAsync(WorkerStatus[] statuses)
+    {
+        var byNode = statuses.ToDictionary(s => s.Node, StringComparer.Ordinal);
+        var now = DateTime.UtcNow;
+        var orphans = statuses.SelectMany(s => s.StageRuns.Where(run =>
+                !byNode.TryGetValue(run.HeadNode, out var head) || !head.Replicas.Any(r => r.Key == run.ReplicaKey))
+            .Select(run => (s.Node, run.RunKey))).ToArray();
+        foreach (var key in _orphanSince.Keys.Except(orphans.Select(o => $"{o.Node}|{o.RunKey}")).ToArray())
+            _orphanSince.Remove(key);
+        foreach (var (node, runKey) in orphans)
+        {
+            var key = $"{node}|{runKey}";
+            if (!_orphanSince.TryAdd(key, now) && now - _orphanSince[key] >= settings.UnloadGrace)
+            {
+                _orphanSince.Remove(key);
+                try
+                {
+                    if (await Worker(node).UnloadStages(runKey))
+                        _lastEvent = $"unloaded {runKey} from {node}: the replica's first worker no longer runs it";
+                }
+                catch (Exception error)
+                {
+                    logger.LogWarning("plan controller: unloading {Run} on {Node} failed: {Error}", runKey, node, error.Message);
+                }
             }
         }
     }

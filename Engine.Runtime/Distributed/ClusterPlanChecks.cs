@@ -7,9 +7,9 @@ namespace OServe.Engine.Distributed;
 
 /// <summary>
 /// What a plan must satisfy to run across workers: the single-process checks (cluster, model card,
-/// tp x pp splits, devices in the cluster), plus one rule of this runtime: a replica's devices are
-/// on one node, since pipeline stages on different workers (activations passed worker to worker)
-/// are not built yet.
+/// tp x pp splits, devices in the cluster, the tp ranks of a pipeline stage on one node) and at
+/// least one replica. The stages of a replica may be on different nodes: the worker of its first
+/// stage runs its engine and the activations pass worker to worker.
 /// </summary>
 public static class ClusterPlanChecks
 {
@@ -20,13 +20,6 @@ public static class ClusterPlanChecks
         errors.AddRange(ReplicaBuilderRules.Unsupported(plan, config, DevicePool.Logical(cluster)).Select(u => lines.Error(u.Field, u.Message)));
         if (plan.Replicas.Count == 0)
             errors.Add(lines.Error("replicas", "the plan has no replicas: requests would have nowhere to go"));
-        for (int i = 0; i < plan.Replicas.Count; i++)
-        {
-            var nodes = plan.Replicas[i].Devices.Select(ReplicaShape.NodeOf).Distinct().ToArray();
-            if (nodes.Length > 1)
-                errors.Add(lines.Error($"replicas[{i}].devices",
-                    $"replica '{plan.Replicas[i].Id}' spans nodes {string.Join(" and ", nodes)}: a replica runs on one worker (pipeline stages across workers are not supported yet)"));
-        }
         return errors;
     }
 }

@@ -20,8 +20,40 @@ public sealed record ReplicaShape(
 {
     public string Key => $"tp{Tp}xpp{Pp}@{string.Join(",", Devices)}";
 
-    /// <summary>The node named by the first device id (<c>node/index</c>); a replica lives on one node.</summary>
+    /// <summary>The node named by the first device id (<c>node/index</c>): the worker that runs the replica's engine and its first pipeline stage.</summary>
     public string Node => NodeOf(Devices[0]);
+
+    /// <summary>Every node the replica's devices are on (more than one when its pipeline stages are on several workers).</summary>
+    public string[] Nodes => Devices.Select(NodeOf).Distinct(StringComparer.Ordinal).ToArray();
+
+    /// <summary>
+    /// The replica's pipeline stages grouped into runs of consecutive stages on one node, in stage
+    /// order: one run when it lives on one worker. A stage's tp ranks must share a node (null
+    /// otherwise, with the offending stage in <paramref name="error"/>).
+    /// </summary>
+    public IReadOnlyList<(string Node, OServe.Models.Parallelism.IndexRange Stages)>? StageRuns(out string? error)
+    {
+        error = null;
+        var runs = new List<(string Node, OServe.Models.Parallelism.IndexRange Stages)>();
+        for (int stage = 0; stage < Pp; stage++)
+        {
+            var nodes = Devices.Skip(stage * Tp).Take(Tp).Select(NodeOf).Distinct(StringComparer.Ordinal).ToArray();
+            if (nodes.Length != 1)
+            {
+                error = $"stage {stage} has its tp ranks on nodes {string.Join(" and ", nodes)}: the ranks of a stage run on one worker (stages may be on different ones)";
+                return null;
+            }
+            if (runs.Count > 0 && runs[^1].Node == nodes[0])
+                runs[^1] = (nodes[0], runs[^1].Stages with { Count = runs[^1].Stages.Count + 1 });
+            else
+                runs.Add((nodes[0], new OServe.Models.Parallelism.IndexRange(stage, 1)));
+        }
+        return runs;
+    }
+
+    /// <summary>The devices of stages <paramref name="stages"/> (stage-major, as the plan lists them).</summary>
+    public string[] DevicesOf(OServe.Models.Parallelism.IndexRange stages) => Devices.Skip(stages.Start * Tp).Take(stages.Count * Tp).ToArray();
+
 
     public static ReplicaShape Of(ReplicaSpec spec) =>
         new(spec.GpuType, spec.Devices.ToArray(), spec.Tp, spec.Pp, spec.MaxNumSeqs, spec.MaxNumBatchedTokens);
@@ -134,6 +166,44 @@ public sealed record WireKvHeader(
     public OServe.Models.Parallelism.KvWire.Header ToHeader() => new(NumTokens, NumLayers, NumKvHeads, HeadDim, (TorchSharp.torch.ScalarType)DType);
 }
 
+/// <summary>One chunk of a step (<see cref="OServe.Models.Kv.SequenceChunk"/>), sent to the workers that hold a replica's later stages.</summary>
+[GenerateSerializer, Immutable]
+public sealed record WireChunk(
+    [property: Id(0)] int[] Tokens,
+    [property: Id(1)] int StartPosition,
+    [property: Id(2)] int[] BlockTable,
+    [property: Id(3)] bool ReturnsAllLogits)
+{
+    public static WireChunk Of(OServe.Models.Kv.SequenceChunk c) => new(c.TokenIds.ToArray(), c.StartPosition, c.BlockTable.ToArray(), c.ReturnsAllLogits);
+    public OServe.Models.Kv.SequenceChunk ToChunk() => new(Tokens, StartPosition, BlockTable) { ReturnsAllLogits = ReturnsAllLogits };
+}
+
+/// <summary>A tensor's bytes (activations between pipeline stages on different workers, or the last stage's logits), row-major.</summary>
+[GenerateSerializer, Immutable]
+public sealed record WireTensor(
+    [property: Id(0)] long[] Shape,
+    [property: Id(1)] int DType,
+    [property: Id(2)] byte[] Bytes)
+{
+    public static WireTensor Of(TorchSharp.torch.Tensor t)
+    {
+        using var host = t.cpu().contiguous();
+        return new WireTensor(host.shape, (int)host.dtype, host.bytes.ToArray());
+    }
+
+    public TorchSharp.torch.Tensor ToTensor()
+    {
+        var t = TorchSharp.torch.empty(Shape, (TorchSharp.torch.ScalarType)DType);
+        if (Bytes.Length != t.NumberOfElements * t.ElementSize)
+        {
+            t.Dispose();
+            throw new InvalidDataException($"a tensor of shape [{string.Join(", ", Shape)}] and dtype {(TorchSharp.torch.ScalarType)DType} needs {t.NumberOfElements * t.ElementSize} bytes, got {Bytes.Length}");
+        }
+        Bytes.CopyTo(t.bytes);
+        return t;
+    }
+}
+
 /// <summary>A replica loaded on a worker, with its engine's figures.</summary>
 [GenerateSerializer, Immutable]
 public sealed record ReplicaStatus(
@@ -143,6 +213,16 @@ public sealed record ReplicaStatus(
     [property: Id(3)] double KvCacheUsage,
     [property: Id(4)] long GenerationTokensTotal,
     [property: Id(5)] bool IsRetiring);
+
+/// <summary>A run of a replica's later pipeline stages held for the worker that runs the replica's engine (<see cref="IWorkerGrain.LoadStages"/>).</summary>
+[GenerateSerializer, Immutable]
+public sealed record StageRunStatus(
+    [property: Id(0)] string RunKey,
+    [property: Id(1)] string ReplicaKey,
+    [property: Id(2)] string HeadNode,
+    [property: Id(3)] int FirstStage,
+    [property: Id(4)] int NumStages,
+    [property: Id(5)] long Steps);
 
 /// <summary>What a worker holds now: its node, devices, model and replicas.</summary>
 [GenerateSerializer, Immutable]
@@ -167,6 +247,9 @@ public sealed record WorkerStatus(
     /// <summary>KV bytes peers fetched from this worker, and this worker fetched from peers.</summary>
     [Id(12)] public long KvBytesSent { get; init; }
     [Id(13)] public long KvBytesReceived { get; init; }
+
+    /// <summary>Runs of later pipeline stages this worker holds for replicas whose first stage is on another worker.</summary>
+    [Id(14)] public StageRunStatus[] StageRuns { get; init; } = [];
 }
 
 /// <summary>A replica retired with its requests moved out (<see cref="IWorkerGrain.RetireReplica"/>).</summary>

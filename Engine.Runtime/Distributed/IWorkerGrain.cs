@@ -34,6 +34,26 @@ public interface IWorkerGrain : IGrainWithStringKey
     [ResponseTimeout("00:01:00")]
     Task<RetireReport> RetireReplica(string key, int finishInPlaceMaxSteps);
 
+    /// <summary>
+    /// Builds stages [<paramref name="firstStage"/>, +<paramref name="numStages"/>) of <paramref name="shape"/>
+    /// here under <paramref name="runKey"/> (unique per build): a run of a replica whose first stage
+    /// and engine are on worker <paramref name="headNode"/>. Weights as <see cref="LoadReplica"/>.
+    /// Its KV cache comes with <see cref="CreateStageCache"/>.
+    /// </summary>
+    [ResponseTimeout("00:05:00")]
+    Task<LoadReport> LoadStages(ReplicaShape shape, int firstStage, int numStages, string runKey, string headNode, string? weightsFrom);
+
+    /// <summary>The run's KV cache, as many blocks of as many tokens as the replica's first stage has.</summary>
+    [ResponseTimeout("00:01:00")]
+    Task CreateStageCache(string runKey, int numBlocks, int blockSize);
+
+    /// <summary>One step of the run's stages from the previous stage's activations: the next stage's activations, or the logits from the last stage.</summary>
+    [ResponseTimeout("00:01:00")]
+    Task<WireTensor> RunStages(string runKey, WireChunk[] batch, WireTensor hidden);
+
+    /// <summary>Frees the run (its replica was unloaded). False when not held.</summary>
+    Task<bool> UnloadStages(string runKey);
+
     /// <summary>What the parked KV entries of <paramref name="ticket"/> hold, null when there are none (never parked, released, or expired).</summary>
     [AlwaysInterleave, ResponseTimeout("00:01:00")]
     Task<WireKvHeader?> OpenKv(long ticket);

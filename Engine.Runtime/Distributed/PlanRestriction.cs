@@ -50,5 +50,5 @@ public static class PlanRestriction
 
     /// <summary>The nodes a plan's replicas live on.</summary>
     public static IReadOnlySet<string> Nodes(Plan plan) =>
-        plan.Replicas.Select(r => ReplicaShape.Of(r).Node).ToHashSet(StringComparer.Ordinal);
+        plan.Replicas.SelectMany(r => ReplicaShape.Of(r).Nodes).ToHashSet(StringComparer.Ordinal);
 }

@@ -27,6 +27,16 @@ public sealed class WorkerGrain(WorkerNode node) : Grain, IWorkerGrain
 
     public Task<bool> UnloadReplica(string key) => Task.FromResult(node.Unload(key));
 
+    public Task<LoadReport> LoadStages(ReplicaShape shape, int firstStage, int numStages, string runKey, string headNode, string? weightsFrom) =>
+        node.LoadStagesAsync(shape, new OServe.Models.Parallelism.IndexRange(firstStage, numStages), runKey, headNode, weightsFrom);
+
+    public Task CreateStageCache(string runKey, int numBlocks, int blockSize) => Task.Run(() => node.CreateStageCache(runKey, numBlocks, blockSize));
+
+    // Off the grain's scheduler: a step's compute must not hold up other calls.
+    public Task<WireTensor> RunStages(string runKey, WireChunk[] batch, WireTensor hidden) => Task.Run(() => node.RunStages(runKey, batch, hidden));
+
+    public Task<bool> UnloadStages(string runKey) => Task.FromResult(node.UnloadStages(runKey));
+
     public Task<RetireReport> RetireReplica(string key, int finishInPlaceMaxSteps) => node.RetireAsync(key, finishInPlaceMaxSteps);
 
     // Off the grain's scheduler: the first open of a ticket copies its KV to host bytes.

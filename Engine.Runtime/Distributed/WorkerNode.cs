@@ -45,6 +45,7 @@ public sealed class WorkerNode : IAsyncDisposable
     private readonly ConcurrentDictionary<string, Task> _retiring = new(StringComparer.Ordinal);
     private readonly ModelWeightSource _hostWeights;
     private readonly KvParking _parking;
+    private readonly ConcurrentDictionary<string, HeldStageRun> _stageRuns = new(StringComparer.Ordinal);
     private long _bytesReceived, _bytesSent;
     private long _movedOut, _movedOutWithKv, _movedIn, _resumedFromKv, _kvBytesSent, _kvBytesReceived;
 
@@ -76,6 +77,7 @@ public sealed class WorkerNode : IAsyncDisposable
         RequestsMovedOut = Interlocked.Read(ref _movedOut), RequestsMovedOutWithKv = Interlocked.Read(ref _movedOutWithKv),
         RequestsMovedIn = Interlocked.Read(ref _movedIn), RequestsResumedFromKv = Interlocked.Read(ref _resumedFromKv),
         KvBytesSent = Interlocked.Read(ref _kvBytesSent), KvBytesReceived = Interlocked.Read(ref _kvBytesReceived),
+        StageRuns = _stageRuns.Select(kv => kv.Value.Status(kv.Key)).ToArray(),
     };
 
     /// <summary>
@@ -100,6 +102,11 @@ public sealed class WorkerNode : IAsyncDisposable
 
     private LoadReport Build(ReplicaShape shape, string? weightsFrom)
     {
+        var runs = shape.StageRuns(out var error) ?? throw new ArgumentException($"replica {shape.Key}: {error}");
+        if (runs[0].Node != Node)
+            throw new ArgumentException($"replica {shape.Key}: its first stage is on {runs[0].Node}, so worker {runs[0].Node} runs it, not '{Node}'");
+        if (runs.Count > 1)
+            return BuildPipelined(shape, runs, weightsFrom);
         foreach (var device in shape.Devices)
             if (!Pool.Contains(device))
                 throw new ArgumentException($"replica {shape.Key}: device '{device}' is not on worker '{Node}' ({Pool})");
@@ -130,6 +137,140 @@ public sealed class WorkerNode : IAsyncDisposable
         _logger.LogInformation("worker {Node}: loaded {Replica} from {Origin} in {Seconds:F2}s ({Bytes} B over the network)",
             Node, shape.Key, report.Origin, report.Seconds, report.BytesFromPeerWorker);
         return report;
+    }
+
+    /// <summary>
+    /// A replica whose pipeline stages are on several workers: this worker runs its engine and its
+    /// first run of stages, and each later run is built on its worker first (<see cref="LoadStagesAsync"/>);
+    /// a step passes the activations worker to worker (<see cref="RemoteStageRun"/>).
+    /// </summary>
+    private LoadReport BuildPipelined(ReplicaShape shape, IReadOnlyList<(string Node, IndexRange Stages)> runs, string? weightsFrom)
+    {
+        var watch = Stopwatch.StartNew();
+        string build = Guid.NewGuid().ToString("N")[..8];
+        var rest = new List<IStageRun>();
+        ParallelLlama? head = null;
+        bool started = false; // from then on the replica owns the runs
+        long bytesFromPeers = 0;
+        try
+        {
+            foreach (var (node, stages) in runs.Skip(1))
+            {
+                var worker = _grains.GetGrain<IWorkerGrain>(node);
+                string runKey = $"{shape.Key}#stages{stages.Start}-{stages.End}@{Node}#{build}";
+                var loaded = worker.LoadStages(shape, stages.Start, stages.Count, runKey, Node, weightsFrom).GetAwaiter().GetResult();
+                bytesFromPeers += loaded.BytesFromPeerWorker;
+                rest.Add(new RemoteStageRun(worker, node, runKey, stages, why => Broken(shape.Key, why)));
+            }
+            var (source, origin, peer) = WeightSource(weightsFrom);
+            head = ParallelLlama.Create(_model.Config, DevicesOf(shape, runs[0].Stages), shape.Tp, shape.Pp, source, _model.Model.DType, stages: runs[0].Stages);
+            var pipelined = new PipelinedLlama(head, rest);
+            var options = new PlanRuntimeOptions { Engine = _options.Engine, ServedName = _options.ServedName, Devices = Pool, StepObserver = _options.StepObserver };
+            var replica = new ReplicaBuilder(_model, _storage, Pool, options, Clock).Start(shape.ToSpec(shape.Key), pipelined);
+            started = true;
+            if (!_replicas.TryAdd(shape.Key, replica))
+            {
+                replica.StopAsync().GetAwaiter().GetResult();
+                throw new InvalidOperationException($"replica {shape.Key} was loaded twice on worker '{Node}'");
+            }
+            bytesFromPeers += peer?.BytesReceived ?? 0;
+            Interlocked.Add(ref _bytesReceived, peer?.BytesReceived ?? 0);
+            var report = new LoadReport(shape.Key, $"{origin}; stages across workers: {string.Join(", ", runs.Select(r => $"{r.Stages} on {r.Node}"))}",
+                bytesFromPeers, 0, 0, watch.Elapsed.TotalSeconds, WasLoaded: true);
+            _logger.LogInformation("worker {Node}: loaded {Replica} ({Origin}) in {Seconds:F2}s", Node, shape.Key, report.Origin, report.Seconds);
+            return report;
+        }
+        catch when (!started)
+        {
+            head?.Dispose();
+            foreach (var run in rest)
+                run.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A remote run of the replica failed: take the replica out, so its requests resume elsewhere and the controller rebuilds it.</summary>
+    private void Broken(string key, string why)
+    {
+        if (Unload(key))
+            _logger.LogWarning("worker {Node}: replica {Replica} lost a pipeline stage ({Why}): unloaded", Node, key, why);
+    }
+
+    private PoolDevice[] DevicesOf(ReplicaShape shape, IndexRange stages) =>
+        shape.DevicesOf(stages).Select(id => Pool.Contains(id) ? Pool[id]
+            : throw new ArgumentException($"replica {shape.Key}: device '{id}' of stages {stages} is not on worker '{Node}' ({Pool})")).ToArray();
+
+    /// <summary>Where a build's weights come from: this worker's host copy, or a peer worker in chunks.</summary>
+    private (OServe.Models.Loading.IWeightSource Source, string Origin, PeerWeightStore? Peer) WeightSource(string? weightsFrom)
+    {
+        if (weightsFrom is null || weightsFrom == Node)
+            return (_hostWeights, "host copy", null);
+        var peer = new PeerWeightStore(_grains.GetGrain<IWorkerGrain>(weightsFrom), weightsFrom);
+        return (peer.Open(), $"worker {weightsFrom}", peer);
+    }
+
+    /// <summary>
+    /// Builds stages <paramref name="stages"/> of <paramref name="shape"/> here for the worker
+    /// <paramref name="headNode"/> that runs the replica's engine (a second call with the key is a no-op).
+    /// </summary>
+    public Task<LoadReport> LoadStagesAsync(ReplicaShape shape, IndexRange stages, string runKey, string headNode, string? weightsFrom) => Task.Run(() =>
+    {
+        if (_stageRuns.ContainsKey(runKey))
+            return new LoadReport(runKey, "already loaded", 0, 0, 0, 0, WasLoaded: false);
+        var watch = Stopwatch.StartNew();
+        var (source, origin, peer) = WeightSource(weightsFrom);
+        var part = ParallelLlama.Create(_model.Config, DevicesOf(shape, stages), shape.Tp, shape.Pp, source, _model.Model.DType, stages: stages);
+        var held = new HeldStageRun(new LocalStageRun(part), shape.Key, headNode);
+        if (!_stageRuns.TryAdd(runKey, held))
+        {
+            held.Run.Dispose();
+            return new LoadReport(runKey, "already loaded", 0, 0, 0, 0, WasLoaded: false);
+        }
+        Interlocked.Add(ref _bytesReceived, peer?.BytesReceived ?? 0);
+        _logger.LogInformation("worker {Node}: loaded stages {Stages} of {Replica} for worker {Head} from {Origin} in {Seconds:F2}s",
+            Node, stages, shape.Key, headNode, origin, watch.Elapsed.TotalSeconds);
+        return new LoadReport(runKey, origin, peer?.BytesReceived ?? 0, 0, 0, watch.Elapsed.TotalSeconds, WasLoaded: true);
+    });
+
+    public void CreateStageCache(string runKey, int numBlocks, int blockSize)
+    {
+        var held = HeldRun(runKey);
+        lock (held)
+            held.Run.CreateKvCache(numBlocks, blockSize);
+    }
+
+    /// <summary>One step of a held run (one at a time: the replica's engine loop sends them in order).</summary>
+    public WireTensor RunStages(string runKey, WireChunk[] batch, WireTensor hidden)
+    {
+        var held = HeldRun(runKey);
+        lock (held)
+        {
+            using var noGrad = TorchSharp.torch.no_grad();
+            using var input = hidden.ToTensor();
+            using var output = held.Run.Forward(batch.Select(c => c.ToChunk()).ToArray(), input);
+            held.Steps++;
+            return WireTensor.Of(output);
+        }
+    }
+
+    public bool UnloadStages(string runKey)
+    {
+        if (!_stageRuns.TryRemove(runKey, out var held))
+            return false;
+        lock (held)
+            held.Run.Dispose();
+        _logger.LogInformation("worker {Node}: unloaded {Run}", Node, runKey);
+        return true;
+    }
+
+    private HeldStageRun HeldRun(string runKey) => _stageRuns.TryGetValue(runKey, out var held) ? held
+        : throw new ReplicaUnavailableException($"stage run {runKey} is not loaded on worker '{Node}'");
+
+    private sealed class HeldStageRun(LocalStageRun run, string replicaKey, string headNode)
+    {
+        public LocalStageRun Run { get; } = run;
+        public long Steps;
+        public StageRunStatus Status(string runKey) => new(runKey, replicaKey, headNode, Run.Stages.Start, Run.Stages.Count, Interlocked.Read(ref Steps));
     }
 
     /// <summary>Out of service now; its admitted requests finish, then its weights and cache are freed. False when not loaded.</summary>
@@ -344,6 +485,8 @@ public sealed class WorkerNode : IAsyncDisposable
             Unload(key);
         await Task.WhenAll(_retiring.Values.ToArray()).ConfigureAwait(false);
         _parking.Dispose();
+        foreach (var key in _stageRuns.Keys.ToArray())
+            UnloadStages(key);
     }
 }
 

@@ -94,7 +94,8 @@ internal sealed class ReplicaBuilder(LoadedModel model, IWeightStore storage, De
         }
     }
 
-    private LiveReplica Start(ReplicaSpec spec, IPagedLanguageModel weights)
+    /// <summary>The engine of a replica over <paramref name="weights"/> built elsewhere (a replica whose later stages run on other workers).</summary>
+    internal LiveReplica Start(ReplicaSpec spec, IPagedLanguageModel weights)
     {
         var settings = options.Engine with
         {

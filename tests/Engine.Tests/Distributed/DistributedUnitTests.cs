@@ -54,7 +54,7 @@ public sealed class DistributedUnitTests
     }
 
     [Fact]
-    public void A_replica_across_two_workers_is_refused_with_its_devices_named()
+    public void Pipeline_stages_on_two_workers_are_accepted_and_a_stage_across_two_is_refused_with_its_devices_named()
     {
         using var model = LocalCluster.TinyModel();
         var hardware = new Cluster
@@ -64,13 +64,18 @@ public sealed class DistributedUnitTests
             InterNodeLinkGbps = 1,
         };
         var card = OServe.Engine.Orchestration.ModelCardOf.Llama(model.Config, LocalCluster.ModelName, model.Model.DType);
-        // Pipeline stages on two nodes: fine for the single-process runtime and the planner, not yet for workers.
-        var plan = PlanOf("c", 1, Replica("split", "node0/0", "node1/0") with { Tp = 1, Pp = 2 });
-        var errors = ClusterPlanChecks.Validate(plan, hardware, card, model.Config);
-        var error = Assert.Single(errors);
+        // Pipeline stages on two nodes: the first worker runs the engine, the activations pass to the second.
+        var split = PlanOf("c", 1, Replica("split", "node0/0", "node1/0") with { Tp = 1, Pp = 2 });
+        Assert.Empty(ClusterPlanChecks.Validate(split, hardware, card, model.Config));
+        Assert.Equal([("node0", new OServe.Models.Parallelism.IndexRange(0, 1)), ("node1", new OServe.Models.Parallelism.IndexRange(1, 1))],
+            ReplicaShape.Of(split.Replicas[0]).StageRuns(out _));
+        // A stage's tp ranks on two nodes: its all-reduce would cross workers.
+        var across = PlanOf("c", 1, Replica("across", "node0/0", "node1/0"));
+        var error = Assert.Single(ClusterPlanChecks.Validate(across, hardware, card, model.Config));
         Assert.Equal("replicas[0].devices", error.Field);
-        Assert.Contains("spans nodes node0 and node1: a replica runs on one worker", error.Message);
-        Assert.Empty(ClusterPlanChecks.Validate(PlanOf("c", 1, Replica("a", "node0/0"), Replica("b", "node1/0")), hardware, card, model.Config));
+        Assert.Contains("pipeline stage 0 spans nodes node0, node1", error.Message);
+        Assert.Null(ReplicaShape.Of(across.Replicas[0]).StageRuns(out var why));
+        Assert.Contains("stage 0 has its tp ranks on nodes node0 and node1", why);
     }
 
     private static DrillTrace Trace(int tokens, double sentAt, params double[] times) =>
