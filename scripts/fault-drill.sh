@@ -18,7 +18,13 @@
 # gives how many requests moved, how many with KV, and the longest a moved request waited for its
 # next token.
 #
-# Usage: scripts/fault-drill.sh [--requests N] [--concurrency C] [--max-tokens T] [--prompt-words W] [--kill NODE | --switch] [--stall-seconds X]
+# With --loop S, nothing is killed either: the front end starts with builtin-3node-without-node1.yaml
+# (no replica on node1), the workers run the forecasting controller loop with S-second windows
+# (--controller-window S), and the drill waits, while the load runs, for the loop to apply a plan
+# of its own (a switch or a re-route, planned by CP-SAT for the arrivals the front end reported);
+# it prints the loop's last window and last applied plan. S is then from the load's start.
+#
+# Usage: scripts/fault-drill.sh [--requests N] [--concurrency C] [--max-tokens T] [--prompt-words W] [--kill NODE | --switch | --loop S] [--stall-seconds X]
 # Env: CONFIGURATION (Release), OSERVE_DRILL_LOGS (a folder to keep the processes' logs in; the
 # clients' token times are in its trace.jsonl), OSERVE_WORKER_ARGS (more `oserve worker` options for
 # every worker, e.g. "--controller-window 15" to run the forecasting controller loop; its last
@@ -37,6 +43,7 @@ while [[ $# -gt 0 ]]; do
     --prompt-words) prompt_words=$2; shift 2 ;;
     --kill) victim=$2; shift 2 ;;
     --switch) mode=switch; shift ;;
+    --loop) mode=loop; loop_window=$2; shift 2 ;;
     *) echo "fault-drill: unknown option '$1' (see $0 --help)" >&2; exit 2 ;;
   esac
 done
@@ -77,6 +84,11 @@ membership="redis://127.0.0.1:$redis_port"
 
 engine=(--max-model-len 512 --kv-cache-gib 0.1 --max-num-seqs 32 --threads 1)
 read -r -a worker_extra <<<"${OSERVE_WORKER_ARGS:-}"
+initial_plan=scenarios/plans/builtin-3node-tp1.yaml
+if [[ $mode == loop ]]; then
+  worker_extra+=(--controller-window "$loop_window")
+  initial_plan=scenarios/plans/builtin-3node-without-node1.yaml
+fi
 declare -A silo gateway worker_pid
 for node in node0 node1 node2; do silo[$node]=$(free_port); gateway[$node]=$(free_port); done
 start_worker() {
@@ -90,7 +102,7 @@ for node in node0 node1 node2; do start_worker "$node"; done
 
 http_port=$(free_port)
 base="http://127.0.0.1:$http_port"
-"${oserve[@]}" serve --plan scenarios/plans/builtin-3node-tp1.yaml --membership "$membership" --fast-failure-detection \
+"${oserve[@]}" serve --plan "$initial_plan" --membership "$membership" --fast-failure-detection \
   --port "$http_port" "${engine[@]}" >"$logs/front-end.log" 2>&1 &
 pids+=($!)
 
@@ -113,8 +125,15 @@ wait_until() {  # wait_until WHAT CHECK LIMIT_S
   done
 }
 started=$(now)
-wait_until "the three workers' replicas" is_full 300 || exit 1
-say "cluster up in $(since "$started") s: 3 workers, plan r0 r1 r2 in force (logs: $logs)"
+if [[ $mode == loop ]]; then
+  is_up() { local live; live=$(live_nodes "$1"); [[ $live == *'"node0"'* && $live == *'"node1"'* && $live == *'"node2"'* && $1 == *'"missing_replicas":[]'* ]] \
+    && grep -Eq '"replicas":\[\{"id":"r0".*\{"id":"r2"' <<<"$1"; }
+  wait_until "the three workers and the plan r0 r2" is_up 300 || exit 1
+  say "cluster up in $(since "$started") s: 3 workers, plan r0 r2 in force, the controller loop every $loop_window s (logs: $logs)"
+else
+  wait_until "the three workers' replicas" is_full 300 || exit 1
+  say "cluster up in $(since "$started") s: 3 workers, plan r0 r1 r2 in force (logs: $logs)"
+fi
 
 "${oserve[@]}" drill-load --base-url "$base" --requests "$requests" --concurrency "$concurrency" --max-tokens "$max_tokens" --prompt-words "$prompt_words" \
   --progress-file "$logs/progress" --kill-marker "$logs/killed-at" --stall-seconds "$stall" --trace-file "$logs/trace.jsonl" >"$logs/load.out" 2>"$logs/load.err" &
@@ -126,6 +145,27 @@ until [[ -f "$logs/progress" && $(cat "$logs/progress") -ge $((requests / 4)) ]]
 front_end_figures() {
   say "front end: $(cluster | grep -oE '"(stream_breaks|requests_resumed|max_resume_seconds|requests_moved|requests_moved_with_kv|max_move_seconds)":[0-9.]+' | tr '\n' ' ')"
 }
+if [[ $mode == loop ]]; then
+  echo "$EPOCHREALTIME" >"$logs/killed-at"
+  loop_started=$(now)
+  applied() { [[ $1 == *'"loop_switch":{'* ]]; }
+  drill_ok=1
+  if wait_until "the controller loop to apply a plan" applied $((loop_window * 12)); then
+    say "the loop applied a plan $(since "$loop_started") s into the load"
+  else
+    drill_ok=0
+  fi
+  wait "$load_pid"; rc=$?
+  sed 's/^/fault-drill: /' "$logs/load.err" >&2
+  front_end_figures
+  state=$(curl -sf -m 5 "$base/v1/cluster" | tr -d '\n')
+  say "controller loop, last window: $(grep -oE '"loop": ?\{[^}]*\}' <<<"$state" || echo none)"
+  say "controller loop, last applied: $(grep -oE '"loop_switch": ?\{[^}]*\}' <<<"$state" || echo none)"
+  say "plan in force: $(tr -d ' ' <<<"$state" | grep -oE '"replicas":\[[^]]*\]' | head -1)"
+  tail -n 1 "$logs/load.out"
+  [[ $drill_ok -eq 1 ]] || { [[ $rc -eq 0 ]] && rc=1; }
+  exit $rc
+fi
 if [[ $mode == switch ]]; then
   finished_at_switch=$(cat "$logs/progress")
   echo "$EPOCHREALTIME" >"$logs/killed-at"
