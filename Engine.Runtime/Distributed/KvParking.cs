@@ -51,9 +51,6 @@ internal sealed class KvParking(TimeSpan keepFor) : IDisposable
         }
     }
 
-    /// <summary>Puts back what <see cref="TakeLocal"/> took (the replica it was for could not admit it), for the next try.</summary>
-    public void Return(long id, KvBlocks kv) => _entries[id] = new Entry(kv, DateTime.UtcNow + KeepFor);
-
     /// <summary>The header of the entry's bytes, made from its KV on the first call (which frees the KV); null when the entry is gone.</summary>
     public WireKvHeader? Open(long id)
     {

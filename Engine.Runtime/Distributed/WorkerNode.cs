@@ -345,15 +345,11 @@ public sealed class WorkerNode : IAsyncDisposable
         var ticket = request.KvFrom;
         var kv = ticket is { NumTokens: > 0 } ? await FetchKvAsync(ticket, cancellationToken).ConfigureAwait(false) : null;
         IAsyncEnumerable<GenerationEvent> events;
+        // Not admitted: the engine has freed the KV, and the request recomputes wherever it goes next
+        // (a ticket of another worker stays parked there, for that next try, until released or expired).
         try
         {
             events = replica.Engine.GenerateAsync(request.ToGenerationRequest(), kv, cancellationToken);
-        }
-        catch (Exception error) when (kv is not null && ticket!.Node == Node && error is AdmissionRejectedException or ArgumentException)
-        {
-            // Not admitted here: the entries stay parked for the replica the request goes to next.
-            _parking.Return(ticket.Id, kv);
-            throw Unavailable(error);
         }
         catch (AdmissionRejectedException error)
         {
