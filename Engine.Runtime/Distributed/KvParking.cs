@@ -11,7 +11,7 @@ namespace OServe.Engine.Distributed;
 /// nobody claims within <see cref="KeepFor"/> is freed (its request recomputes wherever it went).
 /// Thread-safe.
 /// </summary>
-internal sealed class KvParking(TimeSpan keepFor) : IDisposable
+public sealed class KvParking(TimeSpan keepFor) : IDisposable
 {
     private sealed class Entry(KvBlocks kv, DateTime expires)
     {

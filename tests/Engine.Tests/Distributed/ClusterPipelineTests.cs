@@ -56,6 +56,26 @@ public sealed class ClusterPipelineTests
     }
 
     [Fact]
+    public async Task When_the_first_stages_worker_dies_the_later_stages_it_left_behind_are_freed()
+    {
+        // node0 holds the membership table, so the crash is node1's: it runs the split replica's engine and first stage.
+        await using var cluster = await LocalCluster.StartAsync(["node0", "node1"],
+            controller: new ControllerSettings { UnloadGrace = TimeSpan.FromMilliseconds(200) });
+        var split = Replica("split", "node1/0", "node0/0") with { Pp = 2, Tp = 1 };
+        await using var frontEnd = await cluster.FrontEndAsync(PlanOf(cluster.ClusterId, 1, split, Replica("local", "node0/1")));
+        await LocalCluster.WaitForReplicasAsync(frontEnd, "split", "local");
+        await LocalCluster.WaitForAsync(frontEnd, f => f.Workers.Any(w => w.Node == "node0" && w.StageRuns.Length == 1), "node0 to hold the split replica's second stage");
+
+        await cluster.CrashAsync("node1");
+
+        await LocalCluster.WaitForReplicasAsync(frontEnd, "local");
+        await LocalCluster.WaitForAsync(frontEnd, f => f.Workers.Any(w => w.Node == "node0" && w.StageRuns.Length == 0),
+            "the controller to free node0's run of the dead worker's replica");
+        var request = Greedy("left", 4, 8);
+        Assert.Equal((await ReferenceAsync([request]))[0], await TokensAsync(frontEnd, request));
+    }
+
+    [Fact]
     public async Task The_worker_of_a_later_stage_crashing_mid_stream_costs_no_request_and_the_replica_comes_back()
     {
         // node0 holds the localhost membership table and the engines; node1 holds the split replica's second stage.
