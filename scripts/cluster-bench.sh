@@ -49,46 +49,34 @@ bench() {  # bench NAME URL CONCURRENCY PROMPTS
 }
 figure() { grep -E "^$2" "$logs/bench-$1.txt" | awk '{print $NF}'; }
 
+switch_to() {  # switch_to VERSION ID "DEVICES, tp..., pp...": PUT a plan of that one replica, every type routed to it
+  curl -sf -X PUT --data-binary @- "$base/v1/plan" >"$logs/switch-$2.json" <<PLAN || { say "switch to $2 failed"; return 1; }
+version: $1
+model: oserve-builtin-random
+cluster: cpu-3node
+planner: manual
+request_types:
+  - {name: chat, input_tokens: 32, output_tokens: 64, rate_rps: 2.0}
+  - {name: long-prompt, input_tokens: 400, output_tokens: 16, rate_rps: 0.5}
+replicas:
+  - {id: $2, gpu_type: cpu-logical, devices: $3, max_num_seqs: 32, max_num_batched_tokens: 1024}
+routing:
+  - type: chat
+    weights: {$2: 1.0}
+  - type: long-prompt
+    weights: {$2: 1.0}
+PLAN
+}
 replicas_in_force '"id":"r0""id":"r1""id":"r2"' || exit 1
 say "three workers up; benchmarking (logs: $logs)"
 bench three "$base" 12 48
-curl -sf -X PUT --data-binary @- "$base/v1/plan" >"$logs/switch.json" <<'PLAN' || { say "switch to one replica failed"; exit 1; }
-version: 2
-model: oserve-builtin-random
-cluster: cpu-3node
-planner: manual
-request_types:
-  - {name: chat, input_tokens: 32, output_tokens: 64, rate_rps: 2.0}
-  - {name: long-prompt, input_tokens: 400, output_tokens: 16, rate_rps: 0.5}
-replicas:
-  - {id: r0, gpu_type: cpu-logical, devices: [node0/0], tp: 1, max_num_seqs: 32, max_num_batched_tokens: 1024}
-routing:
-  - type: chat
-    weights: {r0: 1.0}
-  - type: long-prompt
-    weights: {r0: 1.0}
-PLAN
+switch_to 2 r0 "[node0/0], tp: 1" || exit 1
 replicas_in_force '"id":"r0"' || exit 1
-sleep 3   # the replaced replicas drain and unload
+sleep 3   # the replaced replicas retire (no request is running: the bench finished) and unload
 bench one "$base" 12 48
 bench remote-c1 "$base" 1 8
 
-curl -sf -X PUT --data-binary @- "$base/v1/plan" >"$logs/switch-split.json" <<'PLAN' || { say "switch to the split replica failed"; exit 1; }
-version: 3
-model: oserve-builtin-random
-cluster: cpu-3node
-planner: manual
-request_types:
-  - {name: chat, input_tokens: 32, output_tokens: 64, rate_rps: 2.0}
-  - {name: long-prompt, input_tokens: 400, output_tokens: 16, rate_rps: 0.5}
-replicas:
-  - {id: split, gpu_type: cpu-logical, devices: [node0/0, node1/0], tp: 1, pp: 2, max_num_seqs: 32, max_num_batched_tokens: 1024}
-routing:
-  - type: chat
-    weights: {split: 1.0}
-  - type: long-prompt
-    weights: {split: 1.0}
-PLAN
+switch_to 3 split "[node0/0, node1/0], tp: 1, pp: 2" || exit 1
 replicas_in_force '"id":"split"' || exit 1
 sleep 3
 bench split-c1 "$base" 1 8

@@ -29,9 +29,7 @@ public sealed class ClusterKvMoveTests
         await LocalCluster.WaitForReplicasAsync(frontEnd, "a");
 
         var requests = Enumerable.Range(0, 6).Select(i => Greedy($"m{i}", i, MaxTokens)).ToArray();
-        var started = requests.Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
-        var outputs = requests.Select((r, i) => StreamAsync(frontEnd, r, started[i])).ToArray();
-        await Task.WhenAll(started.Select(s => s.Task)).WaitAsync(TimeSpan.FromSeconds(60));
+        var outputs = await StartStreamsAsync(frontEnd, requests, startedAfter: 1);
 
         var report = await frontEnd.ApplyAsync(PlanOf(cluster.ClusterId, 2, Replica("b", newDevices.Split(','))));
         Assert.True(report.Applied, report.Error);
@@ -84,19 +82,5 @@ public sealed class ClusterKvMoveTests
         Assert.Equal(reference.Skip(10), rest);
         var status = await worker.GetStatus();
         Assert.Equal((1, 0), (status.RequestsMovedIn, status.RequestsResumedFromKv));
-    }
-
-    private static async Task<int[]> StreamAsync(IInferenceEngine engine, GenerationRequest request, TaskCompletionSource firstToken)
-    {
-        var tokens = new List<int>();
-        await foreach (var e in engine.GenerateAsync(request, CancellationToken.None))
-        {
-            if (e.TokenId < 0)
-                continue;
-            tokens.Add(e.TokenId);
-            Assert.Equal(tokens.Count, e.NumOutputTokens); // one token per event, none repeated or skipped
-            firstToken.TrySetResult();
-        }
-        return tokens.ToArray();
     }
 }

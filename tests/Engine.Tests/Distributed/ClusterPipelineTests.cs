@@ -86,21 +86,7 @@ public sealed class ClusterPipelineTests
 
         const int maxTokens = 60;
         var requests = Enumerable.Range(0, 6).Select(i => Greedy($"p{i}", i, maxTokens)).ToArray();
-        int started = 0;
-        var streams = requests.Select(r => Task.Run(async () =>
-        {
-            var tokens = new List<int>();
-            await foreach (var e in frontEnd.GenerateAsync(r, CancellationToken.None))
-            {
-                if (e.TokenId < 0) continue;
-                tokens.Add(e.TokenId);
-                Assert.Equal(tokens.Count, e.NumOutputTokens);
-                if (tokens.Count == 3) Interlocked.Increment(ref started);
-            }
-            return tokens.ToArray();
-        })).ToArray();
-        while (Volatile.Read(ref started) < requests.Length && !streams.Any(s => s.IsFaulted))
-            await Task.Delay(10);
+        var streams = await StartStreamsAsync(frontEnd, requests, startedAfter: 3);
         Assert.True(frontEnd.Deployment!.Replicas.Single(r => r.Id == "split").Outstanding > 0, "some requests must be on the split replica");
 
         await cluster.CrashAsync("node1");

@@ -113,20 +113,7 @@ public sealed class ClusterReplanTests
 
         const int maxTokens = 40;
         var requests = Enumerable.Range(0, 9).Select(i => Greedy($"p{i}", i, maxTokens)).ToArray();
-        int started = 0;
-        var streams = requests.Select(r => Task.Run(async () =>
-        {
-            var tokens = new List<int>();
-            await foreach (var e in frontEnd.GenerateAsync(r, CancellationToken.None))
-            {
-                if (e.TokenId < 0) continue;
-                tokens.Add(e.TokenId);
-                if (tokens.Count == 2) Interlocked.Increment(ref started);
-            }
-            return tokens.ToArray();
-        })).ToArray();
-        while (Volatile.Read(ref started) < requests.Length && !streams.Any(s => s.IsFaulted))
-            await Task.Delay(10);
+        var streams = await StartStreamsAsync(frontEnd, requests, startedAfter: 2);
         await cluster.CrashAsync("node1");
         // And a steady trickle from the crash until after the switch to the re-planned plan (its replaced replicas drain and unload).
         using var stopTrickle = new CancellationTokenSource();

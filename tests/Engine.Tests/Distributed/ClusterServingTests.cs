@@ -54,6 +54,30 @@ public sealed class ClusterServingTests
         return tokens.ToArray();
     }
 
+    /// <summary>
+    /// Streams every request at once and returns once each has had <paramref name="startedAfter"/>
+    /// tokens (or one stream failed); each task gives its request's tokens, checked one per event.
+    /// </summary>
+    internal static async Task<Task<int[]>[]> StartStreamsAsync(IInferenceEngine engine, IReadOnlyList<GenerationRequest> requests, int startedAfter)
+    {
+        int started = 0;
+        var streams = requests.Select(r => Task.Run(async () =>
+        {
+            var tokens = new List<int>();
+            await foreach (var e in engine.GenerateAsync(r, CancellationToken.None))
+            {
+                if (e.TokenId < 0) continue;
+                tokens.Add(e.TokenId);
+                Assert.Equal(tokens.Count, e.NumOutputTokens); // one token per event, none repeated or skipped
+                if (tokens.Count == startedAfter) Interlocked.Increment(ref started);
+            }
+            return tokens.ToArray();
+        })).ToArray();
+        while (Volatile.Read(ref started) < requests.Count && !streams.Any(s => s.IsCompleted))
+            await Task.Delay(10);
+        return streams;
+    }
+
     [Fact]
     public async Task Replicas_on_two_workers_stream_the_single_process_engines_greedy_tokens()
     {
