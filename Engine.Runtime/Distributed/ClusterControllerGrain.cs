@@ -22,6 +22,9 @@ public sealed class ControllerState
 
     /// <summary>The forecasting loop's rate history (<see cref="ClusterLoop.Snapshot"/>), so a re-activated controller forecasts from it.</summary>
     [Id(6)] public LoopHistory? LoopHistory { get; set; }
+
+    /// <summary>The front ends' arrival reports of the last arrival window, so a re-activated controller re-plans for the observed workload at once.</summary>
+    [Id(7)] public StoredArrival[]? Arrivals { get; set; }
 }
 
 /// <summary>How the controller moves weights and how long a replica out of the plan stays loaded for late requests.</summary>
@@ -44,6 +47,9 @@ public sealed record ControllerSettings
     public int FinishInPlaceMaxSteps { get; init; }
 
     public TimeSpan ReconcilePeriod { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>The front ends' arrival reports go to storage at most this often (only when new ones came), for a re-activated controller.</summary>
+    public TimeSpan ArrivalsStoreInterval { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Re-plan with the CP-SAT planner on the live workers' devices once a worker stays dead; null: only restrict the plan to the replicas left.</summary>
     public ReplanSettings? Replan { get; init; }
@@ -83,9 +89,14 @@ public sealed class ClusterControllerGrain(
     private readonly ClusterLoop? _loop = settings.Loop is { } loop ? new ClusterLoop(loop) : null;
     private LoopRecord? _loopRecord;
     private LoopRecord? _loopSwitch;
+    private (string Yaml, string[] Types)? _targetTypes;
+    private bool _arrivalsChanged;
+    private DateTime _arrivalsStored = DateTime.MinValue;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        if (_arrivals.Restore(state.State.Arrivals, DateTime.UtcNow) is > 0 and var restored)
+            logger.LogInformation("plan controller: {Reports} arrival report(s) of the last window restored from storage", restored);
         this.RegisterGrainTimer(ct => ReconcileAsync(null, ct), new GrainTimerCreationOptions(settings.ReconcilePeriod, settings.ReconcilePeriod)
         {
             Interleave = false, // never while Apply or another reconcile runs
@@ -122,6 +133,7 @@ public sealed class ClusterControllerGrain(
     public Task ReportArrivals(ArrivalReport report)
     {
         _arrivals.Add(report, DateTime.UtcNow);
+        _arrivalsChanged = true;
         _loop?.Add(report);
         return Task.CompletedTask;
     }
@@ -154,7 +166,16 @@ public sealed class ClusterControllerGrain(
         Replan = state.State.ReplannedYaml is null ? null : state.State.Replan,
         Loop = _loopRecord,
         LoopSwitch = _loopSwitch,
+        Observed = state.State.TargetYaml is { } target ? _arrivals.Describe(TypesOf(target), DateTime.UtcNow) : null,
     };
+
+    /// <summary>The request types of the target plan, parsed once per target (front ends read the view several times a second).</summary>
+    private string[] TypesOf(string targetYaml)
+    {
+        if (_targetTypes is not { } cached || !ReferenceEquals(cached.Yaml, targetYaml))
+            _targetTypes = cached = (targetYaml, Parse(targetYaml, "stored target plan").RequestTypes.Select(t => t.Name).ToArray());
+        return cached.Types;
+    }
 
     /// <summary>
     /// One window of the forecasting loop: plan for the forecast against the plan in force on the live
@@ -261,6 +282,7 @@ public sealed class ClusterControllerGrain(
         MarkStrays(target, holdings);
         if (loads is null)
         {
+            await StoreArrivalsAsync(cancellationToken);
             await UnloadStraysAsync();
             await UnloadOrphanRunsAsync(statuses.Select(s => s.Status!).ToArray());
         }
@@ -361,6 +383,24 @@ public sealed class ClusterControllerGrain(
             {
                 logger.LogWarning("plan controller: unloading {Replica} on {Node} failed: {Error}", key, node, error.Message);
             }
+        }
+    }
+
+    /// <summary>Writes the reports received to storage, at most every <see cref="ControllerSettings.ArrivalsStoreInterval"/> and only when new ones came; a failed write only logs (they stay in memory).</summary>
+    private async Task StoreArrivalsAsync(CancellationToken cancellationToken)
+    {
+        var now = DateTime.UtcNow;
+        if (!_arrivalsChanged || now - _arrivalsStored < settings.ArrivalsStoreInterval)
+            return;
+        (_arrivalsChanged, _arrivalsStored) = (false, now);
+        state.State.Arrivals = _arrivals.Snapshot(now);
+        try
+        {
+            await state.WriteStateAsync(cancellationToken);
+        }
+        catch (Exception error) when (!cancellationToken.IsCancellationRequested)
+        {
+            logger.LogWarning("plan controller: storing the arrival reports failed: {Error}", error.Message);
         }
     }
 

@@ -58,6 +58,7 @@ public static class ClusterPlanEndpoints
             view.Replan,
             view.Loop,
             view.LoopSwitch,
+            view.Observed,
             Replicas = deployment?.Replicas.Select(r => new { r.Id, r.Node, r.Key, r.Outstanding, r.IsSuspect }).ToArray() ?? [],
             Workers = runtime.Workers,
             StreamBreaks = runtime.Counters.NumBreaks,

@@ -298,6 +298,9 @@ public sealed record ClusterPlanView(
 
     /// <summary>The loop's last window that applied a plan (a switch or a re-route), with the outcome.</summary>
     [Id(8)] public LoopRecord? LoopSwitch { get; init; }
+
+    /// <summary>The workload the controller observes (the front ends' reports over the last arrival window, per type of the target plan); null before any report.</summary>
+    [Id(9)] public string? Observed { get; init; }
 }
 
 /// <summary>The answer to a plan switch across the cluster (PUT /v1/plan).</summary>

@@ -13,6 +13,10 @@ public sealed record ArrivalReport(
     [property: Id(2)] long[] Counts,
     [property: Id(3)] double Seconds);
 
+/// <summary>A front end's report as the controller received it, kept in its storage (<see cref="ObservedArrivals.Snapshot"/>).</summary>
+[GenerateSerializer, Immutable]
+public sealed record StoredArrival([property: Id(0)] DateTime At, [property: Id(1)] ArrivalReport Report);
+
 /// <summary>
 /// The controller's view of the workload: every front end's reports over the last window, summed.
 /// Not thread-safe (the controller grain is single-threaded).
@@ -29,6 +33,30 @@ public sealed class ObservedArrivals(TimeSpan window)
             _byFrontEnd[report.FrontEnd] = reports = [];
         reports.Add((at, report));
         reports.RemoveAll(r => at - r.At > window);
+    }
+
+    /// <summary>"short 2.00/s, long 0.40/s over 5 s": the rates <see cref="Rates"/> gives, for the cluster's view; null when nothing was observed.</summary>
+    public string? Describe(IReadOnlyList<string> types, DateTime now) =>
+        Rates(types, now) is var (rates, seconds)
+            ? $"{string.Join(", ", types.Select((t, j) => $"{t} {rates[j]:F2}/s"))} over {seconds:F0} s"
+            : null;
+
+    /// <summary>The reports within the window of <paramref name="now"/>, oldest first, for the controller's storage.</summary>
+    public StoredArrival[] Snapshot(DateTime now) =>
+        _byFrontEnd.Values.SelectMany(r => r).Where(r => now - r.At <= window).OrderBy(r => r.At).Select(r => new StoredArrival(r.At, r.Report)).ToArray();
+
+    /// <summary>Adds stored reports (a re-activated controller's, from storage); those outside the window of <paramref name="now"/> are dropped. Returns how many were kept.</summary>
+    public int Restore(IEnumerable<StoredArrival>? stored, DateTime now)
+    {
+        int kept = 0;
+        foreach (var s in stored ?? [])
+        {
+            if (s.At > now || now - s.At > window)
+                continue;
+            Add(s.Report, s.At);
+            kept++;
+        }
+        return kept;
     }
 
     /// <summary>

@@ -100,6 +100,49 @@ public sealed class ClusterReplanTests
     }
 
     [Fact]
+    public async Task A_re_activated_controller_observes_the_workload_its_predecessor_stored()
+    {
+        await using var cluster = await LocalCluster.StartAsync(["node0", "node1"],
+            controller: new ControllerSettings { ArrivalsStoreInterval = TimeSpan.FromMilliseconds(100) });
+        // No front end: this test is the only one to report, so what the controller shows is what it stored.
+        var client = await cluster.ConnectAsync();
+        var controller = client.GetGrain<IClusterControllerGrain>(cluster.ClusterId);
+        await controller.Initialize(ContractYaml.Write(PlanOf(cluster.ClusterId, 1, Replica("r0", "node0/0"))), 0);
+        Assert.Null((await controller.GetPlan()).Observed);
+        await controller.ReportArrivals(new ArrivalReport("fe", ["short", "long"], [20, 4], 10));
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        string? observed;
+        while ((observed = (await controller.GetPlan()).Observed) is null && DateTime.UtcNow < deadline)
+            await Task.Delay(50);
+        Assert.Equal("short 2.00/s, long 0.40/s over 10 s", observed);
+        await Task.Delay(TimeSpan.FromSeconds(1.5)); // a few reconciles: stored
+
+        await controller.Cast<Orleans.Core.Internal.IGrainManagementExtension>().DeactivateOnIdle();
+        // The next call activates it afresh, from storage.
+        Assert.Equal("short 2.00/s, long 0.40/s over 10 s", (await controller.GetPlan()).Observed);
+    }
+
+    [Fact]
+    public void A_controller_restored_from_its_stored_reports_observes_what_the_one_before_did()
+    {
+        var t0 = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+        var before = new ObservedArrivals(TimeSpan.FromSeconds(60));
+        before.Add(new ArrivalReport("a", ["short", "long"], [10, 2], 5), t0);
+        before.Add(new ArrivalReport("a", ["short", "long"], [20, 3], 5), t0.AddSeconds(30));
+        before.Add(new ArrivalReport("b", ["long", "short"], [5, 0], 10), t0.AddSeconds(40));
+        var stored = before.Snapshot(t0.AddSeconds(45));
+        Assert.Equal([t0, t0.AddSeconds(30), t0.AddSeconds(40)], stored.Select(s => s.At));
+
+        // Re-activated 20 s later: the first report has left the window, the rest plan as before.
+        var now = t0.AddSeconds(65);
+        var after = new ObservedArrivals(TimeSpan.FromSeconds(60));
+        Assert.Equal(2, after.Restore(stored, now));
+        Assert.Equal(before.Rates(["short", "long"], now)!.Value.Rates, after.Rates(["short", "long"], now)!.Value.Rates);
+        Assert.Null(new ObservedArrivals(TimeSpan.FromSeconds(60)).Rates(["short", "long"], now)); // without them: nothing observed
+        Assert.Equal(0, after.Restore(null, now));
+    }
+
+    [Fact]
     public async Task A_worker_that_stays_dead_is_replanned_around_with_cpsat_on_the_live_devices_and_no_request_is_lost()
     {
         var grace = TimeSpan.FromSeconds(1);
