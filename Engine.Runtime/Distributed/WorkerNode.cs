@@ -45,7 +45,7 @@ public sealed class WorkerNode : IAsyncDisposable
     private readonly ConcurrentDictionary<string, Task> _retiring = new(StringComparer.Ordinal);
     private readonly ModelWeightSource _hostWeights;
     private readonly KvParking _parking;
-    private readonly ConcurrentDictionary<string, HeldStageRun> _stageRuns = new(StringComparer.Ordinal);
+    private readonly StageRunHost _stageRuns;
     private long _bytesReceived, _bytesSent;
     private long _movedOut, _movedOutWithKv, _movedIn, _resumedFromKv, _kvBytesSent, _kvBytesReceived;
 
@@ -59,6 +59,7 @@ public sealed class WorkerNode : IAsyncDisposable
         _logger = logger;
         _hostWeights = new ModelWeightSource(model.Model);
         _parking = new KvParking(options.KvParkTime);
+        _stageRuns = new StageRunHost(options.Node, model, logger);
         if (pool.Devices.Any(d => ReplicaShape.NodeOf(d.Id) != options.Node))
             throw new ArgumentException($"the device pool ({pool}) holds devices of another node than '{options.Node}'");
     }
@@ -77,7 +78,7 @@ public sealed class WorkerNode : IAsyncDisposable
         RequestsMovedOut = Interlocked.Read(ref _movedOut), RequestsMovedOutWithKv = Interlocked.Read(ref _movedOutWithKv),
         RequestsMovedIn = Interlocked.Read(ref _movedIn), RequestsResumedFromKv = Interlocked.Read(ref _resumedFromKv),
         KvBytesSent = Interlocked.Read(ref _kvBytesSent), KvBytesReceived = Interlocked.Read(ref _kvBytesReceived),
-        StageRuns = _stageRuns.Select(kv => kv.Value.Status(kv.Key)).ToArray(),
+        StageRuns = _stageRuns.Statuses(),
     };
 
     /// <summary>
@@ -215,63 +216,19 @@ public sealed class WorkerNode : IAsyncDisposable
     /// </summary>
     public Task<LoadReport> LoadStagesAsync(ReplicaShape shape, IndexRange stages, string runKey, string headNode, string? weightsFrom) => Task.Run(() =>
     {
-        if (_stageRuns.ContainsKey(runKey))
-            return new LoadReport(runKey, "already loaded", 0, 0, 0, 0, WasLoaded: false);
-        var watch = Stopwatch.StartNew();
         var (source, origin, peer) = WeightSource(weightsFrom);
-        var part = ParallelLlama.Create(_model.Config, DevicesOf(shape, stages), shape.Tp, shape.Pp, source, _model.Model.DType, stages: stages);
-        var held = new HeldStageRun(new LocalStageRun(part), shape.Key, headNode);
-        if (!_stageRuns.TryAdd(runKey, held))
-        {
-            held.Run.Dispose();
-            return new LoadReport(runKey, "already loaded", 0, 0, 0, 0, WasLoaded: false);
-        }
-        Interlocked.Add(ref _bytesReceived, peer?.BytesReceived ?? 0);
-        _logger.LogInformation("worker {Node}: loaded stages {Stages} of {Replica} for worker {Head} from {Origin} in {Seconds:F2}s",
-            Node, stages, shape.Key, headNode, origin, watch.Elapsed.TotalSeconds);
-        return new LoadReport(runKey, origin, peer?.BytesReceived ?? 0, 0, 0, watch.Elapsed.TotalSeconds, WasLoaded: true);
+        var report = _stageRuns.Load(shape, stages, DevicesOf(shape, stages), runKey, headNode, source, origin);
+        long received = peer?.BytesReceived ?? 0;
+        Interlocked.Add(ref _bytesReceived, received);
+        return report with { BytesFromPeerWorker = received };
     });
 
-    public void CreateStageCache(string runKey, int numBlocks, int blockSize)
-    {
-        var held = HeldRun(runKey);
-        lock (held)
-            held.Run.CreateKvCache(numBlocks, blockSize);
-    }
+    public void CreateStageCache(string runKey, int numBlocks, int blockSize) => _stageRuns.CreateCache(runKey, numBlocks, blockSize);
 
     /// <summary>One step of a held run (one at a time: the replica's engine loop sends them in order).</summary>
-    public WireTensor RunStages(string runKey, WireChunk[] batch, WireTensor hidden)
-    {
-        var held = HeldRun(runKey);
-        lock (held)
-        {
-            using var noGrad = TorchSharp.torch.no_grad();
-            using var input = hidden.ToTensor();
-            using var output = held.Run.Forward(batch.Select(c => c.ToChunk()).ToArray(), input);
-            held.Steps++;
-            return WireTensor.Of(output);
-        }
-    }
+    public WireTensor RunStages(string runKey, WireChunk[] batch, WireTensor hidden) => _stageRuns.Run(runKey, batch, hidden);
 
-    public bool UnloadStages(string runKey)
-    {
-        if (!_stageRuns.TryRemove(runKey, out var held))
-            return false;
-        lock (held)
-            held.Run.Dispose();
-        _logger.LogInformation("worker {Node}: unloaded {Run}", Node, runKey);
-        return true;
-    }
-
-    private HeldStageRun HeldRun(string runKey) => _stageRuns.TryGetValue(runKey, out var held) ? held
-        : throw new ReplicaUnavailableException($"stage run {runKey} is not loaded on worker '{Node}'");
-
-    private sealed class HeldStageRun(LocalStageRun run, string replicaKey, string headNode)
-    {
-        public LocalStageRun Run { get; } = run;
-        public long Steps;
-        public StageRunStatus Status(string runKey) => new(runKey, replicaKey, headNode, Run.Stages.Start, Run.Stages.Count, Interlocked.Read(ref Steps));
-    }
+    public bool UnloadStages(string runKey) => _stageRuns.Unload(runKey);
 
     /// <summary>Out of service now; its admitted requests finish, then its weights and cache are freed. False when not loaded.</summary>
     public bool Unload(string key)
@@ -481,8 +438,7 @@ public sealed class WorkerNode : IAsyncDisposable
             Unload(key);
         await Task.WhenAll(_retiring.Values.ToArray()).ConfigureAwait(false);
         _parking.Dispose();
-        foreach (var key in _stageRuns.Keys.ToArray())
-            UnloadStages(key);
+        _stageRuns.Dispose();
     }
 }
 
