@@ -331,7 +331,10 @@ public sealed class AsyncEngine : IInferenceEngine, IRequestMetricsSource, IAsyn
             foreach (var handle in _live.Values)
                 Complete(handle, error);
             while (_admission.Reader.TryRead(out var queued))
+            {
+                queued.TakeResumeKv()?.Dispose();
                 Complete(queued, error);
+            }
         }
         finally
         {
