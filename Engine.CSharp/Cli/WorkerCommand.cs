@@ -42,6 +42,10 @@ public static class WorkerCommand
     {
         Description = "Seconds a plan's worker must stay declared dead before the controller re-plans with CP-SAT on the live workers' devices", DefaultValueFactory = _ => 10,
     };
+    private static readonly Option<bool> CrossNodePp = new("--cross-node-pp")
+    {
+        Description = "Re-plans and the controller loop may give a replica pipeline stages on several nodes (activations pass worker to worker); by default every replica stays on one node",
+    };
     private static readonly Option<bool> NoReplan = new("--no-replan") { Description = "On a worker's death only drop its replicas from the plan (no CP-SAT re-plan)" };
     private static readonly Option<double?> ControllerWindow = new("--controller-window")
     {
@@ -64,7 +68,7 @@ public static class WorkerCommand
         {
             NodeName, ClusterRef, Membership, ClusterId, FastFailureDetection, SiloPort, GatewayPort, PrimarySiloPort, Advertise, Kubernetes, HostWeights,
             Model, Tokenizer, DType, Seed, ServedName, MaxNumSeqs, MaxBatchedTokens, BlockSize, MaxModelLen, KvCacheGib, Threads,
-            ReplanGrace, NoReplan, Profile, ControllerWindow, InFlight, FinishInPlaceSteps,
+            ReplanGrace, NoReplan, CrossNodePp, Profile, ControllerWindow, InFlight, FinishInPlaceSteps,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(parse, cancellationToken));
         return command;
@@ -107,6 +111,7 @@ public static class WorkerCommand
         {
             Hardware = cluster, Model = ModelCardOf.Llama(model.Config, names.Length > 0 ? names[0] : model.Name, model.Model.DType),
             Coefficients = PlanningInputs.Coefficients(parse.GetValue(Profile)), Grace = TimeSpan.FromSeconds(parse.GetValue(ReplanGrace)),
+            CrossNodePipelines = parse.GetValue(CrossNodePp),
         };
         var replan = parse.GetValue(NoReplan) ? null : planning;
         var inFlight = DemoCommand.ParseInFlight(parse.GetValue(InFlight));

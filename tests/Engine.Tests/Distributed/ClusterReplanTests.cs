@@ -123,6 +123,23 @@ public sealed class ClusterReplanTests
     }
 
     [Fact]
+    public void Re_plans_keep_each_replica_on_one_worker_unless_told_they_may_split_it()
+    {
+        var target = PlanOf("c", 1, Replica("r0", "node0/0"));
+        var (request, _) = ClusterReplanner.Request(Settings(Hardware(1), TimeSpan.Zero), target, null, Nodes, null, 60, 0);
+        Assert.Equal(ConstraintKind.NoCrossNodePp, Assert.Single(request!.ConstraintSpecs).Kind);
+        (request, _) = ClusterReplanner.Request(Settings(Hardware(1), TimeSpan.Zero) with { CrossNodePipelines = true }, target, null, Nodes, null, 60, 0);
+        Assert.Empty(request!.ConstraintSpecs);
+
+        // The workers serve a replica across nodes while every one of them is live.
+        var split = PlanOf("c", 2, Replica("split", "node0/0", "node2/0") with { Tp = 1, Pp = 2 });
+        Assert.Null(ClusterReplanner.OffLiveWorkers(split, ["node0", "node2"]));
+        Assert.Equal("planner: replica split on node0/0,node2/0 uses worker node2, which is not live", ClusterReplanner.OffLiveWorkers(split, ["node0", "node1"]));
+        var across = PlanOf("c", 2, Replica("across", "node0/0", "node2/0"));
+        Assert.Contains("stage 0 has its tp ranks on nodes node0 and node2", ClusterReplanner.OffLiveWorkers(across, Nodes));
+    }
+
+    [Fact]
     public void A_controller_restored_from_its_stored_reports_observes_what_the_one_before_did()
     {
         var t0 = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
