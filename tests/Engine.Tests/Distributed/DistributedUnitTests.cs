@@ -130,6 +130,8 @@ public sealed class DistributedUnitTests
     [Theory]
     [InlineData("worker --node node9 --cluster cpu-3node", "--node: cluster 'cpu-3node' has no node 'node9'")]
     [InlineData("worker --node node0 --cluster cpu-3node --membership etcd://x", "--membership: 'etcd://x' is not 'localhost' or 'redis://HOST:PORT'")]
+    [InlineData("worker --node node0 --cluster cpu-3node --in-flight teleport", "--in-flight: 'teleport' is not one of: migrate, drain")]
+    [InlineData("worker --node node0 --cluster cpu-3node --finish-in-place-steps -1", "--finish-in-place-steps: must be 0 or more, got -1")]
     [InlineData("serve --membership localhost", "--membership: serving across workers needs --plan")]
     [InlineData("drill-load --requests 0", "--requests: must be at least 1, got 0")]
     public async Task Bad_cluster_options_exit_2_naming_the_option(string args, string message)
