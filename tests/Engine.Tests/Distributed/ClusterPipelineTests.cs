@@ -56,6 +56,26 @@ public sealed class ClusterPipelineTests
     }
 
     [Fact]
+    public async Task Requests_on_a_split_replica_that_a_switch_retires_move_and_recompute_since_its_cache_holds_only_some_layers()
+    {
+        await using var cluster = await LocalCluster.StartAsync(["node0", "node1"],
+            controller: new ControllerSettings { UnloadGrace = TimeSpan.FromMilliseconds(200) }, stepPace: TimeSpan.FromMilliseconds(15));
+        await using var frontEnd = await cluster.FrontEndAsync(PlanOf(cluster.ClusterId, 1, Replica("split", "node0/0", "node1/0") with { Pp = 2, Tp = 1 }));
+        await LocalCluster.WaitForReplicasAsync(frontEnd, "split");
+        var requests = Enumerable.Range(0, 4).Select(i => Greedy($"m{i}", i, 200)).ToArray();
+        var streams = await StartStreamsAsync(frontEnd, requests, startedAfter: 1);
+
+        Assert.True((await frontEnd.ApplyAsync(PlanOf(cluster.ClusterId, 2, Replica("one", "node1/1")))).Applied);
+        var outputs = await Task.WhenAll(streams);
+
+        var reference = await ReferenceAsync(requests);
+        for (int i = 0; i < requests.Length; i++)
+            Assert.Equal(reference[i], outputs[i]);
+        Assert.Equal((requests.Length, 0), (frontEnd.Counters.NumMoved, frontEnd.Counters.NumMovedWithKv));
+        Assert.Equal(0, frontEnd.Counters.NumBreaks);
+    }
+
+    [Fact]
     public async Task When_the_first_stages_worker_dies_the_later_stages_it_left_behind_are_freed()
     {
         // node0 holds the membership table, so the crash is node1's: it runs the split replica's engine and first stage.
