@@ -35,7 +35,7 @@ public sealed record ReplanSettings
     /// with the cluster file's inter-node link), which the workers run by passing activations
     /// between them. Off by default (the planner's <c>no_cross_node_pp</c>: every replica on one
     /// node): the planner prices the hop as a network link, while between workers it is also an
-    /// Orleans call per step (3.9 ms a token on this machine's loopback, measured), so a cluster
+    /// Orleans call per step (3.1-3.9 ms a token on this machine's loopback, measured), so a cluster
     /// file's link figures overstate it until they are calibrated.
     /// </summary>
     public bool CrossNodePipelines { get; init; }
