@@ -35,6 +35,14 @@ public static class ServeCommand
     private static readonly Option<string?> PlanFile = new("--plan") { Description = "Serve the replicas this plan (YAML) lists, routed by type; GET/PUT /v1/plan read and switch it live" };
     private static readonly Option<string?> ClusterRef = new("--cluster") { Description = "Cluster (file or built-in name, e.g. cpu-logical-4) the plan's devices belong to; default: the plan's cluster by name" };
     // Multi-node serving (Engine.Runtime/Distributed): the plan's replicas run on `oserve worker` processes.
+    private static readonly Option<string?> InFlight = new("--in-flight")
+    {
+        Description = "With --plan: what a live switch does with the requests on replicas it retires: migrate (move them to the new replicas with their KV cache; the default) or drain (finish where they are). Across workers, give it to `oserve worker`",
+    };
+    private static readonly Option<int?> FinishInPlaceSteps = new("--finish-in-place-steps")
+    {
+        Description = "With --plan and migrate: a started request with at most this many engine steps left finishes on the retiring replica (default 0: every request moves)",
+    };
     private static readonly Option<string?> Membership = new("--membership") { Description = "Serve --plan across `oserve worker` processes: 'localhost' or redis://HOST:PORT (where the workers' membership lives)" };
     private static readonly Option<string?> ClusterId = new("--cluster-id") { Description = "With --membership: the workers' Orleans cluster id; default: the cluster's name" };
     private static readonly Option<string> GatewayPorts = new("--gateway-ports") { Description = "With --membership localhost: the workers' gateway ports, comma-separated", DefaultValueFactory = _ => "30000" };
@@ -45,7 +53,7 @@ public static class ServeCommand
         var command = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics); with --plan, the plan's replicas and GET/PUT /v1/plan.")
         {
             Host, Port, ApiKey, MetricsWithoutKey, MaxPromptBytes, RequestTimeout, ServedName, MaxNumSeqs, MaxBatchedTokens, BlockSize, MaxModelLen,
-            KvCacheGib, AdmissionCapacity, Threads, PlanFile, ClusterRef, Membership, ClusterId, GatewayPorts, FastFailureDetection,
+            KvCacheGib, AdmissionCapacity, Threads, PlanFile, ClusterRef, InFlight, FinishInPlaceSteps, Membership, ClusterId, GatewayPorts, FastFailureDetection,
         };
         Choice.AddTo(command);
         command.SetAction((parse, cancellationToken) => RunAsync(parse, cancellationToken));
@@ -83,8 +91,11 @@ public static class ServeCommand
         }
 
         var modelPath = parse.GetValue(Choice.Model);
+        var switching = SwitchOptionsOf(parse);
         if (parse.GetValue(Membership) is { } membership)
         {
+            if (switching is not null)
+                throw new CliUsageException("--in-flight, --finish-in-place-steps: across workers the plan controller runs on the workers; give them to `oserve worker`");
             // The front end runs no replica: the model's shape and tokenizer, not its weights.
             var shape = Choice.LoadShape(parse);
             output.WriteLine($"model: {shape.Description}");
@@ -106,7 +117,7 @@ public static class ServeCommand
             IWeightStore storage = modelPath is null ? new RandomWeightStore(model.Config, parse.GetValue(Choice.Seed)) : new CheckpointWeightStore(modelPath);
             // On a GPU the plan's devices node0/0.. are the CUDA devices; on the CPU they are logical devices of the plan's cluster.
             var devices = model.Model.Device.type == TorchSharp.DeviceType.CUDA ? OServe.Models.Parallelism.DevicePool.Cuda() : null;
-            await using var runtime = StartPlan(planPath, parse.GetValue(ClusterRef), model, storage, settings, names.Length > 0 ? names[0] : null, output, devices);
+            await using var runtime = StartPlan(planPath, parse.GetValue(ClusterRef), model, storage, settings, names.Length > 0 ? names[0] : null, output, devices, switching);
             await ServerHost.RunAsync(serveOptions, runtime, engineClock: () => runtime.Clock.Now, cancellationToken: cancellationToken,
                 mapEndpoints: app => PlanEndpoints.Map(app, runtime));
             return OServeCli.ExitOk;
@@ -127,16 +138,30 @@ public static class ServeCommand
         return OServeCli.ExitOk;
     }
 
+    /// <summary>--in-flight and --finish-in-place-steps as switch options; null when neither is given (the runtime's defaults).</summary>
+    private static SwitchOptions? SwitchOptionsOf(ParseResult parse)
+    {
+        var inFlight = parse.GetValue(InFlight);
+        var steps = parse.GetValue(FinishInPlaceSteps);
+        if (inFlight is null && steps is null)
+            return null;
+        if (steps is < 0)
+            throw new CliUsageException($"--finish-in-place-steps: must be 0 or more, got {steps}");
+        if (parse.GetValue(PlanFile) is null)
+            throw new CliUsageException("--in-flight, --finish-in-place-steps: only a plan (--plan) switches live");
+        return new SwitchOptions { InFlight = DemoCommand.ParseInFlight(inFlight ?? "migrate"), FinishInPlaceMaxSteps = steps ?? 0 };
+    }
+
     /// <summary>
     /// Reads and checks the plan (file:line errors, against the cluster and the loaded model's own
     /// card), then builds its replicas.
     /// </summary>
     public static PlanRuntime StartPlan(string planPath, string? clusterRef, LoadedModel model, IWeightStore storage,
-        EngineSettings settings, string? servedName, TextWriter output, OServe.Models.Parallelism.DevicePool? devices = null)
+        EngineSettings settings, string? servedName, TextWriter output, OServe.Models.Parallelism.DevicePool? devices = null, SwitchOptions? switching = null)
     {
         var plan = ContractYaml.LoadPlan(planPath);
         var cluster = Catalog.Cluster(clusterRef ?? plan.Value.Cluster, Path.GetDirectoryName(Path.GetFullPath(planPath)));
-        var options = new PlanRuntimeOptions { Engine = settings, ServedName = servedName, Devices = devices };
+        var options = new PlanRuntimeOptions { Engine = settings, ServedName = servedName, Devices = devices, Switch = switching ?? new SwitchOptions() };
         var card = ModelCardOf.Llama(model.Config, servedName ?? model.Name, model.Model.DType);
         var errors = PlanChecks.Validate(plan.Value, cluster, card, plan.Lines).ToList();
         errors.AddRange(ReplicaBuilderRules.Unsupported(plan.Value, model.Config).Select(u => plan.Lines.Error(u.Field, u.Message)));

@@ -24,6 +24,33 @@ public sealed class ServeStartupTests
         Assert.DoesNotContain(" at ", error);
     }
 
+    [Theory]
+    [InlineData("--in-flight drain", "--in-flight, --finish-in-place-steps: only a plan (--plan) switches live")]
+    [InlineData("--plan P --in-flight teleport", "--in-flight: 'teleport' is not one of: migrate, drain")]
+    [InlineData("--plan P --finish-in-place-steps -1", "--finish-in-place-steps: must be 0 or more, got -1")]
+    [InlineData("--plan P --membership localhost --in-flight drain", "across workers the plan controller runs on the workers; give them to `oserve worker`")]
+    public async Task Switch_options_without_a_plan_or_with_bad_values_are_one_line_and_exit_2(string args, string message)
+    {
+        var plan = Path.Combine(AppContext.BaseDirectory, "scenarios", "plans", "builtin-2x-tp1.yaml");
+        var (code, error) = await ServeAsync(args.Replace("P", plan).Split(' '));
+
+        Assert.Equal(OServeCli.ExitBadInput, code);
+        AssertOneLine(error);
+        Assert.Contains(message, error);
+    }
+
+    [Fact]
+    public async Task The_switch_options_given_reach_the_plan_runtime()
+    {
+        using var model = OServe.Models.BuiltInModel.Create(new OServe.Models.BuiltInModelOptions { Dim = 64, HiddenDim = 160, NumLayers = 2, NumHeads = 4, NumKvHeads = 2, MaxSeqLen = 512 });
+        var plan = Path.Combine(AppContext.BaseDirectory, "scenarios", "plans", "builtin-2x-tp1.yaml");
+        var settings = new OServe.Engine.Execution.EngineSettings { MaxNumSeqs = 2, KvCacheGib = 0.02, MaxModelLen = 512 };
+        var drain = new OServe.Engine.Orchestration.SwitchOptions { InFlight = OServe.Engine.Orchestration.InFlightPolicy.Drain, FinishInPlaceMaxSteps = 3 };
+        var storage = new OServe.Engine.Orchestration.RandomWeightStore(model.Config, 7);
+        await using var runtime = ServeCommand.StartPlan(plan, "cpu-logical-4", model, storage, settings, "oserve-builtin-random", new StringWriter(), switching: drain);
+        Assert.Equal(drain, runtime.Options.Switch);
+    }
+
     [Fact]
     public async Task A_port_in_use_is_one_line_and_exit_2()
     {
