@@ -65,30 +65,20 @@ public sealed class EngineCore
                 throw new ArgumentException($"resumed output tokens: must be 0 to the prompt's length - 1 ({request.PromptTokens.Count - 1}), got {resumed}",
                     nameof(GenerationRequest.ResumedOutputTokens));
             var seq = new Sequence(request.RequestId, request.PromptTokens, request.Sampling, request.ArrivalTime, typeIndex);
+            var text = _tokenizer is null ? null : ResumedText(request, resumed);
             // At least the last prompt token is computed here: its logits give the next token.
             int cached = Math.Min(resumeKv?.NumTokens ?? 0, request.PromptTokens.Count - 1);
-            if (cached > 0 && _runner is IKvMigration { CanMigrate: true } migration)
+            if (cached > 0 && _runner is IKvMigration { CanMigrate: true })
             {
+                // As a request moved between replicas: its first tokens computed, their KV to import.
+                // A view of those tokens shares resumeKv's blocks (disposing both is safe).
                 seq.NumComputedTokens = cached;
-                Scheduler.Adopt(seq); // running at once with blocks for the cached tokens, or queued to compute them all
-                if (seq.Status == SequenceStatus.Running)
-                {
-                    try
-                    {
-                        // A view of the first tokens shares the blocks; disposing resumeKv frees them.
-                        migration.Import(seq, cached == resumeKv!.NumTokens ? resumeKv : new KvBlocks(resumeKv.Blocks, cached));
-                    }
-                    catch (Exception error) when (error is ArgumentException or InvalidOperationException)
-                    {
-                        Scheduler.Finish(seq, FinishReason.Abort); // frees its blocks; the caller fails the request
-                        throw new ArgumentException($"request '{seq.RequestId}': its resumed KV does not fit this replica: {error.Message}", error);
-                    }
-                }
+                Adopt(new DetachedSequence(seq, text, cached == resumeKv!.NumTokens ? resumeKv : new KvBlocks(resumeKv.Blocks, cached)));
+                return seq;
             }
-            else
-                Scheduler.Add(seq);
-            if (_tokenizer is not null)
-                _texts[seq.RequestId] = ResumedText(request, resumed);
+            Scheduler.Add(seq);
+            if (text is not null)
+                _texts[seq.RequestId] = text;
             return seq;
         }
     }
@@ -177,9 +167,19 @@ public sealed class EngineCore
             int computed = seq.NumComputedTokens;
             if (kv is null || _runner is not IKvMigration { CanMigrate: true })
                 seq.NumComputedTokens = 0; // nothing to continue from: recompute
-            Scheduler.Adopt(seq);
+            Scheduler.Adopt(seq); // running at once with blocks for its computed tokens, or queued to compute them all
             if (seq.Status == SequenceStatus.Running && kv is not null && computed == kv.NumTokens)
-                ((IKvMigration)_runner).Import(seq, kv);
+            {
+                try
+                {
+                    ((IKvMigration)_runner).Import(seq, kv);
+                }
+                catch (Exception error) when (error is ArgumentException or InvalidOperationException)
+                {
+                    Scheduler.Finish(seq, FinishReason.Abort); // frees its blocks; the caller fails the request
+                    throw new ArgumentException($"request '{seq.RequestId}': its KV does not fit this replica: {error.Message}", error);
+                }
+            }
         }
         if (_tokenizer is not null)
             _texts[seq.RequestId] = text ?? new OutputText(_tokenizer.CreateDecoder(seq.PromptTokens), seq.Sampling.Stop);
