@@ -62,8 +62,7 @@ public sealed class KvParking(TimeSpan keepFor) : IDisposable
             {
                 using (kv)
                 {
-                    var table = Enumerable.Range(0, kv.Blocks.NumBlocks).ToArray();
-                    entry.Bytes = KvWire.Write(kv.Blocks, table, kv.NumTokens, out var header);
+                    entry.Bytes = kv.ToWire(out var header);
                     entry.Header = WireKvHeader.Of(header);
                 }
                 entry.Kv = null;

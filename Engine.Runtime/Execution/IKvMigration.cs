@@ -1,4 +1,5 @@
 using OServe.Engine.Scheduling;
+using OServe.Models.Parallelism;
 
 namespace OServe.Engine.Execution;
 
@@ -33,6 +34,18 @@ public sealed class KvBlocks(OServe.Models.Parallelism.ReplicaKvCache blocks, in
     public int NumTokens { get; } = numTokens;
 
     public long Bytes => Blocks.BytesPerBlockPerShard.Sum() * Blocks.NumBlocks;
+
+    /// <summary>The block table of its positions: blocks 0..n-1.</summary>
+    public IReadOnlyList<int> BlockTable => TableOf(Blocks.NumBlocks);
+
+    public static int[] TableOf(int numBlocks) => Enumerable.Range(0, numBlocks).ToArray();
+
+    /// <summary>Its positions as layout-free bytes, for another process (<see cref="KvWire.Write"/>).</summary>
+    public byte[] ToWire(out KvWire.Header header) => KvWire.Write(Blocks, BlockTable, NumTokens, out header);
+
+    /// <summary>Bytes <see cref="ToWire"/> made, as a host staging cache (<see cref="KvWire.Read"/>: refused when they belong to another model than <paramref name="config"/>).</summary>
+    public static KvBlocks FromWire(OServe.Models.Llama.LlamaConfig config, KvWire.Header header, ReadOnlySpan<byte> bytes) =>
+        new(KvWire.Read(config, header, bytes), header.NumTokens);
 
     public void Dispose() => Blocks.Dispose();
 }

@@ -157,13 +157,13 @@ public sealed class TorchModelRunner : IModelRunner, IKvMigration, IDisposable
         return _rows;
     }
 
+    /// <summary>Only a cache that holds every layer can give or take a sequence's KV whole.</summary>
+    public bool CanMigrate => Cache.HoldsEveryLayer;
+
     /// <summary>
     /// Copies the sequence's K/V into a staging cache of this replica's layout (a copy: the blocks
     /// may be reused as soon as the scheduler frees them). The staging cache's blocks are 0..n-1.
     /// </summary>
-    /// <summary>Only a cache that holds every layer can give or take a sequence's KV whole.</summary>
-    public bool CanMigrate => Cache.HoldsEveryLayer;
-
     public KvBlocks Export(Sequence seq)
     {
         int numBlocks = (seq.NumComputedTokens + Cache.BlockSize - 1) / Cache.BlockSize;
@@ -172,7 +172,7 @@ public sealed class TorchModelRunner : IModelRunner, IKvMigration, IDisposable
         var staging = Cache.EmptyLike(Math.Max(numBlocks, 1));
         try
         {
-            KvMigration.Copy(Cache, seq.BlockTable, staging, StagingTable(numBlocks), seq.NumComputedTokens);
+            KvMigration.Copy(Cache, seq.BlockTable, staging, KvBlocks.TableOf(numBlocks), seq.NumComputedTokens);
             return new KvBlocks(staging, seq.NumComputedTokens);
         }
         catch
@@ -189,7 +189,7 @@ public sealed class TorchModelRunner : IModelRunner, IKvMigration, IDisposable
         if (kv.NumTokens != seq.NumComputedTokens || numBlocks > seq.NumBlocks)
             throw new ArgumentException(
                 $"KV of {kv.NumTokens} tokens does not fit '{seq.RequestId}' ({seq.NumComputedTokens} computed, {seq.NumBlocks} blocks of {Cache.BlockSize} tokens)");
-        KvMigration.Copy(kv.Blocks, StagingTable(kv.Blocks.NumBlocks), Cache, seq.BlockTable, kv.NumTokens);
+        KvMigration.Copy(kv.Blocks, kv.BlockTable, Cache, seq.BlockTable, kv.NumTokens);
     }
 
     public void Dispose()
@@ -197,8 +197,6 @@ public sealed class TorchModelRunner : IModelRunner, IKvMigration, IDisposable
         if (_ownsCache)
             Cache.Dispose();
     }
-
-    private static int[] StagingTable(int numBlocks) => Enumerable.Range(0, numBlocks).ToArray();
 
     private static bool IsArgMax(SamplingParams sampling) => sampling.IsGreedy || sampling.TopK == 1;
 

@@ -37,9 +37,9 @@ public sealed class KvParkingTests
         var h = header.ToHeader();
         var bytes = parking.Read(remote, 0, (int)h.Bytes / 2).Concat(parking.Read(remote, h.Bytes / 2, (int)(h.Bytes - h.Bytes / 2))).ToArray();
         using var model = LocalCluster.TinyModel();
-        using var back = KvWire.Read(model.Config, h, bytes);
-        Assert.Equal(2f, back.Shards[0].Cache.Keys(0)[0, 0, 0, 0].item<float>());
-        Assert.Equal(-2f, back.Shards[0].Cache.Values(1)[0, 2, 1, 3].item<float>());
+        using var back = KvBlocks.FromWire(model.Config, h, bytes);
+        Assert.Equal(2f, back.Blocks.Shards[0].Cache.Keys(0)[0, 0, 0, 0].item<float>());
+        Assert.Equal(-2f, back.Blocks.Shards[0].Cache.Values(1)[0, 2, 1, 3].item<float>());
         Assert.Null(parking.TakeLocal(remote)); // opened for a peer: its bytes are what is left
         Assert.Throws<ArgumentOutOfRangeException>(() => parking.Read(remote, h.Bytes - 1, 2));
 

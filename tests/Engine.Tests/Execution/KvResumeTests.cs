@@ -27,7 +27,7 @@ public sealed class KvResumeTests
         Assert.Equal(request.PromptTokens.Count + delivered.Count - 1, header.NumTokens); // all but the last token's entries
 
         var steps = new StepLog();
-        var rest = await ResumeAsync(model, request, delivered, new KvBlocks(KvWire.Read(model.Config, header, bytes), header.NumTokens), steps);
+        var rest = await ResumeAsync(model, request, delivered, KvBlocks.FromWire(model.Config, header, bytes), steps);
 
         Assert.Equal(reference, delivered.Concat(rest).ToArray());
         var first = steps.Snapshot()[0].Shape;
@@ -48,8 +48,8 @@ public sealed class KvResumeTests
             reference = await TokensAsync(alone, request);
 
         var (delivered, header, bytes) = await MoveOutAfterAsync(model, request, numTokens: 10);
-        var rest = await ResumeAsync(model, request, delivered, new KvBlocks(KvWire.Read(model.Config, header, bytes), header.NumTokens), new StepLog());
-        var zeroed = await ResumeAsync(model, request, delivered, new KvBlocks(KvWire.Read(model.Config, header, new byte[bytes.Length]), header.NumTokens), new StepLog());
+        var rest = await ResumeAsync(model, request, delivered, KvBlocks.FromWire(model.Config, header, bytes), new StepLog());
+        var zeroed = await ResumeAsync(model, request, delivered, KvBlocks.FromWire(model.Config, header, new byte[bytes.Length]), new StepLog());
 
         Assert.Equal(reference, delivered.Concat(rest).ToList());
         Assert.NotEqual(rest, zeroed);
@@ -93,7 +93,7 @@ public sealed class KvResumeTests
         using (var kv = moving.TakeKv())
         {
             Assert.NotNull(kv);
-            bytes = KvWire.Write(kv.Blocks, Enumerable.Range(0, kv.Blocks.NumBlocks).ToArray(), kv.NumTokens, out header);
+            bytes = kv.ToWire(out header);
         }
         moving.HandOff(new OperationCanceledException("moved"));
         // What the engine produced before the move is still in the stream; then it ends with the hand-off.
