@@ -185,23 +185,10 @@ public sealed record WireTensor(
     [property: Id(1)] int DType,
     [property: Id(2)] byte[] Bytes)
 {
-    public static WireTensor Of(TorchSharp.torch.Tensor t)
-    {
-        using var host = t.cpu().contiguous();
-        return new WireTensor(host.shape, (int)host.dtype, host.bytes.ToArray());
-    }
+    public static WireTensor Of(TorchSharp.torch.Tensor t) => new(t.shape, (int)t.dtype, OServe.Models.Loading.TensorBytes.ToBytes(t));
 
-    public TorchSharp.torch.Tensor ToTensor()
-    {
-        var t = TorchSharp.torch.empty(Shape, (TorchSharp.torch.ScalarType)DType);
-        if (Bytes.Length != t.NumberOfElements * t.ElementSize)
-        {
-            t.Dispose();
-            throw new InvalidDataException($"a tensor of shape [{string.Join(", ", Shape)}] and dtype {(TorchSharp.torch.ScalarType)DType} needs {t.NumberOfElements * t.ElementSize} bytes, got {Bytes.Length}");
-        }
-        Bytes.CopyTo(t.bytes);
-        return t;
-    }
+    /// <summary>The tensor (host memory); <see cref="InvalidDataException"/> when the bytes are not its size.</summary>
+    public TorchSharp.torch.Tensor ToTensor() => OServe.Models.Loading.TensorBytes.FromBytes(Bytes, (TorchSharp.torch.ScalarType)DType, Shape);
 }
 
 /// <summary>A replica loaded on a worker, with its engine's figures.</summary>
