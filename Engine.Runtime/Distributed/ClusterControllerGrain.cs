@@ -354,21 +354,32 @@ public sealed class ClusterControllerGrain(
     {
         var wanted = target.Replicas.Select(r => ReplicaShape.Of(r).Key).ToHashSet(StringComparer.Ordinal);
         var now = DateTime.UtcNow;
-        var stray = holdings.SelectMany(h => h.Value.Where(k => !wanted.Contains(k)).Select(k => $"{h.Key}|{k}")).ToHashSet(StringComparer.Ordinal);
-        foreach (var key in stray)
-            _outOfPlanSince.TryAdd(key, now);
-        foreach (var key in _outOfPlanSince.Keys.Where(k => !stray.Contains(k)).ToArray())
-            _outOfPlanSince.Remove(key);
+        Track(_outOfPlanSince, holdings.SelectMany(h => h.Value.Where(k => !wanted.Contains(k)).Select(k => $"{h.Key}|{k}")), now);
+    }
+
+    /// <summary>Notes when each of <paramref name="current"/> (node|key) was first seen, and forgets the keys no longer among them.</summary>
+    private static void Track(Dictionary<string, DateTime> since, IEnumerable<string> current, DateTime now)
+    {
+        var keys = current.ToHashSet(StringComparer.Ordinal);
+        foreach (var key in keys)
+            since.TryAdd(key, now);
+        foreach (var key in since.Keys.Where(k => !keys.Contains(k)).ToArray())
+            since.Remove(key);
+    }
+
+    /// <summary>Removes and returns, as (node, key), the entries seen for at least the unload grace.</summary>
+    private (string Node, string Key)[] TakeDue(Dictionary<string, DateTime> since, DateTime now)
+    {
+        var due = since.Where(kv => now - kv.Value >= settings.UnloadGrace).Select(kv => kv.Key).ToArray();
+        foreach (var key in due)
+            since.Remove(key);
+        return due.Select(k => k.Split('|', 2) is [var node, var key] ? (node, key) : throw new InvalidOperationException($"'{k}' is not node|key")).ToArray();
     }
 
     private async Task UnloadStraysAsync()
     {
-        var now = DateTime.UtcNow;
-        var due = _outOfPlanSince.Where(kv => now - kv.Value >= settings.UnloadGrace).Select(kv => kv.Key).ToArray();
-        foreach (var entry in due)
+        foreach (var (node, key) in TakeDue(_outOfPlanSince, DateTime.UtcNow))
         {
-            var (node, key) = (entry.Split('|')[0], entry.Split('|')[1]);
-            _outOfPlanSince.Remove(entry);
             try
             {
                 if (settings.InFlight == InFlightPolicy.Drain)
@@ -412,26 +423,19 @@ public sealed class ClusterControllerGrain(
     {
         var byNode = statuses.ToDictionary(s => s.Node, StringComparer.Ordinal);
         var now = DateTime.UtcNow;
-        var orphans = statuses.SelectMany(s => s.StageRuns.Where(run =>
+        Track(_orphanSince, statuses.SelectMany(s => s.StageRuns.Where(run =>
                 !byNode.TryGetValue(run.HeadNode, out var head) || !head.Replicas.Any(r => r.Key == run.ReplicaKey))
-            .Select(run => (s.Node, run.RunKey))).ToArray();
-        foreach (var key in _orphanSince.Keys.Except(orphans.Select(o => $"{o.Node}|{o.RunKey}")).ToArray())
-            _orphanSince.Remove(key);
-        foreach (var (node, runKey) in orphans)
+            .Select(run => $"{s.Node}|{run.RunKey}")), now);
+        foreach (var (node, runKey) in TakeDue(_orphanSince, now))
         {
-            var key = $"{node}|{runKey}";
-            if (!_orphanSince.TryAdd(key, now) && now - _orphanSince[key] >= settings.UnloadGrace)
+            try
             {
-                _orphanSince.Remove(key);
-                try
-                {
-                    if (await Worker(node).UnloadStages(runKey))
-                        _lastEvent = $"unloaded {runKey} from {node}: the replica's first worker no longer runs it";
-                }
-                catch (Exception error)
-                {
-                    logger.LogWarning("plan controller: unloading {Run} on {Node} failed: {Error}", runKey, node, error.Message);
-                }
+                if (await Worker(node).UnloadStages(runKey))
+                    _lastEvent = $"unloaded {runKey} from {node}: the replica's first worker no longer runs it";
+            }
+            catch (Exception error)
+            {
+                logger.LogWarning("plan controller: unloading {Run} on {Node} failed: {Error}", runKey, node, error.Message);
             }
         }
     }
