@@ -113,28 +113,23 @@ public sealed class WorkerNode : IAsyncDisposable
                 throw new ArgumentException($"replica {shape.Key}: device '{device}' is not on worker '{Node}' ({Pool})");
         var spec = shape.ToSpec(shape.Key);
         var watch = Stopwatch.StartNew();
-        var options = new PlanRuntimeOptions { Engine = _options.Engine, ServedName = _options.ServedName, Devices = Pool, StepObserver = _options.StepObserver };
         LiveReplica replica;
         LoadReport report;
         if (weightsFrom is null || weightsFrom == Node)
         {
-            replica = new ReplicaBuilder(_model, _storage, Pool, options, Clock).BuildFromHost(spec);
+            replica = Builder(_storage).BuildFromHost(spec);
             report = new LoadReport(shape.Key, "host copy", 0, 0, 0, watch.Elapsed.TotalSeconds, WasLoaded: true);
         }
         else
         {
             var peer = new PeerWeightStore(_grains.GetGrain<IWorkerGrain>(weightsFrom), weightsFrom);
-            var (built, _, transfer) = new ReplicaBuilder(_model, peer, Pool, options, Clock).Build(spec, copyFromPeers: true, ShardTransfer.Instance);
+            var (built, _, transfer) = Builder(peer).Build(spec, copyFromPeers: true, ShardTransfer.Instance);
             replica = built;
             Interlocked.Add(ref _bytesReceived, peer.BytesReceived);
             report = new LoadReport(shape.Key, $"worker {weightsFrom}", peer.BytesReceived,
                 transfer.BytesFromPeers + transfer.BytesFromSameDevice, 0, watch.Elapsed.TotalSeconds, WasLoaded: true);
         }
-        if (!_replicas.TryAdd(shape.Key, replica))
-        {
-            replica.StopAsync().GetAwaiter().GetResult();
-            throw new InvalidOperationException($"replica {shape.Key} was loaded twice on worker '{Node}'");
-        }
+        Register(shape.Key, replica);
         _logger.LogInformation("worker {Node}: loaded {Replica} from {Origin} in {Seconds:F2}s ({Bytes} B over the network)",
             Node, shape.Key, report.Origin, report.Seconds, report.BytesFromPeerWorker);
         return report;
@@ -166,14 +161,9 @@ public sealed class WorkerNode : IAsyncDisposable
             var (source, origin, peer) = WeightSource(weightsFrom);
             head = ParallelLlama.Create(_model.Config, DevicesOf(shape, runs[0].Stages), shape.Tp, shape.Pp, source, _model.Model.DType, stages: runs[0].Stages);
             var pipelined = new PipelinedLlama(head, rest);
-            var options = new PlanRuntimeOptions { Engine = _options.Engine, ServedName = _options.ServedName, Devices = Pool, StepObserver = _options.StepObserver };
-            var replica = new ReplicaBuilder(_model, _storage, Pool, options, Clock).Start(shape.ToSpec(shape.Key), pipelined);
+            var replica = Builder(_storage).Start(shape.ToSpec(shape.Key), pipelined);
             started = true;
-            if (!_replicas.TryAdd(shape.Key, replica))
-            {
-                replica.StopAsync().GetAwaiter().GetResult();
-                throw new InvalidOperationException($"replica {shape.Key} was loaded twice on worker '{Node}'");
-            }
+            Register(shape.Key, replica);
             bytesFromPeers += peer?.BytesReceived ?? 0;
             Interlocked.Add(ref _bytesReceived, peer?.BytesReceived ?? 0);
             var report = new LoadReport(shape.Key, $"{origin}; stages across workers: {string.Join(", ", runs.Select(r => $"{r.Stages} on {r.Node}"))}",
@@ -188,6 +178,19 @@ public sealed class WorkerNode : IAsyncDisposable
                 run.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The single-process builder over this worker's devices, with this worker's engine arguments.</summary>
+    private ReplicaBuilder Builder(IWeightStore storage) => new(_model, storage, Pool,
+        new PlanRuntimeOptions { Engine = _options.Engine, ServedName = _options.ServedName, Devices = Pool, StepObserver = _options.StepObserver }, Clock);
+
+    /// <summary>Puts a built replica in service; a second build of the key (which the loading map prevents) is stopped.</summary>
+    private void Register(string key, LiveReplica replica)
+    {
+        if (_replicas.TryAdd(key, replica))
+            return;
+        replica.StopAsync().GetAwaiter().GetResult();
+        throw new InvalidOperationException($"replica {key} was loaded twice on worker '{Node}'");
     }
 
     /// <summary>A remote run of the replica failed: take the replica out, so its requests resume elsewhere and the controller rebuilds it.</summary>
@@ -288,7 +291,6 @@ public sealed class WorkerNode : IAsyncDisposable
             finally { _retiring.TryRemove(key, out _); }
         });
 
-    /// <summary>One generation on replica <paramref name="key"/>; the stream ends with the finish event, and leaving it early aborts the request.</summary>
     /// <summary>
     /// One generation on replica <paramref name="key"/>; the stream ends with the finish event, or
     /// with <see cref="WorkerEvent.Moved"/> when the replica retires and moves the request out, and
@@ -372,10 +374,10 @@ public sealed class WorkerNode : IAsyncDisposable
                 for (int i = 0; i < batch.Length; i++)
                     parts[i].CopyTo(bytes.AsSpan((int)batch[i]));
             }
-            var blocks = KvWire.Read(_model.Config, header, bytes);
+            var kv = KvBlocks.FromWire(_model.Config, header, bytes);
             Interlocked.Add(ref _kvBytesReceived, bytes.Length);
             _logger.LogDebug("worker {Node}: fetched {Bytes} B of KV ({Tokens} tokens) from {Peer} in {Ms:F1} ms", Node, bytes.Length, header.NumTokens, ticket.Node, watch.Elapsed.TotalMilliseconds);
-            return new KvBlocks(blocks, header.NumTokens);
+            return kv;
         }
         catch (Exception error) when (!cancellationToken.IsCancellationRequested)
         {
