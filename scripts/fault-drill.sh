@@ -32,7 +32,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-requests=60; concurrency=12; max_tokens=48; prompt_words=24; victim=node1; stall=2; mode=kill
+requests=60; concurrency=12; max_tokens=; prompt_words=24; victim=node1; stall=2; mode=kill
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -h|--help) sed -n '2,/^set /{/^set /d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
@@ -47,6 +47,9 @@ while [[ $# -gt 0 ]]; do
     *) echo "fault-drill: unknown option '$1' (see $0 --help)" >&2; exit 2 ;;
   esac
 done
+# A switch retires node1's replica a grace period (1 s) and a reconcile after the PUT: its requests
+# must still be running then, so they are longer by default.
+[[ -n $max_tokens ]] || { [[ $mode == switch ]] && max_tokens=192 || max_tokens=48; }
 case "$victim" in node0|node1|node2) ;; *) echo "fault-drill: --kill must be node0, node1 or node2, got '$victim'" >&2; exit 2 ;; esac
 
 config=${CONFIGURATION:-Release}
@@ -142,8 +145,28 @@ pids+=($load_pid)
 
 # Mid-load: once a quarter of the requests have finished (so many streams are in flight).
 until [[ -f "$logs/progress" && $(cat "$logs/progress") -ge $((requests / 4)) ]] || ! kill -0 "$load_pid" 2>/dev/null; do sleep 0.1; done
+# The front end's own figures: broken streams resumed and the longest wait for a next token after the
+# break was seen; requests a switch moved, with KV, and the longest wait of a moved one.
 front_end_figures() {
   say "front end: $(cluster | grep -oE '"(stream_breaks|requests_resumed|max_resume_seconds|requests_moved|requests_moved_with_kv|max_move_seconds)":[0-9.]+' | tr '\n' ' ')"
+}
+loop_figures() {  # the controller loop's last window and last applied plan
+  local state; state=$(curl -sf -m 5 "$base/v1/cluster" | tr -d '\n')
+  say "controller loop, last window: $(grep -oE '"loop": ?\{[^}]*\}' <<<"$state" || echo none)"
+  say "controller loop, last applied: $(grep -oE '"loop_switch": ?\{[^}]*\}' <<<"$state" || echo none)"
+}
+plan_figures() { say "plan in force: $(cluster | grep -oE '"replicas":\[[^]]*\]' | head -1)"; }
+worker_kv_figures() {
+  say "workers: $(cluster | grep -oE '"node":"node[0-9]"|"(requests_moved_out|requests_moved_out_with_kv|requests_moved_in|requests_resumed_from_kv|kv_bytes_sent|kv_bytes_received)":[0-9]+' | tr '\n' ' ')"
+}
+finish_drill() {  # finish_drill [FIGURES...]: waits for the load, prints its line, the front end's and each FIGURES function's, and exits (1 when the drill or the load failed)
+  wait "$load_pid"; rc=$?
+  sed 's/^/fault-drill: /' "$logs/load.err" >&2
+  front_end_figures
+  for figures in "$@"; do "$figures"; done
+  tail -n 1 "$logs/load.out"
+  [[ $drill_ok -eq 1 ]] || { [[ $rc -eq 0 ]] && rc=1; }
+  exit $rc
 }
 if [[ $mode == loop ]]; then
   echo "$EPOCHREALTIME" >"$logs/killed-at"
@@ -155,16 +178,7 @@ if [[ $mode == loop ]]; then
   else
     drill_ok=0
   fi
-  wait "$load_pid"; rc=$?
-  sed 's/^/fault-drill: /' "$logs/load.err" >&2
-  front_end_figures
-  state=$(curl -sf -m 5 "$base/v1/cluster" | tr -d '\n')
-  say "controller loop, last window: $(grep -oE '"loop": ?\{[^}]*\}' <<<"$state" || echo none)"
-  say "controller loop, last applied: $(grep -oE '"loop_switch": ?\{[^}]*\}' <<<"$state" || echo none)"
-  say "plan in force: $(tr -d ' ' <<<"$state" | grep -oE '"replicas":\[[^]]*\]' | head -1)"
-  tail -n 1 "$logs/load.out"
-  [[ $drill_ok -eq 1 ]] || { [[ $rc -eq 0 ]] && rc=1; }
-  exit $rc
+  finish_drill loop_figures plan_figures
 fi
 if [[ $mode == switch ]]; then
   finished_at_switch=$(cat "$logs/progress")
@@ -176,13 +190,7 @@ if [[ $mode == switch ]]; then
   [[ $code == 200 ]] || { cat "$logs/switch.json" >&2; drill_ok=0; }
   moved() { [[ $1 =~ \"requests_moved\":([0-9]+) && ${BASH_REMATCH[1]} -gt 0 ]]; }
   wait_until "node1's replica to retire and move its requests" moved 60 && say "node1's replica retired $(since "$switched") s after the PUT" || drill_ok=0
-  wait "$load_pid"; rc=$?
-  sed 's/^/fault-drill: /' "$logs/load.err" >&2
-  front_end_figures
-  say "workers: $(curl -sf -m 5 "$base/v1/cluster" | tr -d ' \n' | grep -oE '"node":"node[0-9]"|"(requests_moved_out|requests_moved_out_with_kv|requests_moved_in|requests_resumed_from_kv|kv_bytes_sent|kv_bytes_received)":[0-9]+' | tr '\n' ' ')"
-  tail -n 1 "$logs/load.out"
-  [[ $drill_ok -eq 1 ]] || { [[ $rc -eq 0 ]] && rc=1; }
-  exit $rc
+  finish_drill worker_kv_figures
 fi
 # The kill time is taken after SIGKILL returns, with no process started between (EPOCHREALTIME, not
 # date): a time taken before, plus a fork or two on a loaded machine, let the victim's streams go on
@@ -210,15 +218,4 @@ restarted=$(now)
 start_worker "$victim"
 wait_until "$victim to rejoin" is_full 300 && say "$victim rejoined: full plan in force again $(since "$restarted") s after its restart ($(since "$killed") s after the kill)" || drill_ok=0
 
-wait "$load_pid"; rc=$?
-sed 's/^/fault-drill: /' "$logs/load.err" >&2
-# The front end's own figure: the longest a broken stream waited for its next token (after the break was seen).
-front_end_figures
-if [[ -n ${OSERVE_WORKER_ARGS:-} ]]; then
-  state=$(curl -sf -m 5 "$base/v1/cluster" | tr -d '\n')
-  say "controller loop, last window: $(grep -oE '"loop": ?\{[^}]*\}' <<<"$state" || echo none)"
-  say "controller loop, last applied: $(grep -oE '"loop_switch": ?\{[^}]*\}' <<<"$state" || echo none)"
-fi
-tail -n 1 "$logs/load.out"
-[[ $drill_ok -eq 1 ]] || { [[ $rc -eq 0 ]] && rc=1; }
-exit $rc
+if [[ -n ${OSERVE_WORKER_ARGS:-} ]]; then finish_drill loop_figures; else finish_drill; fi
